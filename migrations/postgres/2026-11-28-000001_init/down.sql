@@ -1,0 +1,11 @@
+DROP TABLE group_members;
+DROP TABLE scim_groups;
+DROP TABLE user_emails;
+DROP TABLE scim_users;
+DROP TABLE directory_tokens;
+DROP TABLE directories;
+DROP TABLE portal_links;
+DROP TABLE organizations;
+DROP TABLE owner_setup_links;
+DROP TABLE owners;
+DROP TABLE settings;

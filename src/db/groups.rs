@@ -1,0 +1,293 @@
+//! SCIM groups and memberships of a directory (every function takes the directory id first),
+//! and the portal's org-wide group views. Membership changes touch only the changed rows.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{directories, group_members, scim_groups, scim_users};
+use super::scim_filter::GroupCond;
+use super::{DbConn, new_id, now};
+use crate::scim::resource::{GroupInput, Reference, normalize};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = scim_groups)]
+pub struct GroupRow {
+    pub id: String,
+    pub directory_id: String,
+    pub display_name: String,
+    pub display_name_norm: String,
+    pub external_id: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+/// Rows per statement when inserting or deleting memberships in bulk.
+const CHUNK: usize = 500;
+
+pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
+    scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::id.eq(id))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn id_by_display_name(conn: &mut DbConn, directory_id: &str, display_name: &str) -> QueryResult<Option<String>> {
+    scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::display_name_norm.eq(normalize(display_name)))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(scim_groups::id)
+        .first(conn)
+        .optional()
+}
+
+pub fn search(
+    conn: &mut DbConn,
+    directory_id: &str,
+    cond: Option<(GroupCond, GroupCond)>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<GroupRow>)> {
+    let mut count = scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .count()
+        .into_boxed();
+    let mut page = scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .order(scim_groups::id.asc())
+        .offset(offset)
+        .limit(limit)
+        .into_boxed();
+    if let Some((c1, c2)) = cond {
+        count = count.filter(c1);
+        page = page.filter(c2);
+    }
+    let total: i64 = count.get_result(conn)?;
+    let rows = if limit == 0 { Vec::new() } else { page.load(conn)? };
+    Ok((total, rows))
+}
+
+pub fn insert(conn: &mut DbConn, directory_id: &str, input: &GroupInput) -> QueryResult<GroupRow> {
+    let id = new_id();
+    let at = now();
+    diesel::insert_into(scim_groups::table)
+        .values((
+            scim_groups::id.eq(&id),
+            scim_groups::directory_id.eq(directory_id),
+            scim_groups::display_name.eq(&input.display_name),
+            scim_groups::display_name_norm.eq(normalize(&input.display_name)),
+            scim_groups::external_id.eq(&input.external_id),
+            scim_groups::resource.eq(input.document.to_string()),
+            scim_groups::version.eq(1i64),
+            scim_groups::created_at.eq(at),
+            scim_groups::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    get(conn, directory_id, &id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+/// Replaces a group's attributes (not its members) and bumps its version.
+pub fn update(conn: &mut DbConn, directory_id: &str, id: &str, input: &GroupInput) -> QueryResult<()> {
+    diesel::update(
+        scim_groups::table
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::id.eq(id))
+            .filter(scim_groups::deleted_at.is_null()),
+    )
+    .set((
+        scim_groups::display_name.eq(&input.display_name),
+        scim_groups::display_name_norm.eq(normalize(&input.display_name)),
+        scim_groups::external_id.eq(&input.external_id),
+        scim_groups::resource.eq(input.document.to_string()),
+        scim_groups::version.eq(scim_groups::version + 1i64),
+        scim_groups::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Marks a membership-only change on the group (version and lastModified).
+pub fn touch(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<()> {
+    diesel::update(
+        scim_groups::table
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::id.eq(id)),
+    )
+    .set((
+        scim_groups::version.eq(scim_groups::version + 1i64),
+        scim_groups::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        scim_groups::table
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::id.eq(id))
+            .filter(scim_groups::deleted_at.is_null()),
+    )
+    .set((scim_groups::deleted_at.eq(now()), scim_groups::updated_at.eq(now())))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    diesel::delete(group_members::table.filter(group_members::group_id.eq(id))).execute(conn)?;
+    Ok(true)
+}
+
+/// Which of `ids` are live users of the directory.
+pub fn known_user_ids(conn: &mut DbConn, directory_id: &str, ids: &BTreeSet<String>) -> QueryResult<BTreeSet<String>> {
+    let ids: Vec<&String> = ids.iter().collect();
+    let mut found = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<String> = scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::deleted_at.is_null())
+            .filter(scim_users::id.eq_any(chunk))
+            .select(scim_users::id)
+            .load(conn)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Current member ids of a group.
+pub fn member_ids(conn: &mut DbConn, group_id: &str) -> QueryResult<BTreeSet<String>> {
+    Ok(group_members::table
+        .filter(group_members::group_id.eq(group_id))
+        .select(group_members::user_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Adds members, ignoring those already present; returns how many rows were inserted.
+pub fn add_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<String>) -> QueryResult<usize> {
+    let at = now();
+    let ids: Vec<&String> = user_ids.iter().collect();
+    let mut inserted = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|u| {
+                (
+                    group_members::group_id.eq(group_id),
+                    group_members::user_id.eq(*u),
+                    group_members::created_at.eq(at),
+                )
+            })
+            .collect();
+        inserted += match conn {
+            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(group_members::table)
+                .values(&rows)
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(group_members::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+    }
+    Ok(inserted)
+}
+
+/// Removes members; returns how many rows were deleted.
+pub fn remove_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<String>) -> QueryResult<usize> {
+    let ids: Vec<&String> = user_ids.iter().collect();
+    let mut removed = 0;
+    for chunk in ids.chunks(CHUNK) {
+        removed += diesel::delete(
+            group_members::table
+                .filter(group_members::group_id.eq(group_id))
+                .filter(group_members::user_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+    }
+    Ok(removed)
+}
+
+/// Members of a group (live users), ordered by name, one page.
+pub fn members(conn: &mut DbConn, group_id: &str, offset: i64, limit: i64) -> QueryResult<Vec<(String, String, Option<String>, bool)>> {
+    group_members::table
+        .inner_join(scim_users::table)
+        .filter(group_members::group_id.eq(group_id))
+        .filter(scim_users::deleted_at.is_null())
+        .select((scim_users::id, scim_users::user_name, scim_users::display_name, scim_users::active))
+        .order(scim_users::user_name_norm.asc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)
+}
+
+/// All members as SCIM references (for rendering a group).
+pub fn member_refs(conn: &mut DbConn, group_id: &str) -> QueryResult<Vec<Reference>> {
+    Ok(members(conn, group_id, 0, i64::MAX)?
+        .into_iter()
+        .map(|(id, user_name, display_name, _)| Reference {
+            id,
+            display: Some(display_name.unwrap_or(user_name)),
+        })
+        .collect())
+}
+
+pub fn member_count(conn: &mut DbConn, group_id: &str) -> QueryResult<i64> {
+    group_members::table
+        .inner_join(scim_users::table)
+        .filter(group_members::group_id.eq(group_id))
+        .filter(scim_users::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// Portal: one page of an organization's live groups with member counts.
+pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limit: i64) -> QueryResult<(i64, Vec<(GroupRow, i64)>)> {
+    let needle = normalize(search);
+    let base = || {
+        let mut q = scim_groups::table
+            .inner_join(directories::table)
+            .filter(directories::org_id.eq(org_id))
+            .filter(scim_groups::deleted_at.is_null())
+            .into_boxed();
+        if !needle.is_empty() {
+            let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            q = q.filter(scim_groups::display_name_norm.like(pattern).escape('\\'));
+        }
+        q
+    };
+    let total: i64 = base().count().get_result(conn)?;
+    let rows: Vec<GroupRow> = base()
+        .select(GroupRow::as_select())
+        .order(scim_groups::display_name_norm.asc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for g in rows {
+        let n = member_count(conn, &g.id)?;
+        out.push((g, n));
+    }
+    Ok((total, out))
+}
+
+pub fn org_get(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
+    scim_groups::table
+        .inner_join(directories::table)
+        .filter(directories::org_id.eq(org_id))
+        .filter(scim_groups::id.eq(id))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,229 @@
+//! Storage: one diesel `MultiConnection` over SQLite or PostgreSQL, picked at run time by the
+//! database URL. Repository modules hold sync functions that take the tenant (org or directory)
+//! first; handlers call them inside `web::block`.
+
+pub mod directories;
+pub mod groups;
+pub mod orgs;
+pub mod owners;
+pub mod schema;
+pub mod scim_filter;
+pub mod settings;
+pub mod users;
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::CustomizeConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// Key of the Postgres advisory lock that serializes migrations of instances starting together.
+const MIGRATION_LOCK: i64 = 0x526f_7374;
+
+/// A connection to either backend; most queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL (expected postgres://…, postgresql://… or sqlite://…): {0}")]
+    BadUrl(String),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations: {0}")]
+    Migration(String),
+}
+
+impl Backend {
+    /// The backend named by a URL's scheme. A bare path is refused so a typo cannot create an
+    /// empty database somewhere unexpected.
+    pub fn from_url(url: &str) -> Result<Backend, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(DbError::BadUrl(redact_url(url)))
+        }
+    }
+}
+
+/// The URL without a password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// r2d2 manager that connects with the right backend and keeps the driver's own error.
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        Ok(match self.backend {
+            Backend::Postgres => DbConn::Postgres(
+                diesel::PgConnection::establish(&self.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?,
+            ),
+            Backend::Sqlite => {
+                // diesel opens SQLite URLs as URIs: `sqlite://path` becomes `file:path`.
+                let path = self.url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                DbConn::Sqlite(
+                    diesel::SqliteConnection::establish(path)
+                        .map_err(diesel::r2d2::Error::ConnectionError)?,
+                )
+            }
+        })
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// SQLite settings every pooled connection needs; `batch_execute` runs them all (a single
+/// `sql_query` would run only the first).
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                 PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a pool and applies pending migrations.
+pub fn connect(url: &str) -> Result<Pool, DbError> {
+    let backend = Backend::from_url(url)?;
+    if backend == Backend::Sqlite {
+        ensure_sqlite_parent_dir(url);
+    }
+    let size = match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    };
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(Manager {
+            url: url.to_string(),
+            backend,
+        })?;
+    migrate(&mut *pool.get()?)?;
+    Ok(pool)
+}
+
+fn ensure_sqlite_parent_dir(url: &str) {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        let _ = std::fs::create_dir_all(parent);
+    }
+}
+
+/// Applies pending migrations; on Postgres under an advisory lock so that several instances
+/// starting together do not race.
+pub fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
+    match conn {
+        DbConn::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = c
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| DbError::Migration(e.to_string()));
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| DbError::Migration(e.to_string())),
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so read-then-write
+/// transactions take the write lock up front instead of failing with "database is locked".
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(value) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
+/// Now, in UTC, truncated to microseconds so both backends round-trip it exactly.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// A new time-ordered id (UUID v7): lowercase hex and hyphens only, safe in any URL.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// True when a diesel error is a unique-constraint violation.
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

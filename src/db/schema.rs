@@ -1,0 +1,150 @@
+//! Hand-kept diesel schema, shared by the SQLite and PostgreSQL migrations.
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    owners (id) {
+        id -> Text,
+        password_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    owner_setup_links (id) {
+        id -> Text,
+        sha256 -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        name -> Text,
+        scim_enabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    portal_links (id) {
+        id -> Text,
+        org_id -> Text,
+        sha256 -> Binary,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    directories (id) {
+        id -> Text,
+        org_id -> Text,
+        provider -> Text,
+        name -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        first_request_at -> Nullable<Timestamp>,
+        last_request_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    directory_tokens (id) {
+        id -> Text,
+        directory_id -> Text,
+        sha256 -> Binary,
+        suffix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    scim_users (id) {
+        id -> Text,
+        directory_id -> Text,
+        user_name -> Text,
+        user_name_norm -> Text,
+        external_id -> Nullable<Text>,
+        active -> Bool,
+        display_name -> Nullable<Text>,
+        display_name_norm -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
+        primary_email -> Nullable<Text>,
+        resource -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    user_emails (user_id, position) {
+        user_id -> Text,
+        position -> Integer,
+        directory_id -> Text,
+        value_norm -> Text,
+        type_norm -> Nullable<Text>,
+        is_primary -> Bool,
+    }
+}
+
+diesel::table! {
+    scim_groups (id) {
+        id -> Text,
+        directory_id -> Text,
+        display_name -> Text,
+        display_name_norm -> Text,
+        external_id -> Nullable<Text>,
+        resource -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(portal_links -> organizations (org_id));
+diesel::joinable!(directories -> organizations (org_id));
+diesel::joinable!(directory_tokens -> directories (directory_id));
+diesel::joinable!(scim_users -> directories (directory_id));
+diesel::joinable!(scim_groups -> directories (directory_id));
+diesel::joinable!(user_emails -> scim_users (user_id));
+diesel::joinable!(group_members -> scim_groups (group_id));
+diesel::joinable!(group_members -> scim_users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    settings,
+    owners,
+    owner_setup_links,
+    organizations,
+    portal_links,
+    directories,
+    directory_tokens,
+    scim_users,
+    user_emails,
+    scim_groups,
+    group_members,
+);

@@ -1,0 +1,250 @@
+//! SCIM users of a directory (every function takes the directory id first), and the portal's
+//! org-wide user views.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{directories, group_members, scim_groups, scim_users, user_emails};
+use super::scim_filter::UserCond;
+use super::{DbConn, new_id, now};
+use crate::scim::resource::{Reference, UserInput, normalize};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = scim_users)]
+pub struct UserRow {
+    pub id: String,
+    pub directory_id: String,
+    pub user_name: String,
+    pub user_name_norm: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub display_name: Option<String>,
+    pub display_name_norm: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub primary_email: Option<String>,
+    pub resource: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+impl UserRow {
+    /// The best human name: displayName, else given + family name, else userName.
+    pub fn label(&self) -> String {
+        if let Some(d) = self.display_name.as_deref().filter(|d| !d.trim().is_empty()) {
+            return d.to_string();
+        }
+        let full = [self.given_name.as_deref(), self.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if full.trim().is_empty() { self.user_name.clone() } else { full }
+    }
+}
+
+/// A live (not deleted) user of the directory.
+pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
+    scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::id.eq(id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The id of the live user holding `user_name` (case-insensitively), if any.
+pub fn id_by_user_name(conn: &mut DbConn, directory_id: &str, user_name: &str) -> QueryResult<Option<String>> {
+    scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::user_name_norm.eq(normalize(user_name)))
+        .filter(scim_users::deleted_at.is_null())
+        .select(scim_users::id)
+        .first(conn)
+        .optional()
+}
+
+/// One page of live users matching `cond` (given twice: for the count and for the page), in
+/// creation order (ids are time-ordered), so pages are stable.
+pub fn search(
+    conn: &mut DbConn,
+    directory_id: &str,
+    cond: Option<(UserCond, UserCond)>,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<UserRow>)> {
+    let mut count = scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
+        .count()
+        .into_boxed();
+    let mut page = scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .order(scim_users::id.asc())
+        .offset(offset)
+        .limit(limit)
+        .into_boxed();
+    if let Some((c1, c2)) = cond {
+        count = count.filter(c1);
+        page = page.filter(c2);
+    }
+    let total: i64 = count.get_result(conn)?;
+    let rows = if limit == 0 { Vec::new() } else { page.load(conn)? };
+    Ok((total, rows))
+}
+
+fn write_emails(conn: &mut DbConn, directory_id: &str, user_id: &str, input: &UserInput) -> QueryResult<()> {
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(user_id))).execute(conn)?;
+    for (position, e) in input.emails.iter().enumerate() {
+        diesel::insert_into(user_emails::table)
+            .values((
+                user_emails::user_id.eq(user_id),
+                user_emails::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
+                user_emails::directory_id.eq(directory_id),
+                user_emails::value_norm.eq(&e.value_norm),
+                user_emails::type_norm.eq(&e.type_norm),
+                user_emails::is_primary.eq(e.primary),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Inserts a user; call inside a write transaction.
+pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> QueryResult<UserRow> {
+    let id = new_id();
+    let at = now();
+    diesel::insert_into(scim_users::table)
+        .values((
+            scim_users::id.eq(&id),
+            scim_users::directory_id.eq(directory_id),
+            scim_users::user_name.eq(&input.user_name),
+            scim_users::user_name_norm.eq(normalize(&input.user_name)),
+            scim_users::external_id.eq(&input.external_id),
+            scim_users::active.eq(input.active),
+            scim_users::display_name.eq(&input.display_name),
+            scim_users::display_name_norm.eq(input.display_name.as_deref().map(normalize)),
+            scim_users::given_name.eq(&input.given_name),
+            scim_users::family_name.eq(&input.family_name),
+            scim_users::primary_email.eq(&input.primary_email),
+            scim_users::resource.eq(input.document.to_string()),
+            scim_users::version.eq(1i64),
+            scim_users::created_at.eq(at),
+            scim_users::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    write_emails(conn, directory_id, &id, input)?;
+    get(conn, directory_id, &id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+/// Replaces a user's attributes; call inside a write transaction.
+pub fn update(conn: &mut DbConn, directory_id: &str, id: &str, input: &UserInput) -> QueryResult<UserRow> {
+    diesel::update(
+        scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::id.eq(id))
+            .filter(scim_users::deleted_at.is_null()),
+    )
+    .set((
+        scim_users::user_name.eq(&input.user_name),
+        scim_users::user_name_norm.eq(normalize(&input.user_name)),
+        scim_users::external_id.eq(&input.external_id),
+        scim_users::active.eq(input.active),
+        scim_users::display_name.eq(&input.display_name),
+        scim_users::display_name_norm.eq(input.display_name.as_deref().map(normalize)),
+        scim_users::given_name.eq(&input.given_name),
+        scim_users::family_name.eq(&input.family_name),
+        scim_users::primary_email.eq(&input.primary_email),
+        scim_users::resource.eq(input.document.to_string()),
+        scim_users::version.eq(scim_users::version + 1i64),
+        scim_users::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    write_emails(conn, directory_id, id, input)?;
+    get(conn, directory_id, id)?.ok_or(diesel::result::Error::NotFound)
+}
+
+/// Deletes a user: a tombstone stays (for audit), memberships and email index rows go.
+pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::id.eq(id))
+            .filter(scim_users::deleted_at.is_null()),
+    )
+    .set((scim_users::deleted_at.eq(now()), scim_users::updated_at.eq(now())))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    diesel::delete(group_members::table.filter(group_members::user_id.eq(id))).execute(conn)?;
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(id))).execute(conn)?;
+    Ok(true)
+}
+
+/// The groups of each given user (live groups of the same directory).
+pub fn groups_of(conn: &mut DbConn, directory_id: &str, user_ids: &[String]) -> QueryResult<Vec<(String, Reference)>> {
+    let mut out = Vec::new();
+    for chunk in user_ids.chunks(500) {
+        let rows: Vec<(String, String, String)> = group_members::table
+            .inner_join(scim_groups::table)
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::deleted_at.is_null())
+            .filter(group_members::user_id.eq_any(chunk))
+            .select((group_members::user_id, scim_groups::id, scim_groups::display_name))
+            .order(scim_groups::display_name_norm.asc())
+            .load(conn)?;
+        out.extend(rows.into_iter().map(|(user_id, id, display)| {
+            (user_id, Reference { id, display: Some(display) })
+        }));
+    }
+    Ok(out)
+}
+
+/// Portal: one page of an organization's live users, optionally searched by name or email.
+pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limit: i64) -> QueryResult<(i64, Vec<UserRow>)> {
+    let needle = normalize(search);
+    let base = || {
+        let mut q = scim_users::table
+            .inner_join(directories::table)
+            .filter(directories::org_id.eq(org_id))
+            .filter(scim_users::deleted_at.is_null())
+            .into_boxed();
+        if !needle.is_empty() {
+            let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            q = q.filter(
+                scim_users::user_name_norm
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(scim_users::display_name_norm.like(pattern.clone()).escape('\\').assume_not_null())
+                    .or(scim_users::primary_email.like(pattern).escape('\\').assume_not_null()),
+            );
+        }
+        q
+    };
+    let total: i64 = base().count().get_result(conn)?;
+    let rows = base()
+        .select(UserRow::as_select())
+        .order(scim_users::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok((total, rows))
+}
+
+/// Portal: a live user of the organization.
+pub fn org_get(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
+    scim_users::table
+        .inner_join(directories::table)
+        .filter(directories::org_id.eq(org_id))
+        .filter(scim_users::id.eq(id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}

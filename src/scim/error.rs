@@ -1,0 +1,80 @@
+//! SCIM errors (RFC 7644 §3.12): a status, an optional `scimType` and a human-readable detail.
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {detail}")]
+pub struct ScimError {
+    pub status: u16,
+    pub scim_type: Option<&'static str>,
+    pub detail: String,
+}
+
+impl ScimError {
+    pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn invalid_filter(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("invalidFilter"), detail)
+    }
+    pub fn invalid_syntax(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("invalidSyntax"), detail)
+    }
+    pub fn invalid_value(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("invalidValue"), detail)
+    }
+    pub fn invalid_path(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("invalidPath"), detail)
+    }
+    pub fn no_target(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("noTarget"), detail)
+    }
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self::new(400, Some("tooMany"), detail)
+    }
+    pub fn uniqueness(detail: impl Into<String>) -> Self {
+        Self::new(409, Some("uniqueness"), detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, None, detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(403, None, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(404, None, detail)
+    }
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(405, None, detail)
+    }
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(413, None, detail)
+    }
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(501, None, detail)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(503, None, detail)
+    }
+    pub fn internal() -> Self {
+        Self::new(500, None, "internal error; the request was not applied")
+    }
+
+    /// The RFC 7644 §3.12 body; `status` is a string, as the RFC's examples and Okta expect.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "schemas": [super::ERROR_SCHEMA],
+            "status": self.status.to_string(),
+            "detail": self.detail,
+        });
+        if let Some(t) = self.scim_type {
+            body["scimType"] = Value::String(t.to_string());
+        }
+        body
+    }
+}

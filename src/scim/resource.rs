@@ -1,0 +1,408 @@
+//! Mapping between SCIM JSON and what Roster stores: validation and normalisation of incoming
+//! Users and Groups (tolerating what real providers send), and rendering of stored resources.
+
+use serde_json::{Map, Value, json};
+
+use super::filter::get_ci;
+use super::{ENTERPRISE_USER_SCHEMA, ResourceType, ScimError};
+
+/// Attributes a client may send but never sets (RFC 7643 `mutability: readOnly`), plus
+/// `password`, which Roster never stores.
+pub const USER_READ_ONLY: &[&str] = &["id", "meta", "groups", "password"];
+pub const GROUP_READ_ONLY: &[&str] = &["id", "meta"];
+
+/// Legacy spellings of the enterprise extension URN, stored under the standard one.
+const LEGACY_ENTERPRISE: &[&str] = &[
+    "urn:scim:schemas:extension:enterprise:2.0",
+    "urn:scim:schemas:extension:enterprise:1.0",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0User",
+];
+
+/// Case-insensitive, trimmed form used for uniqueness and case-insensitive filters.
+pub fn normalize(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// One email address of a user, as indexed for filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailEntry {
+    pub value_norm: String,
+    pub type_norm: Option<String>,
+    pub primary: bool,
+}
+
+/// A validated User: indexed columns plus the document that keeps every attribute sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInput {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub emails: Vec<EmailEntry>,
+    pub primary_email: Option<String>,
+    /// The resource without read-only attributes, `schemas`, or empty values.
+    pub document: Value,
+}
+
+/// A validated Group. `members` is `None` when the request did not mention members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInput {
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub members: Option<Vec<String>>,
+    pub document: Value,
+}
+
+fn as_object(body: &Value) -> Result<&Map<String, Value>, ScimError> {
+    body.as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))
+}
+
+/// Drops read-only attributes, `schemas`, nulls and empty strings (Entra sends `"title":null`,
+/// OneLogin empty strings), and moves legacy enterprise keys to the standard URN.
+fn clean(body: &Map<String, Value>, read_only: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in body {
+        if read_only.iter().any(|r| r.eq_ignore_ascii_case(k)) || k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let v = strip_empty(v.clone());
+        if v.is_null() {
+            continue;
+        }
+        let key = if LEGACY_ENTERPRISE.iter().any(|l| l.eq_ignore_ascii_case(k))
+            || k.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)
+        {
+            ENTERPRISE_USER_SCHEMA.to_string()
+        } else {
+            k.clone()
+        };
+        out.insert(key, v);
+    }
+    out
+}
+
+fn strip_empty(v: Value) -> Value {
+    match v {
+        Value::String(s) if s.is_empty() => Value::Null,
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, strip_empty(v)))
+                .filter(|(_, v)| !v.is_null())
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn opt_string(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>, ScimError> {
+    match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ScimError::invalid_value(format!("`{what}` must be a string"))),
+    }
+}
+
+/// `active` as a JSON boolean or the strings Entra sends (`"True"`, `"False"`).
+pub fn parse_active(v: &Value) -> Result<bool, ScimError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(ScimError::invalid_value(format!(
+            "`active` must be true or false, not {other}"
+        ))),
+    }
+}
+
+/// Renames keys that match a well-known attribute case-insensitively to its canonical case,
+/// so `UserName` and `userName` cannot both end up in one document.
+fn canonical_keys(obj: &mut Map<String, Value>, names: &[&str]) {
+    for name in names {
+        if let Some(k) = obj.keys().find(|k| k.eq_ignore_ascii_case(name) && k != name).cloned()
+            && let Some(v) = obj.remove(&k)
+        {
+            obj.insert(name.to_string(), v);
+        }
+    }
+}
+
+/// Validates and normalises a User from a POST/PUT body or a patched document.
+pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
+    let mut doc = clean(as_object(body)?, USER_READ_ONLY);
+    canonical_keys(
+        &mut doc,
+        &["userName", "externalId", "active", "displayName", "name", "emails"],
+    );
+    let user_name = match doc.get("userName") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(ScimError::invalid_value("`userName` is required"));
+        }
+        Some(_) => return Err(ScimError::invalid_value("`userName` must be a string")),
+    };
+    if user_name.len() > 1024 {
+        return Err(ScimError::invalid_value("`userName` is longer than 1024 characters"));
+    }
+    let external_id = opt_string(&doc, "externalId", "externalId")?;
+    let active = match doc.get("active") {
+        None => true,
+        Some(v) => parse_active(v)?,
+    };
+    doc.insert("active".into(), Value::Bool(active));
+    let display_name = opt_string(&doc, "displayName", "displayName")?;
+    let (given_name, family_name) = match doc.get("name") {
+        None => (None, None),
+        Some(name @ Value::Object(_)) => {
+            let obj = name.as_object().ok_or_else(ScimError::internal)?;
+            (
+                opt_string(obj, "givenName", "name.givenName")?,
+                opt_string(obj, "familyName", "name.familyName")?,
+            )
+        }
+        Some(_) => return Err(ScimError::invalid_value("`name` must be an object")),
+    };
+    // OneLogin may send `emails` as one object instead of an array.
+    if let Some(single @ Value::Object(_)) = doc.get_mut("emails") {
+        let one = single.take();
+        *single = Value::Array(vec![one]);
+    }
+    let emails = match doc.get("emails") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let value = match item {
+                    Value::String(s) => s.clone(),
+                    Value::Object(_) => match get_ci(item, "value") {
+                        Some(Value::String(s)) => s.clone(),
+                        _ => return Err(ScimError::invalid_value("each email needs a string `value`")),
+                    },
+                    _ => return Err(ScimError::invalid_value("each email must be an object")),
+                };
+                let primary = match get_ci(item, "primary") {
+                    Some(v) => parse_active(v).map_err(|_| {
+                        ScimError::invalid_value("`emails.primary` must be true or false")
+                    })?,
+                    None => false,
+                };
+                let type_norm = get_ci(item, "type").and_then(Value::as_str).map(normalize);
+                Ok(EmailEntry {
+                    value_norm: normalize(&value),
+                    type_norm,
+                    primary,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(ScimError::invalid_value("`emails` must be an array")),
+    };
+    let primary_email = emails
+        .iter()
+        .find(|e| e.primary)
+        .or(emails.first())
+        .map(|e| e.value_norm.clone())
+        .or_else(|| user_name.contains('@').then(|| normalize(&user_name)));
+    Ok(UserInput {
+        user_name,
+        external_id,
+        active,
+        display_name,
+        given_name,
+        family_name,
+        emails,
+        primary_email,
+        document: Value::Object(doc),
+    })
+}
+
+/// For PUT: what a provider omits is kept for the attributes that must never be cleared by
+/// omission (PingOne "cannot clear an attribute"; a missing `active` must not reactivate).
+pub fn merge_put(existing: &Value, body: &Value) -> Result<Value, ScimError> {
+    let mut merged = as_object(body)?.clone();
+    for key in ["userName", "externalId", "active"] {
+        let present = merged.keys().any(|k| k.eq_ignore_ascii_case(key));
+        if !present && let Some(v) = get_ci(existing, key) {
+            merged.insert(key.to_string(), v.clone());
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+/// Validates a Group from a POST/PUT body or a patched document.
+pub fn group_from_json(body: &Value) -> Result<GroupInput, ScimError> {
+    let mut doc = clean(as_object(body)?, GROUP_READ_ONLY);
+    canonical_keys(&mut doc, &["displayName", "externalId", "members"]);
+    let display_name = match doc.get("displayName") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(ScimError::invalid_value("`displayName` is required"));
+        }
+        Some(_) => return Err(ScimError::invalid_value("`displayName` must be a string")),
+    };
+    let external_id = opt_string(&doc, "externalId", "externalId")?;
+    let members = match doc.remove("members") {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|m| match get_ci(m, "value") {
+                    Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                    _ => Err(ScimError::invalid_value(
+                        "each member needs a string `value` (the user's id)",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(ScimError::invalid_value("`members` must be an array")),
+    };
+    Ok(GroupInput {
+        display_name,
+        external_id,
+        members,
+        document: Value::Object(doc),
+    })
+}
+
+/// Fields of a stored resource needed to render it.
+pub struct Stored<'a> {
+    pub id: &'a str,
+    pub document: &'a str,
+    pub version: i64,
+    pub created: chrono::NaiveDateTime,
+    pub last_modified: chrono::NaiveDateTime,
+}
+
+/// A reference to a user in a group or a group in a user.
+pub struct Reference {
+    pub id: String,
+    pub display: Option<String>,
+}
+
+pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Renders a stored resource as SCIM JSON: `schemas`, `id`, the stored attributes, `members`
+/// or `groups` when given, and `meta`.
+pub fn render(
+    kind: ResourceType,
+    stored: &Stored<'_>,
+    base_url: &str,
+    references: Option<&[Reference]>,
+) -> Value {
+    let doc: Map<String, Value> = serde_json::from_str(stored.document).unwrap_or_default();
+    let mut schemas = vec![Value::String(kind.core_schema().to_string())];
+    for k in doc.keys() {
+        if k.to_ascii_lowercase().starts_with("urn:") {
+            schemas.push(Value::String(k.clone()));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(stored.id.to_string()));
+    for (k, v) in doc {
+        out.insert(k, v);
+    }
+    let endpoint = kind.endpoint();
+    if let Some(refs) = references {
+        let (key, target) = match kind {
+            ResourceType::Group => ("members", "Users"),
+            ResourceType::User => ("groups", "Groups"),
+        };
+        let items = refs
+            .iter()
+            .map(|r| {
+                let mut m = json!({
+                    "value": r.id,
+                    "$ref": format!("{base_url}/{target}/{}", r.id),
+                });
+                if let Some(d) = &r.display {
+                    m["display"] = Value::String(d.clone());
+                }
+                if kind == ResourceType::Group {
+                    m["type"] = Value::String("User".into());
+                }
+                m
+            })
+            .collect();
+        out.insert(key.into(), Value::Array(items));
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.name(),
+            "created": rfc3339(stored.created),
+            "lastModified": rfc3339(stored.last_modified),
+            "location": format!("{base_url}/{endpoint}/{}", stored.id),
+            "version": format!("W/\"{}\"", stored.version),
+        }),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pingone_user_is_normalised_and_keeps_every_attribute() {
+        let u = user_from_json(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER_SCHEMA],
+            "userName": "JDoe@Acme.com",
+            "name": {"givenName": "Jane", "familyName": "Doe"},
+            "emails": [{"value": "JDoe@acme.com", "type": "work", "primary": true}],
+            "externalId": "p1-123",
+            "active": true,
+            ENTERPRISE_USER_SCHEMA: {"department": "R&D"},
+            "id": "ignored", "password": "secret", "title": null, "nickName": ""
+        }))
+        .unwrap();
+        assert_eq!(u.user_name, "JDoe@Acme.com");
+        assert_eq!(u.given_name.as_deref(), Some("Jane"));
+        assert_eq!(u.primary_email.as_deref(), Some("jdoe@acme.com"));
+        assert_eq!(u.emails[0].type_norm.as_deref(), Some("work"));
+        let doc = u.document.as_object().unwrap();
+        assert!(!doc.contains_key("id") && !doc.contains_key("password"));
+        assert!(!doc.contains_key("title") && !doc.contains_key("nickName"));
+        assert_eq!(doc[ENTERPRISE_USER_SCHEMA]["department"], "R&D");
+    }
+
+    #[test]
+    fn entra_string_booleans_and_onelogin_single_email() {
+        let u = user_from_json(&json!({"userName": "a", "active": "False", "emails": {"value": "a@x"}}))
+            .unwrap();
+        assert!(!u.active);
+        assert_eq!(u.emails.len(), 1);
+        assert_eq!(u.document["emails"], json!([{"value": "a@x"}]));
+        assert_eq!(
+            user_from_json(&json!({"userName": "a", "active": "maybe"})).unwrap_err().status,
+            400
+        );
+    }
+
+    #[test]
+    fn missing_user_name_or_display_name_is_invalid_value() {
+        assert_eq!(user_from_json(&json!({"name": {}})).unwrap_err().scim_type, Some("invalidValue"));
+        assert_eq!(user_from_json(&json!([])).unwrap_err().scim_type, Some("invalidSyntax"));
+        assert_eq!(group_from_json(&json!({"members": []})).unwrap_err().status, 400);
+        assert_eq!(
+            group_from_json(&json!({"displayName": "g", "members": [{"display": "x"}]}))
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn put_keeps_user_name_external_id_and_active_when_omitted() {
+        let existing = json!({"userName": "a", "externalId": "x", "active": false, "title": "t"});
+        let merged = merge_put(&existing, &json!({"name": {"givenName": "A"}})).unwrap();
+        assert_eq!(merged["userName"], "a");
+        assert_eq!(merged["externalId"], "x");
+        assert_eq!(merged["active"], false);
+        assert!(merged.get("title").is_none());
+    }
+}
