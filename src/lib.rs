@@ -1,7 +1,24 @@
 //! Roster: self-hosted SCIM 2.0 onboarding for B2B SaaS vendors.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock)]
+//!
+//! - `scim`: the protocol core (pure); `db`: storage on SQLite or PostgreSQL;
+//! - `scim_endpoint`: the SCIM HTTP surface; `owner` and `portal`: the HTML surfaces;
+//! - `auth`: secrets, sessions, CSRF; `app`: wiring; `cli`: the command line.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::await_holding_lock
+)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod app;
+pub mod assets;
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod db;
+pub mod owner;
+pub mod pages;
+pub mod portal;
 pub mod scim;
+pub mod scim_endpoint;

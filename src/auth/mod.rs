@@ -1,4 +1,6 @@
 //! Secrets and sessions: bearer tokens and links, owner passwords, portal/owner sessions, CSRF.
 
+pub mod csrf;
 pub mod password;
+pub mod session;
 pub mod tokens;

@@ -63,9 +63,9 @@ pub fn hash(secret: &str) -> Vec<u8> {
 /// A presented secret worth a database lookup: right prefix and shape. Anything else is
 /// refused without touching the database.
 pub fn plausible(kind: SecretKind, presented: &str) -> bool {
-    presented
-        .strip_prefix(kind.prefix())
-        .is_some_and(|rest| rest.len() == RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    presented.strip_prefix(kind.prefix()).is_some_and(|rest| {
+        rest.len() == RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// Constant-time equality of two hashes or tokens.

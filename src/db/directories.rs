@@ -27,7 +27,12 @@ const TOKEN_TOUCH_INTERVAL_S: i64 = 60;
 
 /// Creates a directory with its first bearer token; returns the directory and the token
 /// plaintext (shown once).
-pub fn create(conn: &mut DbConn, org_id: &str, provider: &str, name: &str) -> QueryResult<(Directory, String)> {
+pub fn create(
+    conn: &mut DbConn,
+    org_id: &str,
+    provider: &str,
+    name: &str,
+) -> QueryResult<(Directory, String)> {
     let dir = Directory {
         id: new_id(),
         org_id: org_id.to_string(),
@@ -99,7 +104,11 @@ pub fn counts(conn: &mut DbConn, directory_id: &str) -> QueryResult<(i64, i64)> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {
     /// Valid for this directory; SCIM is enabled for its organization.
-    Ok { token_id: String, last_used_at: Option<NaiveDateTime> },
+    Ok {
+        token_id: String,
+        last_used_at: Option<NaiveDateTime>,
+        dir_last_request: Option<NaiveDateTime>,
+    },
     /// Unknown, revoked, or for another directory (indistinguishable to the caller).
     Invalid,
     /// Valid, but the organization's SCIM Provisioning is switched off, or the directory is
@@ -108,27 +117,51 @@ pub enum TokenCheck {
 }
 
 /// Checks a presented bearer token against a directory: lookup by hash, constant-time compare.
-pub fn check_token(conn: &mut DbConn, directory_id: &str, presented: &str) -> QueryResult<TokenCheck> {
+pub fn check_token(
+    conn: &mut DbConn,
+    directory_id: &str,
+    presented: &str,
+) -> QueryResult<TokenCheck> {
     if !tokens::plausible(SecretKind::ScimToken, presented) {
         return Ok(TokenCheck::Invalid);
     }
     let hash = tokens::hash(presented);
-    let found: Option<(String, String, Vec<u8>, Option<NaiveDateTime>, Option<NaiveDateTime>, String, bool)> =
-        directory_tokens::table
-            .inner_join(directories::table.inner_join(organizations::table))
-            .filter(directory_tokens::sha256.eq(&hash))
-            .select((
-                directory_tokens::id,
-                directory_tokens::directory_id,
-                directory_tokens::sha256,
-                directory_tokens::last_used_at,
-                directory_tokens::revoked_at,
-                directories::status,
-                organizations::scim_enabled,
-            ))
-            .first(conn)
-            .optional()?;
-    let Some((token_id, token_dir, stored, last_used_at, revoked_at, status, scim_enabled)) = found else {
+    type Found = (
+        String,
+        String,
+        Vec<u8>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        String,
+        bool,
+        Option<NaiveDateTime>,
+    );
+    let found: Option<Found> = directory_tokens::table
+        .inner_join(directories::table.inner_join(organizations::table))
+        .filter(directory_tokens::sha256.eq(&hash))
+        .select((
+            directory_tokens::id,
+            directory_tokens::directory_id,
+            directory_tokens::sha256,
+            directory_tokens::last_used_at,
+            directory_tokens::revoked_at,
+            directories::status,
+            organizations::scim_enabled,
+            directories::last_request_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((
+        token_id,
+        token_dir,
+        stored,
+        last_used_at,
+        revoked_at,
+        status,
+        scim_enabled,
+        dir_last_request,
+    )) = found
+    else {
         return Ok(TokenCheck::Invalid);
     };
     if !tokens::ct_eq(&stored, &hash) || revoked_at.is_some() || token_dir != directory_id {
@@ -137,12 +170,21 @@ pub fn check_token(conn: &mut DbConn, directory_id: &str, presented: &str) -> Qu
     if !scim_enabled || status != "active" {
         return Ok(TokenCheck::Disabled);
     }
-    Ok(TokenCheck::Ok { token_id, last_used_at })
+    Ok(TokenCheck::Ok {
+        token_id,
+        last_used_at,
+        dir_last_request,
+    })
 }
 
 /// Records that the directory received a request (throttled), and that the token was used
 /// (throttled to once a minute).
-pub fn touch(conn: &mut DbConn, directory_id: &str, token_id: &str, token_last_used: Option<NaiveDateTime>) -> QueryResult<()> {
+pub fn touch(
+    conn: &mut DbConn,
+    directory_id: &str,
+    token_id: &str,
+    token_last_used: Option<NaiveDateTime>,
+) -> QueryResult<()> {
     let at = now();
     write_tx(conn, |c| {
         diesel::update(directories::table.find(directory_id))
@@ -150,11 +192,9 @@ pub fn touch(conn: &mut DbConn, directory_id: &str, token_id: &str, token_last_u
             .set(directories::first_request_at.eq(at))
             .execute(c)?;
         diesel::update(directories::table.find(directory_id))
-            .filter(
-                directories::last_request_at
-                    .is_null()
-                    .or(directories::last_request_at.lt(at - Duration::milliseconds(TOUCH_INTERVAL_MS))),
-            )
+            .filter(directories::last_request_at.is_null().or(
+                directories::last_request_at.lt(at - Duration::milliseconds(TOUCH_INTERVAL_MS)),
+            ))
             .set(directories::last_request_at.eq(at))
             .execute(c)?;
         if token_last_used.is_none_or(|t| t < at - Duration::seconds(TOKEN_TOUCH_INTERVAL_S)) {
@@ -167,7 +207,10 @@ pub fn touch(conn: &mut DbConn, directory_id: &str, token_id: &str, token_last_u
 }
 
 /// True when `touch` would write: lets read requests skip the write transaction.
-pub fn needs_touch(dir_last_request: Option<NaiveDateTime>, token_last_used: Option<NaiveDateTime>) -> bool {
+pub fn needs_touch(
+    dir_last_request: Option<NaiveDateTime>,
+    token_last_used: Option<NaiveDateTime>,
+) -> bool {
     let at = now();
     dir_last_request.is_none_or(|t| t < at - Duration::milliseconds(TOUCH_INTERVAL_MS))
         || token_last_used.is_none_or(|t| t < at - Duration::seconds(TOKEN_TOUCH_INTERVAL_S))

@@ -39,7 +39,11 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
         .optional()
 }
 
-pub fn id_by_display_name(conn: &mut DbConn, directory_id: &str, display_name: &str) -> QueryResult<Option<String>> {
+pub fn id_by_display_name(
+    conn: &mut DbConn,
+    directory_id: &str,
+    display_name: &str,
+) -> QueryResult<Option<String>> {
     scim_groups::table
         .filter(scim_groups::directory_id.eq(directory_id))
         .filter(scim_groups::display_name_norm.eq(normalize(display_name)))
@@ -74,7 +78,11 @@ pub fn search(
         page = page.filter(c2);
     }
     let total: i64 = count.get_result(conn)?;
-    let rows = if limit == 0 { Vec::new() } else { page.load(conn)? };
+    let rows = if limit == 0 {
+        Vec::new()
+    } else {
+        page.load(conn)?
+    };
     Ok((total, rows))
 }
 
@@ -98,7 +106,12 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &GroupInput) -> Quer
 }
 
 /// Replaces a group's attributes (not its members) and bumps its version.
-pub fn update(conn: &mut DbConn, directory_id: &str, id: &str, input: &GroupInput) -> QueryResult<()> {
+pub fn update(
+    conn: &mut DbConn,
+    directory_id: &str,
+    id: &str,
+    input: &GroupInput,
+) -> QueryResult<()> {
     diesel::update(
         scim_groups::table
             .filter(scim_groups::directory_id.eq(directory_id))
@@ -139,7 +152,10 @@ pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bo
             .filter(scim_groups::id.eq(id))
             .filter(scim_groups::deleted_at.is_null()),
     )
-    .set((scim_groups::deleted_at.eq(now()), scim_groups::updated_at.eq(now())))
+    .set((
+        scim_groups::deleted_at.eq(now()),
+        scim_groups::updated_at.eq(now()),
+    ))
     .execute(conn)?;
     if n == 0 {
         return Ok(false);
@@ -149,7 +165,11 @@ pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bo
 }
 
 /// Which of `ids` are live users of the directory.
-pub fn known_user_ids(conn: &mut DbConn, directory_id: &str, ids: &BTreeSet<String>) -> QueryResult<BTreeSet<String>> {
+pub fn known_user_ids(
+    conn: &mut DbConn,
+    directory_id: &str,
+    ids: &BTreeSet<String>,
+) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = ids.iter().collect();
     let mut found = BTreeSet::new();
     for chunk in ids.chunks(CHUNK) {
@@ -175,7 +195,11 @@ pub fn member_ids(conn: &mut DbConn, group_id: &str) -> QueryResult<BTreeSet<Str
 }
 
 /// Adds members, ignoring those already present; returns how many rows were inserted.
-pub fn add_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<String>) -> QueryResult<usize> {
+pub fn add_members(
+    conn: &mut DbConn,
+    group_id: &str,
+    user_ids: &BTreeSet<String>,
+) -> QueryResult<usize> {
     let at = now();
     let ids: Vec<&String> = user_ids.iter().collect();
     let mut inserted = 0;
@@ -204,7 +228,11 @@ pub fn add_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<String
 }
 
 /// Removes members; returns how many rows were deleted.
-pub fn remove_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<String>) -> QueryResult<usize> {
+pub fn remove_members(
+    conn: &mut DbConn,
+    group_id: &str,
+    user_ids: &BTreeSet<String>,
+) -> QueryResult<usize> {
     let ids: Vec<&String> = user_ids.iter().collect();
     let mut removed = 0;
     for chunk in ids.chunks(CHUNK) {
@@ -219,12 +247,22 @@ pub fn remove_members(conn: &mut DbConn, group_id: &str, user_ids: &BTreeSet<Str
 }
 
 /// Members of a group (live users), ordered by name, one page.
-pub fn members(conn: &mut DbConn, group_id: &str, offset: i64, limit: i64) -> QueryResult<Vec<(String, String, Option<String>, bool)>> {
+pub fn members(
+    conn: &mut DbConn,
+    group_id: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<(String, String, Option<String>, bool)>> {
     group_members::table
         .inner_join(scim_users::table)
         .filter(group_members::group_id.eq(group_id))
         .filter(scim_users::deleted_at.is_null())
-        .select((scim_users::id, scim_users::user_name, scim_users::display_name, scim_users::active))
+        .select((
+            scim_users::id,
+            scim_users::user_name,
+            scim_users::display_name,
+            scim_users::active,
+        ))
         .order(scim_users::user_name_norm.asc())
         .offset(offset)
         .limit(limit)
@@ -252,7 +290,13 @@ pub fn member_count(conn: &mut DbConn, group_id: &str) -> QueryResult<i64> {
 }
 
 /// Portal: one page of an organization's live groups with member counts.
-pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limit: i64) -> QueryResult<(i64, Vec<(GroupRow, i64)>)> {
+pub fn org_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    search: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<(GroupRow, i64)>)> {
     let needle = normalize(search);
     let base = || {
         let mut q = scim_groups::table
@@ -261,7 +305,13 @@ pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limi
             .filter(scim_groups::deleted_at.is_null())
             .into_boxed();
         if !needle.is_empty() {
-            let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let pattern = format!(
+                "%{}%",
+                needle
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             q = q.filter(scim_groups::display_name_norm.like(pattern).escape('\\'));
         }
         q

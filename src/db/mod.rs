@@ -96,7 +96,10 @@ impl r2d2::ManageConnection for Manager {
             ),
             Backend::Sqlite => {
                 // diesel opens SQLite URLs as URIs: `sqlite://path` becomes `file:path`.
-                let path = self.url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = self
+                    .url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
                 DbConn::Sqlite(
                     diesel::SqliteConnection::establish(path)
                         .map_err(diesel::r2d2::Error::ConnectionError)?,
@@ -106,7 +109,8 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConn) -> bool {
@@ -155,7 +159,9 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
 }
 
 fn ensure_sqlite_parent_dir(url: &str) {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()

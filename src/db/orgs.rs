@@ -69,7 +69,11 @@ pub fn find(conn: &mut DbConn, id_or_name: &str) -> QueryResult<Option<Org>> {
         .select(Org::as_select())
         .limit(2)
         .load(conn)?;
-    Ok(if by_name.len() == 1 { by_name.pop() } else { None })
+    Ok(if by_name.len() == 1 {
+        by_name.pop()
+    } else {
+        None
+    })
 }
 
 pub fn set_scim_enabled(conn: &mut DbConn, org_id: &str, enabled: bool) -> QueryResult<bool> {
@@ -82,7 +86,11 @@ pub fn set_scim_enabled(conn: &mut DbConn, org_id: &str, enabled: bool) -> Query
 }
 
 /// A new portal link; the plaintext is returned once and only its hash is stored.
-pub fn create_portal_link(conn: &mut DbConn, org_id: &str, ttl: Duration) -> QueryResult<(String, NaiveDateTime)> {
+pub fn create_portal_link(
+    conn: &mut DbConn,
+    org_id: &str,
+    ttl: Duration,
+) -> QueryResult<(String, NaiveDateTime)> {
     let secret = NewSecret::generate(SecretKind::PortalLink);
     let created = now();
     let expires = created + ttl;
@@ -109,24 +117,33 @@ pub enum LinkProblem {
 }
 
 /// The organization a presented portal link opens, recording its first use.
-pub fn redeem_portal_link(conn: &mut DbConn, presented: &str) -> QueryResult<Result<Org, LinkProblem>> {
+pub fn redeem_portal_link(
+    conn: &mut DbConn,
+    presented: &str,
+) -> QueryResult<Result<Org, LinkProblem>> {
     if !tokens::plausible(SecretKind::PortalLink, presented) {
         return Ok(Err(LinkProblem::Unknown));
     }
     let hash = tokens::hash(presented);
-    let found: Option<(String, String, Vec<u8>, NaiveDateTime, Option<NaiveDateTime>, Option<NaiveDateTime>)> =
-        portal_links::table
-            .filter(portal_links::sha256.eq(&hash))
-            .select((
-                portal_links::id,
-                portal_links::org_id,
-                portal_links::sha256,
-                portal_links::expires_at,
-                portal_links::used_at,
-                portal_links::revoked_at,
-            ))
-            .first(conn)
-            .optional()?;
+    let found: Option<(
+        String,
+        String,
+        Vec<u8>,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    )> = portal_links::table
+        .filter(portal_links::sha256.eq(&hash))
+        .select((
+            portal_links::id,
+            portal_links::org_id,
+            portal_links::sha256,
+            portal_links::expires_at,
+            portal_links::used_at,
+            portal_links::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
     let Some((link_id, org_id, stored, expires_at, used_at, revoked_at)) = found else {
         return Ok(Err(LinkProblem::Unknown));
     };

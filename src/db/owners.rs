@@ -45,16 +45,17 @@ fn find_setup_link(conn: &mut DbConn, presented: &str) -> QueryResult<Option<Str
         return Ok(None);
     }
     let hash = tokens::hash(presented);
-    let found: Option<(String, Vec<u8>, NaiveDateTime, Option<NaiveDateTime>)> = owner_setup_links::table
-        .filter(owner_setup_links::sha256.eq(&hash))
-        .select((
-            owner_setup_links::id,
-            owner_setup_links::sha256,
-            owner_setup_links::expires_at,
-            owner_setup_links::used_at,
-        ))
-        .first(conn)
-        .optional()?;
+    let found: Option<(String, Vec<u8>, NaiveDateTime, Option<NaiveDateTime>)> =
+        owner_setup_links::table
+            .filter(owner_setup_links::sha256.eq(&hash))
+            .select((
+                owner_setup_links::id,
+                owner_setup_links::sha256,
+                owner_setup_links::expires_at,
+                owner_setup_links::used_at,
+            ))
+            .first(conn)
+            .optional()?;
     Ok(found.and_then(|(id, stored, expires, used)| {
         (tokens::ct_eq(&stored, &hash) && used.is_none() && expires > now()).then_some(id)
     }))
@@ -67,7 +68,11 @@ pub fn setup_link_valid(conn: &mut DbConn, presented: &str) -> QueryResult<bool>
 
 /// Uses a setup link to set the owner password (creating the owner on first use). Returns the
 /// owner id, or None if the link is unknown, used or expired.
-pub fn claim_setup_link(conn: &mut DbConn, presented: &str, password_hash: &str) -> QueryResult<Option<String>> {
+pub fn claim_setup_link(
+    conn: &mut DbConn,
+    presented: &str,
+    password_hash: &str,
+) -> QueryResult<Option<String>> {
     write_tx(conn, |c| {
         let Some(link_id) = find_setup_link(c, presented)? else {
             return Ok(None);

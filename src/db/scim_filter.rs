@@ -15,21 +15,31 @@ use crate::scim::ScimError;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::resource::normalize;
 
-pub type UserCond = Box<dyn BoxableExpression<scim_users::table, MultiBackend, SqlType = Nullable<Bool>>>;
-pub type GroupCond = Box<dyn BoxableExpression<scim_groups::table, MultiBackend, SqlType = Nullable<Bool>>>;
+pub type UserCond =
+    Box<dyn BoxableExpression<scim_users::table, MultiBackend, SqlType = Nullable<Bool>>>;
+pub type GroupCond =
+    Box<dyn BoxableExpression<scim_groups::table, MultiBackend, SqlType = Nullable<Bool>>>;
 
 /// `%`, `_` and `\` in a LIKE operand are literal.
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
-fn text_operand(attr: &AttrPath, value: &CompValue, case_insensitive: bool) -> Result<Option<String>, ScimError> {
+fn text_operand(
+    attr: &AttrPath,
+    value: &CompValue,
+    case_insensitive: bool,
+) -> Result<Option<String>, ScimError> {
     let s = match value {
         CompValue::Str(s) => s.clone(),
         CompValue::Num(n) => n.to_string(),
         CompValue::Null => return Ok(None),
         CompValue::Bool(_) => {
-            return Err(ScimError::invalid_filter(format!("`{attr}` is a string; compare it with a quoted value")));
+            return Err(ScimError::invalid_filter(format!(
+                "`{attr}` is a string; compare it with a quoted value"
+            )));
         }
     };
     Ok(Some(if case_insensitive { normalize(&s) } else { s }))
@@ -88,7 +98,12 @@ macro_rules! time_compare {
             CompareOp::Ge => Box::new(col.ge(t).nullable()),
             CompareOp::Lt => Box::new(col.lt(t).nullable()),
             CompareOp::Le => Box::new(col.le(t).nullable()),
-            _ => return Err(ScimError::invalid_filter(format!("`{}` is a date: use eq, ne, gt, ge, lt or le", $attr))),
+            _ => {
+                return Err(ScimError::invalid_filter(format!(
+                    "`{}` is a date: use eq, ne, gt, ge, lt or le",
+                    $attr
+                )));
+            }
         };
         cond
     }};
@@ -98,22 +113,36 @@ fn parse_time(attr: &AttrPath, value: &CompValue) -> Result<NaiveDateTime, ScimE
     match value {
         CompValue::Str(s) => DateTime::parse_from_rfc3339(s)
             .map(|d| d.naive_utc())
-            .map_err(|_| ScimError::invalid_filter(format!("`{attr}` needs an RFC 3339 date, not \"{s}\""))),
-        _ => Err(ScimError::invalid_filter(format!("`{attr}` needs a quoted RFC 3339 date"))),
+            .map_err(|_| {
+                ScimError::invalid_filter(format!("`{attr}` needs an RFC 3339 date, not \"{s}\""))
+            }),
+        _ => Err(ScimError::invalid_filter(format!(
+            "`{attr}` needs a quoted RFC 3339 date"
+        ))),
     }
 }
 
-fn bool_operand(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<(bool, bool), ScimError> {
+fn bool_operand(
+    attr: &AttrPath,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<(bool, bool), ScimError> {
     let b = match value {
         CompValue::Bool(b) => *b,
         CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
         CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-        _ => return Err(ScimError::invalid_filter(format!("`{attr}` is a boolean: compare it with true or false"))),
+        _ => {
+            return Err(ScimError::invalid_filter(format!(
+                "`{attr}` is a boolean: compare it with true or false"
+            )));
+        }
     };
     match op {
         CompareOp::Eq => Ok((b, true)),
         CompareOp::Ne => Ok((b, false)),
-        _ => Err(ScimError::invalid_filter(format!("`{attr}` is a boolean: use eq or ne"))),
+        _ => Err(ScimError::invalid_filter(format!(
+            "`{attr}` is a boolean: use eq or ne"
+        ))),
     }
 }
 
@@ -126,8 +155,12 @@ fn unsupported(attr: &AttrPath) -> ScimError {
 /// A user condition, scoped to `directory_id` where it reads side tables.
 pub fn user_condition(directory_id: &str, f: &Filter) -> Result<UserCond, ScimError> {
     Ok(match f {
-        Filter::And(a, b) => Box::new(user_condition(directory_id, a)?.and(user_condition(directory_id, b)?)),
-        Filter::Or(a, b) => Box::new(user_condition(directory_id, a)?.or(user_condition(directory_id, b)?)),
+        Filter::And(a, b) => {
+            Box::new(user_condition(directory_id, a)?.and(user_condition(directory_id, b)?))
+        }
+        Filter::Or(a, b) => {
+            Box::new(user_condition(directory_id, a)?.or(user_condition(directory_id, b)?))
+        }
         Filter::Not(a) => Box::new(not(user_condition(directory_id, a)?)),
         Filter::Present(attr) => user_present(directory_id, attr)?,
         Filter::Compare { attr, op, value } => user_compare(directory_id, attr, *op, value)?,
@@ -150,28 +183,68 @@ fn emails_matching(directory_id: &str, cond: RawCond) -> UserCond {
 }
 
 fn user_present(directory_id: &str, attr: &AttrPath) -> Result<UserCond, ScimError> {
-    Ok(if attr.is("userName") || attr.is("id") || attr.is("active") || attr.is_sub("meta", "created") || attr.is_sub("meta", "lastModified") {
-        Box::new(diesel::dsl::sql::<Bool>("1=1").nullable())
-    } else if attr.is("externalId") {
-        Box::new(scim_users::external_id.is_not_null().nullable())
-    } else if attr.is("displayName") {
-        Box::new(scim_users::display_name.is_not_null().nullable())
-    } else if attr.is("emails") || attr.is_sub("emails", "value") {
-        emails_matching(directory_id, RawCond::literal("1=1"))
-    } else {
-        return Err(unsupported(attr));
-    })
+    Ok(
+        if attr.is("userName")
+            || attr.is("id")
+            || attr.is("active")
+            || attr.is_sub("meta", "created")
+            || attr.is_sub("meta", "lastModified")
+        {
+            Box::new(diesel::dsl::sql::<Bool>("1=1").nullable())
+        } else if attr.is("externalId") {
+            Box::new(scim_users::external_id.is_not_null().nullable())
+        } else if attr.is("displayName") {
+            Box::new(scim_users::display_name.is_not_null().nullable())
+        } else if attr.is("emails") || attr.is_sub("emails", "value") {
+            emails_matching(directory_id, RawCond::literal("1=1"))
+        } else {
+            return Err(unsupported(attr));
+        },
+    )
 }
 
-fn user_compare(directory_id: &str, attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<UserCond, ScimError> {
+fn user_compare(
+    directory_id: &str,
+    attr: &AttrPath,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<UserCond, ScimError> {
     Ok(if attr.is("userName") {
-        text_compare!(scim_users::user_name_norm, op, text_operand(attr, value, true)?, attr, UserCond, not_null)
+        text_compare!(
+            scim_users::user_name_norm,
+            op,
+            text_operand(attr, value, true)?,
+            attr,
+            UserCond,
+            not_null
+        )
     } else if attr.is("id") {
-        text_compare!(scim_users::id, op, text_operand(attr, value, false)?, attr, UserCond, not_null)
+        text_compare!(
+            scim_users::id,
+            op,
+            text_operand(attr, value, false)?,
+            attr,
+            UserCond,
+            not_null
+        )
     } else if attr.is("externalId") {
-        text_compare!(scim_users::external_id, op, text_operand(attr, value, false)?, attr, UserCond, nullable)
+        text_compare!(
+            scim_users::external_id,
+            op,
+            text_operand(attr, value, false)?,
+            attr,
+            UserCond,
+            nullable
+        )
     } else if attr.is("displayName") {
-        text_compare!(scim_users::display_name_norm, op, text_operand(attr, value, true)?, attr, UserCond, nullable)
+        text_compare!(
+            scim_users::display_name_norm,
+            op,
+            text_operand(attr, value, true)?,
+            attr,
+            UserCond,
+            nullable
+        )
     } else if attr.is("active") {
         let (b, equal) = bool_operand(attr, op, value)?;
         if equal {
@@ -208,8 +281,16 @@ fn email_condition(f: &Filter) -> Result<RawCond, ScimError> {
     let mut out = RawCond::default();
     match f {
         Filter::And(a, b) | Filter::Or(a, b) => {
-            let joiner = if matches!(f, Filter::And(..)) { " AND " } else { " OR " };
-            out.sql("(").append(email_condition(a)?).sql(joiner).append(email_condition(b)?).sql(")");
+            let joiner = if matches!(f, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            out.sql("(")
+                .append(email_condition(a)?)
+                .sql(joiner)
+                .append(email_condition(b)?)
+                .sql(")");
         }
         Filter::Not(a) => {
             out.sql("NOT (").append(email_condition(a)?).sql(")");
@@ -230,7 +311,12 @@ fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<Ra
     let mut out = RawCond::default();
     if attr.is("primary") {
         let (b, equal) = bool_operand(attr, op, value)?;
-        out.sql(if equal { "ue.is_primary = " } else { "ue.is_primary <> " }).boolean(b);
+        out.sql(if equal {
+            "ue.is_primary = "
+        } else {
+            "ue.is_primary <> "
+        })
+        .boolean(b);
         return Ok(out);
     }
     let column = if attr.is("value") {
@@ -244,7 +330,11 @@ fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<Ra
         return Ok(match op {
             CompareOp::Eq => RawCond::literal(&format!("{column} IS NULL")),
             CompareOp::Ne => RawCond::literal(&format!("{column} IS NOT NULL")),
-            _ => return Err(ScimError::invalid_filter(format!("`{attr}`: only eq and ne compare with null"))),
+            _ => {
+                return Err(ScimError::invalid_filter(format!(
+                    "`{attr}`: only eq and ne compare with null"
+                )));
+            }
         });
     };
     let (sql_op, operand) = match op {
@@ -258,7 +348,12 @@ fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<Ra
         CompareOp::Lt => (" < ", v),
         CompareOp::Le => (" <= ", v),
     };
-    out.sql("(").sql(column).sql(" IS NOT NULL AND ").sql(column).sql(sql_op).text(operand);
+    out.sql("(")
+        .sql(column)
+        .sql(" IS NOT NULL AND ")
+        .sql(column)
+        .sql(sql_op)
+        .text(operand);
     if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
         out.sql(" ESCAPE '\\'");
     }
@@ -275,7 +370,9 @@ pub fn group_condition(f: &Filter) -> Result<GroupCond, ScimError> {
         Filter::Present(attr) if attr.is("displayName") || attr.is("id") => {
             Box::new(diesel::dsl::sql::<Bool>("1=1").nullable())
         }
-        Filter::Present(attr) if attr.is("externalId") => Box::new(scim_groups::external_id.is_not_null().nullable()),
+        Filter::Present(attr) if attr.is("externalId") => {
+            Box::new(scim_groups::external_id.is_not_null().nullable())
+        }
         Filter::Present(attr) if attr.is("members") => Box::new(
             scim_groups::id
                 .eq_any(group_members::table.select(group_members::group_id))
@@ -283,29 +380,70 @@ pub fn group_condition(f: &Filter) -> Result<GroupCond, ScimError> {
         ),
         Filter::Compare { attr, op, value } => group_compare(attr, *op, value)?,
         Filter::ValuePath { attr, filter } if attr.is("members") => match filter.as_ref() {
-            Filter::Compare { attr: inner, op: CompareOp::Eq, value } if inner.is("value") => {
-                group_compare(&AttrPath { urn: None, name: "members".into(), sub: None }, CompareOp::Eq, value)?
+            Filter::Compare {
+                attr: inner,
+                op: CompareOp::Eq,
+                value,
+            } if inner.is("value") => group_compare(
+                &AttrPath {
+                    urn: None,
+                    name: "members".into(),
+                    sub: None,
+                },
+                CompareOp::Eq,
+                value,
+            )?,
+            _ => {
+                return Err(ScimError::invalid_filter(
+                    "a members filter must be `members[value eq \"<user id>\"]`",
+                ));
             }
-            _ => return Err(ScimError::invalid_filter("a members filter must be `members[value eq \"<user id>\"]`")),
         },
         Filter::Present(attr) | Filter::ValuePath { attr, .. } => return Err(unsupported(attr)),
     })
 }
 
-fn group_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<GroupCond, ScimError> {
+fn group_compare(
+    attr: &AttrPath,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<GroupCond, ScimError> {
     Ok(if attr.is("displayName") {
-        text_compare!(scim_groups::display_name_norm, op, text_operand(attr, value, true)?, attr, GroupCond, not_null)
+        text_compare!(
+            scim_groups::display_name_norm,
+            op,
+            text_operand(attr, value, true)?,
+            attr,
+            GroupCond,
+            not_null
+        )
     } else if attr.is("id") {
-        text_compare!(scim_groups::id, op, text_operand(attr, value, false)?, attr, GroupCond, not_null)
+        text_compare!(
+            scim_groups::id,
+            op,
+            text_operand(attr, value, false)?,
+            attr,
+            GroupCond,
+            not_null
+        )
     } else if attr.is("externalId") {
-        text_compare!(scim_groups::external_id, op, text_operand(attr, value, false)?, attr, GroupCond, nullable)
+        text_compare!(
+            scim_groups::external_id,
+            op,
+            text_operand(attr, value, false)?,
+            attr,
+            GroupCond,
+            nullable
+        )
     } else if attr.is_sub("meta", "created") {
         time_compare!(scim_groups::created_at, op, value, attr, GroupCond)
     } else if attr.is_sub("meta", "lastModified") {
         time_compare!(scim_groups::updated_at, op, value, attr, GroupCond)
     } else if attr.is("members") || attr.is_sub("members", "value") {
         let Some(user_id) = text_operand(attr, value, false)? else {
-            return Err(ScimError::invalid_filter("`members` cannot be compared with null"));
+            return Err(ScimError::invalid_filter(
+                "`members` cannot be compared with null",
+            ));
         };
         let subquery = group_members::table
             .select(group_members::group_id)
@@ -382,7 +520,10 @@ where
     String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
     bool: diesel::serialize::ToSql<Bool, DB>,
 {
-    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
         for part in &self.parts {
             match part {
                 Part::Sql(s) => out.push_sql(s),

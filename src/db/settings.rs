@@ -15,7 +15,11 @@ pub fn get(conn: &mut DbConn, key: &str) -> QueryResult<Option<String>> {
 
 /// Returns the value stored under `key`, storing `make()` first if there is none. Concurrent
 /// first starts agree on one value: the loser's insert fails and it reads the winner's.
-pub fn get_or_insert(conn: &mut DbConn, key: &str, make: impl FnOnce() -> String) -> QueryResult<String> {
+pub fn get_or_insert(
+    conn: &mut DbConn,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> QueryResult<String> {
     if let Some(v) = get(conn, key)? {
         return Ok(v);
     }

@@ -33,7 +33,11 @@ pub struct UserRow {
 impl UserRow {
     /// The best human name: displayName, else given + family name, else userName.
     pub fn label(&self) -> String {
-        if let Some(d) = self.display_name.as_deref().filter(|d| !d.trim().is_empty()) {
+        if let Some(d) = self
+            .display_name
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+        {
             return d.to_string();
         }
         let full = [self.given_name.as_deref(), self.family_name.as_deref()]
@@ -41,7 +45,11 @@ impl UserRow {
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        if full.trim().is_empty() { self.user_name.clone() } else { full }
+        if full.trim().is_empty() {
+            self.user_name.clone()
+        } else {
+            full
+        }
     }
 }
 
@@ -57,7 +65,11 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
 }
 
 /// The id of the live user holding `user_name` (case-insensitively), if any.
-pub fn id_by_user_name(conn: &mut DbConn, directory_id: &str, user_name: &str) -> QueryResult<Option<String>> {
+pub fn id_by_user_name(
+    conn: &mut DbConn,
+    directory_id: &str,
+    user_name: &str,
+) -> QueryResult<Option<String>> {
     scim_users::table
         .filter(scim_users::directory_id.eq(directory_id))
         .filter(scim_users::user_name_norm.eq(normalize(user_name)))
@@ -94,11 +106,20 @@ pub fn search(
         page = page.filter(c2);
     }
     let total: i64 = count.get_result(conn)?;
-    let rows = if limit == 0 { Vec::new() } else { page.load(conn)? };
+    let rows = if limit == 0 {
+        Vec::new()
+    } else {
+        page.load(conn)?
+    };
     Ok((total, rows))
 }
 
-fn write_emails(conn: &mut DbConn, directory_id: &str, user_id: &str, input: &UserInput) -> QueryResult<()> {
+fn write_emails(
+    conn: &mut DbConn,
+    directory_id: &str,
+    user_id: &str,
+    input: &UserInput,
+) -> QueryResult<()> {
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(user_id))).execute(conn)?;
     for (position, e) in input.emails.iter().enumerate() {
         diesel::insert_into(user_emails::table)
@@ -143,7 +164,12 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> Query
 }
 
 /// Replaces a user's attributes; call inside a write transaction.
-pub fn update(conn: &mut DbConn, directory_id: &str, id: &str, input: &UserInput) -> QueryResult<UserRow> {
+pub fn update(
+    conn: &mut DbConn,
+    directory_id: &str,
+    id: &str,
+    input: &UserInput,
+) -> QueryResult<UserRow> {
     diesel::update(
         scim_users::table
             .filter(scim_users::directory_id.eq(directory_id))
@@ -177,7 +203,10 @@ pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bo
             .filter(scim_users::id.eq(id))
             .filter(scim_users::deleted_at.is_null()),
     )
-    .set((scim_users::deleted_at.eq(now()), scim_users::updated_at.eq(now())))
+    .set((
+        scim_users::deleted_at.eq(now()),
+        scim_users::updated_at.eq(now()),
+    ))
     .execute(conn)?;
     if n == 0 {
         return Ok(false);
@@ -188,7 +217,11 @@ pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bo
 }
 
 /// The groups of each given user (live groups of the same directory).
-pub fn groups_of(conn: &mut DbConn, directory_id: &str, user_ids: &[String]) -> QueryResult<Vec<(String, Reference)>> {
+pub fn groups_of(
+    conn: &mut DbConn,
+    directory_id: &str,
+    user_ids: &[String],
+) -> QueryResult<Vec<(String, Reference)>> {
     let mut out = Vec::new();
     for chunk in user_ids.chunks(500) {
         let rows: Vec<(String, String, String)> = group_members::table
@@ -196,18 +229,34 @@ pub fn groups_of(conn: &mut DbConn, directory_id: &str, user_ids: &[String]) -> 
             .filter(scim_groups::directory_id.eq(directory_id))
             .filter(scim_groups::deleted_at.is_null())
             .filter(group_members::user_id.eq_any(chunk))
-            .select((group_members::user_id, scim_groups::id, scim_groups::display_name))
+            .select((
+                group_members::user_id,
+                scim_groups::id,
+                scim_groups::display_name,
+            ))
             .order(scim_groups::display_name_norm.asc())
             .load(conn)?;
         out.extend(rows.into_iter().map(|(user_id, id, display)| {
-            (user_id, Reference { id, display: Some(display) })
+            (
+                user_id,
+                Reference {
+                    id,
+                    display: Some(display),
+                },
+            )
         }));
     }
     Ok(out)
 }
 
 /// Portal: one page of an organization's live users, optionally searched by name or email.
-pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limit: i64) -> QueryResult<(i64, Vec<UserRow>)> {
+pub fn org_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    search: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(i64, Vec<UserRow>)> {
     let needle = normalize(search);
     let base = || {
         let mut q = scim_users::table
@@ -216,13 +265,25 @@ pub fn org_page(conn: &mut DbConn, org_id: &str, search: &str, offset: i64, limi
             .filter(scim_users::deleted_at.is_null())
             .into_boxed();
         if !needle.is_empty() {
-            let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let pattern = format!(
+                "%{}%",
+                needle
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             q = q.filter(
                 scim_users::user_name_norm
                     .like(pattern.clone())
                     .escape('\\')
-                    .or(scim_users::display_name_norm.like(pattern.clone()).escape('\\').assume_not_null())
-                    .or(scim_users::primary_email.like(pattern).escape('\\').assume_not_null()),
+                    .or(scim_users::display_name_norm
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .assume_not_null())
+                    .or(scim_users::primary_email
+                        .like(pattern)
+                        .escape('\\')
+                        .assume_not_null()),
             );
         }
         q

@@ -53,7 +53,15 @@ pub fn resource_types(base_url: &str) -> Value {
     super::list::list_response(2, 1, items)
 }
 
-fn attr(name: &str, ty: &str, multi: bool, required: bool, case_exact: bool, mutability: &str, uniqueness: &str) -> Value {
+fn attr(
+    name: &str,
+    ty: &str,
+    multi: bool,
+    required: bool,
+    case_exact: bool,
+    mutability: &str,
+    uniqueness: &str,
+) -> Value {
     json!({
         "name": name, "type": ty, "multiValued": multi, "required": required,
         "caseExact": case_exact, "mutability": mutability, "returned": "default",

@@ -33,7 +33,10 @@ impl AttrPath {
     /// True when this path is `name.sub`, ignoring case.
     pub fn is_sub(&self, name: &str, sub: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
-            && self.sub.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+            && self
+                .sub
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(sub))
             && self.urn_is_core()
     }
 
@@ -44,7 +47,10 @@ impl AttrPath {
 
     /// Parses `urn:…:name.sub`, `name.sub` or `name`.
     pub fn parse(text: &str) -> Result<AttrPath, String> {
-        let (urn, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (urn, rest) = if text
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             match text.rfind(':') {
                 Some(i) => (Some(text[..i].to_string()), &text[i + 1..]),
                 None => return Err(format!("bad attribute path `{text}`")),
@@ -309,12 +315,19 @@ impl Parser {
         }
         let attr = match self.next() {
             Some(Token::Word(w)) => AttrPath::parse(&w)?,
-            Some(t) => return Err(format!("expected an attribute name, found {}", describe(&t))),
+            Some(t) => {
+                return Err(format!(
+                    "expected an attribute name, found {}",
+                    describe(&t)
+                ));
+            }
             None => return Err("expected an attribute name at the end of the filter".into()),
         };
         if matches!(self.peek(), Some(Token::OpenBracket)) {
             if attr.sub.is_some() {
-                return Err(format!("`{attr}[…]`: a value filter applies to an attribute, not a sub-attribute"));
+                return Err(format!(
+                    "`{attr}[…]`: a value filter applies to an attribute, not a sub-attribute"
+                ));
             }
             self.pos += 1;
             let inner = self.parse_or()?;
@@ -349,13 +362,19 @@ impl Parser {
     fn parse_comparison(&mut self, attr: AttrPath) -> Result<Filter, String> {
         let op_word = match self.next() {
             Some(Token::Word(w)) => w,
-            Some(t) => return Err(format!("expected an operator after `{attr}`, found {}", describe(&t))),
+            Some(t) => {
+                return Err(format!(
+                    "expected an operator after `{attr}`, found {}",
+                    describe(&t)
+                ));
+            }
             None => return Err(format!("expected an operator after `{attr}`")),
         };
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(attr));
         }
-        let op = CompareOp::parse(&op_word).ok_or_else(|| format!("unknown operator `{op_word}`"))?;
+        let op =
+            CompareOp::parse(&op_word).ok_or_else(|| format!("unknown operator `{op_word}`"))?;
         let value = match self.next() {
             Some(Token::Str(s)) => CompValue::Str(s),
             Some(Token::Word(w)) => match w.to_ascii_lowercase().as_str() {
@@ -371,7 +390,12 @@ impl Parser {
                     }
                 },
             },
-            Some(t) => return Err(format!("expected a value after `{attr} {op_word}`, found {}", describe(&t))),
+            Some(t) => {
+                return Err(format!(
+                    "expected a value after `{attr} {op_word}`, found {}",
+                    describe(&t)
+                ));
+            }
             None => return Err(format!("expected a value after `{attr} {op_word}`")),
         };
         Ok(Filter::Compare { attr, op, value })
@@ -394,7 +418,8 @@ pub fn parse(input: &str) -> Result<Filter, ScimError> {
     if input.len() > MAX_FILTER_LEN {
         return Err(ScimError::invalid_filter("filter is too long"));
     }
-    let tokens = tokenize(input).map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?;
+    let tokens =
+        tokenize(input).map_err(|e| ScimError::invalid_filter(format!("invalid filter: {e}")))?;
     if tokens.is_empty() {
         return Err(ScimError::invalid_filter("filter is empty"));
     }
@@ -525,7 +550,9 @@ impl Filter {
                     };
                 }
                 if *op == CompareOp::Ne {
-                    return !values.iter().any(|v| compare(v, CompareOp::Eq, value, exact));
+                    return !values
+                        .iter()
+                        .any(|v| compare(v, CompareOp::Eq, value, exact));
                 }
                 values.into_iter().any(|v| {
                     // `emails eq "x"` compares a complex value through its `value` sub-attribute.

@@ -83,7 +83,12 @@ mod tests {
 
     #[test]
     fn paging_is_clamped_and_names_case_insensitive() {
-        let l = q(&[("STARTINDEX", "0"), ("count", "5000"), ("aadOptscim062020", "")]).unwrap();
+        let l = q(&[
+            ("STARTINDEX", "0"),
+            ("count", "5000"),
+            ("aadOptscim062020", ""),
+        ])
+        .unwrap();
         assert_eq!((l.start_index, l.count), (1, MAX_COUNT));
         let l = q(&[("count", "-3"), ("filter", "")]).unwrap();
         assert_eq!(l.count, 0);
@@ -93,9 +98,17 @@ mod tests {
 
     #[test]
     fn excluded_members_is_detected() {
-        assert!(q(&[("excludedAttributes", "members")]).unwrap().exclude_members);
+        assert!(
+            q(&[("excludedAttributes", "members")])
+                .unwrap()
+                .exclude_members
+        );
         assert!(q(&[("attributes", "displayName")]).unwrap().exclude_members);
-        assert!(!q(&[("attributes", "displayName,members")]).unwrap().exclude_members);
+        assert!(
+            !q(&[("attributes", "displayName,members")])
+                .unwrap()
+                .exclude_members
+        );
         assert!(!q(&[]).unwrap().exclude_members);
     }
 

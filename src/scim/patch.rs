@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::ScimError;
-use super::filter::{AttrPath, CompValue, CompareOp, Filter, get_ci, is_core_urn, parse_patch_path};
+use super::filter::{
+    AttrPath, CompValue, CompareOp, Filter, get_ci, is_core_urn, parse_patch_path,
+};
 
 /// Most operations accepted in one PATCH request.
 pub const MAX_OPERATIONS: usize = 1000;
@@ -89,7 +91,10 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
-            let kind = match get_ci(op, "op").and_then(Value::as_str).map(str::to_ascii_lowercase) {
+            let kind = match get_ci(op, "op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+            {
                 Some(k) if k == "add" => OpKind::Add,
                 Some(k) if k == "replace" => OpKind::Replace,
                 Some(k) if k == "remove" => OpKind::Remove,
@@ -98,20 +103,32 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
                         "operation {i}: unknown op `{k}` (expected add, replace or remove)"
                     )));
                 }
-                None => return Err(ScimError::invalid_syntax(format!("operation {i}: missing `op`"))),
+                None => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "operation {i}: missing `op`"
+                    )));
+                }
             };
             let path = match get_ci(op, "path") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) if s.trim().is_empty() => None,
                 Some(Value::String(s)) => Some(s.trim().to_string()),
-                Some(_) => return Err(ScimError::invalid_path(format!("operation {i}: `path` must be a string"))),
+                Some(_) => {
+                    return Err(ScimError::invalid_path(format!(
+                        "operation {i}: `path` must be a string"
+                    )));
+                }
             };
             let value = get_ci(op, "value").cloned();
             if kind != OpKind::Remove && value.is_none() {
-                return Err(ScimError::invalid_syntax(format!("operation {i}: `value` is required")));
+                return Err(ScimError::invalid_syntax(format!(
+                    "operation {i}: `value` is required"
+                )));
             }
             if kind == OpKind::Remove && path.is_none() && value.is_none() {
-                return Err(ScimError::no_target(format!("operation {i}: remove needs a `path`")));
+                return Err(ScimError::no_target(format!(
+                    "operation {i}: remove needs a `path`"
+                )));
             }
             Ok(PatchOp { kind, path, value })
         })
@@ -131,11 +148,10 @@ pub fn apply(
         return Err(ScimError::internal());
     }
     for (i, op) in ops.iter().enumerate() {
-        apply_one(&mut out, op, members.as_deref_mut(), read_only)
-            .map_err(|mut e| {
-                e.detail = format!("operation {i}: {}", e.detail);
-                e
-            })?;
+        apply_one(&mut out, op, members.as_deref_mut(), read_only).map_err(|mut e| {
+            e.detail = format!("operation {i}: {}", e.detail);
+            e
+        })?;
     }
     Ok(out)
 }
@@ -158,23 +174,49 @@ fn apply_one(
                 // Keys may be plain names, dotted (`name.givenName`) or URN-qualified.
                 let (attr, filter, sub) = parse_patch_path(key).map_err(ScimError::invalid_path)?;
                 if filter.is_some() {
-                    return Err(ScimError::invalid_path(format!("`{key}` cannot carry a filter here")));
+                    return Err(ScimError::invalid_path(format!(
+                        "`{key}` cannot carry a filter here"
+                    )));
                 }
                 let value = value.clone();
-                apply_path(doc, op.kind, &attr, None, sub.as_deref(), Some(value), members.as_deref_mut(), read_only, true)?;
+                apply_path(
+                    doc,
+                    op.kind,
+                    &attr,
+                    None,
+                    sub.as_deref(),
+                    Some(value),
+                    members.as_deref_mut(),
+                    read_only,
+                    true,
+                )?;
             }
             Ok(())
         }
         Some(path) => {
             let (attr, filter, sub) = parse_patch_path(path)
                 .map_err(|e| ScimError::invalid_path(format!("invalid path `{path}`: {e}")))?;
-            apply_path(doc, op.kind, &attr, filter.as_ref(), sub.as_deref(), op.value.clone(), members, read_only, false)
+            apply_path(
+                doc,
+                op.kind,
+                &attr,
+                filter.as_ref(),
+                sub.as_deref(),
+                op.value.clone(),
+                members,
+                read_only,
+                false,
+            )
         }
     }
 }
 
 /// The object holding `attr` (the resource, or its extension object for a URN).
-fn container<'a>(doc: &'a mut Value, attr: &AttrPath, create: bool) -> Option<&'a mut Map<String, Value>> {
+fn container<'a>(
+    doc: &'a mut Value,
+    attr: &AttrPath,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
     let root = doc.as_object_mut()?;
     match &attr.urn {
         Some(urn) if !is_core_urn(urn) => {
@@ -254,7 +296,11 @@ fn apply_path(
                     }
                 }
             }
-            _ => return Err(ScimError::invalid_value("an extension's value must be an object")),
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "an extension's value must be an object",
+                ));
+            }
         }
         return Ok(());
     }
@@ -410,7 +456,11 @@ fn apply_filtered(
                 _ => return Err(ScimError::internal()),
             }
         }
-        Some(_) => return Err(ScimError::invalid_path(format!("`{key}` is not multi-valued"))),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!(
+                "`{key}` is not multi-valued"
+            )));
+        }
         None => {
             if kind == OpKind::Remove {
                 return Ok(());
@@ -422,7 +472,9 @@ fn apply_filtered(
             }
         }
     };
-    let matched: Vec<usize> = (0..items.len()).filter(|&i| filter.matches(&items[i])).collect();
+    let matched: Vec<usize> = (0..items.len())
+        .filter(|&i| filter.matches(&items[i]))
+        .collect();
     match kind {
         OpKind::Remove => {
             match sub {
@@ -460,7 +512,9 @@ fn apply_filtered(
                         }
                     }
                     (None, _) => {
-                        return Err(ScimError::invalid_value("the value for a filtered path must be an object"));
+                        return Err(ScimError::invalid_value(
+                            "the value for a filtered path must be an object",
+                        ));
                     }
                 }
                 items.push(Value::Object(element));
@@ -478,7 +532,9 @@ fn apply_filtered(
                         }
                     }
                     (None, _) => {
-                        return Err(ScimError::invalid_value("the value for a filtered path must be an object"));
+                        return Err(ScimError::invalid_value(
+                            "the value for a filtered path must be an object",
+                        ));
                     }
                 }
             }
@@ -521,9 +577,13 @@ fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
             Value::String(s) if !s.is_empty() => Ok(s.clone()),
             Value::Object(_) => match get_ci(v, "value") {
                 Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-                _ => Err(ScimError::invalid_value("each member needs a string `value` (the user's id)")),
+                _ => Err(ScimError::invalid_value(
+                    "each member needs a string `value` (the user's id)",
+                )),
             },
-            _ => Err(ScimError::invalid_value("each member needs a string `value` (the user's id)")),
+            _ => Err(ScimError::invalid_value(
+                "each member needs a string `value` (the user's id)",
+            )),
         }
     };
     match value {
@@ -563,7 +623,9 @@ fn apply_members(
     no_path: bool,
 ) -> Result<(), ScimError> {
     if sub.is_some() {
-        return Err(ScimError::invalid_path("members' sub-attributes cannot be changed"));
+        return Err(ScimError::invalid_path(
+            "members' sub-attributes cannot be changed",
+        ));
     }
     if let Some(filter) = filter {
         let mut ids = Vec::new();
@@ -638,7 +700,10 @@ mod tests {
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D"
             }}]}),
         );
-        assert_eq!(out["name"], json!({"givenName": "Alice", "familyName": "B"}));
+        assert_eq!(
+            out["name"],
+            json!({"givenName": "Alice", "familyName": "B"})
+        );
         assert_eq!(
             out["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
             json!({"department": "R&D"})
@@ -672,10 +737,19 @@ mod tests {
             {"op": "Remove", "path": "members", "value": [{"value": "u3"}]},
             {"op": "add", "value": {"members": [{"value": "u4", "$ref": null}]}}
         ]});
-        let out = apply(&json!({"displayName": "g"}), &ops(body), Some(&mut m), &["id"]).unwrap();
+        let out = apply(
+            &json!({"displayName": "g"}),
+            &ops(body),
+            Some(&mut m),
+            &["id"],
+        )
+        .unwrap();
         assert_eq!(out, json!({"displayName": "g"}));
         assert_eq!(m.add, ["u2", "u4"].iter().map(|s| s.to_string()).collect());
-        assert_eq!(m.remove, ["u1", "u3"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            m.remove,
+            ["u1", "u3"].iter().map(|s| s.to_string()).collect()
+        );
         assert!(m.replace_all.is_none());
 
         let mut m = MemberChanges::default();
@@ -684,7 +758,10 @@ mod tests {
             {"op": "add", "path": "members", "value": [{"value": "b"}]}
         ]});
         apply(&json!({}), &ops(body), Some(&mut m), &[]).unwrap();
-        assert_eq!(m.replace_all, Some(["a", "b"].iter().map(|s| s.to_string()).collect()));
+        assert_eq!(
+            m.replace_all,
+            Some(["a", "b"].iter().map(|s| s.to_string()).collect())
+        );
     }
 
     #[test]
@@ -699,12 +776,17 @@ mod tests {
             assert_eq!(parse_request(&body).unwrap_err().status, 400, "{body}");
         }
         let bad_path = ops(json!({"Operations": [{"op": "add", "path": "a[b", "value": 1}]}));
-        assert_eq!(apply(&json!({}), &bad_path, None, &[]).unwrap_err().status, 400);
+        assert_eq!(
+            apply(&json!({}), &bad_path, None, &[]).unwrap_err().status,
+            400
+        );
         let mut m = MemberChanges::default();
         let bad_member_filter =
             ops(json!({"Operations": [{"op": "remove", "path": "members[display eq \"x\"]"}]}));
         assert_eq!(
-            apply(&json!({}), &bad_member_filter, Some(&mut m), &[]).unwrap_err().status,
+            apply(&json!({}), &bad_member_filter, Some(&mut m), &[])
+                .unwrap_err()
+                .status,
             400
         );
     }

@@ -65,7 +65,8 @@ fn as_object(body: &Value) -> Result<&Map<String, Value>, ScimError> {
 fn clean(body: &Map<String, Value>, read_only: &[&str]) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in body {
-        if read_only.iter().any(|r| r.eq_ignore_ascii_case(k)) || k.eq_ignore_ascii_case("schemas") {
+        if read_only.iter().any(|r| r.eq_ignore_ascii_case(k)) || k.eq_ignore_ascii_case("schemas")
+        {
             continue;
         }
         let v = strip_empty(v.clone());
@@ -97,12 +98,22 @@ fn strip_empty(v: Value) -> Value {
     }
 }
 
-fn opt_string(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>, ScimError> {
-    match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
+fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<String>, ScimError> {
+    match obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+    {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(ScimError::invalid_value(format!("`{what}` must be a string"))),
+        Some(_) => Err(ScimError::invalid_value(format!(
+            "`{what}` must be a string"
+        ))),
     }
 }
 
@@ -122,7 +133,10 @@ pub fn parse_active(v: &Value) -> Result<bool, ScimError> {
 /// so `UserName` and `userName` cannot both end up in one document.
 fn canonical_keys(obj: &mut Map<String, Value>, names: &[&str]) {
     for name in names {
-        if let Some(k) = obj.keys().find(|k| k.eq_ignore_ascii_case(name) && k != name).cloned()
+        if let Some(k) = obj
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(name) && k != name)
+            .cloned()
             && let Some(v) = obj.remove(&k)
         {
             obj.insert(name.to_string(), v);
@@ -135,7 +149,14 @@ pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
     let mut doc = clean(as_object(body)?, USER_READ_ONLY);
     canonical_keys(
         &mut doc,
-        &["userName", "externalId", "active", "displayName", "name", "emails"],
+        &[
+            "userName",
+            "externalId",
+            "active",
+            "displayName",
+            "name",
+            "emails",
+        ],
     );
     let user_name = match doc.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -145,7 +166,9 @@ pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
         Some(_) => return Err(ScimError::invalid_value("`userName` must be a string")),
     };
     if user_name.len() > 1024 {
-        return Err(ScimError::invalid_value("`userName` is longer than 1024 characters"));
+        return Err(ScimError::invalid_value(
+            "`userName` is longer than 1024 characters",
+        ));
     }
     let external_id = opt_string(&doc, "externalId", "externalId")?;
     let active = match doc.get("active") {
@@ -179,7 +202,11 @@ pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
                     Value::String(s) => s.clone(),
                     Value::Object(_) => match get_ci(item, "value") {
                         Some(Value::String(s)) => s.clone(),
-                        _ => return Err(ScimError::invalid_value("each email needs a string `value`")),
+                        _ => {
+                            return Err(ScimError::invalid_value(
+                                "each email needs a string `value`",
+                            ));
+                        }
                     },
                     _ => return Err(ScimError::invalid_value("each email must be an object")),
                 };
@@ -282,7 +309,8 @@ pub struct Reference {
 }
 
 pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Renders a stored resource as SCIM JSON: `schemas`, `id`, the stored attributes, `members`
@@ -372,22 +400,35 @@ mod tests {
 
     #[test]
     fn entra_string_booleans_and_onelogin_single_email() {
-        let u = user_from_json(&json!({"userName": "a", "active": "False", "emails": {"value": "a@x"}}))
-            .unwrap();
+        let u = user_from_json(
+            &json!({"userName": "a", "active": "False", "emails": {"value": "a@x"}}),
+        )
+        .unwrap();
         assert!(!u.active);
         assert_eq!(u.emails.len(), 1);
         assert_eq!(u.document["emails"], json!([{"value": "a@x"}]));
         assert_eq!(
-            user_from_json(&json!({"userName": "a", "active": "maybe"})).unwrap_err().status,
+            user_from_json(&json!({"userName": "a", "active": "maybe"}))
+                .unwrap_err()
+                .status,
             400
         );
     }
 
     #[test]
     fn missing_user_name_or_display_name_is_invalid_value() {
-        assert_eq!(user_from_json(&json!({"name": {}})).unwrap_err().scim_type, Some("invalidValue"));
-        assert_eq!(user_from_json(&json!([])).unwrap_err().scim_type, Some("invalidSyntax"));
-        assert_eq!(group_from_json(&json!({"members": []})).unwrap_err().status, 400);
+        assert_eq!(
+            user_from_json(&json!({"name": {}})).unwrap_err().scim_type,
+            Some("invalidValue")
+        );
+        assert_eq!(
+            user_from_json(&json!([])).unwrap_err().scim_type,
+            Some("invalidSyntax")
+        );
+        assert_eq!(
+            group_from_json(&json!({"members": []})).unwrap_err().status,
+            400
+        );
         assert_eq!(
             group_from_json(&json!({"displayName": "g", "members": [{"display": "x"}]}))
                 .unwrap_err()

@@ -1,0 +1,147 @@
+//! Application wiring: shared state, middleware, routes and the HTTP server. Tests and `serve`
+//! build the app the same way.
+
+use std::net::TcpListener;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine;
+
+use crate::config::Config;
+use crate::db::{self, Pool};
+
+/// State shared by every handler.
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Config,
+}
+
+/// Content-Security-Policy of every response: only Roster's own scripts, styles and images.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// How long an owner or portal session lasts without activity.
+const SESSION_TTL_HOURS: i64 = 12;
+
+/// The cookie key, shared by all instances through the settings table (created on first start).
+pub fn session_key(pool: &Pool) -> Result<Key, String> {
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let encoded = db::settings::get_or_insert(&mut conn, "session_key", || {
+        let mut bytes = [0u8; 64];
+        rand::fill(&mut bytes);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    })
+    .map_err(|e| e.to_string())?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("stored session key is not base64: {e}"))?;
+    Key::try_from(bytes.as_slice()).map_err(|e| format!("stored session key is unusable: {e}"))
+}
+
+/// Paths that carry a secret (portal and setup links) are logged without it.
+fn redacted_path(path: &str) -> String {
+    for prefix in ["/portal/link/", "/owner/setup/"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            return format!("{prefix}[redacted]");
+        }
+    }
+    path.to_string()
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let ok = web::block(move || {
+        use diesel::connection::SimpleConnection;
+        pool.get()
+            .ok()
+            .map(|mut c| c.batch_execute("SELECT 1").is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        HttpResponse::Ok().content_type("text/plain").body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable")
+    }
+}
+
+async fn root() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/owner"))
+        .finish()
+}
+
+/// Starts the HTTP server on `listener`.
+pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::io::Result<Server> {
+    let secure = state.config.secure_cookies();
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name("roster_session".into())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(actix_web::cookie::time::Duration::hours(SESSION_TTL_HOURS)),
+            )
+            .build();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(session)
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CSP))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("X-Frame-Options", "DENY")),
+            )
+            .wrap(
+                Logger::new("%{method}xi %{path}xi %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .custom_request_replace("path", |req| redacted_path(req.path())),
+            )
+            .route("/", web::get().to(root))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .configure(crate::assets::configure)
+            .configure(crate::scim_endpoint::configure)
+            .configure(crate::owner::configure)
+            .configure(crate::portal::configure)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_paths_are_redacted() {
+        assert_eq!(
+            super::redacted_path("/portal/link/roster_portal_abc"),
+            "/portal/link/[redacted]"
+        );
+        assert_eq!(
+            super::redacted_path("/owner/setup/roster_setup_abc"),
+            "/owner/setup/[redacted]"
+        );
+        assert_eq!(super::redacted_path("/portal/users"), "/portal/users");
+    }
+}

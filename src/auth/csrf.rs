@@ -1,0 +1,110 @@
+//! CSRF protection for the owner console and the Admin Portal: every unsafe request must come
+//! from our own origin (Fetch Metadata / Origin) and carry the session's token, in the
+//! `X-CSRF-Token` header (htmx sends it from `hx-headers`) or a `csrf_token` form field.
+
+use actix_session::SessionExt;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+
+use super::session;
+use super::tokens::ct_eq;
+
+pub const HEADER: &str = "x-csrf-token";
+pub const FIELD: &str = "csrf_token";
+/// Largest form body read for the token; forms here are small.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+fn protected(req: &ServiceRequest) -> bool {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.path();
+    unsafe_method && (path.starts_with("/owner") || path.starts_with("/portal"))
+}
+
+fn same_origin(req: &ServiceRequest, public_origin: &str) -> bool {
+    if let Some(site) = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+    {
+        return site == "same-origin" || site == "none";
+    }
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true, // Non-browser clients; the token check below still applies.
+        Some(origin) => {
+            let info = req.connection_info();
+            let own = format!("{}://{}", info.scheme(), info.host());
+            origin == public_origin || origin == own
+        }
+    }
+}
+
+fn refuse(req: ServiceRequest, why: &str) -> ServiceResponse<BoxBody> {
+    log::warn!("CSRF check refused {} {}: {why}", req.method(), req.path());
+    let resp = HttpResponse::Forbidden()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            "<!doctype html><title>Request refused</title><h1>Request refused</h1>\
+             <p>This form was stale or came from another site. Go back, reload the page and try again.</p>",
+        );
+    req.into_response(resp)
+}
+
+/// Middleware (`from_fn`) enforcing origin and token checks on unsafe portal/owner requests.
+pub async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !protected(&req) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    let public_origin = req
+        .app_data::<web::Data<crate::app::AppState>>()
+        .map(|s| s.config.public_origin())
+        .unwrap_or_default();
+    if !same_origin(&req, &public_origin) {
+        return Ok(refuse(req, "cross-site request"));
+    }
+    let Some(expected) = session::existing_csrf_token(&req.get_session()) else {
+        return Ok(refuse(req, "no session"));
+    };
+    let presented = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
+        Some(t) => Some(t.to_string()),
+        None => {
+            let is_form = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            if is_form {
+                let body = req.extract::<web::Bytes>().await.unwrap_or_default();
+                if body.len() > MAX_FORM_BYTES {
+                    return Ok(refuse(req, "form too large"));
+                }
+                let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                    .ok()
+                    .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == FIELD).map(|(_, v)| v));
+                req.set_payload(actix_web::dev::Payload::from(body));
+                token
+            } else {
+                None
+            }
+        }
+    };
+    match presented {
+        Some(t) if ct_eq(t.as_bytes(), expected.as_bytes()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+        _ => Ok(refuse(req, "missing or wrong CSRF token")),
+    }
+}

@@ -1,0 +1,52 @@
+//! What the session cookie holds (encrypted; the key is shared by all instances through the
+//! database): the CSRF token, the signed-in owner, and the organization a portal link opened.
+
+use actix_session::Session;
+use base64::Engine;
+
+const CSRF: &str = "csrf";
+const OWNER: &str = "owner";
+const PORTAL_ORG: &str = "portal_org";
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(t)) = session.get::<String>(CSRF) {
+        return t;
+    }
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let _ = session.insert(CSRF, &token);
+    token
+}
+
+/// The CSRF token if the session has one (without creating it).
+pub fn existing_csrf_token(session: &Session) -> Option<String> {
+    session.get::<String>(CSRF).ok().flatten()
+}
+
+pub fn owner_id(session: &Session) -> Option<String> {
+    session.get::<String>(OWNER).ok().flatten()
+}
+
+/// Signs the owner in, with a fresh session id and CSRF token (no session fixation).
+pub fn sign_in_owner(session: &Session, owner_id: &str) {
+    session.renew();
+    let _ = session.remove(CSRF);
+    let _ = session.insert(OWNER, owner_id);
+}
+
+pub fn sign_out(session: &Session) {
+    session.purge();
+}
+
+pub fn portal_org(session: &Session) -> Option<String> {
+    session.get::<String>(PORTAL_ORG).ok().flatten()
+}
+
+/// Scopes the session's portal to one organization (the one the link opened).
+pub fn open_portal(session: &Session, org_id: &str) {
+    session.renew();
+    let _ = session.remove(CSRF);
+    let _ = session.insert(PORTAL_ORG, org_id);
+}

@@ -1,0 +1,359 @@
+//! The `roster` command line: `serve` (the default) and operator commands usable from scripts
+//! (`--json` prints one JSON object on stdout).
+
+use std::net::TcpListener;
+
+use actix_web::web;
+use chrono::Duration;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::app::{self, AppState};
+use crate::config::{Config, parse_public_url};
+use crate::db::{self, Pool};
+use crate::portal::providers;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Self-hosted SCIM 2.0 onboarding: owner console, Admin Portal and a multi-tenant SCIM server."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database: `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://roster.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Public base URL that identity providers and browsers use to reach Roster (Endpoint URLs
+    /// and links are built from it). Default: http://<bind address>.
+    #[arg(long, env = "ROSTER_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "ROSTER_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Product name shown to IT admins in the Admin Portal.
+    #[arg(
+        long,
+        env = "ROSTER_PRODUCT_NAME",
+        default_value = "Roster",
+        global = true
+    )]
+    pub product_name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Create an Admin Portal link for an organization.
+    PortalLink {
+        /// Organization id or exact name.
+        org: String,
+        /// Lifetime: e.g. `7d`, `12h`, `30m` (default 7 days).
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage directories (what the portal's Configure button creates).
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Owner account.
+    #[command(subcommand)]
+    Owner(OwnerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints its id.
+    Create {
+        name: String,
+        /// Turn the SCIM Provisioning tab on right away.
+        #[arg(long)]
+        scim_enabled: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn SCIM Provisioning on or off for an organization.
+    Scim {
+        /// Organization id or exact name.
+        org: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Create a directory and print its Endpoint URL and Bearer token (shown once).
+    Create {
+        /// Organization id or exact name.
+        org: String,
+        /// pingidentity, okta, entra, onelogin, jumpcloud, rippling or generic.
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OwnerCommand {
+    /// Print a fresh one-time owner setup link (also resets the owner password when used).
+    SetupLink,
+}
+
+/// A failure the CLI reports on stderr with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+fn not_found(what: &str) -> CliError {
+    CliError {
+        message: what.to_string(),
+        code: 3,
+    }
+}
+
+fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
+    let public_url = match &g.public_url {
+        Some(u) => parse_public_url(u).map_err(|m| CliError {
+            message: m,
+            code: 2,
+        })?,
+        None => format!("http://{}", bound.unwrap_or(&g.bind)),
+    };
+    Ok(Config {
+        bind: g.bind.clone(),
+        database_url: g.database_url.clone(),
+        public_url,
+        product_name: g.product_name.clone(),
+    })
+}
+
+fn connect(g: &Global) -> Result<Pool, CliError> {
+    db::connect(&g.database_url).map_err(|e| CliError {
+        message: format!("{e}"),
+        code: 1,
+    })
+}
+
+/// Parses `7d`, `12h`, `30m` or a bare number of days.
+pub fn parse_ttl(s: &str) -> Result<Duration, CliError> {
+    let s = s.trim();
+    let bad = || CliError {
+        message: format!("invalid --ttl `{s}`: use e.g. 7d, 12h or 30m"),
+        code: 2,
+    };
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 'd'),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        'd' => Duration::days(n),
+        'h' => Duration::hours(n),
+        'm' => Duration::minutes(n),
+        _ => return Err(bad()),
+    };
+    if n <= 0 || d > Duration::days(365) {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+fn find_org(conn: &mut db::DbConn, org: &str) -> Result<db::orgs::Org, CliError> {
+    db::orgs::find(conn, org)?
+        .ok_or_else(|| not_found(&format!("no organization with id or name `{org}`")))
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(g),
+        Command::Migrate => {
+            connect(g)?;
+            println!("migrations applied to {}", db::redact_url(&g.database_url));
+            Ok(())
+        }
+        Command::Org(OrgCommand::Create {
+            name,
+            scim_enabled,
+            json,
+        }) => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(CliError {
+                    message: "the organization needs a name".into(),
+                    code: 2,
+                });
+            }
+            let pool = connect(g)?;
+            let org = db::orgs::create(&mut *pool.get()?, name, scim_enabled)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": org.id, "name": org.name, "scim_enabled": org.scim_enabled})
+                );
+            } else {
+                println!("{}", org.id);
+            }
+            Ok(())
+        }
+        Command::Org(OrgCommand::Scim { org, state }) => {
+            let pool = connect(g)?;
+            let mut conn = pool.get()?;
+            let org = find_org(&mut conn, &org)?;
+            db::orgs::set_scim_enabled(&mut conn, &org.id, state == "on")?;
+            println!("SCIM Provisioning is {state} for {}", org.name);
+            Ok(())
+        }
+        Command::PortalLink { org, ttl, json } => {
+            let ttl = parse_ttl(&ttl)?;
+            let cfg = config(g, None)?;
+            let pool = connect(g)?;
+            let mut conn = pool.get()?;
+            let org = find_org(&mut conn, &org)?;
+            let (token, expires) = db::orgs::create_portal_link(&mut conn, &org.id, ttl)?;
+            let url = format!("{}/portal/link/{token}", cfg.public_url);
+            if json {
+                println!(
+                    "{}",
+                    json!({"url": url, "org_id": org.id, "expires_at": crate::scim::resource::rfc3339(expires)})
+                );
+            } else {
+                println!("{url}");
+            }
+            Ok(())
+        }
+        Command::Directory(DirectoryCommand::Create {
+            org,
+            provider,
+            json,
+        }) => {
+            let Some(p) = providers::by_slug(&provider) else {
+                let known: Vec<&str> = providers::ALL.iter().map(|p| p.slug).collect();
+                return Err(CliError {
+                    message: format!(
+                        "unknown provider `{provider}`; use one of {}",
+                        known.join(", ")
+                    ),
+                    code: 2,
+                });
+            };
+            let cfg = config(g, None)?;
+            let pool = connect(g)?;
+            let mut conn = pool.get()?;
+            let org = find_org(&mut conn, &org)?;
+            let (dir, token) = db::directories::create(&mut conn, &org.id, p.slug, p.name)?;
+            let endpoint_url = cfg.scim_base(&dir.id);
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": dir.id, "endpoint_url": endpoint_url, "token": token})
+                );
+            } else {
+                println!(
+                    "Endpoint URL: {endpoint_url}\nBearer token: {token}\n(the token is shown only now)"
+                );
+            }
+            Ok(())
+        }
+        Command::Owner(OwnerCommand::SetupLink) => {
+            let cfg = config(g, None)?;
+            let pool = connect(g)?;
+            let token = db::owners::create_setup_link(&mut *pool.get()?)?;
+            println!("{}/owner/setup/{token}", cfg.public_url);
+            Ok(())
+        }
+    }
+}
+
+fn serve(g: &Global) -> Result<(), CliError> {
+    let listener = TcpListener::bind(&g.bind).map_err(|e| CliError {
+        message: format!("cannot listen on {}: {e}", g.bind),
+        code: 1,
+    })?;
+    let bound = listener.local_addr()?.to_string();
+    let cfg = config(g, Some(&bound))?;
+    let pool = connect(g)?;
+    let key = app::session_key(&pool)?;
+    println!(
+        "Roster listening on http://{bound} (public URL {}), database {}",
+        cfg.public_url,
+        db::redact_url(&cfg.database_url)
+    );
+    {
+        let mut conn = pool.get()?;
+        if !db::owners::exists(&mut conn)? {
+            let token = db::owners::create_setup_link(&mut conn)?;
+            println!(
+                "\nNo owner account yet. Open this one-time setup link to set the owner password (valid {} h):\n  {}/owner/setup/{token}\n",
+                db::owners::SETUP_LINK_TTL_HOURS,
+                cfg.public_url
+            );
+        } else {
+            println!("Owner console: {}/owner", cfg.public_url);
+        }
+    }
+    let state = web::Data::new(AppState { pool, config: cfg });
+    actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_forms() {
+        assert_eq!(parse_ttl("7d").unwrap(), Duration::days(7));
+        assert_eq!(parse_ttl("12h").unwrap(), Duration::hours(12));
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(parse_ttl("3").unwrap(), Duration::days(3));
+        assert!(parse_ttl("0d").is_err());
+        assert!(parse_ttl("5y").is_err());
+        assert!(parse_ttl("1000d").is_err());
+        assert!(parse_ttl("x").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

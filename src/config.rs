@@ -1,0 +1,77 @@
+//! Runtime configuration: flags, each with an environment variable (see `cli`).
+
+use url::Url;
+
+/// Settings the server needs at run time.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub bind: String,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Public base URL, without a trailing slash; Endpoint URLs and links are built from it.
+    pub public_url: String,
+    /// The vendor's product name, shown in the portal header.
+    pub product_name: String,
+}
+
+impl Config {
+    /// Cookies are marked Secure when the public URL is https, or loopback (browsers treat
+    /// http://localhost as a secure context); plain http on another host would lose them.
+    pub fn secure_cookies(&self) -> bool {
+        match Url::parse(&self.public_url) {
+            Ok(u) => {
+                u.scheme() == "https"
+                    || matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// `scheme://host[:port]` of the public URL, for Origin checks.
+    pub fn public_origin(&self) -> String {
+        Url::parse(&self.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
+    /// The SCIM base URL of a directory (what the IT admin pastes into the provider).
+    pub fn scim_base(&self, directory_id: &str) -> String {
+        format!("{}/scim/v2/{directory_id}", self.public_url)
+    }
+}
+
+/// Normalises a public URL: must be absolute http(s); trailing slash removed.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let u = Url::parse(s).map_err(|e| format!("invalid public URL `{s}`: {e}"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!(
+            "public URL `{s}` must start with http:// or https://"
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "public URL `{s}` must not have a query or fragment"
+        ));
+    }
+    Ok(u.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_is_normalised() {
+        assert_eq!(
+            parse_public_url("https://roster.example.com/").unwrap(),
+            "https://roster.example.com"
+        );
+        assert_eq!(
+            parse_public_url("http://h:8080/base/").unwrap(),
+            "http://h:8080/base"
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("nope").is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! The owner console (`/owner`): first-run setup, sign-in, organizations, the SCIM toggle and
+//! Admin Portal links.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Duration;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{password, session};
+use crate::db::{self, directories::Directory, orgs::Org};
+use crate::pages::{Layout, PageError, db, html, is_htmx, when};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/owner", web::get().to(home))
+        .route("/owner/login", web::get().to(login_form))
+        .route("/owner/login", web::post().to(login))
+        .route("/owner/logout", web::post().to(logout))
+        .route("/owner/setup/{token}", web::get().to(setup_form))
+        .route("/owner/setup/{token}", web::post().to(setup))
+        .route("/owner/orgs", web::post().to(create_org))
+        .route("/owner/orgs/{id}", web::get().to(org_page))
+        .route("/owner/orgs/{id}/scim", web::post().to(toggle_scim))
+        .route(
+            "/owner/orgs/{id}/portal-links",
+            web::post().to(create_portal_link),
+        );
+}
+
+/// Default lifetime of an Admin Portal link made in the console, in days.
+pub const DEFAULT_LINK_TTL_DAYS: i64 = 7;
+
+fn require_owner(s: &Session) -> Result<String, PageError> {
+    session::owner_id(s).ok_or_else(|| PageError::Redirect("/owner/login".into()))
+}
+
+#[derive(Template)]
+#[template(path = "owner/orgs.html")]
+struct OrgsPage {
+    layout: Layout,
+    orgs: Vec<Org>,
+    q: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+async fn home(
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, PageError> {
+    if session::owner_id(&s).is_none() {
+        return Err(PageError::Redirect("/owner/login".into()));
+    }
+    let q = query.into_inner().q.unwrap_or_default();
+    let search = q.clone();
+    let orgs = db(&state, move |c| Ok(db::orgs::list(c, &search, 500)?)).await?;
+    html(&OrgsPage {
+        layout: Layout::new(&state, &s),
+        orgs,
+        q,
+        error: None,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "owner/login.html")]
+struct LoginPage {
+    layout: Layout,
+    error: Option<String>,
+    has_owner: bool,
+}
+
+async fn login_form(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
+    if session::owner_id(&s).is_some() {
+        return Err(PageError::Redirect("/owner".into()));
+    }
+    let has_owner = db(&state, |c| Ok(db::owners::exists(c)?)).await?;
+    html(&LoginPage {
+        layout: Layout::new(&state, &s),
+        error: None,
+        has_owner,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    password: String,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    s: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let pw = form.into_inner().password;
+    let owner = db(&state, |c| Ok(db::owners::get(c)?)).await?;
+    // argon2 is deliberately slow: verify off the async workers.
+    let verified = match owner {
+        Some((id, hash)) => web::block(move || password::verify(&pw, &hash).then_some(id))
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?,
+        None => None,
+    };
+    match verified {
+        Some(id) => {
+            session::sign_in_owner(&s, &id);
+            Err(PageError::Redirect("/owner".into()))
+        }
+        None => {
+            let page = LoginPage {
+                layout: Layout::new(&state, &s),
+                error: Some("That password is not right.".into()),
+                has_owner: true,
+            };
+            Ok(HttpResponse::Unauthorized()
+                .content_type("text/html; charset=utf-8")
+                .body(page.render()?))
+        }
+    }
+}
+
+async fn logout(s: Session) -> HttpResponse {
+    session::sign_out(&s);
+    HttpResponse::SeeOther()
+        .insert_header(("Location", "/owner/login"))
+        .finish()
+}
+
+#[derive(Template)]
+#[template(path = "owner/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    valid: bool,
+    error: Option<String>,
+    min_len: usize,
+}
+
+async fn setup_form(
+    state: web::Data<AppState>,
+    s: Session,
+    token: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let token = token.into_inner();
+    let valid = db(&state, move |c| {
+        Ok(db::owners::setup_link_valid(c, &token)?)
+    })
+    .await?;
+    html(&SetupPage {
+        layout: Layout::new(&state, &s),
+        valid,
+        error: None,
+        min_len: password::MIN_LEN,
+    })
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    password: String,
+    confirm: String,
+}
+
+async fn setup(
+    state: web::Data<AppState>,
+    s: Session,
+    token: web::Path<String>,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, PageError> {
+    let token = token.into_inner();
+    let form = form.into_inner();
+    let problem = if form.password.chars().count() < password::MIN_LEN {
+        Some(format!("Use at least {} characters.", password::MIN_LEN))
+    } else if form.password != form.confirm {
+        Some("The two passwords differ.".to_string())
+    } else {
+        None
+    };
+    if let Some(error) = problem {
+        let page = SetupPage {
+            layout: Layout::new(&state, &s),
+            valid: true,
+            error: Some(error),
+            min_len: password::MIN_LEN,
+        };
+        return Ok(HttpResponse::BadRequest()
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?));
+    }
+    let hash = web::block(move || password::hash(&form.password))
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let owner = db(&state, move |c| {
+        Ok(db::owners::claim_setup_link(c, &token, &hash)?)
+    })
+    .await?;
+    match owner {
+        Some(id) => {
+            session::sign_in_owner(&s, &id);
+            Err(PageError::Redirect("/owner".into()))
+        }
+        None => html(&SetupPage {
+            layout: Layout::new(&state, &s),
+            valid: false,
+            error: None,
+            min_len: password::MIN_LEN,
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateOrgForm {
+    name: String,
+    scim_enabled: Option<String>,
+}
+
+async fn create_org(
+    state: web::Data<AppState>,
+    s: Session,
+    form: web::Form<CreateOrgForm>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let form = form.into_inner();
+    let name = form.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        let orgs = db(&state, |c| Ok(db::orgs::list(c, "", 500)?)).await?;
+        let page = OrgsPage {
+            layout: Layout::new(&state, &s),
+            orgs,
+            q: String::new(),
+            error: Some("Give the organization a name (up to 200 characters).".into()),
+        };
+        return Ok(HttpResponse::BadRequest()
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?));
+    }
+    let enabled = form.scim_enabled.is_some();
+    let org = db(&state, move |c| Ok(db::orgs::create(c, &name, enabled)?)).await?;
+    Err(PageError::Redirect(format!("/owner/orgs/{}", org.id)))
+}
+
+/// A directory with its counts, for the organization page.
+pub struct DirectorySummary {
+    pub dir: Directory,
+    pub provider_name: String,
+    pub users: i64,
+    pub groups: i64,
+    pub last_request: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "owner/org.html", blocks = ["scim_toggle", "portal_link"])]
+struct OrgPage {
+    layout: Layout,
+    org: Org,
+    directories: Vec<DirectorySummary>,
+    new_link: Option<(String, String)>,
+    link_ttl_days: i64,
+}
+
+async fn load_org_page(
+    state: &web::Data<AppState>,
+    s: &Session,
+    id: String,
+) -> Result<OrgPage, PageError> {
+    let (org, directories) = db(state, move |c| {
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let mut out = Vec::new();
+        for dir in db::directories::list_for_org(c, &org.id)? {
+            let (users, groups) = db::directories::counts(c, &dir.id)?;
+            out.push(DirectorySummary {
+                provider_name: crate::portal::providers::by_slug(&dir.provider)
+                    .map(|p| p.name)
+                    .unwrap_or("Unknown")
+                    .to_string(),
+                last_request: dir.last_request_at.as_ref().map(when),
+                dir,
+                users,
+                groups,
+            });
+        }
+        Ok((org, out))
+    })
+    .await?;
+    Ok(OrgPage {
+        layout: Layout::new(state, s),
+        org,
+        directories,
+        new_link: None,
+        link_ttl_days: DEFAULT_LINK_TTL_DAYS,
+    })
+}
+
+async fn org_page(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    html(&load_org_page(&state, &s, id.into_inner()).await?)
+}
+
+#[derive(Deserialize)]
+struct ToggleForm {
+    enabled: String,
+}
+
+async fn toggle_scim(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    form: web::Form<ToggleForm>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let id = id.into_inner();
+    let enabled = form.enabled == "on" || form.enabled == "true";
+    let org_id = id.clone();
+    let found = db(&state, move |c| {
+        Ok(db::orgs::set_scim_enabled(c, &org_id, enabled)?)
+    })
+    .await?;
+    if !found {
+        return Err(PageError::NotFound);
+    }
+    if !is_htmx(&req) {
+        return Err(PageError::Redirect(format!("/owner/orgs/{id}")));
+    }
+    let page = load_org_page(&state, &s, id).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.as_scim_toggle().render()?))
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    ttl_days: Option<String>,
+}
+
+async fn create_portal_link(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    form: web::Form<LinkForm>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let days = form
+        .ttl_days
+        .as_deref()
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .filter(|d| (1..=90).contains(d))
+        .unwrap_or(DEFAULT_LINK_TTL_DAYS);
+    let id = id.into_inner();
+    let org_id = id.clone();
+    let (token, expires) = db(&state, move |c| {
+        db::orgs::get(c, &org_id)?.ok_or(PageError::NotFound)?;
+        Ok(db::orgs::create_portal_link(
+            c,
+            &org_id,
+            Duration::days(days),
+        )?)
+    })
+    .await?;
+    let mut page = load_org_page(&state, &s, id).await?;
+    page.new_link = Some((
+        format!("{}/portal/link/{token}", state.config.public_url),
+        when(&expires),
+    ));
+    page.link_ttl_days = days;
+    if is_htmx(&req) {
+        Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page.as_portal_link().render()?))
+    } else {
+        html(&page)
+    }
+}

@@ -1,0 +1,527 @@
+//! The Admin Portal (`/portal`), scoped to the one organization its link opened: the SCIM
+//! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
+//! live Users and Groups views.
+
+pub mod providers;
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::session;
+use crate::db::{self, directories::Directory, groups::GroupRow, orgs::Org, users::UserRow};
+use crate::pages::{Layout, PageError, db, html, is_htmx, page_number, query_string, when};
+use providers::Provider;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/portal/link/{token}", web::get().to(open_link))
+        .route("/portal", web::get().to(home))
+        .route("/portal/scim", web::get().to(scim_tab))
+        .route(
+            "/portal/scim/configure",
+            web::post().to(configure_directory),
+        )
+        .route(
+            "/portal/scim/directories/{id}",
+            web::get().to(directory_page),
+        )
+        .route(
+            "/portal/scim/directories/{id}/status",
+            web::get().to(directory_status),
+        )
+        .route("/portal/users", web::get().to(users_page))
+        .route("/portal/users/{id}", web::get().to(user_page))
+        .route("/portal/groups", web::get().to(groups_page))
+        .route("/portal/groups/{id}", web::get().to(group_page));
+}
+
+/// Rows per page in the Users and Groups views.
+const PAGE_SIZE: i64 = 50;
+
+/// The header every portal page shows: product, organization, tabs.
+pub struct Nav {
+    pub org: Org,
+    pub current: &'static str,
+}
+
+async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
+    let org_id = session::portal_org(s).ok_or(PageError::PortalSignedOut)?;
+    db(state, move |c| {
+        db::orgs::get(c, &org_id)?.ok_or(PageError::PortalSignedOut)
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "portal/link_error.html")]
+struct LinkErrorPage {
+    layout: Layout,
+    reason: &'static str,
+}
+
+async fn open_link(
+    state: web::Data<AppState>,
+    s: Session,
+    token: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let token = token.into_inner();
+    let result = db(&state, move |c| {
+        Ok(db::orgs::redeem_portal_link(c, &token)?)
+    })
+    .await?;
+    match result {
+        Ok(org) => {
+            session::open_portal(&s, &org.id);
+            Err(PageError::Redirect("/portal".into()))
+        }
+        Err(problem) => {
+            let reason = match problem {
+                db::orgs::LinkProblem::Expired => "This Admin Portal link has expired.",
+                db::orgs::LinkProblem::Revoked => "This Admin Portal link was revoked.",
+                db::orgs::LinkProblem::Unknown => "This Admin Portal link is not valid.",
+            };
+            let page = LinkErrorPage {
+                layout: Layout::new(&state, &s),
+                reason,
+            };
+            Ok(HttpResponse::NotFound()
+                .content_type("text/html; charset=utf-8")
+                .body(page.render()?))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/disabled.html")]
+struct DisabledPage {
+    layout: Layout,
+    nav: Nav,
+}
+
+async fn home(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    if org.scim_enabled {
+        return Err(PageError::Redirect("/portal/scim".into()));
+    }
+    html(&DisabledPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+    })
+}
+
+/// A directory as listed on the SCIM Provisioning tab.
+pub struct DirectoryCard {
+    pub dir: Directory,
+    pub provider: &'static Provider,
+    pub endpoint_url: String,
+    pub users: i64,
+    pub groups: i64,
+    pub last_request: Option<String>,
+}
+
+fn card(state: &AppState, dir: Directory, users: i64, groups: i64) -> DirectoryCard {
+    DirectoryCard {
+        provider: providers::by_slug(&dir.provider)
+            .unwrap_or(&providers::ALL[providers::ALL.len() - 1]),
+        endpoint_url: state.config.scim_base(&dir.id),
+        last_request: dir.last_request_at.as_ref().map(when),
+        dir,
+        users,
+        groups,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/scim.html")]
+struct ScimTab {
+    layout: Layout,
+    nav: Nav,
+    directories: Vec<DirectoryCard>,
+    providers: &'static [Provider],
+}
+
+async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    if !org.scim_enabled {
+        return Err(PageError::Redirect("/portal".into()));
+    }
+    let org_id = org.id.clone();
+    let dirs = db(&state, move |c| {
+        let mut out = Vec::new();
+        for d in db::directories::list_for_org(c, &org_id)? {
+            let (u, g) = db::directories::counts(c, &d.id)?;
+            out.push((d, u, g));
+        }
+        Ok(out)
+    })
+    .await?;
+    let directories = dirs
+        .into_iter()
+        .map(|(d, u, g)| card(&state, d, u, g))
+        .collect();
+    html(&ScimTab {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+        directories,
+        providers: providers::ALL,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "portal/directory.html", blocks = ["status"])]
+struct DirectoryPage {
+    layout: Layout,
+    nav: Nav,
+    card: DirectoryCard,
+    /// The bearer token, present only on the response to Configure.
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfigureForm {
+    provider: String,
+}
+
+async fn configure_directory(
+    state: web::Data<AppState>,
+    s: Session,
+    form: web::Form<ConfigureForm>,
+) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    if !org.scim_enabled {
+        return Err(PageError::Redirect("/portal".into()));
+    }
+    let Some(provider) = providers::by_slug(&form.provider) else {
+        return Err(PageError::NotFound);
+    };
+    let org_id = org.id.clone();
+    let (dir, token) = db(&state, move |c| {
+        Ok(db::directories::create(
+            c,
+            &org_id,
+            provider.slug,
+            provider.name,
+        )?)
+    })
+    .await?;
+    let page = DirectoryPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+        card: card(&state, dir, 0, 0),
+        token: Some(token),
+    };
+    // Never cache the page that shows the token.
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(page.render()?))
+}
+
+async fn load_directory(
+    state: &web::Data<AppState>,
+    s: &Session,
+    id: String,
+) -> Result<DirectoryPage, PageError> {
+    let org = portal_org(state, s).await?;
+    if !org.scim_enabled {
+        return Err(PageError::Redirect("/portal".into()));
+    }
+    let org_id = org.id.clone();
+    let (dir, u, g) = db(state, move |c| {
+        let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
+        let (u, g) = db::directories::counts(c, &d.id)?;
+        Ok((d, u, g))
+    })
+    .await?;
+    Ok(DirectoryPage {
+        layout: Layout::new(state, s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+        card: card(state, dir, u, g),
+        token: None,
+    })
+}
+
+async fn directory_page(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    html(&load_directory(&state, &s, id.into_inner()).await?)
+}
+
+async fn directory_status(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let page = load_directory(&state, &s, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.as_status().render()?))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<String>,
+}
+
+/// Links of a paged list.
+pub struct Pager {
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    /// The URL that reloads this very page (used for live polling).
+    pub current: String,
+}
+
+fn pager(base: &str, q: &str, page: i64, total: i64) -> Pager {
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    Pager {
+        page,
+        pages,
+        total,
+        prev: (page > 1).then(|| format!("{base}?{}", query_string(q, page - 1))),
+        next: (page < pages).then(|| format!("{base}?{}", query_string(q, page + 1))),
+        current: format!("{base}?{}", query_string(q, page)),
+    }
+}
+
+/// A user row of the Users view.
+pub struct UserItem {
+    pub row: UserRow,
+    pub label: String,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/users.html", blocks = ["rows"])]
+struct UsersPage {
+    layout: Layout,
+    nav: Nav,
+    q: String,
+    users: Vec<UserItem>,
+    pager: Pager,
+    has_directory: bool,
+}
+
+async fn users_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    let query = query.into_inner();
+    let q = query
+        .q
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let page = page_number(query.page.as_deref());
+    let (org_id, search) = (org.id.clone(), q.clone());
+    let (total, rows, has_directory) = db(&state, move |c| {
+        let (total, rows) =
+            db::users::org_page(c, &org_id, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
+        let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
+        Ok((total, rows, has_directory))
+    })
+    .await?;
+    let users = rows
+        .into_iter()
+        .map(|row| UserItem {
+            label: row.label(),
+            updated: when(&row.updated_at),
+            row,
+        })
+        .collect();
+    let page = UsersPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "users",
+        },
+        pager: pager("/portal/users", &q, page, total),
+        q,
+        users,
+        has_directory,
+    };
+    if is_htmx(&req) {
+        Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page.as_rows().render()?))
+    } else {
+        html(&page)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/user.html")]
+struct UserPage {
+    layout: Layout,
+    nav: Nav,
+    user: UserRow,
+    label: String,
+    groups: Vec<(String, String)>,
+    raw: String,
+    created: String,
+    updated: String,
+}
+
+async fn user_page(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    let (org_id, id) = (org.id.clone(), id.into_inner());
+    let (user, groups) = db(&state, move |c| {
+        let user = db::users::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
+        let groups = db::users::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
+            .into_iter()
+            .map(|(_, r)| (r.id, r.display.unwrap_or_default()))
+            .collect::<Vec<_>>();
+        Ok((user, groups))
+    })
+    .await?;
+    let raw = serde_json::from_str::<serde_json::Value>(&user.resource)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_default();
+    html(&UserPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "users",
+        },
+        label: user.label(),
+        created: when(&user.created_at),
+        updated: when(&user.updated_at),
+        user,
+        groups,
+        raw,
+    })
+}
+
+/// A group row of the Groups view.
+pub struct GroupItem {
+    pub row: GroupRow,
+    pub members: i64,
+    pub updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/groups.html", blocks = ["rows"])]
+struct GroupsPage {
+    layout: Layout,
+    nav: Nav,
+    q: String,
+    groups: Vec<GroupItem>,
+    pager: Pager,
+    has_directory: bool,
+}
+
+async fn groups_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    let query = query.into_inner();
+    let q = query
+        .q
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let page = page_number(query.page.as_deref());
+    let (org_id, search) = (org.id.clone(), q.clone());
+    let (total, rows, has_directory) = db(&state, move |c| {
+        let (total, rows) =
+            db::groups::org_page(c, &org_id, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
+        let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
+        Ok((total, rows, has_directory))
+    })
+    .await?;
+    let groups = rows
+        .into_iter()
+        .map(|(row, members)| GroupItem {
+            updated: when(&row.updated_at),
+            row,
+            members,
+        })
+        .collect();
+    let page = GroupsPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "groups",
+        },
+        pager: pager("/portal/groups", &q, page, total),
+        q,
+        groups,
+        has_directory,
+    };
+    if is_htmx(&req) {
+        Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page.as_rows().render()?))
+    } else {
+        html(&page)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/group.html")]
+struct GroupPage {
+    layout: Layout,
+    nav: Nav,
+    group: GroupRow,
+    members: Vec<(String, String, Option<String>, bool)>,
+    total: i64,
+    updated: String,
+}
+
+async fn group_page(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let org = portal_org(&state, &s).await?;
+    let (org_id, id) = (org.id.clone(), id.into_inner());
+    let (group, members, total) = db(&state, move |c| {
+        let group = db::groups::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
+        let members = db::groups::members(c, &group.id, 0, 500)?;
+        let total = db::groups::member_count(c, &group.id)?;
+        Ok((group, members, total))
+    })
+    .await?;
+    html(&GroupPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "groups",
+        },
+        updated: when(&group.updated_at),
+        group,
+        members,
+        total,
+    })
+}
