@@ -246,13 +246,34 @@ pub fn remove_members(
     Ok(removed)
 }
 
-/// Members of a group (live users), ordered by name, one page.
+/// A member as the portal and SCIM `members` show it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Member {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub full_name: Option<String>,
+    pub active: bool,
+}
+
+impl Member {
+    /// displayName, else given + family name, else userName.
+    pub fn label(&self) -> &str {
+        [self.display_name.as_deref(), self.full_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|d| !d.trim().is_empty())
+            .unwrap_or(&self.user_name)
+    }
+}
+
+/// Members of a group (live users), ordered by userName, one page.
 pub fn members(
     conn: &mut DbConn,
     group_id: &str,
     offset: i64,
     limit: i64,
-) -> QueryResult<Vec<(String, String, Option<String>, bool)>> {
+) -> QueryResult<Vec<Member>> {
     group_members::table
         .inner_join(scim_users::table)
         .filter(group_members::group_id.eq(group_id))
@@ -261,6 +282,7 @@ pub fn members(
             scim_users::id,
             scim_users::user_name,
             scim_users::display_name,
+            scim_users::full_name,
             scim_users::active,
         ))
         .order(scim_users::user_name_norm.asc())
@@ -273,9 +295,9 @@ pub fn members(
 pub fn member_refs(conn: &mut DbConn, group_id: &str) -> QueryResult<Vec<Reference>> {
     Ok(members(conn, group_id, 0, i64::MAX)?
         .into_iter()
-        .map(|(id, user_name, display_name, _)| Reference {
-            id,
-            display: Some(display_name.unwrap_or(user_name)),
+        .map(|m| Reference {
+            display: Some(m.label().to_string()),
+            id: m.id,
         })
         .collect())
 }

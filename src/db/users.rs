@@ -20,8 +20,8 @@ pub struct UserRow {
     pub active: bool,
     pub display_name: Option<String>,
     pub display_name_norm: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
+    pub full_name: Option<String>,
+    pub full_name_norm: Option<String>,
     pub primary_email: Option<String>,
     pub resource: String,
     pub version: i64,
@@ -33,23 +33,12 @@ pub struct UserRow {
 impl UserRow {
     /// The best human name: displayName, else given + family name, else userName.
     pub fn label(&self) -> String {
-        if let Some(d) = self
-            .display_name
-            .as_deref()
-            .filter(|d| !d.trim().is_empty())
-        {
-            return d.to_string();
-        }
-        let full = [self.given_name.as_deref(), self.family_name.as_deref()]
+        [self.display_name.as_deref(), self.full_name.as_deref()]
             .into_iter()
             .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if full.trim().is_empty() {
-            self.user_name.clone()
-        } else {
-            full
-        }
+            .find(|d| !d.trim().is_empty())
+            .unwrap_or(&self.user_name)
+            .to_string()
     }
 }
 
@@ -114,6 +103,16 @@ pub fn search(
     Ok((total, rows))
 }
 
+/// "given family", as the portal shows it.
+fn full_name(input: &UserInput) -> Option<String> {
+    let full = [input.given_name.as_deref(), input.family_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!full.trim().is_empty()).then_some(full)
+}
+
 fn write_emails(
     conn: &mut DbConn,
     directory_id: &str,
@@ -150,8 +149,8 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> Query
             scim_users::active.eq(input.active),
             scim_users::display_name.eq(&input.display_name),
             scim_users::display_name_norm.eq(input.display_name.as_deref().map(normalize)),
-            scim_users::given_name.eq(&input.given_name),
-            scim_users::family_name.eq(&input.family_name),
+            scim_users::full_name.eq(full_name(input)),
+            scim_users::full_name_norm.eq(full_name(input).as_deref().map(normalize)),
             scim_users::primary_email.eq(&input.primary_email),
             scim_users::resource.eq(input.document.to_string()),
             scim_users::version.eq(1i64),
@@ -183,8 +182,8 @@ pub fn update(
         scim_users::active.eq(input.active),
         scim_users::display_name.eq(&input.display_name),
         scim_users::display_name_norm.eq(input.display_name.as_deref().map(normalize)),
-        scim_users::given_name.eq(&input.given_name),
-        scim_users::family_name.eq(&input.family_name),
+        scim_users::full_name.eq(full_name(input)),
+        scim_users::full_name_norm.eq(full_name(input).as_deref().map(normalize)),
         scim_users::primary_email.eq(&input.primary_email),
         scim_users::resource.eq(input.document.to_string()),
         scim_users::version.eq(scim_users::version + 1i64),
@@ -272,6 +271,7 @@ pub fn org_page(
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
+            // Nullable columns: NULL LIKE … is NULL, which `OR` treats as false here.
             q = q.filter(
                 scim_users::user_name_norm
                     .like(pattern.clone())
@@ -280,8 +280,12 @@ pub fn org_page(
                         .like(pattern.clone())
                         .escape('\\')
                         .assume_not_null())
+                    .or(scim_users::full_name_norm
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .assume_not_null())
                     .or(scim_users::primary_email
-                        .like(pattern)
+                        .like(pattern.clone())
                         .escape('\\')
                         .assume_not_null()),
             );

@@ -494,7 +494,7 @@ struct GroupPage {
     layout: Layout,
     nav: Nav,
     group: GroupRow,
-    members: Vec<(String, String, Option<String>, bool)>,
+    members: Vec<db::groups::Member>,
     total: i64,
     updated: String,
 }

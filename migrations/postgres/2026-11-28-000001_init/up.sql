@@ -69,8 +69,9 @@ CREATE TABLE scim_users (
     active BOOLEAN NOT NULL DEFAULT TRUE,
     display_name TEXT,
     display_name_norm TEXT,
-    given_name TEXT,
-    family_name TEXT,
+    -- name.givenName + name.familyName, as shown in the portal, and normalised for its search.
+    full_name TEXT,
+    full_name_norm TEXT,
     primary_email TEXT,
     resource TEXT NOT NULL,
     version BIGINT NOT NULL DEFAULT 1,

@@ -1,0 +1,361 @@
+//! Test harness: spawns the real app on a loopback port over a fresh database — a SQLite file,
+//! and a Postgres schema when `TEST_DATABASE_URL` is set — and talks to it over HTTP.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+
+use actix_web::web;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use roster::app::{self, AppState};
+use roster::config::Config;
+use roster::db::{self, Pool};
+use serde_json::Value;
+
+/// The databases every DB test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; Postgres too when `TEST_DATABASE_URL` is set. With `ROSTER_REQUIRE_POSTGRES=1`
+/// (as in CI) a missing Postgres fails the run instead of silently testing less.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => out.push(Backend::Postgres),
+        _ => {
+            assert!(
+                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+            );
+        }
+    }
+    out
+}
+
+/// A fresh, empty database of the given backend.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let base = std::env::var("TEST_DATABASE_URL").unwrap();
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&base).unwrap();
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .unwrap();
+                let sep = if base.contains('?') { '&' } else { '?' };
+                TestDb {
+                    url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+/// A running Roster on a loopback port.
+pub struct TestApp {
+    pub base: String,
+    pub pool: Pool,
+    /// Keeps the database (and a SQLite temp dir) alive as long as the app.
+    _db: TestDb,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_on(backend, TestDb::new(backend)).await
+    }
+
+    /// Runs the app on an existing database.
+    pub async fn spawn_on(_backend: Backend, db: TestDb) -> TestApp {
+        let pool = db::connect(&db.url).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = Config {
+            bind: base.trim_start_matches("http://").to_string(),
+            database_url: db.url.clone(),
+            public_url: base.clone(),
+            product_name: "Roster Test".into(),
+        };
+        let key = app::session_key(&pool).unwrap();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            config,
+        });
+        let server = app::run(state, key, listener).unwrap();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        TestApp {
+            base,
+            pool,
+            _db: db,
+            server: handle,
+        }
+    }
+
+    pub fn conn(&self) -> db::PooledConn {
+        self.pool.get().unwrap()
+    }
+
+    /// An organization created directly in storage.
+    pub fn org(&self, name: &str, scim_enabled: bool) -> String {
+        db::orgs::create(&mut self.conn(), name, scim_enabled)
+            .unwrap()
+            .id
+    }
+
+    /// A directory with its SCIM client (as `roster directory create` makes).
+    pub fn directory(&self, org_id: &str, provider: &str) -> Scim {
+        let (dir, token) =
+            db::directories::create(&mut self.conn(), org_id, provider, provider).unwrap();
+        Scim::new(format!("{}/scim/v2/{}", self.base, dir.id), token)
+    }
+
+    /// A browser whose session opened the Admin Portal of `org_id`.
+    pub async fn portal(&self, org_id: &str) -> Browser {
+        let (token, _) =
+            db::orgs::create_portal_link(&mut self.conn(), org_id, chrono::Duration::days(1))
+                .unwrap();
+        let mut b = Browser::new(&self.base);
+        let r = b.get(&format!("/portal/link/{token}")).await;
+        assert_eq!(r.status, 303, "portal link should redirect: {}", r.body);
+        b
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// An HTTP response, read whole.
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .disable_redirects()
+        .timeout(std::time::Duration::from_secs(30))
+        .finish()
+}
+
+async fn read(
+    mut resp: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+        + Unpin,
+    >,
+) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = resp.body().limit(64 * 1024 * 1024).await.unwrap();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A SCIM client for one directory.
+pub struct Scim {
+    pub base: String,
+    pub token: String,
+}
+
+impl Scim {
+    pub fn new(base: String, token: String) -> Scim {
+        Scim { base, token }
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
+        self.raw(method, path, body.map(|b| b.to_string()), Some(&self.token))
+            .await
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let mut req = client().request(method.parse().unwrap(), &url);
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let resp = match body {
+            Some(b) => {
+                req.insert_header(("Content-Type", "application/scim+json"))
+                    .send_body(b)
+                    .await
+            }
+            None => req.send().await,
+        };
+        read(resp.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.request("POST", path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.request("PUT", path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.request("PATCH", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request("DELETE", path, None).await
+    }
+}
+
+/// A cookie-keeping browser for the HTML surfaces.
+pub struct Browser {
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn keep_cookies(&mut self, r: &Resp) {
+        for (k, v) in &r.headers {
+            if k.eq_ignore_ascii_case("set-cookie") {
+                let pair = v.split(';').next().unwrap_or_default();
+                if let Some((name, value)) = pair.split_once('=') {
+                    if value.is_empty() {
+                        self.cookies.remove(name);
+                    } else {
+                        self.cookies.insert(name.to_string(), value.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let mut req = client().request(method.parse().unwrap(), &url);
+        if !self.cookies.is_empty() {
+            req = req.insert_header(("Cookie", self.cookie_header()));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let resp = match form {
+            Some(f) => {
+                req.send_form(
+                    &f.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<Vec<_>>(),
+                )
+                .await
+            }
+            None => req.send().await,
+        };
+        let r = read(resp.unwrap()).await;
+        self.keep_cookies(&r);
+        r
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        self.send("GET", path, None, &[]).await
+    }
+
+    /// GET as htmx does (a fragment).
+    pub async fn hx_get(&mut self, path: &str) -> Resp {
+        self.send("GET", path, None, &[("HX-Request", "true")])
+            .await
+    }
+
+    /// POSTs a form with the CSRF token taken from `page`.
+    pub async fn post_form(&mut self, path: &str, page: &str, fields: &[(&str, &str)]) -> Resp {
+        let token = csrf_token(page);
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.send("POST", path, Some(&all), &[]).await
+    }
+}
+
+/// The CSRF token rendered into a page.
+pub fn csrf_token(page: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    if let Some(i) = page.find(marker) {
+        let rest = &page[i + marker.len()..];
+        return rest[..rest.find('"').unwrap()].to_string();
+    }
+    let marker = "\"X-CSRF-Token\": \"";
+    let i = page.find(marker).expect("page carries a CSRF token");
+    let rest = &page[i + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// The text content of the element with this id (first match, tags stripped).
+pub fn element_text(page: &str, id: &str) -> Option<String> {
+    let start = page.find(&format!("id=\"{id}\""))?;
+    let open_end = start + page[start..].find('>')? + 1;
+    let close = open_end + page[open_end..].find("</")?;
+    Some(page[open_end..close].trim().to_string())
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real app over HTTP, on SQLite and (with TEST_DATABASE_URL) Postgres.
+
+mod cli;
+mod helpers;
+mod portal;
+mod scim_errors;
+mod scim_ops;
+mod seed_flow;

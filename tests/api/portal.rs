@@ -1,0 +1,257 @@
+//! The HTML surfaces: the SCIM tab follows the owner's toggle, portal sessions are scoped to
+//! one organization, forms are CSRF-protected, and provider data is escaped.
+
+use serde_json::json;
+
+use crate::helpers::{Browser, TestApp, backends};
+
+#[actix_web::test]
+async fn disabled_org_shows_no_scim_tab_and_says_ask_the_app_owner() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Initech", false);
+        let mut admin = app.portal(&org).await;
+        let page = admin.get("/portal").await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body
+                .contains("Ask the app owner to enable SCIM Provisioning")
+        );
+        assert!(
+            !page.body.contains("href=\"/portal/scim\""),
+            "no SCIM Provisioning tab"
+        );
+        assert!(!page.body.contains("Configure"));
+        // The tab's URL and Configure are refused too.
+        assert_eq!(
+            admin.get("/portal/scim").await.header("location"),
+            Some("/portal")
+        );
+        let r = admin
+            .post_form(
+                "/portal/scim/configure",
+                &page.body,
+                &[("provider", "okta")],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        assert!(
+            roster::db::directories::list_for_org(&mut app.conn(), &org)
+                .unwrap()
+                .is_empty()
+        );
+
+        // The owner turns it on: the tab appears.
+        roster::db::orgs::set_scim_enabled(&mut app.conn(), &org, true).unwrap();
+        let page = admin.get("/portal/scim").await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("href=\"/portal/scim\""));
+    }
+}
+
+#[actix_web::test]
+async fn portal_session_of_org_a_sees_nothing_of_org_b() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let a = app.org("Acme", true);
+        let b = app.org("Globex", true);
+        let scim_b = app.directory(&b, "okta");
+        let secret = scim_b
+            .post(
+                "/Users",
+                &json!({"userName": "secret@globex.com", "displayName": "Globex Secret"}),
+            )
+            .await
+            .json();
+        let secret_id = secret["id"].as_str().unwrap();
+        let group = scim_b
+            .post(
+                "/Groups",
+                &json!({"displayName": "Globex Board", "members": [{"value": secret_id}]}),
+            )
+            .await
+            .json();
+        let dir_b = scim_b.base.rsplit('/').next().unwrap().to_string();
+
+        let mut admin_a = app.portal(&a).await;
+        assert!(
+            !admin_a
+                .get("/portal/users")
+                .await
+                .body
+                .contains("Globex Secret")
+        );
+        assert!(
+            !admin_a
+                .get("/portal/users?q=secret")
+                .await
+                .body
+                .contains("secret@globex.com")
+        );
+        assert!(
+            !admin_a
+                .get("/portal/groups")
+                .await
+                .body
+                .contains("Globex Board")
+        );
+        assert_eq!(
+            admin_a
+                .get(&format!("/portal/users/{secret_id}"))
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            admin_a
+                .get(&format!("/portal/groups/{}", group["id"].as_str().unwrap()))
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            admin_a
+                .get(&format!("/portal/scim/directories/{dir_b}"))
+                .await
+                .status,
+            404
+        );
+
+        // Without a portal session nothing is shown.
+        let mut stranger = Browser::new(&app.base);
+        assert_eq!(stranger.get("/portal/users").await.status, 401);
+        // Bad, expired links are refused with a page that says so.
+        let bad = stranger
+            .get("/portal/link/roster_portal_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await;
+        assert_eq!(bad.status, 404);
+        assert!(bad.body.contains("not valid"));
+        let (expired, _) = roster::db::orgs::create_portal_link(
+            &mut app.conn(),
+            &a,
+            chrono::Duration::seconds(-1),
+        )
+        .unwrap();
+        let r = stranger.get(&format!("/portal/link/{expired}")).await;
+        assert!(r.body.contains("expired"));
+    }
+}
+
+#[actix_web::test]
+async fn cross_site_and_tokenless_posts_are_refused() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let mut admin = app.portal(&org).await;
+        let page = admin.get("/portal/scim").await;
+        let token = crate::helpers::csrf_token(&page.body);
+
+        // No token.
+        let r = admin
+            .send(
+                "POST",
+                "/portal/scim/configure",
+                Some(&[("provider", "okta")]),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        // Wrong token.
+        let r = admin
+            .send(
+                "POST",
+                "/portal/scim/configure",
+                Some(&[("provider", "okta"), ("csrf_token", "forged")]),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        // Right token, but from another site.
+        let r = admin
+            .send(
+                "POST",
+                "/portal/scim/configure",
+                Some(&[("provider", "okta"), ("csrf_token", &token)]),
+                &[("Sec-Fetch-Site", "cross-site")],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        let r = admin
+            .send(
+                "POST",
+                "/portal/scim/configure",
+                Some(&[("provider", "okta"), ("csrf_token", &token)]),
+                &[("Origin", "https://evil.example")],
+            )
+            .await;
+        assert_eq!(r.status, 403);
+        assert!(
+            roster::db::directories::list_for_org(&mut app.conn(), &org)
+                .unwrap()
+                .is_empty(),
+            "nothing was created"
+        );
+        // The real form works, and so does the htmx header form of the token.
+        let r = admin
+            .send(
+                "POST",
+                "/portal/scim/configure",
+                Some(&[("provider", "okta")]),
+                &[("X-CSRF-Token", &token), ("Sec-Fetch-Site", "same-origin")],
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        // Cookies are HttpOnly and SameSite.
+        let login = Browser::new(&app.base).get("/owner/login").await;
+        let cookie = login
+            .header("set-cookie")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            cookie.contains("httponly") && cookie.contains("samesite=lax"),
+            "{cookie}"
+        );
+        assert!(
+            cookie.contains("secure"),
+            "loopback public URLs get Secure cookies: {cookie}"
+        );
+        // Pages carry a strict CSP.
+        let csp = login.header("content-security-policy").unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    }
+}
+
+#[actix_web::test]
+async fn provider_supplied_markup_is_escaped() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "generic");
+        let u = scim
+            .post("/Users", &json!({"userName": "x@acme.com", "displayName": "<script>alert(1)</script>", "title": "<img src=x onerror=alert(2)>"}))
+            .await
+            .json();
+        scim.post(
+            "/Groups",
+            &json!({"displayName": "<b>bold</b>", "members": [{"value": u["id"]}]}),
+        )
+        .await;
+        let mut admin = app.portal(&org).await;
+        for path in [
+            "/portal/users".to_string(),
+            format!("/portal/users/{}", u["id"].as_str().unwrap()),
+            "/portal/groups".to_string(),
+        ] {
+            let body = admin.get(&path).await.body;
+            assert!(!body.contains("<script>alert"), "{path}");
+            assert!(!body.contains("<img src=x"), "{path}");
+            assert!(!body.contains("<b>bold"), "{path}");
+        }
+        let users = admin.get("/portal/users").await.body;
+        assert!(
+            users.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+                || users.contains("&lt;script&gt;"),
+            "shown as text"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Bad input on the SCIM surface always gets a SCIM error JSON with the right status.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Resp, TestApp, backends};
+
+fn assert_scim_error(r: &Resp, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    let body = r.json();
+    assert_eq!(
+        body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
+    assert_eq!(body["status"], Value::String(status.to_string()));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    match scim_type {
+        Some(t) => assert_eq!(body["scimType"], t),
+        None => assert!(body.get("scimType").is_none()),
+    }
+}
+
+#[actix_web::test]
+async fn bad_tokens_json_filters_and_conflicts_get_scim_errors() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+
+        // Authentication.
+        let none = scim.raw("GET", "/Users", None, None).await;
+        assert_scim_error(&none, 401, None);
+        assert!(none.header("www-authenticate").is_some());
+        assert_scim_error(
+            &scim
+                .raw(
+                    "GET",
+                    "/Users",
+                    None,
+                    Some("roster_scim_wrongwrongwrongwrongwrongwrongwron"),
+                )
+                .await,
+            401,
+            None,
+        );
+        assert_scim_error(
+            &scim
+                .raw("GET", "/Users", None, Some("not-even-close"))
+                .await,
+            401,
+            None,
+        );
+        let basic = {
+            let url = format!("{}/Users", scim.base);
+            let resp = awc::Client::new()
+                .get(&url)
+                .insert_header(("Authorization", "Basic Zm9vOmJhcg=="))
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        };
+        assert_eq!(basic, 401);
+        // `bearer` in any case works.
+        let url = format!("{}/Users", scim.base);
+        let lower = awc::Client::new()
+            .get(&url)
+            .insert_header(("Authorization", format!("bearer {}", scim.token)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lower.status().as_u16(), 200);
+
+        // Bodies.
+        assert_scim_error(
+            &scim
+                .raw(
+                    "POST",
+                    "/Users",
+                    Some("{not json".into()),
+                    Some(&scim.token),
+                )
+                .await,
+            400,
+            Some("invalidSyntax"),
+        );
+        assert_scim_error(
+            &scim
+                .raw("POST", "/Users", Some(String::new()), Some(&scim.token))
+                .await,
+            400,
+            Some("invalidSyntax"),
+        );
+        assert_scim_error(
+            &scim.post("/Users", &json!(["array"])).await,
+            400,
+            Some("invalidSyntax"),
+        );
+        assert_scim_error(
+            &scim
+                .post("/Users", &json!({"name": {"givenName": "x"}}))
+                .await,
+            400,
+            Some("invalidValue"),
+        );
+        assert_scim_error(
+            &scim
+                .post("/Users", &json!({"userName": "x", "active": "maybe"}))
+                .await,
+            400,
+            Some("invalidValue"),
+        );
+        let huge = format!(
+            "{{\"userName\":\"x\",\"pad\":\"{}\"}}",
+            "a".repeat(9 * 1024 * 1024)
+        );
+        assert_scim_error(
+            &scim
+                .raw("POST", "/Users", Some(huge), Some(&scim.token))
+                .await,
+            413,
+            None,
+        );
+
+        // Filters: never a 500, never "return everything".
+        for bad in [
+            "userName%20eq",
+            "userName%20zz%20%22x%22",
+            "externalId%20eq%20jyoung",
+            "(userName%20eq%20%22x%22",
+            "userName%20eq%20%22x%22%20or",
+            "nickName%20eq%20%22x%22",
+        ] {
+            assert_scim_error(
+                &scim.get(&format!("/Users?filter={bad}")).await,
+                400,
+                Some("invalidFilter"),
+            );
+        }
+        assert_scim_error(
+            &scim.get("/Users?count=ten").await,
+            400,
+            Some("invalidValue"),
+        );
+
+        // Uniqueness, unknown ids, unknown members, methods.
+        let created = scim
+            .post("/Users", &json!({"userName": "Dup@Acme.com"}))
+            .await;
+        assert_eq!(created.status, 201);
+        assert_scim_error(
+            &scim
+                .post("/Users", &json!({"userName": "dup@acme.com"}))
+                .await,
+            409,
+            Some("uniqueness"),
+        );
+        assert_scim_error(
+            &scim
+                .get("/Users/00000000-0000-0000-0000-000000000000")
+                .await,
+            404,
+            None,
+        );
+        assert_scim_error(
+            &scim.put("/Users/nope", &json!({"userName": "x"})).await,
+            404,
+            None,
+        );
+        assert_scim_error(&scim.delete("/Groups/nope").await, 404, None);
+        assert_scim_error(
+            &scim
+                .post(
+                    "/Groups",
+                    &json!({"displayName": "G", "members": [{"value": "no-such-user"}]}),
+                )
+                .await,
+            400,
+            Some("invalidValue"),
+        );
+        assert_eq!(
+            scim.get("/Groups").await.json()["totalResults"],
+            0,
+            "a refused POST created nothing"
+        );
+        assert_eq!(
+            scim.post("/Groups", &json!({"displayName": "G"}))
+                .await
+                .status,
+            201
+        );
+        assert_scim_error(
+            &scim.post("/Groups", &json!({"displayName": "g"})).await,
+            409,
+            Some("uniqueness"),
+        );
+        assert_scim_error(&scim.request("DELETE", "/Users", None).await, 405, None);
+        assert_scim_error(&scim.get("/Nothing").await, 404, None);
+        assert_scim_error(&scim.get("/Me").await, 501, None);
+        let patch_bad = scim
+            .patch(
+                &format!("/Users/{}", created.json()["id"].as_str().unwrap()),
+                &json!({"Operations": [{"op": "explode", "path": "x"}]}),
+            )
+            .await;
+        assert_scim_error(&patch_bad, 400, Some("invalidSyntax"));
+    }
+}
+
+#[actix_web::test]
+async fn token_of_directory_a_gets_nothing_from_directory_b() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let acme = app.org("Acme", true);
+        let globex = app.org("Globex", true);
+        let a = app.directory(&acme, "pingidentity");
+        let b = app.directory(&globex, "okta");
+        let b_same_org = app.directory(&acme, "okta");
+
+        let in_a = a
+            .post("/Users", &json!({"userName": "alice@acme.com"}))
+            .await;
+        assert_eq!(in_a.status, 201);
+        let alice = in_a.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            b.post("/Users", &json!({"userName": "alice@acme.com"}))
+                .await
+                .status,
+            201,
+            "userName is unique per directory only"
+        );
+
+        for other in [&b, &b_same_org] {
+            // A's token on B's URL is refused outright.
+            let r = other.raw("GET", "/Users", None, Some(&a.token)).await;
+            assert_eq!(r.status, 401);
+            let r = other
+                .raw("GET", &format!("/Users/{alice}"), None, Some(&a.token))
+                .await;
+            assert_eq!(r.status, 401);
+            // B's own token cannot see A's user by id, by filter or in lists.
+            assert_eq!(other.get(&format!("/Users/{alice}")).await.status, 404);
+            let f = other
+                .get(&format!("/Users?filter=id%20eq%20%22{alice}%22"))
+                .await;
+            assert_eq!(f.json()["totalResults"], 0);
+            assert_eq!(other.delete(&format!("/Users/{alice}")).await.status, 404);
+            let g = other
+                .post(
+                    "/Groups",
+                    &json!({"displayName": "X", "members": [{"value": alice}]}),
+                )
+                .await;
+            assert_eq!(g.status, 400, "members must belong to the same directory");
+        }
+        assert_eq!(a.get(&format!("/Users/{alice}")).await.status, 200);
+    }
+}
+
+#[actix_web::test]
+async fn scim_is_refused_while_the_org_has_scim_turned_off() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        assert_eq!(scim.get("/Users").await.status, 200);
+        roster::db::orgs::set_scim_enabled(&mut app.conn(), &org, false).unwrap();
+        let r = scim.get("/Users").await;
+        assert_scim_error(&r, 403, None);
+        roster::db::orgs::set_scim_enabled(&mut app.conn(), &org, true).unwrap();
+        assert_eq!(scim.get("/Users").await.status, 200);
+    }
+}

@@ -1,0 +1,275 @@
+//! SCIM operations beyond the seed flow: PATCH forms, filters, paging, path tolerance.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, backends};
+
+async fn user(scim: &crate::helpers::Scim, body: serde_json::Value) -> String {
+    let r = scim.post("/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+fn member_ids(group: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|x| x["value"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[actix_web::test]
+async fn group_patch_members_in_every_form_touches_only_changed_rows() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "entra");
+        let u: Vec<String> = {
+            let mut v = Vec::new();
+            for i in 0..4 {
+                v.push(user(&scim, json!({"userName": format!("u{i}@acme.com")})).await);
+            }
+            v
+        };
+        let g = scim
+            .post("/Groups", &json!({"displayName": "Sales"}))
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let path = format!("/Groups/{g}");
+
+        // Add (Entra style: capitalised op, array of values), twice: idempotent.
+        for _ in 0..2 {
+            let r = scim
+                .patch(&path, &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+                    {"op": "Add", "path": "members", "value": [{"value": u[0]}, {"value": u[1]}, {"value": u[2]}]}
+                ]}))
+                .await;
+            assert_eq!(r.status, 204, "{}", r.body);
+        }
+        let mut expected = vec![u[0].clone(), u[1].clone(), u[2].clone()];
+        expected.sort();
+        assert_eq!(member_ids(&scim.get(&path).await.json()), expected);
+
+        // Remove by filter (Okta), remove by value list (Entra legacy), in one atomic request.
+        let r = scim
+            .patch(
+                &path,
+                &json!({"Operations": [
+                    {"op": "remove", "path": format!("members[value eq \"{}\"]", u[0])},
+                    {"op": "Remove", "path": "members", "value": [{"value": u[1]}]},
+                    {"op": "add", "value": {"members": [{"value": u[3], "$ref": null}]}}
+                ]}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let mut expected = vec![u[2].clone(), u[3].clone()];
+        expected.sort();
+        assert_eq!(member_ids(&scim.get(&path).await.json()), expected);
+
+        // An op that cannot apply rolls back the whole request.
+        let r = scim
+            .patch(
+                &path,
+                &json!({"Operations": [
+                    {"op": "remove", "path": "members"},
+                    {"op": "add", "path": "members", "value": [{"value": "unknown-user"}]}
+                ]}),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            member_ids(&scim.get(&path).await.json()),
+            expected,
+            "nothing applied"
+        );
+
+        // Rename with Okta's no-path replace carrying id, and excludedAttributes=members.
+        let r = scim.patch(&path, &json!({"Operations": [{"op": "replace", "value": {"id": g, "displayName": "Sales EMEA"}}]})).await;
+        assert_eq!(r.status, 204);
+        let slim = scim
+            .get(&format!("{path}?excludedAttributes=members"))
+            .await
+            .json();
+        assert_eq!(slim["displayName"], "Sales EMEA");
+        assert!(slim.get("members").is_none());
+        let listed = scim
+            .get("/Groups?filter=displayName%20eq%20%22sales%20emea%22&excludedAttributes=members")
+            .await
+            .json();
+        assert_eq!(listed["totalResults"], 1);
+        assert!(listed["Resources"][0].get("members").is_none());
+        let by_member = scim
+            .get(&format!("/Groups?filter=members%20eq%20%22{}%22", u[3]))
+            .await
+            .json();
+        assert_eq!(by_member["totalResults"], 1);
+
+        // Replace the whole member list.
+        let r = scim.patch(&path, &json!({"Operations": [{"op": "replace", "path": "members", "value": [{"value": u[0]}]}]})).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(
+            member_ids(&scim.get(&path).await.json()),
+            vec![u[0].clone()]
+        );
+    }
+}
+
+#[actix_web::test]
+async fn user_patch_entra_and_okta_forms() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "entra");
+        let id = user(&scim, json!({"userName": "ann@acme.com", "name": {"givenName": "Ann", "familyName": "Lee"}, "title": "Engineer"})).await;
+        let path = format!("/Users/{id}");
+
+        // Entra: "False" as a string deactivates.
+        let r = scim
+            .patch(
+                &path,
+                &json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["active"], false);
+        // Okta: no-path replace touches only `active`.
+        let r = scim
+            .patch(
+                &path,
+                &json!({"Operations": [{"op": "replace", "value": {"active": true}}]}),
+            )
+            .await;
+        assert_eq!(r.json()["active"], true);
+        assert_eq!(r.json()["userName"], "ann@acme.com");
+        assert_eq!(r.json()["title"], "Engineer");
+        // Entra: dotted keys and a filtered path with no match that creates the element.
+        let r = scim
+            .patch(&path, &json!({"Operations": [
+                {"op": "replace", "value": {"name.givenName": "Anna"}},
+                {"op": "add", "path": "emails[type eq \"work\"].value", "value": "anna@acme.com"}
+            ]}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        assert_eq!(
+            body["name"],
+            json!({"givenName": "Anna", "familyName": "Lee"})
+        );
+        assert_eq!(
+            body["emails"],
+            json!([{"type": "work", "value": "anna@acme.com"}])
+        );
+        // The new email is immediately filterable, in all the forms providers use.
+        for f in [
+            "emails%20eq%20%22ANNA%40acme.com%22",
+            "emails.value%20eq%20%22anna%40acme.com%22",
+            "emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22anna%40acme.com%22",
+            "emails%5Btype%20eq%20%22work%22%20and%20value%20co%20%22%40acme%22%5D",
+        ] {
+            let l = scim.get(&format!("/Users?filter={f}")).await;
+            assert_eq!(l.json()["totalResults"], 1, "{f}: {}", l.body);
+        }
+        // Rename userName; the old name is free again.
+        let r = scim.patch(&path, &json!({"Operations": [{"op": "replace", "path": "userName", "value": "anna.lee@acme.com"}]})).await;
+        assert_eq!(r.json()["userName"], "anna.lee@acme.com");
+        user(&scim, json!({"userName": "ann@acme.com"})).await;
+        // Deleting frees the name for a new user with a new id.
+        assert_eq!(scim.delete(&path).await.status, 204);
+        let again = user(&scim, json!({"userName": "anna.lee@acme.com"})).await;
+        assert_ne!(again, id);
+    }
+}
+
+#[actix_web::test]
+async fn filters_paging_and_path_tolerance() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            ids.push(
+                user(
+                    &scim,
+                    json!({"userName": format!("user{i}@acme.com"), "externalId": format!("EXT-{i}"), "displayName": format!("User {i}"), "active": i % 2 == 0}),
+                )
+                .await,
+            );
+        }
+        // Pages are stable and cover everything exactly once.
+        let mut seen = Vec::new();
+        for start in [1, 4, 7] {
+            let page = scim
+                .get(&format!("/Users?startIndex={start}&count=3"))
+                .await
+                .json();
+            assert_eq!(page["totalResults"], 7);
+            assert_eq!(page["startIndex"], start);
+            for r in page["Resources"].as_array().unwrap() {
+                seen.push(r["id"].as_str().unwrap().to_string());
+            }
+        }
+        assert_eq!(seen, ids);
+        assert_eq!(
+            scim.get("/Users?count=0").await.json()["Resources"],
+            json!([])
+        );
+
+        let count = |q: &'static str| {
+            let scim = &scim;
+            async move {
+                scim.get(&format!("/Users?filter={q}")).await.json()["totalResults"]
+                    .as_i64()
+                    .unwrap()
+            }
+        };
+        assert_eq!(count("externalId%20eq%20%22EXT-3%22").await, 1);
+        assert_eq!(
+            count("externalId%20eq%20%22ext-3%22").await,
+            0,
+            "externalId is case-exact"
+        );
+        assert_eq!(
+            count("userName%20sw%20%22USER%22%20and%20active%20eq%20true").await,
+            4
+        );
+        assert_eq!(
+            count("active%20eq%20false%20or%20externalId%20eq%20%22EXT-0%22").await,
+            4
+        );
+        assert_eq!(count("not%20(active%20eq%20true)").await, 3);
+        assert_eq!(count("displayName%20co%20%22user%201%22").await, 1);
+        assert_eq!(
+            count("userName+eq+%22user5%40acme.com%22").await,
+            1,
+            "`+` is a space"
+        );
+        assert_eq!(
+            count("meta.created%20gt%20%222000-01-01T00:00:00Z%22").await,
+            7
+        );
+        // A LIKE wildcard in a value is literal.
+        assert_eq!(count("userName%20co%20%22%25%22").await, 0);
+
+        // Doubled slashes, trailing slashes and lowercase resource names are tolerated.
+        assert_eq!(scim.get("//Users").await.status, 200);
+        assert_eq!(scim.get("/users/").await.status, 200);
+        assert_eq!(scim.get(&format!("/USERS/{}", ids[0])).await.status, 200);
+        let spc = scim.get("/ServiceProviderConfig").await.json();
+        assert_eq!(spc["patch"]["supported"], true);
+        assert_eq!(spc["bulk"]["supported"], false);
+        assert_eq!(scim.get("/ResourceTypes").await.json()["totalResults"], 2);
+        assert_eq!(scim.get("/Schemas").await.status, 200);
+        // POST .search gives the same answer as GET.
+        let s = scim.post("/Users/.search", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "externalId eq \"EXT-4\"", "startIndex": 1, "count": 10})).await;
+        assert_eq!(s.json()["totalResults"], 1);
+    }
+}
