@@ -38,9 +38,11 @@ fn same_origin(req: &ServiceRequest, public_origin: &str) -> bool {
     {
         None => true, // Non-browser clients; the token check below still applies.
         Some(origin) => {
-            let info = req.connection_info();
-            let own = format!("{}://{}", info.scheme(), info.host());
-            origin == public_origin || origin == own
+            // Compare with the configured public origin, or with the Host header the browser
+            // sent (X-Forwarded-* is not trusted here).
+            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+            let authority = origin.split_once("://").map(|(_, a)| a);
+            origin == public_origin || (authority.is_some() && authority == host)
         }
     }
 }

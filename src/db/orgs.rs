@@ -116,6 +116,16 @@ pub enum LinkProblem {
     Revoked,
 }
 
+/// id, org_id, sha256, expires_at, used_at, revoked_at of a portal link.
+type LinkRow = (
+    String,
+    String,
+    Vec<u8>,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
 /// The organization a presented portal link opens, recording its first use.
 pub fn redeem_portal_link(
     conn: &mut DbConn,
@@ -125,14 +135,7 @@ pub fn redeem_portal_link(
         return Ok(Err(LinkProblem::Unknown));
     }
     let hash = tokens::hash(presented);
-    let found: Option<(
-        String,
-        String,
-        Vec<u8>,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-    )> = portal_links::table
+    let found: Option<LinkRow> = portal_links::table
         .filter(portal_links::sha256.eq(&hash))
         .select((
             portal_links::id,
