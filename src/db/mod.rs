@@ -126,9 +126,11 @@ struct SqlitePragmas;
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
+            // busy_timeout first: switching to WAL takes a lock that other new connections
+            // of the pool may be holding at the same moment.
             c.batch_execute(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                 PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+                "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
+                 PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
