@@ -40,7 +40,10 @@ fn same_origin(req: &ServiceRequest, public_origin: &str) -> bool {
         Some(origin) => {
             // Compare with the configured public origin, or with the Host header the browser
             // sent (X-Forwarded-* is not trusted here).
-            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok());
             let authority = origin.split_once("://").map(|(_, a)| a);
             origin == public_origin || (authority.is_some() && authority == host)
         }

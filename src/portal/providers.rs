@@ -36,7 +36,7 @@ const PINGIDENTITY: Provider = Provider {
         "Turn the <strong>rule</strong> on with its toggle. This starts the initial full sync: users and groups then appear here within minutes, and later changes flow near-real-time. Use <kbd>Full Resync</kbd> on the rule to push everything again.",
     ],
     warnings: &[
-        "<kbd>SCIM Version</kbd> must be <strong>2.0</strong>. <code>1.1</code> is also offered (and is the default in some flows); with it PingOne speaks SCIM 1.1 and setup fails.",
+        "<kbd>SCIM Version</kbd> must be <strong>2.0</strong>. <code>1.1</code> is also offered; with it PingOne speaks SCIM 1.1 and setup fails.",
         "<kbd>Auth Type Header</kbd> must be <kbd>Bearer</kbd>. Ping's API default is <code>Basic</code>, which makes every request fail with 401.",
         "Users are matched by <code>userName</code> with the filter <code>username Eq \"…\"</code> (lower-case attribute, capital <code>Eq</code>). Roster handles this form: <strong>do not</strong> rewrite the <kbd>User Filter</kbd>. <kbd>Unique User Identifier</kbd> cannot be changed after the connection exists.",
         "PingOne cannot clear an attribute once it is set: emptying a field in PingOne does not remove it here.",
