@@ -39,6 +39,60 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
         .optional()
 }
 
+/// Locks the group row for the rest of the transaction, so concurrent membership writes to one
+/// group are serialized (on SQLite, `BEGIN IMMEDIATE` already serializes writers).
+pub fn lock(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<()> {
+    if let DbConn::Postgres(c) = conn {
+        scim_groups::table
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::id.eq(id))
+            .select(scim_groups::id)
+            .for_update()
+            .load::<String>(c)?;
+    }
+    Ok(())
+}
+
+/// Which of `ids` are live groups of the directory.
+pub fn known_group_ids(
+    conn: &mut DbConn,
+    directory_id: &str,
+    ids: &BTreeSet<String>,
+) -> QueryResult<BTreeSet<String>> {
+    let ids: Vec<&String> = ids.iter().collect();
+    let mut found = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<String> = scim_groups::table
+            .filter(scim_groups::directory_id.eq(directory_id))
+            .filter(scim_groups::deleted_at.is_null())
+            .filter(scim_groups::id.eq_any(chunk))
+            .select(scim_groups::id)
+            .load(conn)?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Live groups of the directory with ids after `after`, in id order (document evaluation).
+pub fn chunk_after(
+    conn: &mut DbConn,
+    directory_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<GroupRow>> {
+    let mut q = scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .order(scim_groups::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(scim_groups::id.gt(after.to_string()));
+    }
+    q.load(conn)
+}
+
 pub fn id_by_display_name(
     conn: &mut DbConn,
     directory_id: &str,
@@ -53,10 +107,36 @@ pub fn id_by_display_name(
         .optional()
 }
 
+/// Columns a group list can be sorted by in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSort {
+    Id,
+    DisplayName,
+    Created,
+    Modified,
+}
+
+impl GroupSort {
+    pub fn for_group(attr: &crate::scim::filter::AttrPath) -> Option<GroupSort> {
+        Some(if attr.is("id") {
+            GroupSort::Id
+        } else if attr.is("displayName") {
+            GroupSort::DisplayName
+        } else if attr.is_sub("meta", "created") {
+            GroupSort::Created
+        } else if attr.is_sub("meta", "lastModified") {
+            GroupSort::Modified
+        } else {
+            return None;
+        })
+    }
+}
+
 pub fn search(
     conn: &mut DbConn,
     directory_id: &str,
     cond: Option<(GroupCond, GroupCond)>,
+    sort: Option<(GroupSort, bool)>,
     offset: i64,
     limit: i64,
 ) -> QueryResult<(i64, Vec<GroupRow>)> {
@@ -69,10 +149,31 @@ pub fn search(
         .filter(scim_groups::directory_id.eq(directory_id))
         .filter(scim_groups::deleted_at.is_null())
         .select(GroupRow::as_select())
-        .order(scim_groups::id.asc())
         .offset(offset)
         .limit(limit)
         .into_boxed();
+    page = match sort {
+        None | Some((GroupSort::Id, false)) => page.order(scim_groups::id.asc()),
+        Some((GroupSort::Id, true)) => page.order(scim_groups::id.desc()),
+        Some((GroupSort::DisplayName, false)) => {
+            page.order((scim_groups::display_name_norm.asc(), scim_groups::id.asc()))
+        }
+        Some((GroupSort::DisplayName, true)) => {
+            page.order((scim_groups::display_name_norm.desc(), scim_groups::id.asc()))
+        }
+        Some((GroupSort::Created, false)) => {
+            page.order((scim_groups::created_at.asc(), scim_groups::id.asc()))
+        }
+        Some((GroupSort::Created, true)) => {
+            page.order((scim_groups::created_at.desc(), scim_groups::id.asc()))
+        }
+        Some((GroupSort::Modified, false)) => {
+            page.order((scim_groups::updated_at.asc(), scim_groups::id.asc()))
+        }
+        Some((GroupSort::Modified, true)) => {
+            page.order((scim_groups::updated_at.desc(), scim_groups::id.asc()))
+        }
+    };
     if let Some((c1, c2)) = cond {
         count = count.filter(c1);
         page = page.filter(c2);

@@ -6,6 +6,7 @@ pub mod directories;
 pub mod groups;
 pub mod orgs;
 pub mod owners;
+pub mod requests;
 pub mod schema;
 pub mod scim_filter;
 pub mod settings;
@@ -194,25 +195,32 @@ pub fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
 
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so read-then-write
 /// transactions take the write lock up front instead of failing with "database is locked".
+/// Inside another transaction it becomes a savepoint.
 pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    type Tm = <DbConn as Connection>::TransactionManager;
+    let nested = Tm::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        DbConn::Postgres(_) => <DbConn as Connection>::TransactionManager::begin_transaction(conn)?,
+        DbConn::Sqlite(c) if !nested => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        _ => Tm::begin_transaction(conn)?,
     }
     match f(conn) {
-        Ok(value) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
+        Ok(value) => match Tm::commit_transaction(conn) {
             Ok(()) => Ok(value),
             Err(e) => {
-                let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+                let _ = Tm::rollback_transaction(conn);
                 Err(e.into())
             }
         },
         Err(e) => {
-            let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            let _ = Tm::rollback_transaction(conn);
             Err(e)
         }
     }

@@ -126,6 +126,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    scim_requests (id) {
+        id -> BigInt,
+        directory_id -> Text,
+        at -> Timestamp,
+        method -> Text,
+        path -> Text,
+        status -> Integer,
+        duration_us -> BigInt,
+        request_body -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+        error_kind -> Nullable<Text>,
+        resource_type -> Nullable<Text>,
+        resource_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
@@ -134,6 +151,7 @@ diesel::joinable!(scim_groups -> directories (directory_id));
 diesel::joinable!(user_emails -> scim_users (user_id));
 diesel::joinable!(group_members -> scim_groups (group_id));
 diesel::joinable!(group_members -> scim_users (user_id));
+diesel::joinable!(scim_requests -> directories (directory_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     settings,
@@ -147,4 +165,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_emails,
     scim_groups,
     group_members,
+    scim_requests,
 );

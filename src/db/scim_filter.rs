@@ -57,7 +57,7 @@ macro_rules! text_compare {
                 let inner: $cond = text_compare!(@op col, op, v);
                 Box::new(col.is_not_null().and(inner))
             }
-            (_, None) => return Err(ScimError::invalid_filter(format!("`{}`: only eq and ne compare with null", $attr))),
+            (_, None) => return Err(CompileError::Invalid(ScimError::invalid_filter(format!("`{}`: only eq and ne compare with null", $attr)))),
         };
         cond
     }};
@@ -67,7 +67,7 @@ macro_rules! text_compare {
             (CompareOp::Eq, None) => Box::new(diesel::dsl::sql::<Bool>("1=0").nullable()),
             (CompareOp::Ne, None) => Box::new(diesel::dsl::sql::<Bool>("1=1").nullable()),
             (op, Some(v)) => text_compare!(@op col, op, v),
-            (_, None) => return Err(ScimError::invalid_filter(format!("`{}`: only eq and ne compare with null", $attr))),
+            (_, None) => return Err(CompileError::Invalid(ScimError::invalid_filter(format!("`{}`: only eq and ne compare with null", $attr)))),
         };
         cond
     }};
@@ -99,10 +99,10 @@ macro_rules! time_compare {
             CompareOp::Lt => Box::new(col.lt(t).nullable()),
             CompareOp::Le => Box::new(col.le(t).nullable()),
             _ => {
-                return Err(ScimError::invalid_filter(format!(
+                return Err(CompileError::Invalid(ScimError::invalid_filter(format!(
                     "`{}` is a date: use eq, ne, gt, ge, lt or le",
                     $attr
-                )));
+                ))));
             }
         };
         cond
@@ -146,14 +146,27 @@ fn bool_operand(
     }
 }
 
-fn unsupported(attr: &AttrPath) -> ScimError {
-    ScimError::invalid_filter(format!(
-        "filtering on `{attr}` is not supported; filterable attributes are id, userName, externalId, displayName, active, emails, emails.value, emails.type, meta.created, meta.lastModified (users) and id, displayName, externalId, members.value, meta.created, meta.lastModified (groups)"
-    ))
+/// Why a filter did not compile to SQL.
+#[derive(Debug)]
+pub enum CompileError {
+    /// Valid, but it names an attribute without a column: evaluate it on the documents.
+    NeedsScan,
+    /// Invalid for its attribute (e.g. a date compared with a boolean).
+    Invalid(ScimError),
+}
+
+impl From<ScimError> for CompileError {
+    fn from(e: ScimError) -> Self {
+        CompileError::Invalid(e)
+    }
+}
+
+fn unsupported(_attr: &AttrPath) -> CompileError {
+    CompileError::NeedsScan
 }
 
 /// A user condition, scoped to `directory_id` where it reads side tables.
-pub fn user_condition(directory_id: &str, f: &Filter) -> Result<UserCond, ScimError> {
+pub fn user_condition(directory_id: &str, f: &Filter) -> Result<UserCond, CompileError> {
     Ok(match f {
         Filter::And(a, b) => {
             Box::new(user_condition(directory_id, a)?.and(user_condition(directory_id, b)?))
@@ -182,7 +195,7 @@ fn emails_matching(directory_id: &str, cond: RawCond) -> UserCond {
     Box::new(sql.nullable())
 }
 
-fn user_present(directory_id: &str, attr: &AttrPath) -> Result<UserCond, ScimError> {
+fn user_present(directory_id: &str, attr: &AttrPath) -> Result<UserCond, CompileError> {
     Ok(
         if attr.is("userName")
             || attr.is("id")
@@ -208,7 +221,7 @@ fn user_compare(
     attr: &AttrPath,
     op: CompareOp,
     value: &CompValue,
-) -> Result<UserCond, ScimError> {
+) -> Result<UserCond, CompileError> {
     Ok(if attr.is("userName") {
         text_compare!(
             scim_users::user_name_norm,
@@ -277,7 +290,7 @@ fn user_compare(
 }
 
 /// A condition on one email element (inside `emails[…]`), on `user_emails` aliased `ue`.
-fn email_condition(f: &Filter) -> Result<RawCond, ScimError> {
+fn email_condition(f: &Filter) -> Result<RawCond, CompileError> {
     let mut out = RawCond::default();
     match f {
         Filter::And(a, b) | Filter::Or(a, b) => {
@@ -307,7 +320,11 @@ fn email_condition(f: &Filter) -> Result<RawCond, ScimError> {
     Ok(out)
 }
 
-fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<RawCond, ScimError> {
+fn email_compare(
+    attr: &AttrPath,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<RawCond, CompileError> {
     let mut out = RawCond::default();
     if attr.is("primary") {
         let (b, equal) = bool_operand(attr, op, value)?;
@@ -331,9 +348,9 @@ fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<Ra
             CompareOp::Eq => RawCond::literal(&format!("{column} IS NULL")),
             CompareOp::Ne => RawCond::literal(&format!("{column} IS NOT NULL")),
             _ => {
-                return Err(ScimError::invalid_filter(format!(
+                return Err(CompileError::Invalid(ScimError::invalid_filter(format!(
                     "`{attr}`: only eq and ne compare with null"
-                )));
+                ))));
             }
         });
     };
@@ -362,7 +379,7 @@ fn email_compare(attr: &AttrPath, op: CompareOp, value: &CompValue) -> Result<Ra
 }
 
 /// A group condition.
-pub fn group_condition(f: &Filter) -> Result<GroupCond, ScimError> {
+pub fn group_condition(f: &Filter) -> Result<GroupCond, CompileError> {
     Ok(match f {
         Filter::And(a, b) => Box::new(group_condition(a)?.and(group_condition(b)?)),
         Filter::Or(a, b) => Box::new(group_condition(a)?.or(group_condition(b)?)),
@@ -394,9 +411,9 @@ pub fn group_condition(f: &Filter) -> Result<GroupCond, ScimError> {
                 value,
             )?,
             _ => {
-                return Err(ScimError::invalid_filter(
+                return Err(CompileError::Invalid(ScimError::invalid_filter(
                     "a members filter must be `members[value eq \"<user id>\"]`",
-                ));
+                )));
             }
         },
         Filter::Present(attr) | Filter::ValuePath { attr, .. } => return Err(unsupported(attr)),
@@ -407,7 +424,7 @@ fn group_compare(
     attr: &AttrPath,
     op: CompareOp,
     value: &CompValue,
-) -> Result<GroupCond, ScimError> {
+) -> Result<GroupCond, CompileError> {
     Ok(if attr.is("displayName") {
         text_compare!(
             scim_groups::display_name_norm,
@@ -441,9 +458,9 @@ fn group_compare(
         time_compare!(scim_groups::updated_at, op, value, attr, GroupCond)
     } else if attr.is("members") || attr.is_sub("members", "value") {
         let Some(user_id) = text_operand(attr, value, false)? else {
-            return Err(ScimError::invalid_filter(
+            return Err(CompileError::Invalid(ScimError::invalid_filter(
                 "`members` cannot be compared with null",
-            ));
+            )));
         };
         let subquery = group_members::table
             .select(group_members::group_id)
@@ -451,7 +468,11 @@ fn group_compare(
         match op {
             CompareOp::Eq => Box::new(scim_groups::id.eq_any(subquery).nullable()),
             CompareOp::Ne => Box::new(not(scim_groups::id.eq_any(subquery)).nullable()),
-            _ => return Err(ScimError::invalid_filter("`members` supports eq and ne")),
+            _ => {
+                return Err(CompileError::Invalid(ScimError::invalid_filter(
+                    "`members` supports eq and ne",
+                )));
+            }
         }
     } else {
         return Err(unsupported(attr));

@@ -68,12 +68,46 @@ pub fn id_by_user_name(
         .optional()
 }
 
-/// One page of live users matching `cond` (given twice: for the count and for the page), in
-/// creation order (ids are time-ordered), so pages are stable.
+/// Columns a user list can be sorted by in SQL (other `sortBy` attributes sort in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Id,
+    UserName,
+    DisplayName,
+    ExternalId,
+    Created,
+    Modified,
+}
+
+impl SortColumn {
+    /// The column behind a SCIM `sortBy` attribute, if it has one.
+    pub fn for_user(attr: &crate::scim::filter::AttrPath) -> Option<SortColumn> {
+        Some(if attr.is("id") {
+            SortColumn::Id
+        } else if attr.is("userName") {
+            SortColumn::UserName
+        } else if attr.is("displayName") {
+            SortColumn::DisplayName
+        } else if attr.is("externalId") {
+            SortColumn::ExternalId
+        } else if attr.is_sub("meta", "created") {
+            SortColumn::Created
+        } else if attr.is_sub("meta", "lastModified") {
+            SortColumn::Modified
+        } else {
+            return None;
+        })
+    }
+}
+
+/// One page of live users matching `cond` (given twice: for the count and for the page). The
+/// order is `sort` (missing values last), then creation order (ids are time-ordered), so pages
+/// are stable.
 pub fn search(
     conn: &mut DbConn,
     directory_id: &str,
     cond: Option<(UserCond, UserCond)>,
+    sort: Option<(SortColumn, bool)>,
     offset: i64,
     limit: i64,
 ) -> QueryResult<(i64, Vec<UserRow>)> {
@@ -86,10 +120,51 @@ pub fn search(
         .filter(scim_users::directory_id.eq(directory_id))
         .filter(scim_users::deleted_at.is_null())
         .select(UserRow::as_select())
-        .order(scim_users::id.asc())
         .offset(offset)
         .limit(limit)
         .into_boxed();
+    page = match sort {
+        None | Some((SortColumn::Id, false)) => page.order(scim_users::id.asc()),
+        Some((SortColumn::Id, true)) => page.order(scim_users::id.desc()),
+        Some((SortColumn::UserName, false)) => {
+            page.order((scim_users::user_name_norm.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::UserName, true)) => {
+            page.order((scim_users::user_name_norm.desc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::DisplayName, false)) => page.order((
+            scim_users::display_name_norm.is_null().asc(),
+            scim_users::display_name_norm.asc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::DisplayName, true)) => page.order((
+            scim_users::display_name_norm.is_null().asc(),
+            scim_users::display_name_norm.desc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::ExternalId, false)) => page.order((
+            scim_users::external_id.is_null().asc(),
+            scim_users::external_id.asc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::ExternalId, true)) => page.order((
+            scim_users::external_id.is_null().asc(),
+            scim_users::external_id.desc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::Created, false)) => {
+            page.order((scim_users::created_at.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Created, true)) => {
+            page.order((scim_users::created_at.desc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Modified, false)) => {
+            page.order((scim_users::updated_at.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Modified, true)) => {
+            page.order((scim_users::updated_at.desc(), scim_users::id.asc()))
+        }
+    };
     if let Some((c1, c2)) = cond {
         count = count.filter(c1);
         page = page.filter(c2);
@@ -101,6 +176,53 @@ pub fn search(
         page.load(conn)?
     };
     Ok((total, rows))
+}
+
+/// Live users of the directory with ids after `after`, in id order: for filters and sorts that
+/// are evaluated on the documents, a chunk at a time.
+pub fn chunk_after(
+    conn: &mut DbConn,
+    directory_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut q = scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .order(scim_users::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(scim_users::id.gt(after.to_string()));
+    }
+    q.load(conn)
+}
+
+/// Sets a user's groups to exactly `group_ids` (when a provider sends `groups` on a user);
+/// touches only changed membership rows.
+pub fn set_groups(
+    conn: &mut DbConn,
+    user_id: &str,
+    group_ids: &std::collections::BTreeSet<String>,
+    add_only: bool,
+) -> QueryResult<()> {
+    let me = std::collections::BTreeSet::from([user_id.to_string()]);
+    let current: std::collections::BTreeSet<String> = group_members::table
+        .filter(group_members::user_id.eq(user_id))
+        .select(group_members::group_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    for g in group_ids.difference(&current) {
+        super::groups::add_members(conn, g, &me)?;
+    }
+    if !add_only {
+        for g in current.difference(group_ids) {
+            super::groups::remove_members(conn, g, &me)?;
+        }
+    }
+    Ok(())
 }
 
 /// "given family", as the portal shows it.

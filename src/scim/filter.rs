@@ -524,6 +524,40 @@ fn resolve<'a>(resource: &'a Value, attr: &AttrPath) -> Vec<&'a Value> {
     }
 }
 
+/// The first value an attribute path designates in a resource (for sorting).
+pub fn first_value<'a>(resource: &'a Value, attr: &AttrPath) -> Option<&'a Value> {
+    let values = resolve(resource, attr);
+    // Prefer the primary value of a multi-valued attribute.
+    values
+        .iter()
+        .find(|v| get_ci(v, "primary") == Some(&Value::Bool(true)))
+        .or(values.first())
+        .map(|v| {
+            if v.is_object() {
+                get_ci(v, "value").unwrap_or(v)
+            } else {
+                v
+            }
+        })
+}
+
+/// Orders two optional values as SCIM sorting does: strings case-insensitively, numbers
+/// numerically, missing values last.
+pub fn sort_cmp(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
 impl Filter {
     /// Evaluates the filter against a resource (or, inside a value path, an element).
     pub fn matches(&self, resource: &Value) -> bool {

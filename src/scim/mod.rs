@@ -6,6 +6,7 @@ pub mod error;
 pub mod filter;
 pub mod list;
 pub mod patch;
+pub mod redact;
 pub mod resource;
 
 pub use error::ScimError;

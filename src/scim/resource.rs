@@ -42,6 +42,8 @@ pub struct UserInput {
     pub family_name: Option<String>,
     pub emails: Vec<EmailEntry>,
     pub primary_email: Option<String>,
+    /// Group ids sent in `groups` (read-only in RFC 7643, but Okta and PingOne send it).
+    pub groups: Option<Vec<String>>,
     /// The resource without read-only attributes, `schemas`, or empty values.
     pub document: Value,
 }
@@ -146,7 +148,23 @@ fn canonical_keys(obj: &mut Map<String, Value>, names: &[&str]) {
 
 /// Validates and normalises a User from a POST/PUT body or a patched document.
 pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
+    let groups = match get_ci(body, "groups") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|g| match get_ci(g, "value") {
+                    Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                    _ => Err(ScimError::invalid_value(
+                        "each of `groups` needs a string `value` (the group's id)",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(ScimError::invalid_value("`groups` must be an array")),
+    };
     let mut doc = clean(as_object(body)?, USER_READ_ONLY);
+    normalize_enterprise(&mut doc)?;
     canonical_keys(
         &mut doc,
         &[
@@ -241,8 +259,91 @@ pub fn user_from_json(body: &Value) -> Result<UserInput, ScimError> {
         family_name,
         emails,
         primary_email,
+        groups,
         document: Value::Object(doc),
     })
+}
+
+/// The enterprise extension, typed: string attributes must be strings (numbers are accepted
+/// and kept as strings), and `manager` in any shape providers send (a bare id, `{"value":…}`,
+/// or a one-element array) is stored in the RFC shape `{"value": …}` that Entra reads back.
+fn normalize_enterprise(doc: &mut Map<String, Value>) -> Result<(), ScimError> {
+    let Some(ext) = doc.get_mut(ENTERPRISE_USER_SCHEMA) else {
+        return Ok(());
+    };
+    let Value::Object(ext) = ext else {
+        return Err(ScimError::invalid_value(format!(
+            "`{ENTERPRISE_USER_SCHEMA}` must be an object"
+        )));
+    };
+    for key in [
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+    ] {
+        if let Some(k) = ext.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned() {
+            match ext.get(&k) {
+                Some(Value::String(_)) => {}
+                Some(Value::Number(n)) => {
+                    let s = n.to_string();
+                    ext.insert(k, Value::String(s));
+                }
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "enterprise `{key}` must be a string"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(k) = ext
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("manager"))
+        .cloned()
+    {
+        let manager = ext.remove(&k).unwrap_or(Value::Null);
+        let one = match manager {
+            Value::Array(mut items) if items.len() <= 1 => items.pop().unwrap_or(Value::Null),
+            Value::Array(_) => {
+                return Err(ScimError::invalid_value(
+                    "enterprise `manager` takes one value",
+                ));
+            }
+            other => other,
+        };
+        let value = match &one {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(_) => match get_ci(&one, "value") {
+                Some(Value::String(s)) => Some(s.clone()),
+                None | Some(Value::Null) => None,
+                Some(_) => {
+                    return Err(ScimError::invalid_value(
+                        "enterprise `manager.value` must be a string",
+                    ));
+                }
+            },
+            Value::Null => None,
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "enterprise `manager` must be an id or an object",
+                ));
+            }
+        };
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            let mut m = Map::new();
+            m.insert("value".into(), Value::String(v));
+            if let Some(Value::String(d)) = get_ci(&one, "displayName") {
+                m.insert("displayName".into(), Value::String(d.clone()));
+            }
+            ext.insert("manager".into(), Value::Object(m));
+        }
+    }
+    if ext.is_empty() {
+        doc.remove(ENTERPRISE_USER_SCHEMA);
+    }
+    Ok(())
 }
 
 /// For PUT: what a provider omits is kept for the attributes that must never be cleared by
@@ -435,6 +536,31 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn enterprise_manager_in_every_shape_is_stored_in_rfc_shape() {
+        for manager in [
+            json!("m1"),
+            json!({"value": "m1"}),
+            json!([{"value": "m1", "$ref": null}]),
+        ] {
+            let u = user_from_json(&json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": manager, "employeeNumber": 42}})).unwrap();
+            assert_eq!(
+                u.document[ENTERPRISE_USER_SCHEMA]["manager"],
+                json!({"value": "m1"})
+            );
+            assert_eq!(u.document[ENTERPRISE_USER_SCHEMA]["employeeNumber"], "42");
+        }
+        let legacy = user_from_json(&json!({"userName": "a", "urn:scim:schemas:extension:enterprise:2.0": {"department": "D"}})).unwrap();
+        assert_eq!(legacy.document[ENTERPRISE_USER_SCHEMA]["department"], "D");
+        assert!(
+            user_from_json(&json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"department": []}}))
+                .is_err()
+        );
+        let groups =
+            user_from_json(&json!({"userName": "a", "groups": [{"value": "g1"}]})).unwrap();
+        assert_eq!(groups.groups, Some(vec!["g1".to_string()]));
     }
 
     #[test]

@@ -13,8 +13,11 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::db::directories::{self, TokenCheck};
+use crate::db::requests::{self, NewRequest};
+use crate::db::{DbConn, write_tx};
 use crate::scim::discovery::{self, MAX_PAYLOAD_BYTES};
 use crate::scim::list::{self, ListQuery};
+use crate::scim::redact;
 use crate::scim::{CONTENT_TYPE, ScimError};
 use ops::Ctx;
 
@@ -69,6 +72,9 @@ fn reply_response(r: Reply) -> HttpResponse {
     let mut resp = HttpResponse::build(r.status);
     if let Some(loc) = r.location {
         resp.insert_header((header::LOCATION, loc));
+    }
+    if let Some(version) = r.body.as_ref().and_then(|b| b["meta"]["version"].as_str()) {
+        resp.insert_header((header::ETAG, version.to_string()));
     }
     match r.body {
         Some(b) => resp
@@ -202,25 +208,43 @@ async fn handle(
     let (directory_id, tail) = path.into_inner();
     let tail = tail.unwrap_or_default();
     let method = req.method().clone();
-    let result = serve(&req, &directory_id, &tail, payload, &state).await;
-    let response = match result {
-        Ok(r) => reply_response(r),
-        Err(e) => {
-            if e.status >= 500 {
-                log::error!(
-                    "SCIM {method} /scim/v2/{directory_id}/{tail} failed: {}",
-                    e.detail
-                );
-            }
-            error_response(&e)
+    let (response, status) = match serve(&req, &directory_id, &tail, payload, &state, started).await
+    {
+        Ok(r) => {
+            let status = r.status;
+            (reply_response(r), status)
         }
+        Err(e) => (
+            error_response(&e),
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        ),
     };
     log::info!(
         "scim directory={directory_id} {method} /{tail} -> {} in {} µs",
-        response.status().as_u16(),
+        status.as_u16(),
         started.elapsed().as_micros()
     );
     response
+}
+
+/// The request as the log and the operations need it, gathered before going off-thread.
+struct Incoming {
+    directory_id: String,
+    tail: String,
+    method: Method,
+    logged_path: String,
+    token: Option<String>,
+    body: Option<web::Bytes>,
+    query: Vec<(String, String)>,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+}
+
+fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn serve(
@@ -229,88 +253,303 @@ async fn serve(
     tail: &str,
     payload: web::Payload,
     state: &web::Data<AppState>,
+    started: Instant,
 ) -> Result<Reply, ScimError> {
-    let token = bearer(req).ok_or_else(|| {
-        ScimError::unauthorized("missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal")
-    })?;
     let method = req.method().clone();
+    // Read the body first (bounded), so even refused requests are logged with it.
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
         Some(read_body(payload).await?)
     } else {
         None
     };
-    let query = query_pairs(req)?;
-    let target = route(tail);
+    let logged_path = match req.query_string() {
+        "" => format!("/{tail}"),
+        q => format!("/{tail}?{q}"),
+    };
+    let incoming = Incoming {
+        directory_id: directory_id.to_string(),
+        tail: tail.to_string(),
+        method,
+        logged_path,
+        token: bearer(req),
+        body,
+        query: query_pairs(req).unwrap_or_default(),
+        if_match: header(req, header::IF_MATCH),
+        if_none_match: header(req, header::IF_NONE_MATCH),
+    };
+    let query_ok = query_pairs(req).map(|_| ());
     let base_url = state.config.scim_base(directory_id);
-    let directory_id = directory_id.to_string();
-    let tail = tail.to_string();
     let pool = state.pool.clone();
-
-    web::block(move || -> Result<Reply, ScimError> {
+    web::block(move || {
         let mut conn = pool.get().map_err(|e| {
             log::error!("database pool: {e}");
             ScimError::unavailable("the server is busy; retry shortly")
         })?;
         let conn = &mut *conn;
-        match directories::check_token(conn, &directory_id, &token)? {
-            TokenCheck::Invalid => {
-                return Err(ScimError::unauthorized("the bearer token is not valid for this directory"));
+        let result =
+            query_ok.and_then(|()| authenticate_and_run(conn, &incoming, &base_url, started));
+        if let Err(e) = &result {
+            if e.status >= 500 {
+                log::error!(
+                    "SCIM {} /scim/v2/{}/{} failed: {}",
+                    incoming.method,
+                    incoming.directory_id,
+                    incoming.tail,
+                    e.detail
+                );
             }
-            TokenCheck::Disabled => {
-                return Err(ScimError::forbidden(
-                    "SCIM provisioning is turned off for this organization or directory; ask the app owner",
-                ));
-            }
-            TokenCheck::Ok { token_id, last_used_at, dir_last_request } => {
-                if directories::needs_touch(dir_last_request, last_used_at) {
-                    directories::touch(conn, &directory_id, &token_id, last_used_at)?;
+            // Refused requests are logged on their own (their effect, if any, was rolled back).
+            if e.status != 401 || directories::exists(conn, &incoming.directory_id).unwrap_or(false)
+            {
+                let row = log_row(
+                    &incoming,
+                    &route(&incoming.tail),
+                    e.status,
+                    Some(&e.to_json()),
+                    None,
+                    started,
+                    Some(error_kind(e)),
+                );
+                if let Err(log_err) = requests::insert(conn, &row) {
+                    log::error!("could not record a SCIM request: {log_err}");
                 }
             }
         }
-        let ctx = Ctx { directory_id: &directory_id, base_url: &base_url };
-        let json = |b: &Option<web::Bytes>| parse_json(b.as_deref().unwrap_or_default());
-        use crate::scim::ResourceType::{Group, User};
-        Ok(match (target, method) {
-            (Target::ServiceProviderConfig, Method::GET) => Reply::ok(discovery::service_provider_config(&base_url)),
-            (Target::ResourceTypes, Method::GET) => Reply::ok(discovery::resource_types(&base_url)),
-            (Target::Schemas, Method::GET) => Reply::ok(discovery::schemas(&base_url)),
-            (Target::Collection(User), Method::GET) => Reply::ok(ops::list_users(conn, &ctx, &list::parse_query(&query)?)?),
-            (Target::Collection(Group), Method::GET) => Reply::ok(ops::list_groups(conn, &ctx, &list::parse_query(&query)?)?),
-            (Target::Search(kind), Method::POST) => {
-                let q = search_query(&json(&body)?)?;
-                match kind {
-                    Some(Group) => Reply::ok(ops::list_groups(conn, &ctx, &q)?),
-                    Some(User) => Reply::ok(ops::list_users(conn, &ctx, &q)?),
-                    None => return Err(ScimError::invalid_syntax("search at the root is not supported; POST to /Users/.search or /Groups/.search")),
-                }
-            }
-            (Target::Collection(User), Method::POST) => Reply::created(ops::create_user(conn, &ctx, &json(&body)?)?),
-            (Target::Collection(Group), Method::POST) => Reply::created(ops::create_group(conn, &ctx, &json(&body)?)?),
-            (Target::Resource(User, id), Method::GET) => Reply::ok(ops::get_user(conn, &ctx, &id)?),
-            (Target::Resource(Group, id), Method::GET) => {
-                let exclude = list::parse_query(&query)?.exclude_members;
-                Reply::ok(ops::get_group(conn, &ctx, &id, exclude)?)
-            }
-            (Target::Resource(User, id), Method::PUT) => Reply::ok(ops::replace_user(conn, &ctx, &id, &json(&body)?)?),
-            (Target::Resource(Group, id), Method::PUT) => Reply::ok(ops::replace_group(conn, &ctx, &id, &json(&body)?)?),
-            (Target::Resource(User, id), Method::PATCH) => Reply::ok(ops::patch_user(conn, &ctx, &id, &json(&body)?)?),
-            (Target::Resource(Group, id), Method::PATCH) => {
-                ops::patch_group(conn, &ctx, &id, &json(&body)?)?;
-                Reply::no_content()
-            }
-            (Target::Resource(User, id), Method::DELETE) => {
-                ops::delete_user(conn, &ctx, &id)?;
-                Reply::no_content()
-            }
-            (Target::Resource(Group, id), Method::DELETE) => {
-                ops::delete_group(conn, &ctx, &id)?;
-                Reply::no_content()
-            }
-            (Target::Unsupported(why), _) => return Err(ScimError::not_implemented(why)),
-            (Target::NotFound, _) => return Err(ScimError::not_found(format!("no SCIM endpoint at `/{tail}`"))),
-            (_, m) => return Err(ScimError::method_not_allowed(format!("{m} is not supported on `/{tail}`"))),
-        })
+        result
     })
     .await
     .map_err(|_| ScimError::internal())?
+}
+
+/// A short, stable name for what went wrong, for the inspector's filters.
+fn error_kind(e: &ScimError) -> String {
+    match (e.status, e.scim_type) {
+        (_, Some(t)) => t.to_string(),
+        (401, _) => "unauthorized".into(),
+        (403, _) => "forbidden".into(),
+        (404, _) => "notFound".into(),
+        (405, _) => "methodNotAllowed".into(),
+        (412, _) => "preconditionFailed".into(),
+        (413, _) => "payloadTooLarge".into(),
+        (501, _) => "notImplemented".into(),
+        (s, _) if s >= 500 => "serverError".into(),
+        _ => "error".into(),
+    }
+}
+
+fn log_row(
+    incoming: &Incoming,
+    target: &Target,
+    status: u16,
+    response: Option<&Value>,
+    created_id: Option<&str>,
+    started: Instant,
+    error_kind: Option<String>,
+) -> NewRequest {
+    let (resource_type, resource_id) = match target {
+        Target::Resource(kind, id) => (Some(kind.name().to_string()), Some(id.clone())),
+        Target::Collection(kind) => (
+            Some(kind.name().to_string()),
+            created_id.map(str::to_string),
+        ),
+        _ => (None, None),
+    };
+    NewRequest {
+        directory_id: incoming.directory_id.clone(),
+        at: crate::db::now(),
+        method: incoming.method.to_string(),
+        path: redact::truncate(&incoming.logged_path, 2048),
+        status: i32::from(status),
+        duration_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        request_body: incoming.body.as_deref().and_then(redact::request_body),
+        response_excerpt: response
+            .map(|r| redact::truncate(&r.to_string(), redact::MAX_LOGGED_RESPONSE)),
+        error_kind,
+        resource_type,
+        resource_id,
+    }
+}
+
+fn authenticate_and_run(
+    conn: &mut DbConn,
+    incoming: &Incoming,
+    base_url: &str,
+    started: Instant,
+) -> Result<Reply, ScimError> {
+    let Some(token) = &incoming.token else {
+        return Err(ScimError::unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
+        ));
+    };
+    match directories::check_token(conn, &incoming.directory_id, token)? {
+        TokenCheck::Invalid => {
+            return Err(ScimError::unauthorized(
+                "the bearer token is not valid for this directory (wrong, revoked, or for another directory)",
+            ));
+        }
+        TokenCheck::Disabled => {
+            return Err(ScimError::forbidden(
+                "SCIM provisioning is turned off for this organization or directory; ask the app owner",
+            ));
+        }
+        TokenCheck::Ok {
+            token_id,
+            last_used_at,
+            dir_last_request,
+        } => {
+            if directories::needs_touch(dir_last_request, last_used_at) {
+                directories::touch(conn, &incoming.directory_id, &token_id, last_used_at)?;
+            }
+        }
+    }
+    let target = route(&incoming.tail);
+    let ctx = Ctx {
+        directory_id: &incoming.directory_id,
+        base_url,
+        if_match: incoming.if_match.as_deref(),
+    };
+    let is_write = matches!(
+        incoming.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !matches!(target, Target::Search(_));
+    let record = |c: &mut DbConn, reply: &Reply| -> Result<(), ScimError> {
+        let created = reply
+            .body
+            .as_ref()
+            .and_then(|b| b["id"].as_str())
+            .filter(|_| reply.status == StatusCode::CREATED);
+        let row = log_row(
+            incoming,
+            &target,
+            reply.status.as_u16(),
+            reply.body.as_ref(),
+            created,
+            started,
+            None,
+        );
+        requests::insert(c, &row)?;
+        Ok(())
+    };
+    if is_write {
+        // The change and its log row commit together, or neither does.
+        write_tx(conn, |c| {
+            let reply = dispatch(c, &ctx, incoming, &target)?;
+            record(c, &reply)?;
+            Ok(reply)
+        })
+    } else {
+        let reply = dispatch(conn, &ctx, incoming, &target)?;
+        let reply = not_modified(reply, incoming.if_none_match.as_deref());
+        record(conn, &reply)?;
+        Ok(reply)
+    }
+}
+
+/// `If-None-Match` on a GET of one resource: 304 when the client already has this version.
+fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
+    match (
+        if_none_match,
+        reply
+            .body
+            .as_ref()
+            .and_then(|b| b["meta"]["version"].as_str()),
+    ) {
+        (Some(want), Some(have))
+            if reply.status == StatusCode::OK && ops::etag_matches(want, have) =>
+        {
+            Reply {
+                status: StatusCode::NOT_MODIFIED,
+                body: None,
+                location: None,
+            }
+        }
+        _ => reply,
+    }
+}
+
+fn dispatch(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    incoming: &Incoming,
+    target: &Target,
+) -> Result<Reply, ScimError> {
+    use crate::scim::ResourceType::{Group, User};
+    let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
+    let query = || list::parse_query(&incoming.query);
+    let base_url = ctx.base_url;
+    Ok(match (target, &incoming.method) {
+        (Target::ServiceProviderConfig, &Method::GET) => {
+            Reply::ok(discovery::service_provider_config(base_url))
+        }
+        (Target::ResourceTypes, &Method::GET) => Reply::ok(discovery::resource_types(base_url)),
+        (Target::Schemas, &Method::GET) => Reply::ok(discovery::schemas(base_url)),
+        (Target::Collection(User), &Method::GET) => {
+            Reply::ok(ops::list_users(conn, ctx, &query()?)?)
+        }
+        (Target::Collection(Group), &Method::GET) => {
+            Reply::ok(ops::list_groups(conn, ctx, &query()?)?)
+        }
+        (Target::Search(kind), &Method::POST) => {
+            let q = search_query(&json()?)?;
+            match kind {
+                Some(Group) => Reply::ok(ops::list_groups(conn, ctx, &q)?),
+                Some(User) => Reply::ok(ops::list_users(conn, ctx, &q)?),
+                None => {
+                    return Err(ScimError::invalid_syntax(
+                        "search at the root is not supported; POST to /Users/.search or /Groups/.search",
+                    ));
+                }
+            }
+        }
+        (Target::Collection(User), &Method::POST) => {
+            Reply::created(ops::create_user(conn, ctx, &json()?)?)
+        }
+        (Target::Collection(Group), &Method::POST) => {
+            Reply::created(ops::create_group(conn, ctx, &json()?)?)
+        }
+        (Target::Resource(User, id), &Method::GET) => {
+            Reply::ok(ops::project(ops::get_user(conn, ctx, id)?, &query()?))
+        }
+        (Target::Resource(Group, id), &Method::GET) => {
+            let q = query()?;
+            Reply::ok(ops::project(
+                ops::get_group(conn, ctx, id, q.exclude_members)?,
+                &q,
+            ))
+        }
+        (Target::Resource(User, id), &Method::PUT) => {
+            Reply::ok(ops::replace_user(conn, ctx, id, &json()?)?)
+        }
+        (Target::Resource(Group, id), &Method::PUT) => {
+            Reply::ok(ops::replace_group(conn, ctx, id, &json()?)?)
+        }
+        (Target::Resource(User, id), &Method::PATCH) => {
+            Reply::ok(ops::patch_user(conn, ctx, id, &json()?)?)
+        }
+        (Target::Resource(Group, id), &Method::PATCH) => {
+            ops::patch_group(conn, ctx, id, &json()?)?;
+            Reply::no_content()
+        }
+        (Target::Resource(User, id), &Method::DELETE) => {
+            ops::delete_user(conn, ctx, id)?;
+            Reply::no_content()
+        }
+        (Target::Resource(Group, id), &Method::DELETE) => {
+            ops::delete_group(conn, ctx, id)?;
+            Reply::no_content()
+        }
+        (Target::Unsupported(why), _) => return Err(ScimError::not_implemented(*why)),
+        (Target::NotFound, _) => {
+            return Err(ScimError::not_found(format!(
+                "no SCIM endpoint at `/{}`",
+                incoming.tail
+            )));
+        }
+        (_, m) => {
+            return Err(ScimError::method_not_allowed(format!(
+                "{m} is not supported on `/{}`",
+                incoming.tail
+            )));
+        }
+    })
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::db::groups::{self, GroupRow};
-use crate::db::scim_filter::{group_condition, user_condition};
+use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, is_unique_violation, write_tx};
 use crate::scim::list::{ListQuery, list_response};
@@ -16,10 +16,63 @@ use crate::scim::resource::{
 };
 use crate::scim::{ResourceType, ScimError};
 
-/// The directory a request is for, and its SCIM base URL (for `meta.location` and `$ref`).
+/// The directory a request is for, its SCIM base URL (for `meta.location` and `$ref`), and
+/// the request's `If-Match` precondition.
 pub struct Ctx<'a> {
     pub directory_id: &'a str,
     pub base_url: &'a str,
+    pub if_match: Option<&'a str>,
+}
+
+/// Rows loaded per round when a filter or sort is evaluated on the documents.
+const SCAN_CHUNK: i64 = 1000;
+
+/// True when an `If-Match`/`If-None-Match` value names this ETag (`*` names any; weak and
+/// strong forms compare equal).
+pub fn etag_matches(header: &str, etag: &str) -> bool {
+    let bare = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
+    header
+        .split(',')
+        .any(|h| h.trim() == "*" || bare(h) == bare(etag))
+}
+
+fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// 412 unless the request's `If-Match` (if any) names the stored version.
+fn check_if_match(ctx: &Ctx<'_>, version: i64) -> Result<(), ScimError> {
+    match ctx.if_match {
+        Some(h) if !etag_matches(h, &etag(version)) => Err(ScimError::new(
+            412,
+            None,
+            format!(
+                "the resource changed: its version is {}, not {h}",
+                etag(version)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Applies `attributes` / `excludedAttributes`.
+pub fn project(resource: Value, q: &ListQuery) -> Value {
+    crate::scim::list::project(resource, q)
+}
+
+impl From<crate::db::scim_filter::CompileError> for ScimError {
+    fn from(e: crate::db::scim_filter::CompileError) -> Self {
+        match e {
+            crate::db::scim_filter::CompileError::Invalid(e) => e,
+            // Callers fall back to document evaluation before this can happen.
+            crate::db::scim_filter::CompileError::NeedsScan => ScimError::internal(),
+        }
+    }
 }
 
 impl From<diesel::result::Error> for ScimError {
@@ -98,13 +151,38 @@ fn ensure_user_name_free(
     }
 }
 
+/// Applies `groups` sent on a user (Okta AIW, PingOne): ids must be groups of this directory.
+fn apply_user_groups(
+    c: &mut DbConn,
+    ctx: &Ctx<'_>,
+    user_id: &str,
+    input: &UserInput,
+    add_only: bool,
+) -> Result<(), ScimError> {
+    let Some(ids) = &input.groups else {
+        return Ok(());
+    };
+    let ids: BTreeSet<String> = ids.iter().cloned().collect();
+    let known = groups::known_group_ids(c, ctx.directory_id, &ids)?;
+    if let Some(unknown) = ids.difference(&known).next() {
+        return Err(ScimError::invalid_value(format!(
+            "`groups`: no group with id `{unknown}` in this directory"
+        )));
+    }
+    users::set_groups(c, user_id, &ids, add_only)?;
+    Ok(())
+}
+
 pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
     let input = resource::user_from_json(body)?;
     let row = write_tx(conn, |c| {
         ensure_user_name_free(c, ctx, &input, None)?;
-        Ok::<_, ScimError>(users::insert(c, ctx.directory_id, &input)?)
+        let row = users::insert(c, ctx.directory_id, &input)?;
+        apply_user_groups(c, ctx, &row.id, &input, true)?;
+        Ok::<_, ScimError>(row)
     })?;
-    Ok(render_user(ctx, &row, &[]))
+    let groups = user_groups(conn, ctx, &row.id)?;
+    Ok(render_user(ctx, &row, &groups))
 }
 
 pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
@@ -113,41 +191,128 @@ pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, Sci
     Ok(render_user(ctx, &row, &groups))
 }
 
-pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Value, ScimError> {
-    let cond = match &q.filter {
-        Some(f) => Some((
-            user_condition(ctx.directory_id, f)?,
-            user_condition(ctx.directory_id, f)?,
-        )),
-        None => None,
-    };
-    let (total, rows) = users::search(conn, ctx.directory_id, cond, q.start_index - 1, q.count)?;
+/// Pages through documents matching `filter`, sorted by `sort_by`: the fallback for filters
+/// and sorts on attributes without a column. Correct for any attribute, slower than SQL.
+fn scan<R>(
+    q: &ListQuery,
+    mut next_chunk: impl FnMut(Option<&str>) -> Result<Vec<(String, Value, R)>, ScimError>,
+) -> Result<(i64, Vec<R>), ScimError> {
+    let mut matched: Vec<(Value, R)> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let chunk = next_chunk(after.as_deref())?;
+        let Some((last, _, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (_, doc, row) in chunk {
+            if q.filter.as_ref().is_none_or(|f| f.matches(&doc)) {
+                // Only the sort key is kept for sorting, not the whole document.
+                let key = q
+                    .sort_by
+                    .as_ref()
+                    .and_then(|s| crate::scim::filter::first_value(&doc, s).cloned())
+                    .unwrap_or(Value::Null);
+                matched.push((key, row));
+            }
+        }
+    }
+    if q.sort_by.is_some() {
+        matched.sort_by(|(a, _), (b, _)| {
+            let o = crate::scim::filter::sort_cmp(
+                (!a.is_null()).then_some(a),
+                (!b.is_null()).then_some(b),
+            );
+            if q.sort_descending && !a.is_null() && !b.is_null() {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    let total = matched.len() as i64;
+    let start = usize::try_from(q.start_index - 1).unwrap_or(usize::MAX);
+    let page = matched
+        .into_iter()
+        .skip(start)
+        .take(usize::try_from(q.count).unwrap_or(0))
+        .map(|(_, r)| r)
+        .collect();
+    Ok((total, page))
+}
+
+fn groups_by_user(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    rows: &[UserRow],
+) -> Result<BTreeMap<String, Vec<Reference>>, ScimError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut groups: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
     for (user_id, r) in users::groups_of(conn, ctx.directory_id, &ids)? {
         groups.entry(user_id).or_default().push(r);
     }
+    Ok(groups)
+}
+
+pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Value, ScimError> {
+    let compiled = match &q.filter {
+        None => Ok(None),
+        Some(f) => user_condition(ctx.directory_id, f)
+            .and_then(|a| Ok(Some((a, user_condition(ctx.directory_id, f)?)))),
+    };
+    let sort = match &q.sort_by {
+        None => Ok(None),
+        Some(attr) => users::SortColumn::for_user(attr)
+            .map(|c| Some((c, q.sort_descending)))
+            .ok_or(()),
+    };
+    let (total, rows) = match (compiled, sort) {
+        (Ok(cond), Ok(sort)) => users::search(
+            conn,
+            ctx.directory_id,
+            cond,
+            sort,
+            q.start_index - 1,
+            q.count,
+        )?,
+        (Err(CompileError::Invalid(e)), _) => return Err(e),
+        _ => scan(q, |after| {
+            let rows = users::chunk_after(conn, ctx.directory_id, after, SCAN_CHUNK)?;
+            let groups = groups_by_user(conn, ctx, &rows)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let doc =
+                        render_user(ctx, &r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]));
+                    (r.id.clone(), doc, r)
+                })
+                .collect())
+        })?,
+    };
+    let groups = groups_by_user(conn, ctx, &rows)?;
     let resources = rows
         .iter()
-        .map(|r| render_user(ctx, r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[])))
+        .map(|r| {
+            project(
+                render_user(ctx, r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[])),
+                q,
+            )
+        })
         .collect();
     Ok(list_response(total, q.start_index, resources))
 }
 
+/// Writes a validated user over an existing one (PUT and PATCH), checking `If-Match`.
 fn save_user(
-    conn: &mut DbConn,
+    c: &mut DbConn,
     ctx: &Ctx<'_>,
     id: &str,
     input: &UserInput,
 ) -> Result<Value, ScimError> {
-    let row = write_tx(conn, |c| {
-        if users::get(c, ctx.directory_id, id)?.is_none() {
-            return Err(user_not_found(id));
-        }
-        ensure_user_name_free(c, ctx, input, Some(id))?;
-        Ok(users::update(c, ctx.directory_id, id, input)?)
-    })?;
-    let groups = user_groups(conn, ctx, id)?;
+    ensure_user_name_free(c, ctx, input, Some(id))?;
+    let row = users::update(c, ctx.directory_id, id, input)?;
+    apply_user_groups(c, ctx, id, input, false)?;
+    let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }
 
@@ -157,10 +322,13 @@ pub fn replace_user(
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    let existing = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-    let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
-    let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
-    save_user(conn, ctx, id, &input)
+    write_tx(conn, |c| {
+        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
+        let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+        let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
+        save_user(c, ctx, id, &input)
+    })
 }
 
 pub fn patch_user(
@@ -170,11 +338,20 @@ pub fn patch_user(
     body: &Value,
 ) -> Result<Value, ScimError> {
     let ops = patch::parse_request(body)?;
-    let existing = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-    let doc: Value = serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
-    let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
-    let input = resource::user_from_json(&patched)?;
-    save_user(conn, ctx, id, &input)
+    write_tx(conn, |c| {
+        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
+        let doc: Value =
+            serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
+        let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
+        if patched == doc {
+            // Nothing changed (e.g. Okta re-sending the same values): no new version.
+            let groups = user_groups(c, ctx, id)?;
+            return Ok(render_user(ctx, &existing, &groups));
+        }
+        let input = resource::user_from_json(&patched)?;
+        save_user(c, ctx, id, &input)
+    })
 }
 
 pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
@@ -291,19 +468,50 @@ pub fn get_group(
 }
 
 pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Value, ScimError> {
-    let cond = match &q.filter {
-        Some(f) => Some((group_condition(f)?, group_condition(f)?)),
-        None => None,
+    let compiled = match &q.filter {
+        None => Ok(None),
+        Some(f) => group_condition(f).and_then(|a| Ok(Some((a, group_condition(f)?)))),
     };
-    let (total, rows) = groups::search(conn, ctx.directory_id, cond, q.start_index - 1, q.count)?;
+    let sort = match &q.sort_by {
+        None => Ok(None),
+        Some(attr) => groups::GroupSort::for_group(attr)
+            .map(|c| Some((c, q.sort_descending)))
+            .ok_or(()),
+    };
+    let (total, rows) = match (compiled, sort) {
+        (Ok(cond), Ok(sort)) => groups::search(
+            conn,
+            ctx.directory_id,
+            cond,
+            sort,
+            q.start_index - 1,
+            q.count,
+        )?,
+        (Err(CompileError::Invalid(e)), _) => return Err(e),
+        _ => scan(q, |after| {
+            let rows = groups::chunk_after(conn, ctx.directory_id, after, SCAN_CHUNK)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                // Members are part of the document only when the filter or sort needs them.
+                let members = if q.exclude_members {
+                    None
+                } else {
+                    Some(groups::member_refs(conn, &r.id)?)
+                };
+                let doc = render_group(ctx, &r, members.as_deref());
+                out.push((r.id.clone(), doc, r));
+            }
+            Ok(out)
+        })?,
+    };
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
-        if q.exclude_members {
-            resources.push(render_group(ctx, row, None));
+        let members = if q.exclude_members {
+            None
         } else {
-            let members = groups::member_refs(conn, &row.id)?;
-            resources.push(render_group(ctx, row, Some(&members)));
-        }
+            Some(groups::member_refs(conn, &row.id)?)
+        };
+        resources.push(project(render_group(ctx, row, members.as_deref()), q));
     }
     Ok(list_response(total, q.start_index, resources))
 }
@@ -316,9 +524,9 @@ pub fn replace_group(
 ) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
     write_tx(conn, |c| {
-        if groups::get(c, ctx.directory_id, id)?.is_none() {
-            return Err(group_not_found(id));
-        }
+        groups::lock(c, ctx.directory_id, id)?;
+        let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
         ensure_display_name_free(c, ctx, &input, Some(id))?;
         groups::update(c, ctx.directory_id, id, &input)?;
         // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
@@ -329,7 +537,7 @@ pub fn replace_group(
             };
             apply_member_changes(c, ctx, id, &changes)?;
         }
-        Ok(())
+        Ok::<_, ScimError>(())
     })?;
     full_group(conn, ctx, id)
 }
@@ -343,7 +551,9 @@ pub fn patch_group(
 ) -> Result<(), ScimError> {
     let ops = patch::parse_request(body)?;
     write_tx(conn, |c| {
+        groups::lock(c, ctx.directory_id, id)?;
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
         let doc: Value =
             serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
         let mut changes = MemberChanges::default();

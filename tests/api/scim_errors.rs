@@ -129,7 +129,9 @@ async fn bad_tokens_json_filters_and_conflicts_get_scim_errors() {
             "externalId%20eq%20jyoung",
             "(userName%20eq%20%22x%22",
             "userName%20eq%20%22x%22%20or",
-            "nickName%20eq%20%22x%22",
+            "meta.created%20gt%20%22yesterday%22",
+            "active%20eq%20%22maybe%22",
+            "emails%5Btype%20eq%20%22work%22",
         ] {
             assert_scim_error(
                 &scim.get(&format!("/Users?filter={bad}")).await,

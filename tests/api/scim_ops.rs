@@ -256,6 +256,40 @@ async fn filters_paging_and_path_tolerance() {
             count("meta.created%20gt%20%222000-01-01T00:00:00Z%22").await,
             7
         );
+        // Attributes without a column are evaluated on the documents: correct, if slower.
+        scim.patch(&format!("/Users/{}", ids[2]), &json!({"Operations": [{"op": "add", "value": {"title": "Engineer", "nickName": "Tre"}}]})).await;
+        assert_eq!(count("title%20eq%20%22engineer%22").await, 1);
+        assert_eq!(
+            count("title%20pr%20and%20userName%20sw%20%22user%22").await,
+            1
+        );
+        assert_eq!(count("not%20(title%20pr)").await, 6);
+        assert_eq!(
+            count("nickName%20eq%20%22nobody%22").await,
+            0,
+            "unknown values match nothing, not everything"
+        );
+        // Sorting, in SQL and on documents.
+        let sorted = scim
+            .get("/Users?sortBy=externalId&sortOrder=descending&count=2")
+            .await
+            .json();
+        assert_eq!(sorted["Resources"][0]["externalId"], "EXT-6");
+        assert_eq!(sorted["totalResults"], 7);
+        let by_title = scim.get("/Users?sortBy=title&count=1").await.json();
+        assert_eq!(
+            by_title["Resources"][0]["title"], "Engineer",
+            "users with the attribute sort first"
+        );
+        // attributes / excludedAttributes.
+        let slim = scim.get("/Users?attributes=userName&count=1").await.json();
+        let keys: Vec<&String> = slim["Resources"][0].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["schemas", "id", "userName", "meta"]);
+        let no_emails = scim
+            .get(&format!("/Users/{}?excludedAttributes=externalId", ids[0]))
+            .await
+            .json();
+        assert!(no_emails.get("externalId").is_none() && no_emails.get("userName").is_some());
         // A LIKE wildcard in a value is literal.
         assert_eq!(count("userName%20co%20%22%25%22").await, 0);
 

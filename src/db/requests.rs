@@ -1,0 +1,114 @@
+//! The SCIM request log of each directory (the request inspector reads it), with bounded
+//! retention: the newest `KEEP_PER_DIRECTORY` rows, none older than `KEEP_DAYS`.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::scim_requests;
+use super::{DbConn, now};
+
+/// Rows kept per directory.
+pub const KEEP_PER_DIRECTORY: i64 = 10_000;
+/// Days a row is kept at most.
+pub const KEEP_DAYS: i64 = 30;
+/// Pruning runs on every this many inserts (by row id), so it costs nothing per request.
+const PRUNE_EVERY: i64 = 200;
+
+/// One logged request, already redacted.
+#[derive(Debug, Clone, Default, Insertable)]
+#[diesel(table_name = scim_requests)]
+pub struct NewRequest {
+    pub directory_id: String,
+    pub at: NaiveDateTime,
+    pub method: String,
+    pub path: String,
+    pub status: i32,
+    pub duration_us: i64,
+    pub request_body: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub error_kind: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = scim_requests)]
+pub struct Request {
+    pub id: i64,
+    pub directory_id: String,
+    pub at: NaiveDateTime,
+    pub method: String,
+    pub path: String,
+    pub status: i32,
+    pub duration_us: i64,
+    pub request_body: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub error_kind: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+}
+
+/// Records a request (call inside the transaction of its effect, if it had one).
+pub fn insert(conn: &mut DbConn, row: &NewRequest) -> QueryResult<()> {
+    diesel::insert_into(scim_requests::table)
+        .values(row)
+        .execute(conn)?;
+    let last: i64 = scim_requests::table
+        .filter(scim_requests::directory_id.eq(&row.directory_id))
+        .select(diesel::dsl::max(scim_requests::id))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0);
+    if last % PRUNE_EVERY == 0 {
+        prune(conn, &row.directory_id, last)?;
+    }
+    Ok(())
+}
+
+fn prune(conn: &mut DbConn, directory_id: &str, last_id: i64) -> QueryResult<usize> {
+    let cutoff = now() - Duration::days(KEEP_DAYS);
+    // Ids grow across directories, so this keeps at most (not exactly) the newest rows.
+    let floor: Option<i64> = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::id.le(last_id))
+        .order(scim_requests::id.desc())
+        .offset(KEEP_PER_DIRECTORY)
+        .select(scim_requests::id)
+        .first(conn)
+        .optional()?;
+    diesel::delete(
+        scim_requests::table
+            .filter(scim_requests::directory_id.eq(directory_id))
+            .filter(
+                scim_requests::at
+                    .lt(cutoff)
+                    .or(scim_requests::id.le(floor.unwrap_or(0))),
+            ),
+    )
+    .execute(conn)
+}
+
+/// The newest requests of a directory, newest first.
+pub fn recent(conn: &mut DbConn, directory_id: &str, limit: i64) -> QueryResult<Vec<Request>> {
+    scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .order(scim_requests::id.desc())
+        .limit(limit)
+        .select(Request::as_select())
+        .load(conn)
+}
+
+/// Requests that touched a user or group, newest first.
+pub fn for_resource(
+    conn: &mut DbConn,
+    directory_id: &str,
+    resource_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<Request>> {
+    scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::resource_id.eq(resource_id))
+        .order(scim_requests::id.desc())
+        .limit(limit)
+        .select(Request::as_select())
+        .load(conn)
+}
