@@ -199,28 +199,15 @@ pub fn chunk_after(
     q.load(conn)
 }
 
-/// Sets a user's groups to exactly `group_ids` (when a provider sends `groups` on a user);
-/// touches only changed membership rows.
-pub fn set_groups(
+/// Adds a user to groups it is not yet in (when a provider sends `groups` on a user).
+pub fn add_to_groups(
     conn: &mut DbConn,
     user_id: &str,
     group_ids: &std::collections::BTreeSet<String>,
-    add_only: bool,
 ) -> QueryResult<()> {
     let me = std::collections::BTreeSet::from([user_id.to_string()]);
-    let current: std::collections::BTreeSet<String> = group_members::table
-        .filter(group_members::user_id.eq(user_id))
-        .select(group_members::group_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    for g in group_ids.difference(&current) {
+    for g in group_ids {
         super::groups::add_members(conn, g, &me)?;
-    }
-    if !add_only {
-        for g in current.difference(group_ids) {
-            super::groups::remove_members(conn, g, &me)?;
-        }
     }
     Ok(())
 }

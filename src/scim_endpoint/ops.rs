@@ -152,12 +152,12 @@ fn ensure_user_name_free(
 }
 
 /// Applies `groups` sent on a user (Okta AIW, PingOne): ids must be groups of this directory.
+/// Additive only: Okta echoes `"groups":[]` on PUT, which must not drop memberships.
 fn apply_user_groups(
     c: &mut DbConn,
     ctx: &Ctx<'_>,
     user_id: &str,
     input: &UserInput,
-    add_only: bool,
 ) -> Result<(), ScimError> {
     let Some(ids) = &input.groups else {
         return Ok(());
@@ -169,7 +169,7 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
-    users::set_groups(c, user_id, &ids, add_only)?;
+    users::add_to_groups(c, user_id, &ids)?;
     Ok(())
 }
 
@@ -178,7 +178,7 @@ pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Val
     let row = write_tx(conn, |c| {
         ensure_user_name_free(c, ctx, &input, None)?;
         let row = users::insert(c, ctx.directory_id, &input)?;
-        apply_user_groups(c, ctx, &row.id, &input, true)?;
+        apply_user_groups(c, ctx, &row.id, &input)?;
         Ok::<_, ScimError>(row)
     })?;
     let groups = user_groups(conn, ctx, &row.id)?;
@@ -311,7 +311,7 @@ fn save_user(
 ) -> Result<Value, ScimError> {
     ensure_user_name_free(c, ctx, input, Some(id))?;
     let row = users::update(c, ctx.directory_id, id, input)?;
-    apply_user_groups(c, ctx, id, input, false)?;
+    apply_user_groups(c, ctx, id, input)?;
     let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }
@@ -355,12 +355,12 @@ pub fn patch_user(
 }
 
 pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    let deleted = write_tx(conn, |c| users::delete(c, ctx.directory_id, id))?;
-    if deleted {
+    write_tx(conn, |c| {
+        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
+        users::delete(c, ctx.directory_id, id)?;
         Ok(())
-    } else {
-        Err(user_not_found(id))
-    }
+    })
 }
 
 // ---- Groups ---------------------------------------------------------------------------------
@@ -573,10 +573,11 @@ pub fn patch_group(
 }
 
 pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    let deleted = write_tx(conn, |c| groups::delete(c, ctx.directory_id, id))?;
-    if deleted {
+    write_tx(conn, |c| {
+        groups::lock(c, ctx.directory_id, id)?;
+        let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        check_if_match(ctx, existing.version)?;
+        groups::delete(c, ctx.directory_id, id)?;
         Ok(())
-    } else {
-        Err(group_not_found(id))
-    }
+    })
 }

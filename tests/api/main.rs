@@ -2,6 +2,7 @@
 
 mod cli;
 mod helpers;
+mod pitfalls;
 mod portal;
 mod scim_errors;
 mod scim_ops;

@@ -307,3 +307,79 @@ async fn filters_paging_and_path_tolerance() {
         assert_eq!(s.json()["totalResults"], 1);
     }
 }
+
+#[actix_web::test]
+async fn etags_if_match_and_if_none_match() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "generic");
+        let id = user(&scim, json!({"userName": "etag@acme.com"})).await;
+        let path = format!("/Users/{id}");
+        let url = format!("{}{path}", scim.base);
+        let client = awc::Client::new();
+        let auth = ("Authorization", format!("Bearer {}", scim.token));
+
+        let r = client
+            .get(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-None-Match", "W/\"1\""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 304);
+        let r = client
+            .get(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-None-Match", "W/\"7\""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+
+        let patch =
+            json!({"Operations": [{"op": "replace", "path": "title", "value": "T"}]}).to_string();
+        let mut r = client
+            .patch(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-Match", "W/\"9\""))
+            .send_body(patch.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 412);
+        let body: serde_json::Value = serde_json::from_slice(&r.body().await.unwrap()).unwrap();
+        assert_eq!(body["status"], "412");
+        assert!(
+            scim.get(&path).await.json().get("title").is_none(),
+            "nothing applied"
+        );
+        let r = client
+            .patch(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-Match", "W/\"1\""))
+            .send_body(patch)
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            r.headers().get("etag").unwrap().to_str().unwrap(),
+            "W/\"2\""
+        );
+        let r = client
+            .delete(&url)
+            .insert_header(auth.clone())
+            .insert_header(("If-Match", "\"1\""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 412);
+        let r = client
+            .delete(&url)
+            .insert_header(auth)
+            .insert_header(("If-Match", "*"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+    }
+}
