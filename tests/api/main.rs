@@ -4,6 +4,7 @@ mod cli;
 mod helpers;
 mod pitfalls;
 mod portal;
+mod providers;
 mod scim_errors;
 mod scim_ops;
 mod seed_flow;
