@@ -799,4 +799,46 @@ mod tests {
         );
         assert_eq!(out, json!({"displayName": "h"}));
     }
+
+    fn arbitrary_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    "(value|members|emails|type|name|active|\\PC{0,6})",
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn patch_never_panics(
+            op in "(add|Replace|REMOVE|remove|x)",
+            path in proptest::option::of("(members|emails|name|urn:ietf:params:scim:schemas:extension:enterprise:2.0:User)?(\\[[a-z \"=]{0,20}\\])?(\\.[a-zA-Z]{1,8})?|\\PC{0,30}"),
+            value in arbitrary_value(),
+            doc in arbitrary_value(),
+        ) {
+            let mut body = json!({"Operations": [{"op": op, "value": value}]});
+            if let Some(p) = path {
+                body["Operations"][0]["path"] = Value::String(p);
+            }
+            if let Ok(ops) = parse_request(&body) {
+                let doc = if doc.is_object() { doc } else { json!({"userName": "u"}) };
+                let mut members = MemberChanges::default();
+                let _ = apply(&doc, &ops, Some(&mut members), &["id"]);
+                let _ = apply(&doc, &ops, None, &["id"]);
+            }
+        }
+    }
 }
