@@ -114,8 +114,10 @@ pub enum TokenCheck {
         last_used_at: Option<NaiveDateTime>,
         dir_last_request: Option<NaiveDateTime>,
     },
-    /// Unknown, revoked, or for another directory (indistinguishable to the caller).
+    /// Unknown, or for another directory (indistinguishable to the caller).
     Invalid,
+    /// A token of this directory that was revoked (the inspector explains the 401).
+    Revoked(NaiveDateTime),
     /// Valid, but the organization's SCIM Provisioning is switched off, or the directory is
     /// disabled.
     Disabled,
@@ -169,8 +171,11 @@ pub fn check_token(
     else {
         return Ok(TokenCheck::Invalid);
     };
-    if !tokens::ct_eq(&stored, &hash) || revoked_at.is_some() || token_dir != directory_id {
+    if !tokens::ct_eq(&stored, &hash) || token_dir != directory_id {
         return Ok(TokenCheck::Invalid);
+    }
+    if let Some(at) = revoked_at {
+        return Ok(TokenCheck::Revoked(at));
     }
     if !scim_enabled || status != "active" {
         return Ok(TokenCheck::Disabled);
@@ -219,4 +224,145 @@ pub fn needs_touch(
     let at = now();
     dir_last_request.is_none_or(|t| t < at - Duration::milliseconds(TOUCH_INTERVAL_MS))
         || token_last_used.is_none_or(|t| t < at - Duration::seconds(TOKEN_TOUCH_INTERVAL_S))
+}
+
+/// Live bearer tokens a directory may have at once: two, so rotation never breaks a sync.
+pub const MAX_LIVE_TOKENS: i64 = 2;
+
+/// A bearer token as the portal lists it (never the token itself).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = directory_tokens)]
+pub struct TokenInfo {
+    pub id: String,
+    pub suffix: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn tokens(conn: &mut DbConn, directory_id: &str) -> QueryResult<Vec<TokenInfo>> {
+    directory_tokens::table
+        .filter(directory_tokens::directory_id.eq(directory_id))
+        .order(directory_tokens::created_at.desc())
+        .select(TokenInfo::as_select())
+        .load(conn)
+}
+
+/// A second token for rotation; `None` when the directory already has two live tokens.
+pub fn create_token(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<String>> {
+    write_tx(conn, |c| {
+        let live: i64 = directory_tokens::table
+            .filter(directory_tokens::directory_id.eq(directory_id))
+            .filter(directory_tokens::revoked_at.is_null())
+            .count()
+            .get_result(c)?;
+        if live >= MAX_LIVE_TOKENS {
+            return Ok(None);
+        }
+        let secret = NewSecret::generate(SecretKind::ScimToken);
+        diesel::insert_into(directory_tokens::table)
+            .values((
+                directory_tokens::id.eq(new_id()),
+                directory_tokens::directory_id.eq(directory_id),
+                directory_tokens::sha256.eq(&secret.sha256),
+                directory_tokens::suffix.eq(secret.suffix()),
+                directory_tokens::created_at.eq(now()),
+            ))
+            .execute(c)?;
+        Ok(Some(secret.plaintext))
+    })
+}
+
+/// Revokes one token of the directory; false if it was unknown or already revoked.
+pub fn revoke_token(conn: &mut DbConn, directory_id: &str, token_id: &str) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        diesel::update(
+            directory_tokens::table
+                .filter(directory_tokens::directory_id.eq(directory_id))
+                .filter(directory_tokens::id.eq(token_id))
+                .filter(directory_tokens::revoked_at.is_null()),
+        )
+        .set(directory_tokens::revoked_at.eq(now()))
+        .execute(c)
+        .map(|n| n == 1)
+    })
+}
+
+/// Enables (`active`) or disables (`disabled`) a directory of the organization.
+pub fn set_status(
+    conn: &mut DbConn,
+    org_id: &str,
+    directory_id: &str,
+    active: bool,
+) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        diesel::update(
+            directories::table
+                .filter(directories::org_id.eq(org_id))
+                .filter(directories::id.eq(directory_id)),
+        )
+        .set(directories::status.eq(if active { "active" } else { "disabled" }))
+        .execute(c)
+        .map(|n| n == 1)
+    })
+}
+
+/// Deletes a directory with its tokens, users, groups, memberships and request log.
+pub fn delete(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResult<bool> {
+    use super::schema::{group_members, scim_requests, user_emails};
+    write_tx(conn, |c| {
+        let Some(dir) = get(c, org_id, directory_id)? else {
+            return Ok(false);
+        };
+        let user_ids = scim_users::table
+            .filter(scim_users::directory_id.eq(&dir.id))
+            .select(scim_users::id);
+        diesel::delete(group_members::table.filter(group_members::user_id.eq_any(user_ids)))
+            .execute(c)?;
+        diesel::delete(user_emails::table.filter(user_emails::directory_id.eq(&dir.id)))
+            .execute(c)?;
+        diesel::delete(scim_users::table.filter(scim_users::directory_id.eq(&dir.id)))
+            .execute(c)?;
+        diesel::delete(scim_groups::table.filter(scim_groups::directory_id.eq(&dir.id)))
+            .execute(c)?;
+        diesel::delete(scim_requests::table.filter(scim_requests::directory_id.eq(&dir.id)))
+            .execute(c)?;
+        diesel::delete(directory_tokens::table.filter(directory_tokens::directory_id.eq(&dir.id)))
+            .execute(c)?;
+        diesel::delete(directories::table.find(&dir.id)).execute(c)?;
+        Ok(true)
+    })
+}
+
+/// What the connection-health checklist shows.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub first_request_at: Option<NaiveDateTime>,
+    pub last_request_at: Option<NaiveDateTime>,
+    pub first_user_at: Option<NaiveDateTime>,
+    pub first_group_at: Option<NaiveDateTime>,
+    pub users: i64,
+    pub groups: i64,
+    pub last_error: Option<super::requests::Request>,
+}
+
+pub fn health(conn: &mut DbConn, dir: &Directory) -> QueryResult<Health> {
+    let first_user_at = scim_users::table
+        .filter(scim_users::directory_id.eq(&dir.id))
+        .select(diesel::dsl::min(scim_users::created_at))
+        .first::<Option<NaiveDateTime>>(conn)?;
+    let first_group_at = scim_groups::table
+        .filter(scim_groups::directory_id.eq(&dir.id))
+        .select(diesel::dsl::min(scim_groups::created_at))
+        .first::<Option<NaiveDateTime>>(conn)?;
+    let (users, groups) = counts(conn, &dir.id)?;
+    Ok(Health {
+        first_request_at: dir.first_request_at,
+        last_request_at: dir.last_request_at,
+        first_user_at,
+        first_group_at,
+        users,
+        groups,
+        last_error: super::requests::last_error(conn, &dir.id)?,
+    })
 }

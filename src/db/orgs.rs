@@ -168,3 +168,37 @@ pub fn redeem_portal_link(
     }
     Ok(get(conn, &org_id)?.ok_or(LinkProblem::Unknown))
 }
+
+/// A portal link as the owner console lists it (never the link itself).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = portal_links)]
+pub struct PortalLink {
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn portal_links(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<PortalLink>> {
+    portal_links::table
+        .filter(portal_links::org_id.eq(org_id))
+        .order(portal_links::created_at.desc())
+        .limit(50)
+        .select(PortalLink::as_select())
+        .load(conn)
+}
+
+pub fn revoke_portal_link(conn: &mut DbConn, org_id: &str, link_id: &str) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        diesel::update(
+            portal_links::table
+                .filter(portal_links::org_id.eq(org_id))
+                .filter(portal_links::id.eq(link_id))
+                .filter(portal_links::revoked_at.is_null()),
+        )
+        .set(portal_links::revoked_at.eq(now()))
+        .execute(c)
+        .map(|n| n == 1)
+    })
+}

@@ -3,7 +3,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use super::schema::{owner_setup_links, owners};
+use super::schema::{login_attempts, owner_setup_links, owners};
 use super::{DbConn, new_id, now, write_tx};
 use crate::auth::tokens::{self, NewSecret, SecretKind};
 
@@ -100,5 +100,63 @@ pub fn claim_setup_link(
             }
         };
         Ok(Some(owner_id))
+    })
+}
+
+/// Failures allowed before sign-in is locked for a while.
+pub const FREE_ATTEMPTS: i32 = 5;
+/// Longest lockout, in seconds.
+const MAX_LOCK_SECONDS: i64 = 15 * 60;
+
+/// When sign-in for `key` is locked, until when.
+pub fn locked_until(conn: &mut DbConn, key: &str) -> QueryResult<Option<NaiveDateTime>> {
+    let until: Option<Option<NaiveDateTime>> = login_attempts::table
+        .find(key)
+        .select(login_attempts::locked_until)
+        .first(conn)
+        .optional()?;
+    Ok(until.flatten().filter(|t| *t > now()))
+}
+
+/// Records a failed sign-in; after `FREE_ATTEMPTS`, each failure doubles the lockout (1 s, 2 s,
+/// 4 s … up to 15 min). Returns the new lock, if any.
+pub fn record_failure(conn: &mut DbConn, key: &str) -> QueryResult<Option<NaiveDateTime>> {
+    write_tx(conn, |c| {
+        let failures: i32 = login_attempts::table
+            .find(key)
+            .select(login_attempts::failures)
+            .first(c)
+            .optional()?
+            .unwrap_or(0)
+            + 1;
+        let over = i64::from(failures - FREE_ATTEMPTS);
+        let lock = (over > 0)
+            .then(|| now() + Duration::seconds((1i64 << (over - 1).min(20)).min(MAX_LOCK_SECONDS)));
+        let n = diesel::update(login_attempts::table.find(key))
+            .set((
+                login_attempts::failures.eq(failures),
+                login_attempts::locked_until.eq(lock),
+                login_attempts::updated_at.eq(now()),
+            ))
+            .execute(c)?;
+        if n == 0 {
+            diesel::insert_into(login_attempts::table)
+                .values((
+                    login_attempts::key.eq(key),
+                    login_attempts::failures.eq(failures),
+                    login_attempts::locked_until.eq(lock),
+                    login_attempts::updated_at.eq(now()),
+                ))
+                .execute(c)?;
+        }
+        Ok(lock)
+    })
+}
+
+/// Clears the failure count after a successful sign-in.
+pub fn record_success(conn: &mut DbConn, key: &str) -> QueryResult<()> {
+    write_tx(conn, |c| {
+        diesel::delete(login_attempts::table.find(key)).execute(c)?;
+        Ok(())
     })
 }

@@ -112,3 +112,52 @@ pub fn for_resource(
         .select(Request::as_select())
         .load(conn)
 }
+
+/// The newest failed request (status 400 or more) of a directory.
+pub fn last_error(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<Request>> {
+    scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::status.ge(400))
+        .order(scim_requests::id.desc())
+        .select(Request::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Filters of the request inspector.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub errors_only: bool,
+    pub method: Option<String>,
+    /// Requests that touched this user or group.
+    pub resource_id: Option<String>,
+}
+
+/// A page of a directory's requests, newest first, before `before_id` (keyset paging).
+pub fn search(
+    conn: &mut DbConn,
+    directory_id: &str,
+    f: &Filter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Request>> {
+    let mut q = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .order(scim_requests::id.desc())
+        .limit(limit)
+        .select(Request::as_select())
+        .into_boxed();
+    if f.errors_only {
+        q = q.filter(scim_requests::status.ge(400));
+    }
+    if let Some(m) = &f.method {
+        q = q.filter(scim_requests::method.eq(m.clone()));
+    }
+    if let Some(r) = &f.resource_id {
+        q = q.filter(scim_requests::resource_id.eq(r.clone()));
+    }
+    if let Some(b) = before_id {
+        q = q.filter(scim_requests::id.lt(b));
+    }
+    q.load(conn)
+}

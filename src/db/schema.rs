@@ -143,6 +143,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_attempts (key) {
+        key -> Text,
+        failures -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
@@ -166,4 +175,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_groups,
     group_members,
     scim_requests,
+    login_attempts,
 );

@@ -422,3 +422,42 @@ pub fn org_get(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<
         .first(conn)
         .optional()
 }
+
+/// Current names (displayName, else full name, else userName) of users, deleted ones included.
+pub fn labels(
+    conn: &mut DbConn,
+    directory_id: &str,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::id.eq_any(chunk))
+            .select((
+                scim_users::id,
+                scim_users::user_name,
+                scim_users::display_name,
+                scim_users::full_name,
+            ))
+            .load(conn)?;
+        for (id, user_name, display, full) in rows {
+            let label = [display, full]
+                .into_iter()
+                .flatten()
+                .find(|d| !d.trim().is_empty())
+                .unwrap_or(user_name);
+            out.insert(id, label);
+        }
+    }
+    let groups: Vec<(String, String)> = super::schema::scim_groups::table
+        .filter(super::schema::scim_groups::directory_id.eq(directory_id))
+        .filter(super::schema::scim_groups::id.eq_any(ids))
+        .select((
+            super::schema::scim_groups::id,
+            super::schema::scim_groups::display_name,
+        ))
+        .load(conn)?;
+    out.extend(groups);
+    Ok(out)
+}

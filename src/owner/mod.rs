@@ -93,13 +93,46 @@ struct LoginForm {
     password: String,
 }
 
+/// Key of the owner account's failed-sign-in counter (one owner account).
+const LOGIN_KEY: &str = "owner";
+
+fn login_refused(
+    state: &AppState,
+    s: &Session,
+    status: actix_web::http::StatusCode,
+    error: String,
+) -> Result<HttpResponse, PageError> {
+    let page = LoginPage {
+        layout: Layout::new(state, s),
+        error: Some(error),
+        has_owner: true,
+    };
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
 async fn login(
     state: web::Data<AppState>,
     s: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
+    use actix_web::http::StatusCode;
     let pw = form.into_inner().password;
-    let owner = db(&state, |c| Ok(db::owners::get(c)?)).await?;
+    // Brute-force protection lives in the database, so every instance enforces it.
+    let (owner, locked) = db(&state, |c| {
+        Ok((db::owners::get(c)?, db::owners::locked_until(c, LOGIN_KEY)?))
+    })
+    .await?;
+    if let Some(until) = locked {
+        let secs = (until - db::now()).num_seconds().max(1);
+        return login_refused(
+            &state,
+            &s,
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed attempts. Try again in {secs} seconds."),
+        );
+    }
     // argon2 is deliberately slow: verify off the async workers.
     let verified = match owner {
         Some((id, hash)) => web::block(move || password::verify(&pw, &hash).then_some(id))
@@ -109,18 +142,21 @@ async fn login(
     };
     match verified {
         Some(id) => {
+            db(&state, |c| Ok(db::owners::record_success(c, LOGIN_KEY)?)).await?;
             session::sign_in_owner(&s, &id);
             Err(PageError::Redirect("/owner".into()))
         }
         None => {
-            let page = LoginPage {
-                layout: Layout::new(&state, &s),
-                error: Some("That password is not right.".into()),
-                has_owner: true,
+            let lock = db(&state, |c| Ok(db::owners::record_failure(c, LOGIN_KEY)?)).await?;
+            log::warn!("failed owner sign-in");
+            let message = match lock {
+                Some(until) => format!(
+                    "That password is not right. Too many failed attempts: try again in {} seconds.",
+                    (until - db::now()).num_seconds().max(1)
+                ),
+                None => "That password is not right.".to_string(),
             };
-            Ok(HttpResponse::Unauthorized()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render()?))
+            login_refused(&state, &s, StatusCode::UNAUTHORIZED, message)
         }
     }
 }

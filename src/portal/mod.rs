@@ -2,6 +2,8 @@
 //! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
 //! live Users and Groups views.
 
+mod directories;
+pub mod explain;
 pub mod providers;
 
 use actix_session::Session;
@@ -19,18 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/portal/link/{token}", web::get().to(open_link))
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
-        .route(
-            "/portal/scim/configure",
-            web::post().to(configure_directory),
-        )
-        .route(
-            "/portal/scim/directories/{id}",
-            web::get().to(directory_page),
-        )
-        .route(
-            "/portal/scim/directories/{id}/status",
-            web::get().to(directory_status),
-        )
+        .configure(directories::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
@@ -46,7 +37,7 @@ pub struct Nav {
     pub current: &'static str,
 }
 
-async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
+pub(crate) async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
     let org_id = session::portal_org(s).ok_or(PageError::PortalSignedOut)?;
     db(state, move |c| {
         db::orgs::get(c, &org_id)?.ok_or(PageError::PortalSignedOut)
@@ -124,7 +115,7 @@ pub struct DirectoryCard {
     pub last_request: Option<String>,
 }
 
-fn card(state: &AppState, dir: Directory, users: i64, groups: i64) -> DirectoryCard {
+pub(crate) fn card(state: &AppState, dir: Directory, users: i64, groups: i64) -> DirectoryCard {
     DirectoryCard {
         provider: providers::by_slug(&dir.provider)
             .unwrap_or(&providers::ALL[providers::ALL.len() - 1]),
@@ -173,105 +164,6 @@ async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse
         directories,
         providers: providers::ALL,
     })
-}
-
-#[derive(Template)]
-#[template(path = "portal/directory.html", blocks = ["status"])]
-struct DirectoryPage {
-    layout: Layout,
-    nav: Nav,
-    card: DirectoryCard,
-    /// The bearer token, present only on the response to Configure.
-    token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ConfigureForm {
-    provider: String,
-}
-
-async fn configure_directory(
-    state: web::Data<AppState>,
-    s: Session,
-    form: web::Form<ConfigureForm>,
-) -> Result<HttpResponse, PageError> {
-    let org = portal_org(&state, &s).await?;
-    if !org.scim_enabled {
-        return Err(PageError::Redirect("/portal".into()));
-    }
-    let Some(provider) = providers::by_slug(&form.provider) else {
-        return Err(PageError::NotFound);
-    };
-    let org_id = org.id.clone();
-    let (dir, token) = db(&state, move |c| {
-        Ok(db::directories::create(
-            c,
-            &org_id,
-            provider.slug,
-            provider.name,
-        )?)
-    })
-    .await?;
-    let page = DirectoryPage {
-        layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
-        card: card(&state, dir, 0, 0),
-        token: Some(token),
-    };
-    // Never cache the page that shows the token.
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(page.render()?))
-}
-
-async fn load_directory(
-    state: &web::Data<AppState>,
-    s: &Session,
-    id: String,
-) -> Result<DirectoryPage, PageError> {
-    let org = portal_org(state, s).await?;
-    if !org.scim_enabled {
-        return Err(PageError::Redirect("/portal".into()));
-    }
-    let org_id = org.id.clone();
-    let (dir, u, g) = db(state, move |c| {
-        let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let (u, g) = db::directories::counts(c, &d.id)?;
-        Ok((d, u, g))
-    })
-    .await?;
-    Ok(DirectoryPage {
-        layout: Layout::new(state, s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
-        card: card(state, dir, u, g),
-        token: None,
-    })
-}
-
-async fn directory_page(
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    html(&load_directory(&state, &s, id.into_inner()).await?)
-}
-
-async fn directory_status(
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let page = load_directory(&state, &s, id.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.as_status().render()?))
 }
 
 #[derive(Deserialize)]

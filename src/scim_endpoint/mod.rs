@@ -384,8 +384,14 @@ fn authenticate_and_run(
     match directories::check_token(conn, &incoming.directory_id, token)? {
         TokenCheck::Invalid => {
             return Err(ScimError::unauthorized(
-                "the bearer token is not valid for this directory (wrong, revoked, or for another directory)",
+                "the bearer token is not valid for this directory (wrong, or for another directory)",
             ));
+        }
+        TokenCheck::Revoked(at) => {
+            return Err(ScimError::unauthorized(format!(
+                "this bearer token was revoked at {}; paste the directory's current token into the provider",
+                crate::scim::resource::rfc3339(at)
+            )));
         }
         TokenCheck::Disabled => {
             return Err(ScimError::forbidden(

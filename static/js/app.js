@@ -42,6 +42,15 @@
     });
   });
 
+  // Live lists that hold expandable rows (the request inspector) pause polling while a row is
+  // open, so what the admin is reading is not swapped away. No eval: works under the CSP.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var el = event.detail && event.detail.elt;
+    if (el && el.hasAttribute("data-pause-when-open") && el.querySelector("details[open]")) {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-confirm]");
     if (form && !window.confirm(form.dataset.confirm)) {

@@ -1,0 +1,511 @@
+//! A directory in the Admin Portal: credentials and guide, live connection health, bearer
+//! tokens (rotation with two live tokens, revocation), disable/delete, and the request inspector.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{DirectoryCard, Nav, card, explain, portal_org, providers};
+use crate::app::AppState;
+use crate::db::{self, directories::Health, directories::TokenInfo, orgs::Org, requests::Request};
+use crate::pages::{Layout, PageError, db, html, is_htmx, when};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/portal/scim/configure",
+        web::post().to(configure_directory),
+    )
+    .route(
+        "/portal/scim/directories/{id}",
+        web::get().to(directory_page),
+    )
+    .route(
+        "/portal/scim/directories/{id}/status",
+        web::get().to(directory_status),
+    )
+    .route(
+        "/portal/scim/directories/{id}/tokens",
+        web::post().to(create_token),
+    )
+    .route(
+        "/portal/scim/directories/{id}/tokens/{token}/revoke",
+        web::post().to(revoke_token),
+    )
+    .route(
+        "/portal/scim/directories/{id}/disable",
+        web::post().to(disable),
+    )
+    .route(
+        "/portal/scim/directories/{id}/enable",
+        web::post().to(enable),
+    )
+    .route(
+        "/portal/scim/directories/{id}/delete",
+        web::post().to(delete),
+    )
+    .route(
+        "/portal/scim/directories/{id}/activity",
+        web::get().to(activity),
+    );
+}
+
+/// One line of the connection-health checklist.
+pub struct Check {
+    pub label: &'static str,
+    pub done: bool,
+    pub detail: String,
+}
+
+fn checklist(h: &Health) -> Vec<Check> {
+    let at = |t: &Option<chrono::NaiveDateTime>, waiting: &str| {
+        t.as_ref().map(when).unwrap_or_else(|| waiting.to_string())
+    };
+    vec![
+        Check {
+            label: "Test connection received",
+            done: h.first_request_at.is_some(),
+            detail: at(
+                &h.first_request_at,
+                "not yet: run the provider's connection test",
+            ),
+        },
+        Check {
+            label: "First user",
+            done: h.first_user_at.is_some(),
+            detail: at(
+                &h.first_user_at,
+                "not yet: assign users to the app and start provisioning",
+            ),
+        },
+        Check {
+            label: "First group",
+            done: h.first_group_at.is_some(),
+            detail: at(&h.first_group_at, "not yet: push groups if you use them"),
+        },
+    ]
+}
+
+/// A token row: the token itself is never shown again after creation.
+pub struct TokenRow {
+    pub info: TokenInfo,
+    pub created: String,
+    pub last_used: String,
+    pub revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/directory.html", blocks = ["status", "tokens"])]
+struct DirectoryPage {
+    layout: Layout,
+    nav: Nav,
+    card: DirectoryCard,
+    active: bool,
+    /// The bearer token, present only on the response to Configure.
+    token: Option<String>,
+    checks: Vec<Check>,
+    /// When and why the last request failed.
+    last_error: Option<(String, String)>,
+    tokens: Vec<TokenRow>,
+    live_tokens: usize,
+    /// A token just created for rotation (shown once).
+    new_token: Option<String>,
+    token_error: Option<String>,
+}
+
+async fn scim_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
+    let org = portal_org(state, s).await?;
+    if !org.scim_enabled {
+        return Err(PageError::Redirect("/portal".into()));
+    }
+    Ok(org)
+}
+
+async fn load(
+    state: &web::Data<AppState>,
+    s: &Session,
+    org: Org,
+    id: String,
+) -> Result<DirectoryPage, PageError> {
+    let org_id = org.id.clone();
+    let (dir, health, tokens) = db(state, move |c| {
+        let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
+        let health = db::directories::health(c, &d)?;
+        let tokens = db::directories::tokens(c, &d.id)?;
+        Ok((d, health, tokens))
+    })
+    .await?;
+    let provider = providers::by_slug(&dir.provider)
+        .map(|p| p.name)
+        .unwrap_or("the provider");
+    let last_error = health
+        .last_error
+        .as_ref()
+        .map(|r| (when(&r.at), explain::explain(r, provider, None)));
+    let tokens: Vec<TokenRow> = tokens
+        .into_iter()
+        .map(|info| TokenRow {
+            created: when(&info.created_at),
+            last_used: info
+                .last_used_at
+                .as_ref()
+                .map(when)
+                .unwrap_or_else(|| "never".into()),
+            revoked: info.revoked_at.as_ref().map(when),
+            info,
+        })
+        .collect();
+    Ok(DirectoryPage {
+        layout: Layout::new(state, s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+        active: dir.status == "active",
+        checks: checklist(&health),
+        last_error,
+        live_tokens: tokens.iter().filter(|t| t.revoked.is_none()).count(),
+        tokens,
+        card: card(state, dir, health.users, health.groups),
+        token: None,
+        new_token: None,
+        token_error: None,
+    })
+}
+
+/// Pages that show a secret are never cached.
+fn no_store(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+#[derive(Deserialize)]
+struct ConfigureForm {
+    provider: String,
+}
+
+async fn configure_directory(
+    state: web::Data<AppState>,
+    s: Session,
+    form: web::Form<ConfigureForm>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let Some(provider) = providers::by_slug(&form.provider) else {
+        return Err(PageError::NotFound);
+    };
+    let org_id = org.id.clone();
+    let (dir, token) = db(&state, move |c| {
+        Ok(db::directories::create(
+            c,
+            &org_id,
+            provider.slug,
+            provider.name,
+        )?)
+    })
+    .await?;
+    let mut page = load(&state, &s, org, dir.id).await?;
+    page.token = Some(token);
+    Ok(no_store(page.render()?))
+}
+
+async fn directory_page(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    html(&load(&state, &s, org, id.into_inner()).await?)
+}
+
+async fn directory_status(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let page = load(&state, &s, org, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.as_status().render()?))
+}
+
+/// Re-renders the tokens card (htmx) or the whole page.
+fn tokens_response(req: &HttpRequest, page: &DirectoryPage) -> Result<HttpResponse, PageError> {
+    let body = if is_htmx(req) {
+        page.as_tokens().render()?
+    } else {
+        page.render()?
+    };
+    Ok(no_store(body))
+}
+
+async fn create_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let (org_id, dir_id) = (org.id.clone(), id.into_inner());
+    let created = {
+        let dir_id = dir_id.clone();
+        db(&state, move |c| {
+            db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+            Ok(db::directories::create_token(c, &dir_id)?)
+        })
+        .await?
+    };
+    let mut page = load(&state, &s, org, dir_id).await?;
+    match created {
+        Some(t) => page.new_token = Some(t),
+        None => {
+            page.token_error = Some(format!(
+                "A directory can have {} live tokens at once. Revoke the old one first.",
+                db::directories::MAX_LIVE_TOKENS
+            ));
+        }
+    }
+    tokens_response(&req, &page)
+}
+
+async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let (dir_id, token_id) = path.into_inner();
+    let org_id = org.id.clone();
+    {
+        let dir_id = dir_id.clone();
+        db(&state, move |c| {
+            db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+            Ok(db::directories::revoke_token(c, &dir_id, &token_id)?)
+        })
+        .await?;
+    }
+    let page = load(&state, &s, org, dir_id).await?;
+    tokens_response(&req, &page)
+}
+
+async fn set_active(
+    state: web::Data<AppState>,
+    s: Session,
+    id: String,
+    active: bool,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let org_id = org.id.clone();
+    let dir_id = id.clone();
+    let found = db(&state, move |c| {
+        Ok(db::directories::set_status(c, &org_id, &dir_id, active)?)
+    })
+    .await?;
+    if !found {
+        return Err(PageError::NotFound);
+    }
+    Err(PageError::Redirect(format!(
+        "/portal/scim/directories/{id}"
+    )))
+}
+
+async fn disable(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    set_active(state, s, id.into_inner(), false).await
+}
+
+async fn enable(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    set_active(state, s, id.into_inner(), true).await
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    confirm: Option<String>,
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    form: web::Form<DeleteForm>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    if form.confirm.as_deref() != Some("delete") {
+        // The form carries the confirmation; without it nothing is deleted.
+        return Err(PageError::Redirect(format!(
+            "/portal/scim/directories/{}",
+            id.into_inner()
+        )));
+    }
+    let (org_id, dir_id) = (org.id.clone(), id.into_inner());
+    let found = db(&state, move |c| {
+        Ok(db::directories::delete(c, &org_id, &dir_id)?)
+    })
+    .await?;
+    if !found {
+        return Err(PageError::NotFound);
+    }
+    Err(PageError::Redirect("/portal/scim?deleted=1".into()))
+}
+
+/// A request as the inspector shows it.
+pub struct RequestRow {
+    pub r: Request,
+    pub at: String,
+    pub explanation: String,
+    pub request_body: String,
+    pub response: String,
+    pub ms: String,
+}
+
+fn pretty(text: Option<&str>) -> String {
+    match text {
+        None => String::new(),
+        Some(t) => serde_json::from_str::<serde_json::Value>(t)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_else(|_| t.to_string()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/activity.html", blocks = ["rows"])]
+struct ActivityPage {
+    layout: Layout,
+    nav: Nav,
+    card: DirectoryCard,
+    rows: Vec<RequestRow>,
+    errors_only: bool,
+    method: String,
+    user: String,
+    /// `?…` that reloads these rows (for live polling).
+    current: String,
+    /// A message when the user filter names nobody.
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ActivityQuery {
+    errors: Option<String>,
+    method: Option<String>,
+    user: Option<String>,
+}
+
+/// Rows shown by the inspector.
+const ACTIVITY_ROWS: i64 = 100;
+
+async fn activity(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    q: web::Query<ActivityQuery>,
+) -> Result<HttpResponse, PageError> {
+    let org = scim_org(&state, &s).await?;
+    let q = q.into_inner();
+    let errors_only = q
+        .errors
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != "0");
+    let method = q
+        .method
+        .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()))
+        .unwrap_or_default();
+    let user = q
+        .user
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let (org_id, dir_id) = (org.id.clone(), id.into_inner());
+    let (dir, rows, labels, user_known) = {
+        let (method, user) = (method.clone(), user.clone());
+        db(&state, move |c| {
+            let dir = db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+            // "By user": a userName (case-insensitive) or an id.
+            let resource_id = if user.is_empty() {
+                None
+            } else {
+                Some(db::users::id_by_user_name(c, &dir.id, &user)?.unwrap_or(user.clone()))
+            };
+            let user_known = resource_id.as_ref().is_none_or(|r| {
+                r != &user || db::users::get(c, &dir.id, r).ok().flatten().is_some()
+            });
+            let filter = db::requests::Filter {
+                errors_only,
+                method: (!method.is_empty()).then_some(method),
+                resource_id,
+            };
+            let rows = db::requests::search(c, &dir.id, &filter, None, ACTIVITY_ROWS)?;
+            let ids: Vec<String> = rows.iter().filter_map(|r| r.resource_id.clone()).collect();
+            let labels = db::users::labels(c, &dir.id, &ids)?;
+            Ok((dir, rows, labels, user_known))
+        })
+        .await?
+    };
+    let provider = providers::by_slug(&dir.provider)
+        .map(|p| p.name)
+        .unwrap_or("the provider");
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let subject = r
+                .resource_id
+                .as_ref()
+                .and_then(|id| labels.get(id))
+                .map(String::as_str);
+            RequestRow {
+                at: when(&r.at),
+                explanation: explain::explain(&r, provider, subject),
+                request_body: pretty(r.request_body.as_deref()),
+                response: pretty(r.response_excerpt.as_deref()),
+                ms: format!("{:.1}", r.duration_us as f64 / 1000.0),
+                r,
+            }
+        })
+        .collect();
+    let current = format!(
+        "/portal/scim/directories/{}/activity?{}",
+        dir.id,
+        serde_urlencoded::to_string([
+            ("errors", if errors_only { "1" } else { "" }),
+            ("method", method.as_str()),
+            ("user", user.as_str())
+        ])
+        .unwrap_or_default()
+    );
+    let notice = (!user_known).then(|| {
+        format!("No user named “{user}” in this directory; showing requests that mention that id.")
+    });
+    let page = ActivityPage {
+        layout: Layout::new(&state, &s),
+        nav: Nav {
+            org,
+            current: "scim",
+        },
+        card: card(&state, dir, 0, 0),
+        rows,
+        errors_only,
+        method,
+        user,
+        current,
+        notice,
+    };
+    if is_htmx(&req) {
+        Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(page.as_rows().render()?))
+    } else {
+        html(&page)
+    }
+}
