@@ -153,9 +153,3 @@ pub fn page_number(raw: Option<&str>) -> i64 {
         .unwrap_or(1)
         .min(1_000_000)
 }
-
-/// A query string for links (`q`, `page`), encoded.
-pub fn query_string(q: &str, page: i64) -> String {
-    serde_urlencoded::to_string([("q", q.to_string()), ("page", page.to_string())])
-        .unwrap_or_default()
-}

@@ -464,3 +464,19 @@ pub fn org_get(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<
         .first(conn)
         .optional()
 }
+
+/// Ids and names of an organization's live groups, by name (for the Users view's group filter).
+pub fn org_names(
+    conn: &mut DbConn,
+    org_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    scim_groups::table
+        .inner_join(directories::table)
+        .filter(directories::org_id.eq(org_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .order(scim_groups::display_name_norm.asc())
+        .limit(limit)
+        .select((scim_groups::id, scim_groups::display_name))
+        .load(conn)
+}

@@ -357,15 +357,47 @@ pub fn groups_of(
     Ok(out)
 }
 
-/// Portal: one page of an organization's live users, optionally searched by name or email.
+/// How the portal's Users view sorts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewSort {
+    Name,
+    UserName,
+    Status,
+    Updated,
+}
+
+/// What the portal's Users view asks for.
+#[derive(Debug, Clone)]
+pub struct ViewQuery {
+    pub search: String,
+    /// Only active (true) or inactive (false) users.
+    pub active: Option<bool>,
+    /// Only members of this group.
+    pub group_id: Option<String>,
+    pub sort: ViewSort,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn like_pattern(needle: &str) -> String {
+    format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// Portal: one page of an organization's live users, searched by name, userName or email,
+/// filtered by status and group, sorted by an indexed column (ties broken by id).
 pub fn org_page(
     conn: &mut DbConn,
     org_id: &str,
-    search: &str,
-    offset: i64,
-    limit: i64,
+    v: &ViewQuery,
 ) -> QueryResult<(i64, Vec<UserRow>)> {
-    let needle = normalize(search);
+    let needle = normalize(&v.search);
     let base = || {
         let mut q = scim_users::table
             .inner_join(directories::table)
@@ -373,13 +405,7 @@ pub fn org_page(
             .filter(scim_users::deleted_at.is_null())
             .into_boxed();
         if !needle.is_empty() {
-            let pattern = format!(
-                "%{}%",
-                needle
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pattern = like_pattern(&needle);
             // Nullable columns: NULL LIKE … is NULL, which `OR` treats as false here.
             q = q.filter(
                 scim_users::user_name_norm
@@ -399,16 +425,36 @@ pub fn org_page(
                         .assume_not_null()),
             );
         }
+        if let Some(active) = v.active {
+            q = q.filter(scim_users::active.eq(active));
+        }
+        if let Some(g) = &v.group_id {
+            q = q.filter(
+                scim_users::id.eq_any(
+                    group_members::table
+                        .filter(group_members::group_id.eq(g.clone()))
+                        .select(group_members::user_id),
+                ),
+            );
+        }
         q
     };
     let total: i64 = base().count().get_result(conn)?;
-    let rows = base()
+    let q = base()
         .select(UserRow::as_select())
-        .order(scim_users::id.desc())
-        .offset(offset)
-        .limit(limit)
-        .load(conn)?;
-    Ok((total, rows))
+        .offset(v.offset)
+        .limit(v.limit);
+    let q = match (v.sort, v.descending) {
+        (ViewSort::Name, false) => q.order((diesel::dsl::sql::<diesel::sql_types::Text>("COALESCE(scim_users.display_name_norm, scim_users.full_name_norm, scim_users.user_name_norm)").asc(), scim_users::id.asc())),
+        (ViewSort::Name, true) => q.order((diesel::dsl::sql::<diesel::sql_types::Text>("COALESCE(scim_users.display_name_norm, scim_users.full_name_norm, scim_users.user_name_norm)").desc(), scim_users::id.desc())),
+        (ViewSort::UserName, false) => q.order((scim_users::user_name_norm.asc(), scim_users::id.asc())),
+        (ViewSort::UserName, true) => q.order((scim_users::user_name_norm.desc(), scim_users::id.desc())),
+        (ViewSort::Status, false) => q.order((scim_users::active.desc(), scim_users::id.desc())),
+        (ViewSort::Status, true) => q.order((scim_users::active.asc(), scim_users::id.desc())),
+        (ViewSort::Updated, false) => q.order((scim_users::updated_at.asc(), scim_users::id.asc())),
+        (ViewSort::Updated, true) => q.order((scim_users::updated_at.desc(), scim_users::id.desc())),
+    };
+    Ok((total, q.load(conn)?))
 }
 
 /// Portal: a live user of the organization.

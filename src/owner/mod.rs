@@ -25,7 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/owner/orgs/{id}/portal-links",
             web::post().to(create_portal_link),
-        );
+        )
+        .route(
+            "/owner/orgs/{id}/portal-links/{link}/revoke",
+            web::post().to(revoke_portal_link),
+        )
+        .route("/owner/orgs/{id}/users", web::get().to(org_users))
+        .route("/owner/orgs/{id}/groups", web::get().to(org_groups));
 }
 
 /// Default lifetime of an Admin Portal link made in the console, in days.
@@ -280,13 +286,24 @@ async fn create_org(
     Err(PageError::Redirect(format!("/owner/orgs/{}", org.id)))
 }
 
-/// A directory with its counts, for the organization page.
+/// A directory with its health, for the organization page.
 pub struct DirectorySummary {
     pub dir: Directory,
     pub provider_name: String,
     pub users: i64,
     pub groups: i64,
     pub last_request: Option<String>,
+    /// When and why the last request failed.
+    pub last_error: Option<(String, String)>,
+}
+
+/// A portal link as listed (never the link itself).
+pub struct LinkRow {
+    pub id: String,
+    pub created: String,
+    pub expires: String,
+    pub state: &'static str,
+    pub live: bool,
 }
 
 #[derive(Template)]
@@ -295,6 +312,7 @@ struct OrgPage {
     layout: Layout,
     org: Org,
     directories: Vec<DirectorySummary>,
+    links: Vec<LinkRow>,
     new_link: Option<(String, String)>,
     link_ttl_days: i64,
 }
@@ -304,32 +322,75 @@ async fn load_org_page(
     s: &Session,
     id: String,
 ) -> Result<OrgPage, PageError> {
-    let (org, directories) = db(state, move |c| {
+    let (org, directories, links) = db(state, move |c| {
         let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
         let mut out = Vec::new();
         for dir in db::directories::list_for_org(c, &org.id)? {
-            let (users, groups) = db::directories::counts(c, &dir.id)?;
+            let health = db::directories::health(c, &dir)?;
+            let provider_name = crate::portal::providers::by_slug(&dir.provider)
+                .map(|p| p.name)
+                .unwrap_or("Unknown")
+                .to_string();
             out.push(DirectorySummary {
-                provider_name: crate::portal::providers::by_slug(&dir.provider)
-                    .map(|p| p.name)
-                    .unwrap_or("Unknown")
-                    .to_string(),
+                last_error: health.last_error.as_ref().map(|r| {
+                    (
+                        when(&r.at),
+                        crate::portal::explain::explain(r, &provider_name, None),
+                    )
+                }),
+                provider_name,
                 last_request: dir.last_request_at.as_ref().map(when),
+                users: health.users,
+                groups: health.groups,
                 dir,
-                users,
-                groups,
             });
         }
-        Ok((org, out))
+        let links = db::orgs::portal_links(c, &org.id)?;
+        Ok((org, out, links))
     })
     .await?;
+    let now = db::now();
+    let links = links
+        .into_iter()
+        .map(|l| {
+            let (state, live) = match (l.revoked_at, l.expires_at <= now, l.used_at) {
+                (Some(_), _, _) => ("Revoked", false),
+                (None, true, _) => ("Expired", false),
+                (None, false, Some(_)) => ("Opened", true),
+                (None, false, None) => ("Not opened yet", true),
+            };
+            LinkRow {
+                id: l.id,
+                created: when(&l.created_at),
+                expires: when(&l.expires_at),
+                state,
+                live,
+            }
+        })
+        .collect();
     Ok(OrgPage {
         layout: Layout::new(state, s),
         org,
         directories,
+        links,
         new_link: None,
         link_ttl_days: DEFAULT_LINK_TTL_DAYS,
     })
+}
+
+async fn revoke_portal_link(
+    state: web::Data<AppState>,
+    s: Session,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let (org_id, link_id) = path.into_inner();
+    let org = org_id.clone();
+    db(&state, move |c| {
+        Ok(db::orgs::revoke_portal_link(c, &org, &link_id)?)
+    })
+    .await?;
+    Err(PageError::Redirect(format!("/owner/orgs/{org_id}")))
 }
 
 async fn org_page(
@@ -416,4 +477,140 @@ async fn create_portal_link(
     } else {
         html(&page)
     }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    q: Option<String>,
+    page: Option<String>,
+}
+
+/// Rows per page of the owner's read-only lists.
+const OWNER_PAGE_SIZE: i64 = 50;
+
+#[derive(Template)]
+#[template(path = "owner/users.html")]
+struct OrgUsersPage {
+    layout: Layout,
+    org: Org,
+    q: String,
+    users: Vec<(db::users::UserRow, String, String)>,
+    total: i64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+fn page_links(base: &str, q: &str, page: i64, total: i64) -> (Option<String>, Option<String>) {
+    let url = |p: i64| {
+        let query = serde_urlencoded::to_string([("q", q.to_string()), ("page", p.to_string())])
+            .unwrap_or_default();
+        format!("{base}?{query}")
+    };
+    (
+        (page > 1).then(|| url(page - 1)),
+        (page * OWNER_PAGE_SIZE < total).then(|| url(page + 1)),
+    )
+}
+
+async fn org_users(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let q = query
+        .q
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let page = crate::pages::page_number(query.page.as_deref());
+    let (id, search) = (id.into_inner(), q.clone());
+    let (org, total, rows) = db(&state, move |c| {
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let view = db::users::ViewQuery {
+            search,
+            active: None,
+            group_id: None,
+            sort: db::users::ViewSort::Name,
+            descending: false,
+            offset: (page - 1) * OWNER_PAGE_SIZE,
+            limit: OWNER_PAGE_SIZE,
+        };
+        let (total, rows) = db::users::org_page(c, &org.id, &view)?;
+        Ok((org, total, rows))
+    })
+    .await?;
+    let (prev, next) = page_links(&format!("/owner/orgs/{}/users", org.id), &q, page, total);
+    let users = rows
+        .into_iter()
+        .map(|u| {
+            let l = u.label();
+            let w = when(&u.updated_at);
+            (u, l, w)
+        })
+        .collect();
+    html(&OrgUsersPage {
+        layout: Layout::new(&state, &s),
+        org,
+        q,
+        users,
+        total,
+        prev,
+        next,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "owner/groups.html")]
+struct OrgGroupsPage {
+    layout: Layout,
+    org: Org,
+    q: String,
+    groups: Vec<(db::groups::GroupRow, i64)>,
+    total: i64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+async fn org_groups(
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    let q = query
+        .q
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let page = crate::pages::page_number(query.page.as_deref());
+    let (id, search) = (id.into_inner(), q.clone());
+    let (org, total, groups) = db(&state, move |c| {
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let (total, groups) = db::groups::org_page(
+            c,
+            &org.id,
+            &search,
+            (page - 1) * OWNER_PAGE_SIZE,
+            OWNER_PAGE_SIZE,
+        )?;
+        Ok((org, total, groups))
+    })
+    .await?;
+    let (prev, next) = page_links(&format!("/owner/orgs/{}/groups", org.id), &q, page, total);
+    html(&OrgGroupsPage {
+        layout: Layout::new(&state, &s),
+        org,
+        q,
+        groups,
+        total,
+        prev,
+        next,
+    })
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::session;
 use crate::db::{self, directories::Directory, groups::GroupRow, orgs::Org, users::UserRow};
-use crate::pages::{Layout, PageError, db, html, is_htmx, page_number, query_string, when};
+use crate::pages::{Layout, PageError, db, html, is_htmx, page_number, when};
 use providers::Provider;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -170,6 +170,10 @@ async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse
 struct ListQuery {
     q: Option<String>,
     page: Option<String>,
+    status: Option<String>,
+    group: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
 }
 
 /// Links of a paged list.
@@ -183,16 +187,40 @@ pub struct Pager {
     pub current: String,
 }
 
-fn pager(base: &str, q: &str, page: i64, total: i64) -> Pager {
+/// `base?params&page=n`, encoded.
+fn list_url(base: &str, params: &[(&str, String)], page: i64) -> String {
+    let mut all: Vec<(&str, String)> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .cloned()
+        .collect();
+    if page > 1 {
+        all.push(("page", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&all).unwrap_or_default() {
+        q if q.is_empty() => base.to_string(),
+        q => format!("{base}?{q}"),
+    }
+}
+
+fn pager(base: &str, params: &[(&str, String)], page: i64, total: i64) -> Pager {
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     Pager {
         page,
         pages,
         total,
-        prev: (page > 1).then(|| format!("{base}?{}", query_string(q, page - 1))),
-        next: (page < pages).then(|| format!("{base}?{}", query_string(q, page + 1))),
-        current: format!("{base}?{}", query_string(q, page)),
+        prev: (page > 1).then(|| list_url(base, params, page - 1)),
+        next: (page < pages).then(|| list_url(base, params, page + 1)),
+        current: list_url(base, params, page),
     }
+}
+
+/// A sortable column header: its label, the URL that sorts by it, and its current state.
+pub struct SortLink {
+    pub label: &'static str,
+    pub url: String,
+    /// `ascending`/`descending` when the list is sorted by this column (for aria-sort).
+    pub state: Option<&'static str>,
 }
 
 /// A user row of the Users view.
@@ -208,6 +236,12 @@ struct UsersPage {
     layout: Layout,
     nav: Nav,
     q: String,
+    status: String,
+    group: String,
+    sort: String,
+    dir: String,
+    groups: Vec<(String, String)>,
+    columns: Vec<SortLink>,
     users: Vec<UserItem>,
     pager: Pager,
     has_directory: bool,
@@ -219,6 +253,7 @@ async fn users_page(
     s: Session,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
+    use db::users::ViewSort;
     let org = portal_org(&state, &s).await?;
     let query = query.into_inner();
     let q = query
@@ -228,12 +263,47 @@ async fn users_page(
         .take(200)
         .collect::<String>();
     let page = page_number(query.page.as_deref());
-    let (org_id, search) = (org.id.clone(), q.clone());
-    let (total, rows, has_directory) = db(&state, move |c| {
-        let (total, rows) =
-            db::users::org_page(c, &org_id, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
+    let status = match query.status.as_deref() {
+        Some(s @ ("active" | "inactive")) => s.to_string(),
+        _ => String::new(),
+    };
+    let group = query
+        .group
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let (sort, sort_key) = match query.sort.as_deref() {
+        Some("name") => (ViewSort::Name, "name"),
+        Some("username") => (ViewSort::UserName, "username"),
+        Some("status") => (ViewSort::Status, "status"),
+        _ => (ViewSort::Updated, "updated"),
+    };
+    // Newest first by default; names A→Z.
+    let descending = match query.dir.as_deref() {
+        Some("asc") => false,
+        Some("desc") => true,
+        _ => sort == ViewSort::Updated,
+    };
+    let view = db::users::ViewQuery {
+        search: q.clone(),
+        active: match status.as_str() {
+            "active" => Some(true),
+            "inactive" => Some(false),
+            _ => None,
+        },
+        group_id: (!group.is_empty()).then(|| group.clone()),
+        sort,
+        descending,
+        offset: (page - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    };
+    let org_id = org.id.clone();
+    let (total, rows, has_directory, groups) = db(&state, move |c| {
+        let (total, rows) = db::users::org_page(c, &org_id, &view)?;
         let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
-        Ok((total, rows, has_directory))
+        let groups = db::groups::org_names(c, &org_id, 500)?;
+        Ok((total, rows, has_directory, groups))
     })
     .await?;
     let users = rows
@@ -244,14 +314,60 @@ async fn users_page(
             row,
         })
         .collect();
+    let dir = if descending { "desc" } else { "asc" };
+    let filters = |sort: &str, dir: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("q", q.clone()),
+            ("status", status.clone()),
+            ("group", group.clone()),
+            ("sort", sort.to_string()),
+            ("dir", dir.to_string()),
+        ]
+    };
+    let columns = [
+        ("Name", "name"),
+        ("userName", "username"),
+        ("Status", "status"),
+        ("Updated", "updated"),
+    ]
+    .into_iter()
+    .map(|(label, key)| {
+        let current = key == sort_key;
+        // Clicking the current column flips its direction.
+        let next_dir = if current && !descending {
+            "desc"
+        } else if current {
+            "asc"
+        } else if key == "updated" {
+            "desc"
+        } else {
+            "asc"
+        };
+        SortLink {
+            label,
+            url: list_url("/portal/users", &filters(key, next_dir), 1),
+            state: current.then_some(if descending {
+                "descending"
+            } else {
+                "ascending"
+            }),
+        }
+    })
+    .collect();
     let page = UsersPage {
         layout: Layout::new(&state, &s),
         nav: Nav {
             org,
             current: "users",
         },
-        pager: pager("/portal/users", &q, page, total),
+        pager: pager("/portal/users", &filters(sort_key, dir), page, total),
+        columns,
+        groups,
+        sort: sort_key.to_string(),
+        dir: dir.to_string(),
         q,
+        status,
+        group,
         users,
         has_directory,
     };
@@ -262,6 +378,14 @@ async fn users_page(
     } else {
         html(&page)
     }
+}
+
+/// A request as a user's page lists it.
+pub struct UserRequest {
+    pub at: String,
+    pub method: String,
+    pub status: i32,
+    pub explanation: String,
 }
 
 #[derive(Template)]
@@ -275,6 +399,8 @@ struct UserPage {
     raw: String,
     created: String,
     updated: String,
+    requests: Vec<UserRequest>,
+    activity_url: String,
 }
 
 async fn user_page(
@@ -284,15 +410,29 @@ async fn user_page(
 ) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     let (org_id, id) = (org.id.clone(), id.into_inner());
-    let (user, groups) = db(&state, move |c| {
+    let (user, groups, requests, provider) = db(&state, move |c| {
         let user = db::users::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let groups = db::users::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
             .into_iter()
             .map(|(_, r)| (r.id, r.display.unwrap_or_default()))
             .collect::<Vec<_>>();
-        Ok((user, groups))
+        let requests = db::requests::for_resource(c, &user.directory_id, &user.id, 20)?;
+        let provider = db::directories::get(c, &org_id, &user.directory_id)?
+            .map(|d| d.name)
+            .unwrap_or_default();
+        Ok((user, groups, requests, provider))
     })
     .await?;
+    let label = user.label();
+    let requests = requests
+        .iter()
+        .map(|r| UserRequest {
+            at: when(&r.at),
+            method: r.method.clone(),
+            status: r.status,
+            explanation: explain::explain(r, &provider, Some(&label)),
+        })
+        .collect();
     let raw = serde_json::from_str::<serde_json::Value>(&user.resource)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_default();
@@ -302,12 +442,18 @@ async fn user_page(
             org,
             current: "users",
         },
-        label: user.label(),
+        activity_url: list_url(
+            &format!("/portal/scim/directories/{}/activity", user.directory_id),
+            &[("user", user.id.clone())],
+            1,
+        ),
+        label,
         created: when(&user.created_at),
         updated: when(&user.updated_at),
         user,
         groups,
         raw,
+        requests,
     })
 }
 
@@ -366,7 +512,7 @@ async fn groups_page(
             org,
             current: "groups",
         },
-        pager: pager("/portal/groups", &q, page, total),
+        pager: pager("/portal/groups", &[("q", q.clone())], page, total),
         q,
         groups,
         has_directory,
@@ -387,7 +533,7 @@ struct GroupPage {
     nav: Nav,
     group: GroupRow,
     members: Vec<db::groups::Member>,
-    total: i64,
+    pager: Pager,
     updated: String,
 }
 
@@ -395,12 +541,14 @@ async fn group_page(
     state: web::Data<AppState>,
     s: Session,
     id: web::Path<String>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
+    let page = page_number(query.page.as_deref());
     let (org_id, id) = (org.id.clone(), id.into_inner());
     let (group, members, total) = db(&state, move |c| {
         let group = db::groups::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let members = db::groups::members(c, &group.id, 0, 500)?;
+        let members = db::groups::members(c, &group.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
         let total = db::groups::member_count(c, &group.id)?;
         Ok((group, members, total))
     })
@@ -411,9 +559,9 @@ async fn group_page(
             org,
             current: "groups",
         },
+        pager: pager(&format!("/portal/groups/{}", group.id), &[], page, total),
         updated: when(&group.updated_at),
         group,
         members,
-        total,
     })
 }

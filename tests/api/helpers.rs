@@ -38,7 +38,8 @@ pub fn backends() -> Vec<Backend> {
 /// A fresh, empty database of the given backend.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// Keeps a SQLite file's directory alive; `None` for a second handle on the same database.
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {

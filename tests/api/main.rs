@@ -4,6 +4,7 @@ mod cli;
 mod helpers;
 mod pitfalls;
 mod portal;
+mod portal_admin;
 mod providers;
 mod scim_errors;
 mod scim_ops;

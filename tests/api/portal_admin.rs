@@ -1,0 +1,424 @@
+//! The Admin Portal's admin features and the owner console's, over HTTP on every backend:
+//! token rotation, disable/delete, health, the request inspector, filtered Users views,
+//! portal links, owner lists and the sign-in backoff.
+
+use serde_json::json;
+
+use crate::helpers::{Browser, Scim, TestApp, TestDb, backends, csrf_token, element_text};
+
+/// Opens the portal for a new org with SCIM on and configures `provider` through the page.
+async fn configured(app: &TestApp, provider: &str) -> (Browser, Scim, String) {
+    let org = app.org("Acme", true);
+    let mut admin = app.portal(&org).await;
+    let tab = admin.get("/portal/scim").await;
+    let page = admin
+        .post_form(
+            "/portal/scim/configure",
+            &tab.body,
+            &[("provider", provider)],
+        )
+        .await;
+    let endpoint = element_text(&page.body, "endpoint-url").unwrap();
+    let token = element_text(&page.body, "bearer-token").unwrap();
+    let dir = endpoint.rsplit('/').next().unwrap().to_string();
+    (admin, Scim::new(endpoint, token), dir)
+}
+
+#[actix_web::test]
+async fn token_rotation_keeps_two_live_tokens_and_revoked_ones_are_refused() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, old, dir) = configured(&app, "okta").await;
+        let path = format!("/portal/scim/directories/{dir}");
+        assert_eq!(old.get("/Users").await.status, 200);
+        let page = admin.get(&path).await;
+        assert!(page.body.contains("tokens-table"));
+        assert!(
+            !page.body.contains(&old.token),
+            "the token is never shown again"
+        );
+
+        let token = csrf_token(&page.body);
+        let created = admin
+            .send(
+                "POST",
+                &format!("{path}/tokens"),
+                None,
+                &[("HX-Request", "true"), ("X-CSRF-Token", &token)],
+            )
+            .await;
+        assert_eq!(created.status, 200);
+        assert_eq!(created.header("cache-control"), Some("no-store"));
+        let new_token = element_text(&created.body, "new-token").expect("new token shown once");
+        let new = Scim::new(old.base.clone(), new_token);
+        assert_eq!(new.get("/Users").await.status, 200, "the new token works");
+        assert_eq!(
+            old.get("/Users").await.status,
+            200,
+            "and so does the old one"
+        );
+        // A third live token is refused with a message.
+        let third = admin
+            .send(
+                "POST",
+                &format!("{path}/tokens"),
+                None,
+                &[("HX-Request", "true"), ("X-CSRF-Token", &token)],
+            )
+            .await;
+        assert!(
+            third.body.contains("Revoke the old one first"),
+            "{}",
+            third.body
+        );
+
+        // Revoke the old token.
+        let info = roster::db::directories::tokens(&mut app.conn(), &dir).unwrap();
+        let old_id = info
+            .iter()
+            .find(|t| old.token.ends_with(&t.suffix))
+            .unwrap()
+            .id
+            .clone();
+        let revoked = admin
+            .send(
+                "POST",
+                &format!("{path}/tokens/{old_id}/revoke"),
+                None,
+                &[("HX-Request", "true"), ("X-CSRF-Token", &token)],
+            )
+            .await;
+        assert!(revoked.body.contains("Revoked"));
+        let refused = old.get("/Users").await;
+        assert_eq!(refused.status, 401);
+        assert!(
+            refused.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("revoked at")
+        );
+        assert_eq!(new.get("/Users").await.status, 200);
+
+        // The inspector explains the refusal, and its filters work.
+        let errors = admin.get(&format!("{path}/activity?errors=1")).await;
+        assert!(
+            errors.body.contains("401: token revoked at"),
+            "{}",
+            errors.body
+        );
+        assert!(!errors.body.contains("listed users"), "errors only");
+        let gets = admin.hx_get(&format!("{path}/activity?method=GET")).await;
+        assert!(gets.body.contains("listed users"));
+        // And the health checklist shows the last error.
+        let status = admin.hx_get(&format!("{path}/status")).await;
+        assert!(status.body.contains("Test connection received"));
+        assert!(status.body.contains("401: token revoked at"));
+    }
+}
+
+#[actix_web::test]
+async fn inspector_explains_each_request_and_filters_by_user() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, dir) = configured(&app, "entra").await;
+        scim.get("/Users?filter=userName+eq+%22jane%40contoso.com%22")
+            .await;
+        let jane = scim
+            .post(
+                "/Users",
+                &json!({"userName": "jane@contoso.com", "displayName": "Jane Doe"}),
+            )
+            .await
+            .json();
+        let jane_id = jane["id"].as_str().unwrap();
+        scim.patch(
+            &format!("/Users/{jane_id}"),
+            &json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        )
+        .await;
+        scim.post(
+            "/Users",
+            &json!({"userName": "other@contoso.com", "password": "s3cret-pass"}),
+        )
+        .await;
+        scim.get("/Users?filter=userName%20zz%20%22x%22").await;
+
+        let page = admin
+            .get(&format!("/portal/scim/directories/{dir}/activity"))
+            .await
+            .body;
+        for line in [
+            "filter userName eq &#34;jane@contoso.com&#34; matched no user → Microsoft Entra ID will create one",
+            "created user jane@contoso.com",
+            "Microsoft Entra ID sent active &#34;False&#34; → Jane Doe deactivated",
+            "400: the filter was refused",
+        ] {
+            assert!(page.contains(line), "missing `{line}` in the inspector");
+        }
+        assert!(!page.contains("s3cret-pass"), "request bodies are redacted");
+        let by_user = admin
+            .get(&format!(
+                "/portal/scim/directories/{dir}/activity?user=JANE%40contoso.com"
+            ))
+            .await
+            .body;
+        assert!(by_user.contains("Jane Doe deactivated") && !by_user.contains("other@contoso.com"));
+        // The user's page lists the requests that touched her.
+        let user_page = admin.get(&format!("/portal/users/{jane_id}")).await.body;
+        assert!(
+            user_page.contains("Jane Doe deactivated")
+                && user_page.contains("created user jane@contoso.com")
+        );
+    }
+}
+
+#[actix_web::test]
+async fn disabling_and_deleting_a_directory() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, dir) = configured(&app, "onelogin").await;
+        scim.post("/Users", &json!({"userName": "a@x.com"})).await;
+        let path = format!("/portal/scim/directories/{dir}");
+        let page = admin.get(&path).await;
+        assert!(page.body.contains("Danger zone") && page.body.contains("1 users"));
+        assert_eq!(
+            admin
+                .post_form(&format!("{path}/disable"), &page.body, &[])
+                .await
+                .status,
+            303
+        );
+        assert_eq!(scim.get("/Users").await.status, 403);
+        let page = admin.get(&path).await;
+        assert!(page.body.contains("This directory is disabled"));
+        admin
+            .post_form(&format!("{path}/enable"), &page.body, &[])
+            .await;
+        assert_eq!(scim.get("/Users").await.status, 200);
+        // Deleting needs the confirmation field.
+        let page = admin.get(&path).await;
+        admin
+            .post_form(&format!("{path}/delete"), &page.body, &[])
+            .await;
+        assert_eq!(
+            scim.get("/Users").await.status,
+            200,
+            "not deleted without confirmation"
+        );
+        let r = admin
+            .post_form(
+                &format!("{path}/delete"),
+                &page.body,
+                &[("confirm", "delete")],
+            )
+            .await;
+        assert_eq!(r.header("location"), Some("/portal/scim?deleted=1"));
+        assert_eq!(scim.get("/Users").await.status, 401);
+        assert_eq!(admin.get(&path).await.status, 404);
+        assert!(!admin.get("/portal/users").await.body.contains("a@x.com"));
+    }
+}
+
+#[actix_web::test]
+async fn users_view_filters_by_status_and_group_and_sorts() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, _) = configured(&app, "okta").await;
+        let mut ids = Vec::new();
+        for (name, active) in [("carol", true), ("alice", true), ("bob", false)] {
+            let u = scim.post("/Users", &json!({"userName": format!("{name}@x.com"), "displayName": name, "active": active})).await.json();
+            ids.push(u["id"].as_str().unwrap().to_string());
+        }
+        let g = scim.post("/Groups", &json!({"displayName": "Admins", "members": [{"value": ids[0]}, {"value": ids[2]}]})).await.json();
+        let gid = g["id"].as_str().unwrap();
+
+        let inactive = admin.hx_get("/portal/users?status=inactive").await.body;
+        assert!(inactive.contains("bob@x.com") && !inactive.contains("alice@x.com"));
+        let in_group = admin
+            .hx_get(&format!("/portal/users?group={gid}"))
+            .await
+            .body;
+        assert!(
+            in_group.contains("carol@x.com")
+                && in_group.contains("bob@x.com")
+                && !in_group.contains("alice@x.com")
+        );
+        let sorted = admin.hx_get("/portal/users?sort=name&dir=asc").await.body;
+        let (a, b, c) = (
+            sorted.find("alice@x.com").unwrap(),
+            sorted.find("bob@x.com").unwrap(),
+            sorted.find("carol@x.com").unwrap(),
+        );
+        assert!(a < b && b < c, "sorted by name");
+        let desc = admin.hx_get("/portal/users?sort=name&dir=desc").await.body;
+        assert!(desc.find("carol@x.com").unwrap() < desc.find("alice@x.com").unwrap());
+        assert!(desc.contains("aria-sort=\"descending\""));
+        let page = admin.get("/portal/users").await.body;
+        assert!(
+            page.contains("<option value=\"".to_string().as_str()) && page.contains("Admins"),
+            "group filter offered"
+        );
+        let group_page = admin.get(&format!("/portal/groups/{gid}")).await.body;
+        assert!(group_page.contains("2 members") && group_page.contains("Page 1 of 1"));
+    }
+}
+
+#[actix_web::test]
+async fn owner_lists_and_revokes_portal_links_and_reads_users() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
+        let mut owner = Browser::new(&app.base);
+        let form = owner.get(&format!("/owner/setup/{setup}")).await;
+        owner
+            .post_form(
+                &format!("/owner/setup/{setup}"),
+                &form.body,
+                &[
+                    ("password", "correct horse battery"),
+                    ("confirm", "correct horse battery"),
+                ],
+            )
+            .await;
+        let org = app.org("Globex", true);
+        let scim = app.directory(&org, "rippling");
+        scim.post(
+            "/Users",
+            &json!({"userName": "hank@globex.com", "displayName": "Hank Scorpio"}),
+        )
+        .await;
+        scim.post("/Groups", &json!({"displayName": "Villains"}))
+            .await;
+        scim.get("/Users?filter=bogus").await;
+
+        let page = owner.get(&format!("/owner/orgs/{org}")).await;
+        let created = owner
+            .post_form(
+                &format!("/owner/orgs/{org}/portal-links"),
+                &page.body,
+                &[("ttl_days", "3")],
+            )
+            .await;
+        let link = element_text(&created.body, "portal-link-url").unwrap();
+        assert!(created.body.contains("links-table") && created.body.contains("Not opened yet"));
+        assert!(
+            created.body.contains("Rippling")
+                && created.body.contains("400: the filter was refused"),
+            "directory health with its last error"
+        );
+        let link_id = roster::db::orgs::portal_links(&mut app.conn(), &org).unwrap()[0]
+            .id
+            .clone();
+        let r = owner
+            .post_form(
+                &format!("/owner/orgs/{org}/portal-links/{link_id}/revoke"),
+                &created.body,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        assert!(
+            owner
+                .get(&format!("/owner/orgs/{org}"))
+                .await
+                .body
+                .contains("Revoked")
+        );
+        let opened = Browser::new(&app.base).get(&link).await;
+        assert!(
+            opened.body.contains("revoked"),
+            "a revoked link does not open"
+        );
+
+        let users = owner.get(&format!("/owner/orgs/{org}/users")).await.body;
+        assert!(users.contains("Hank Scorpio") && users.contains("read-only"));
+        assert!(
+            owner
+                .get(&format!("/owner/orgs/{org}/users?q=nobody"))
+                .await
+                .body
+                .contains("No user matches")
+        );
+        assert!(
+            owner
+                .get(&format!("/owner/orgs/{org}/groups"))
+                .await
+                .body
+                .contains("Villains")
+        );
+        // Signed out, none of it is visible.
+        assert_eq!(
+            Browser::new(&app.base)
+                .get(&format!("/owner/orgs/{org}/users"))
+                .await
+                .status,
+            303
+        );
+    }
+}
+
+#[actix_web::test]
+async fn owner_sign_in_backoff_holds_across_instances() {
+    for backend in backends() {
+        let db = TestDb::new(backend);
+        let url = db.url.clone();
+        let first = TestApp::spawn_on(backend, db).await;
+        // A second instance on the same database.
+        let second = TestApp::spawn_on(backend, TestDb { url, _dir: None }).await;
+        let setup = roster::db::owners::create_setup_link(&mut first.conn()).unwrap();
+        let mut owner = Browser::new(&first.base);
+        let form = owner.get(&format!("/owner/setup/{setup}")).await;
+        owner
+            .post_form(
+                &format!("/owner/setup/{setup}"),
+                &form.body,
+                &[
+                    ("password", "correct horse battery"),
+                    ("confirm", "correct horse battery"),
+                ],
+            )
+            .await;
+
+        let mut attacker = Browser::new(&first.base);
+        let mut statuses = Vec::new();
+        for _ in 0..roster::db::owners::FREE_ATTEMPTS {
+            let login = attacker.get("/owner/login").await;
+            statuses.push(
+                attacker
+                    .post_form(
+                        "/owner/login",
+                        &login.body,
+                        &[("password", "guess guess guess")],
+                    )
+                    .await
+                    .status,
+            );
+        }
+        assert_eq!(statuses, vec![401; 5]);
+        let login = attacker.get("/owner/login").await;
+        let locked = attacker
+            .post_form(
+                "/owner/login",
+                &login.body,
+                &[("password", "guess guess guess")],
+            )
+            .await;
+        assert!(
+            locked.body.contains("Too many failed attempts"),
+            "{}",
+            locked.body
+        );
+        // The other instance refuses even the right password while locked.
+        let mut elsewhere = Browser::new(&second.base);
+        let login = elsewhere.get("/owner/login").await;
+        let r = elsewhere
+            .post_form(
+                "/owner/login",
+                &login.body,
+                &[("password", "correct horse battery")],
+            )
+            .await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert!(r.body.contains("Try again in"));
+    }
+}
