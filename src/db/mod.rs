@@ -127,11 +127,9 @@ struct SqlitePragmas;
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
-            // busy_timeout first: switching to WAL takes a lock that other new connections
-            // of the pool may be holding at the same moment.
+            // WAL is set once per database file (in `connect`); these are per connection.
             c.batch_execute(
-                "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
-                 PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                "PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -151,13 +149,21 @@ pub fn connect(url: &str) -> Result<Pool, DbError> {
     };
     let pool = r2d2::Pool::builder()
         .max_size(size)
+        // Open connections as needed: a CLI command needs one, not a full pool.
+        .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager {
             url: url.to_string(),
             backend,
         })?;
-    migrate(&mut *pool.get()?)?;
+    let mut conn = pool.get()?;
+    if let DbConn::Sqlite(c) = &mut *conn {
+        // Persistent in the file; switching needs a moment with no other writer.
+        c.batch_execute("PRAGMA journal_mode=WAL;")?;
+    }
+    migrate(&mut conn)?;
+    drop(conn);
     Ok(pool)
 }
 
