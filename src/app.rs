@@ -25,9 +25,6 @@ pub struct AppState {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// How long an owner or portal session lasts without activity.
-const SESSION_TTL_HOURS: i64 = 12;
-
 /// The cookie key, shared by all instances through the settings table (created on first start).
 pub fn session_key(pool: &Pool) -> Result<Key, String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
@@ -95,10 +92,9 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_content_security(CookieContentSecurity::Private)
-            .session_lifecycle(
-                PersistentSession::default()
-                    .session_ttl(actix_web::cookie::time::Duration::hours(SESSION_TTL_HOURS)),
-            )
+            .session_lifecycle(PersistentSession::default().session_ttl(
+                actix_web::cookie::time::Duration::seconds(crate::auth::session::MAX_AGE_SECONDS),
+            ))
             .build();
         App::new()
             .app_data(state.clone())
@@ -122,6 +118,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .route("/readyz", web::get().to(readyz))
             .configure(crate::assets::configure)
             .configure(crate::scim_endpoint::configure)
+            .configure(crate::api::configure)
             .configure(crate::owner::configure)
             .configure(crate::portal::configure)
     })

@@ -56,6 +56,31 @@ pub struct Global {
         global = true
     )]
     pub product_name: String,
+    /// Seconds to wait before each webhook retry, comma-separated; after the last, a delivery
+    /// is dead-lettered (replay it from the API or the owner console).
+    #[arg(
+        long,
+        env = "ROSTER_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5,30,120,600,1800,3600,7200,14400,28800",
+        global = true
+    )]
+    pub webhook_retry_schedule: String,
+    /// Seconds a webhook receiver may take to answer.
+    #[arg(
+        long,
+        env = "ROSTER_WEBHOOK_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout: u64,
+    /// Days events are kept for the events feed and replays.
+    #[arg(
+        long,
+        env = "ROSTER_EVENT_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub event_retention_days: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +108,42 @@ pub enum Command {
     /// Owner account.
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// Webhook endpoints of the vendor's application.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// API keys of the vendor's application.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Add an endpoint; prints its id and signing secret (shown once).
+    Add {
+        url: String,
+        /// Only this organization's events (id or exact name); default: all organizations.
+        #[arg(long)]
+        org: Option<String>,
+        /// Event types, comma-separated (`user.created,group.*`); default: all.
+        #[arg(long)]
+        events: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List endpoints.
+    List,
+    /// Remove an endpoint.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key; prints it once.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +226,7 @@ fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
 }
 
 fn connect(g: &Global) -> Result<Pool, CliError> {
-    db::connect(&g.database_url).map_err(|e| CliError {
+    db::connect_single(&g.database_url).map_err(|e| CliError {
         message: format!("{e}"),
         code: 1,
     })
@@ -293,6 +354,73 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Webhook(WebhookCommand::Add {
+            url,
+            org,
+            events,
+            json,
+        }) => {
+            let types: Vec<String> = events
+                .map(|e| {
+                    e.split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let filter = crate::api::validate_webhook(&url, &types).map_err(|m| CliError {
+                message: m,
+                code: 2,
+            })?;
+            let pool = connect(g)?;
+            let mut conn = pool.get()?;
+            let org_id = match org {
+                Some(o) => Some(find_org(&mut conn, &o)?.id),
+                None => None,
+            };
+            let e = db::webhooks::create(&mut conn, &url, org_id.as_deref(), &filter)?;
+            if json {
+                println!("{}", json!({"id": e.id, "secret": e.secret}));
+            } else {
+                println!(
+                    "Webhook {} → {url}\nSigning secret: {} (shown only now)",
+                    e.id, e.secret
+                );
+            }
+            Ok(())
+        }
+        Command::Webhook(WebhookCommand::List) => {
+            let pool = connect(g)?;
+            for e in db::webhooks::list(&mut *pool.get()?)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    e.id,
+                    e.url,
+                    e.org_id.as_deref().unwrap_or("all organizations"),
+                    e.event_types
+                );
+            }
+            Ok(())
+        }
+        Command::Webhook(WebhookCommand::Remove { id }) => {
+            let pool = connect(g)?;
+            if db::webhooks::remove(&mut *pool.get()?, &id)? {
+                println!("removed {id}");
+                Ok(())
+            } else {
+                Err(not_found(&format!("no webhook endpoint `{id}`")))
+            }
+        }
+        Command::ApiKey(ApiKeyCommand::Create { name, json }) => {
+            let pool = connect(g)?;
+            let (id, key) = db::api_keys::create(&mut *pool.get()?, name.trim())?;
+            if json {
+                println!("{}", json!({"id": id, "key": key}));
+            } else {
+                println!("API key {id}: {key}\n(shown only now)");
+            }
+            Ok(())
+        }
         Command::Owner(OwnerCommand::SetupLink) => {
             let cfg = config(g, None)?;
             let pool = connect(g)?;
@@ -303,6 +431,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The webhook worker's settings from the flags.
+pub fn delivery_config(g: &Global) -> Result<crate::events::DeliveryConfig, CliError> {
+    let schedule = g
+        .webhook_retry_schedule
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| CliError {
+            message: format!(
+                "invalid --webhook-retry-schedule `{}`: use seconds separated by commas",
+                g.webhook_retry_schedule
+            ),
+            code: 2,
+        })?;
+    Ok(crate::events::DeliveryConfig {
+        retry_schedule: schedule,
+        timeout: std::time::Duration::from_secs(g.webhook_timeout.max(1)),
+        retention_days: g.event_retention_days.max(1),
+        ..Default::default()
+    })
+}
+
 fn serve(g: &Global) -> Result<(), CliError> {
     let listener = TcpListener::bind(&g.bind).map_err(|e| CliError {
         message: format!("cannot listen on {}: {e}", g.bind),
@@ -310,7 +466,10 @@ fn serve(g: &Global) -> Result<(), CliError> {
     })?;
     let bound = listener.local_addr()?.to_string();
     let cfg = config(g, Some(&bound))?;
-    let pool = connect(g)?;
+    let pool = db::connect(&g.database_url).map_err(|e| CliError {
+        message: e.to_string(),
+        code: 1,
+    })?;
     let key = app::session_key(&pool)?;
     println!(
         "Roster listening on http://{bound} (public URL {}), database {}",
@@ -330,6 +489,7 @@ fn serve(g: &Global) -> Result<(), CliError> {
             println!("Owner console: {}/owner", cfg.public_url);
         }
     }
+    let _worker = crate::events::start(pool.clone(), delivery_config(g)?);
     let state = web::Data::new(AppState { pool, config: cfg });
     actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
     Ok(())

@@ -7,6 +7,23 @@ use base64::Engine;
 const CSRF: &str = "csrf";
 const OWNER: &str = "owner";
 const PORTAL_ORG: &str = "portal_org";
+const SIGNED_IN_AT: &str = "signed_in_at";
+
+/// How long an owner or portal sign-in lasts, enforced on the server (not only by the
+/// cookie's expiry, which a client controls).
+pub const MAX_AGE_SECONDS: i64 = 12 * 3600;
+
+fn fresh(session: &Session) -> bool {
+    session
+        .get::<i64>(SIGNED_IN_AT)
+        .ok()
+        .flatten()
+        .is_some_and(|t| (chrono::Utc::now().timestamp() - t) < MAX_AGE_SECONDS)
+}
+
+fn stamp(session: &Session) {
+    let _ = session.insert(SIGNED_IN_AT, chrono::Utc::now().timestamp());
+}
 
 /// The session's CSRF token, created on first use.
 pub fn csrf_token(session: &Session) -> String {
@@ -26,7 +43,11 @@ pub fn existing_csrf_token(session: &Session) -> Option<String> {
 }
 
 pub fn owner_id(session: &Session) -> Option<String> {
-    session.get::<String>(OWNER).ok().flatten()
+    session
+        .get::<String>(OWNER)
+        .ok()
+        .flatten()
+        .filter(|_| fresh(session))
 }
 
 /// Signs the owner in, with a fresh session id and CSRF token (no session fixation).
@@ -34,6 +55,7 @@ pub fn sign_in_owner(session: &Session, owner_id: &str) {
     session.renew();
     let _ = session.remove(CSRF);
     let _ = session.insert(OWNER, owner_id);
+    stamp(session);
 }
 
 pub fn sign_out(session: &Session) {
@@ -41,7 +63,11 @@ pub fn sign_out(session: &Session) {
 }
 
 pub fn portal_org(session: &Session) -> Option<String> {
-    session.get::<String>(PORTAL_ORG).ok().flatten()
+    session
+        .get::<String>(PORTAL_ORG)
+        .ok()
+        .flatten()
+        .filter(|_| fresh(session))
 }
 
 /// Scopes the session's portal to one organization (the one the link opened).
@@ -49,4 +75,5 @@ pub fn open_portal(session: &Session, org_id: &str) {
     session.renew();
     let _ = session.remove(CSRF);
     let _ = session.insert(PORTAL_ORG, org_id);
+    stamp(session);
 }

@@ -11,6 +11,7 @@ pub enum SecretKind {
     ScimToken,
     PortalLink,
     OwnerSetup,
+    ApiKey,
 }
 
 impl SecretKind {
@@ -19,6 +20,7 @@ impl SecretKind {
             SecretKind::ScimToken => "roster_scim_",
             SecretKind::PortalLink => "roster_portal_",
             SecretKind::OwnerSetup => "roster_setup_",
+            SecretKind::ApiKey => "roster_key_",
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Directory {
     pub created_at: NaiveDateTime,
     pub first_request_at: Option<NaiveDateTime>,
     pub last_request_at: Option<NaiveDateTime>,
+    /// The last event sequence number of this directory.
+    pub event_seq: i64,
 }
 
 /// `last_request_at` is refreshed at most this often, so reads do not write on every request.
@@ -42,6 +44,7 @@ pub fn create(
         created_at: now(),
         first_request_at: None,
         last_request_at: None,
+        event_seq: 0,
     };
     let secret = NewSecret::generate(SecretKind::ScimToken);
     write_tx(conn, |c| {
@@ -197,10 +200,18 @@ pub fn touch(
 ) -> QueryResult<()> {
     let at = now();
     write_tx(conn, |c| {
-        diesel::update(directories::table.find(directory_id))
+        let first = diesel::update(directories::table.find(directory_id))
             .filter(directories::first_request_at.is_null())
             .set(directories::first_request_at.eq(at))
             .execute(c)?;
+        if first == 1 {
+            super::events::emit(
+                c,
+                directory_id,
+                "directory.connected",
+                serde_json::json!({"first_request_at": crate::scim::resource::rfc3339(at)}),
+            )?;
+        }
         diesel::update(directories::table.find(directory_id))
             .filter(directories::last_request_at.is_null().or(
                 directories::last_request_at.lt(at - Duration::milliseconds(TOUCH_INTERVAL_MS)),
@@ -296,14 +307,17 @@ pub fn set_status(
     active: bool,
 ) -> QueryResult<bool> {
     write_tx(conn, |c| {
-        diesel::update(
+        let n = diesel::update(
             directories::table
                 .filter(directories::org_id.eq(org_id))
                 .filter(directories::id.eq(directory_id)),
         )
         .set(directories::status.eq(if active { "active" } else { "disabled" }))
-        .execute(c)
-        .map(|n| n == 1)
+        .execute(c)?;
+        if n == 1 && !active {
+            super::events::emit(c, directory_id, "directory.disabled", serde_json::json!({}))?;
+        }
+        Ok(n == 1)
     })
 }
 
@@ -314,6 +328,8 @@ pub fn delete(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResul
         let Some(dir) = get(c, org_id, directory_id)? else {
             return Ok(false);
         };
+        // Recorded before the rows go; events outlive their directory until retention.
+        super::events::emit(c, &dir.id, "directory.deleted", serde_json::json!({}))?;
         let user_ids = scim_users::table
             .filter(scim_users::directory_id.eq(&dir.id))
             .select(scim_users::id);
@@ -365,4 +381,33 @@ pub fn health(conn: &mut DbConn, dir: &Directory) -> QueryResult<Health> {
         groups,
         last_error: super::requests::last_error(conn, &dir.id)?,
     })
+}
+
+/// Directory API: directories, optionally of one organization, in id order.
+pub fn api_list(
+    conn: &mut DbConn,
+    org_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Directory>> {
+    let mut q = directories::table
+        .select(Directory::as_select())
+        .order(directories::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(o) = org_id {
+        q = q.filter(directories::org_id.eq(o.to_string()));
+    }
+    if let Some(a) = after {
+        q = q.filter(directories::id.gt(a.to_string()));
+    }
+    q.load(conn)
+}
+
+pub fn api_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Directory>> {
+    directories::table
+        .find(id)
+        .select(Directory::as_select())
+        .first(conn)
+        .optional()
 }

@@ -295,16 +295,31 @@ pub fn member_ids(conn: &mut DbConn, group_id: &str) -> QueryResult<BTreeSet<Str
         .collect())
 }
 
-/// Adds members, ignoring those already present; returns how many rows were inserted.
+/// Which of `ids` are members of the group now.
+fn present(conn: &mut DbConn, group_id: &str, ids: &[&String]) -> QueryResult<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<String> = group_members::table
+            .filter(group_members::group_id.eq(group_id))
+            .filter(group_members::user_id.eq_any(chunk))
+            .select(group_members::user_id)
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Adds members, skipping those already present; returns the ones actually added.
 pub fn add_members(
     conn: &mut DbConn,
     group_id: &str,
     user_ids: &BTreeSet<String>,
-) -> QueryResult<usize> {
-    let at = now();
+) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
-    let mut inserted = 0;
-    for chunk in ids.chunks(CHUNK) {
+    let existing = present(conn, group_id, &ids)?;
+    let new: Vec<&String> = ids.into_iter().filter(|u| !existing.contains(*u)).collect();
+    let at = now();
+    for chunk in new.chunks(CHUNK) {
         let rows: Vec<_> = chunk
             .iter()
             .map(|u| {
@@ -315,7 +330,8 @@ pub fn add_members(
                 )
             })
             .collect();
-        inserted += match conn {
+        // Insert-or-ignore: a concurrent writer may have added the same member meanwhile.
+        match conn {
             DbConn::Sqlite(c) => diesel::insert_or_ignore_into(group_members::table)
                 .values(&rows)
                 .execute(c)?,
@@ -325,26 +341,27 @@ pub fn add_members(
                 .execute(c)?,
         };
     }
-    Ok(inserted)
+    Ok(new.into_iter().cloned().collect())
 }
 
-/// Removes members; returns how many rows were deleted.
+/// Removes members; returns the ones actually removed.
 pub fn remove_members(
     conn: &mut DbConn,
     group_id: &str,
     user_ids: &BTreeSet<String>,
-) -> QueryResult<usize> {
+) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
-    let mut removed = 0;
-    for chunk in ids.chunks(CHUNK) {
-        removed += diesel::delete(
+    let existing = present(conn, group_id, &ids)?;
+    let gone: Vec<&String> = existing.iter().collect();
+    for chunk in gone.chunks(CHUNK) {
+        diesel::delete(
             group_members::table
                 .filter(group_members::group_id.eq(group_id))
                 .filter(group_members::user_id.eq_any(chunk)),
         )
         .execute(conn)?;
     }
-    Ok(removed)
+    Ok(existing)
 }
 
 /// A member as the portal and SCIM `members` show it.
@@ -479,4 +496,62 @@ pub fn org_names(
         .limit(limit)
         .select((scim_groups::id, scim_groups::display_name))
         .load(conn)
+}
+
+/// Directory API: live groups of an organization and/or directory, in id order after `after`.
+pub fn api_list(
+    conn: &mut DbConn,
+    organization_id: Option<&str>,
+    directory_id: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<GroupRow>> {
+    let mut q = scim_groups::table
+        .inner_join(directories::table)
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .order(scim_groups::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(o) = organization_id {
+        q = q.filter(directories::org_id.eq(o.to_string()));
+    }
+    if let Some(d) = directory_id {
+        q = q.filter(scim_groups::directory_id.eq(d.to_string()));
+    }
+    if let Some(a) = after {
+        q = q.filter(scim_groups::id.gt(a.to_string()));
+    }
+    q.load(conn)
+}
+
+/// Directory API: a live group by id.
+pub fn api_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<GroupRow>> {
+    scim_groups::table
+        .filter(scim_groups::id.eq(id))
+        .filter(scim_groups::deleted_at.is_null())
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Directory API: members of a group after a user id, in id order.
+pub fn api_members(
+    conn: &mut DbConn,
+    group_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<super::users::UserRow>> {
+    let mut q = group_members::table
+        .inner_join(scim_users::table)
+        .filter(group_members::group_id.eq(group_id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(super::users::UserRow::as_select())
+        .order(scim_users::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(scim_users::id.gt(a.to_string()));
+    }
+    q.load(conn)
 }

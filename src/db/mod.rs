@@ -2,7 +2,9 @@
 //! database URL. Repository modules hold sync functions that take the tenant (org or directory)
 //! first; handlers call them inside `web::block`.
 
+pub mod api_keys;
 pub mod directories;
+pub mod events;
 pub mod groups;
 pub mod orgs;
 pub mod owners;
@@ -11,6 +13,7 @@ pub mod schema;
 pub mod scim_filter;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -139,18 +142,28 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 
 /// Opens a pool and applies pending migrations.
 pub fn connect(url: &str) -> Result<Pool, DbError> {
+    connect_sized(url, None)
+}
+
+/// A one-connection pool for a CLI command: no background connection is ever being opened
+/// when the process exits (libpq can crash if one is).
+pub fn connect_single(url: &str) -> Result<Pool, DbError> {
+    connect_sized(url, Some(1))
+}
+
+fn connect_sized(url: &str, max: Option<u32>) -> Result<Pool, DbError> {
     let backend = Backend::from_url(url)?;
     if backend == Backend::Sqlite {
         ensure_sqlite_parent_dir(url);
     }
-    let size = match backend {
+    let size = max.unwrap_or(match backend {
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
-    };
+    });
     let pool = r2d2::Pool::builder()
         .max_size(size)
         // Open connections as needed: a CLI command needs one, not a full pool.
-        .min_idle(Some(1))
+        .min_idle(Some(if max.is_some() { 0 } else { 1 }))
         .connection_timeout(Duration::from_secs(5))
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager {

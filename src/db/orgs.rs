@@ -202,3 +202,25 @@ pub fn revoke_portal_link(conn: &mut DbConn, org_id: &str, link_id: &str) -> Que
         .map(|n| n == 1)
     })
 }
+
+/// Directory API: organizations in id order after `after`.
+pub fn api_list(conn: &mut DbConn, after: Option<&str>, limit: i64) -> QueryResult<Vec<Org>> {
+    let mut q = organizations::table
+        .select(Org::as_select())
+        .order(organizations::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(organizations::id.gt(a.to_string()));
+    }
+    q.load(conn)
+}
+
+pub fn rename(conn: &mut DbConn, org_id: &str, name: &str) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        diesel::update(organizations::table.find(org_id))
+            .set(organizations::name.eq(name))
+            .execute(c)
+            .map(|n| n == 1)
+    })
+}

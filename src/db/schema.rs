@@ -56,6 +56,7 @@ diesel::table! {
         created_at -> Timestamp,
         first_request_at -> Nullable<Timestamp>,
         last_request_at -> Nullable<Timestamp>,
+        event_seq -> BigInt,
     }
 }
 
@@ -152,6 +153,74 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        org_id -> Text,
+        directory_id -> Text,
+        directory_seq -> BigInt,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        org_id -> Nullable<Text>,
+        event_types -> Text,
+        secret -> Text,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        event_seq -> BigInt,
+        directory_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        endpoint_id -> Text,
+        attempt -> Integer,
+        at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        latency_ms -> BigInt,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        sha256 -> Binary,
+        suffix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
@@ -161,6 +230,8 @@ diesel::joinable!(user_emails -> scim_users (user_id));
 diesel::joinable!(group_members -> scim_groups (group_id));
 diesel::joinable!(group_members -> scim_users (user_id));
 diesel::joinable!(scim_requests -> directories (directory_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> events (event_seq));
 
 diesel::allow_tables_to_appear_in_same_query!(
     settings,
@@ -176,4 +247,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     scim_requests,
     login_attempts,
+    events,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
+    api_keys,
 );

@@ -199,17 +199,21 @@ pub fn chunk_after(
     q.load(conn)
 }
 
-/// Adds a user to groups it is not yet in (when a provider sends `groups` on a user).
+/// Adds a user to groups it is not yet in (when a provider sends `groups` on a user); returns
+/// the groups it was added to.
 pub fn add_to_groups(
     conn: &mut DbConn,
     user_id: &str,
     group_ids: &std::collections::BTreeSet<String>,
-) -> QueryResult<()> {
+) -> QueryResult<Vec<String>> {
     let me = std::collections::BTreeSet::from([user_id.to_string()]);
+    let mut added = Vec::new();
     for g in group_ids {
-        super::groups::add_members(conn, g, &me)?;
+        if !super::groups::add_members(conn, g, &me)?.is_empty() {
+            added.push(g.clone());
+        }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// "given family", as the portal shows it.
@@ -506,4 +510,84 @@ pub fn labels(
         .load(conn)?;
     out.extend(groups);
     Ok(out)
+}
+
+/// Users by id (deleted ones included), for event payloads.
+pub fn get_many(
+    conn: &mut DbConn,
+    directory_id: &str,
+    ids: &[&String],
+) -> QueryResult<Vec<UserRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        out.extend(
+            scim_users::table
+                .filter(scim_users::directory_id.eq(directory_id))
+                .filter(scim_users::id.eq_any(chunk))
+                .select(UserRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// What the directory API's user list filters by.
+#[derive(Debug, Clone, Default)]
+pub struct ApiFilter {
+    pub organization_id: Option<String>,
+    pub directory_id: Option<String>,
+    pub group_id: Option<String>,
+    pub active: Option<bool>,
+    pub updated_after: Option<NaiveDateTime>,
+}
+
+/// Directory API: live users matching `f`, in id order after `after` (keyset paging).
+pub fn api_list(
+    conn: &mut DbConn,
+    f: &ApiFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut q = scim_users::table
+        .inner_join(directories::table)
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .order(scim_users::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(o) = &f.organization_id {
+        q = q.filter(directories::org_id.eq(o.clone()));
+    }
+    if let Some(d) = &f.directory_id {
+        q = q.filter(scim_users::directory_id.eq(d.clone()));
+    }
+    if let Some(g) = &f.group_id {
+        q = q.filter(
+            scim_users::id.eq_any(
+                group_members::table
+                    .filter(group_members::group_id.eq(g.clone()))
+                    .select(group_members::user_id),
+            ),
+        );
+    }
+    if let Some(a) = f.active {
+        q = q.filter(scim_users::active.eq(a));
+    }
+    if let Some(t) = f.updated_after {
+        q = q.filter(scim_users::updated_at.gt(t));
+    }
+    if let Some(a) = after {
+        q = q.filter(scim_users::id.gt(a.to_string()));
+    }
+    q.load(conn)
+}
+
+/// Directory API: a live user by id.
+pub fn api_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    scim_users::table
+        .filter(scim_users::id.eq(id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
 }

@@ -12,7 +12,10 @@ use crate::auth::{password, session};
 use crate::db::{self, directories::Directory, orgs::Org};
 use crate::pages::{Layout, PageError, db, html, is_htmx, when};
 
+mod settings;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.configure(settings::configure);
     cfg.route("/owner", web::get().to(home))
         .route("/owner/login", web::get().to(login_form))
         .route("/owner/login", web::post().to(login))
@@ -37,7 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Default lifetime of an Admin Portal link made in the console, in days.
 pub const DEFAULT_LINK_TTL_DAYS: i64 = 7;
 
-fn require_owner(s: &Session) -> Result<String, PageError> {
+pub(crate) fn require_owner(s: &Session) -> Result<String, PageError> {
     session::owner_id(s).ok_or_else(|| PageError::Redirect("/owner/login".into()))
 }
 

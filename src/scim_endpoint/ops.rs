@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::db::events as db_events;
+use crate::events;
 
 use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
@@ -169,7 +172,46 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
-    users::add_to_groups(c, user_id, &ids)?;
+    for group_id in users::add_to_groups(c, user_id, &ids)? {
+        if let Some(group) = groups::get(c, ctx.directory_id, &group_id)? {
+            emit_memberships(
+                c,
+                ctx,
+                &group,
+                &BTreeSet::from([user_id.to_string()]),
+                &BTreeSet::new(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The `data` of a user event: Roster's normalized user and the raw SCIM resource.
+fn user_event(ctx: &Ctx<'_>, row: &UserRow) -> Value {
+    json!({"user": events::user_json(row), "raw": render_user(ctx, row, &[])})
+}
+
+/// The `data` of a group event (members are not included: they have their own events).
+fn group_event(ctx: &Ctx<'_>, row: &GroupRow) -> Value {
+    json!({"group": events::group_json(row), "raw": render_group(ctx, row, None)})
+}
+
+/// One `group.user_added` / `group.user_removed` event per changed membership.
+fn emit_memberships(
+    c: &mut DbConn,
+    ctx: &Ctx<'_>,
+    group: &GroupRow,
+    added: &BTreeSet<String>,
+    removed: &BTreeSet<String>,
+) -> Result<(), ScimError> {
+    for (set, kind) in [(added, "group.user_added"), (removed, "group.user_removed")] {
+        let ids: Vec<&String> = set.iter().collect();
+        for user in users::get_many(c, ctx.directory_id, &ids)? {
+            let data =
+                json!({"group": events::group_json(group), "user": events::user_json(&user)});
+            db_events::emit(c, ctx.directory_id, kind, data)?;
+        }
+    }
     Ok(())
 }
 
@@ -178,6 +220,7 @@ pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Val
     let row = write_tx(conn, |c| {
         ensure_user_name_free(c, ctx, &input, None)?;
         let row = users::insert(c, ctx.directory_id, &input)?;
+        db_events::emit(c, ctx.directory_id, "user.created", user_event(ctx, &row))?;
         apply_user_groups(c, ctx, &row.id, &input)?;
         Ok::<_, ScimError>(row)
     })?;
@@ -306,11 +349,29 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Val
 fn save_user(
     c: &mut DbConn,
     ctx: &Ctx<'_>,
-    id: &str,
+    existing: &UserRow,
     input: &UserInput,
 ) -> Result<Value, ScimError> {
+    let id = existing.id.as_str();
     ensure_user_name_free(c, ctx, input, Some(id))?;
     let row = users::update(c, ctx.directory_id, id, input)?;
+    // Events: (de)activation, and the other attributes that changed.
+    let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let mut changed = events::changed_attributes(&before, &input.document);
+    changed.retain(|a| a != "active");
+    if existing.active != row.active {
+        let kind = if row.active {
+            "user.reactivated"
+        } else {
+            "user.deactivated"
+        };
+        db_events::emit(c, ctx.directory_id, kind, user_event(ctx, &row))?;
+    }
+    if !changed.is_empty() {
+        let mut data = user_event(ctx, &row);
+        data["changed"] = json!(changed);
+        db_events::emit(c, ctx.directory_id, "user.updated", data)?;
+    }
     apply_user_groups(c, ctx, id, input)?;
     let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
@@ -327,7 +388,7 @@ pub fn replace_user(
         check_if_match(ctx, existing.version)?;
         let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
         let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
-        save_user(c, ctx, id, &input)
+        save_user(c, ctx, &existing, &input)
     })
 }
 
@@ -350,7 +411,7 @@ pub fn patch_user(
             return Ok(render_user(ctx, &existing, &groups));
         }
         let input = resource::user_from_json(&patched)?;
-        save_user(c, ctx, id, &input)
+        save_user(c, ctx, &existing, &input)
     })
 }
 
@@ -359,6 +420,12 @@ pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
         let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         users::delete(c, ctx.directory_id, id)?;
+        db_events::emit(
+            c,
+            ctx.directory_id,
+            "user.deleted",
+            user_event(ctx, &existing),
+        )?;
         Ok(())
     })
 }
@@ -405,13 +472,15 @@ fn ensure_known_users(
     }
 }
 
-/// Applies membership changes, touching only changed rows. Returns whether anything changed.
+/// Applies membership changes, touching only changed rows, with one event per changed
+/// membership. Returns whether anything changed.
 fn apply_member_changes(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
-    group_id: &str,
+    group: &GroupRow,
     changes: &MemberChanges,
 ) -> Result<bool, ScimError> {
+    let group_id = group.id.as_str();
     let (add, remove) = match &changes.replace_all {
         Some(target) => {
             let current = groups::member_ids(conn, group_id)?;
@@ -428,7 +497,8 @@ fn apply_member_changes(
     ensure_known_users(conn, ctx, &add)?;
     let added = groups::add_members(conn, group_id, &add)?;
     let removed = groups::remove_members(conn, group_id, &remove)?;
-    Ok(added + removed > 0)
+    emit_memberships(conn, ctx, group, &added, &removed)?;
+    Ok(!added.is_empty() || !removed.is_empty())
 }
 
 fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
@@ -442,12 +512,13 @@ pub fn create_group(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Va
     let id = write_tx(conn, |c| {
         ensure_display_name_free(c, ctx, &input, None)?;
         let row = groups::insert(c, ctx.directory_id, &input)?;
+        db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
         if let Some(members) = &input.members {
             let changes = MemberChanges {
                 replace_all: Some(members.iter().cloned().collect()),
                 ..Default::default()
             };
-            apply_member_changes(c, ctx, &row.id, &changes)?;
+            apply_member_changes(c, ctx, &row, &changes)?;
         }
         Ok::<_, ScimError>(row.id)
     })?;
@@ -528,14 +599,26 @@ pub fn replace_group(
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         ensure_display_name_free(c, ctx, &input, Some(id))?;
-        groups::update(c, ctx.directory_id, id, &input)?;
+        let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+        let group = if before != input.document {
+            groups::update(c, ctx.directory_id, id, &input)?;
+            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+            let mut data = group_event(ctx, &row);
+            data["changed"] = json!(events::changed_attributes(&before, &input.document));
+            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+            row
+        } else {
+            existing
+        };
         // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
         if let Some(members) = &input.members {
             let changes = MemberChanges {
                 replace_all: Some(members.iter().cloned().collect()),
                 ..Default::default()
             };
-            apply_member_changes(c, ctx, id, &changes)?;
+            if apply_member_changes(c, ctx, &group, &changes)? && before == input.document {
+                groups::touch(c, ctx.directory_id, id)?;
+            }
         }
         Ok::<_, ScimError>(())
     })?;
@@ -559,12 +642,20 @@ pub fn patch_group(
         let mut changes = MemberChanges::default();
         let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
         let attributes_changed = patched != doc;
-        if attributes_changed {
+        let group = if attributes_changed {
             let input = resource::group_from_json(&patched)?;
             ensure_display_name_free(c, ctx, &input, Some(id))?;
             groups::update(c, ctx.directory_id, id, &input)?;
-        }
-        let members_changed = !changes.is_empty() && apply_member_changes(c, ctx, id, &changes)?;
+            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+            let mut data = group_event(ctx, &row);
+            data["changed"] = json!(events::changed_attributes(&doc, &patched));
+            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+            row
+        } else {
+            existing
+        };
+        let members_changed =
+            !changes.is_empty() && apply_member_changes(c, ctx, &group, &changes)?;
         if members_changed && !attributes_changed {
             groups::touch(c, ctx.directory_id, id)?;
         }
@@ -578,6 +669,12 @@ pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), Sc
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         groups::delete(c, ctx.directory_id, id)?;
+        db_events::emit(
+            c,
+            ctx.directory_id,
+            "group.deleted",
+            group_event(ctx, &existing),
+        )?;
         Ok(())
     })
 }

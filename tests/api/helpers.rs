@@ -76,6 +76,7 @@ pub struct TestApp {
     /// Keeps the database (and a SQLite temp dir) alive as long as the app.
     _db: TestDb,
     server: actix_web::dev::ServerHandle,
+    _worker: Option<roster::events::Worker>,
 }
 
 impl TestApp {
@@ -107,7 +108,28 @@ impl TestApp {
             pool,
             _db: db,
             server: handle,
+            _worker: None,
         }
+    }
+
+    /// Starts this instance's webhook worker with a fast retry schedule (in seconds).
+    pub fn with_worker(mut self, retry_schedule: &[f64]) -> TestApp {
+        let cfg = roster::events::DeliveryConfig {
+            retry_schedule: retry_schedule
+                .iter()
+                .map(|s| std::time::Duration::from_secs_f64(*s))
+                .collect(),
+            timeout: std::time::Duration::from_secs(10),
+            poll_interval: std::time::Duration::from_millis(20),
+            retention_days: 30,
+        };
+        self._worker = Some(roster::events::start(self.pool.clone(), cfg));
+        self
+    }
+
+    /// A new API key for the directory API.
+    pub fn api_key(&self) -> String {
+        db::api_keys::create(&mut self.conn(), "tests").unwrap().1
     }
 
     pub fn conn(&self) -> db::PooledConn {

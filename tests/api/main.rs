@@ -1,11 +1,14 @@
 //! Integration tests: the real app over HTTP, on SQLite and (with TEST_DATABASE_URL) Postgres.
 
+mod api_v1;
 mod cli;
+mod delivery;
 mod helpers;
 mod pitfalls;
 mod portal;
 mod portal_admin;
 mod providers;
+mod receiver;
 mod scim_errors;
 mod scim_ops;
 mod seed_flow;

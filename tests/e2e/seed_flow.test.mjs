@@ -16,6 +16,7 @@ const repo = resolve(here, "../..");
 const bin = process.env.ROSTER_BIN || join(repo, "target/debug/roster");
 const shots = join(repo, "target/e2e-screenshots");
 const WAIT = { timeout: 15000 };
+const LIVE = { timeout: 10000 }; // htmx polls every 2 s: live updates must land within 10 s
 
 let dir, server, browser, base, dbUrl;
 
@@ -54,6 +55,39 @@ function startServer(port) {
   });
 }
 
+/** Polls GET /healthz (bounded attempts) until it answers 200 "ok". */
+async function waitHealthy() {
+  let last = "no answer";
+  for (let i = 0; i < 50; i++) {
+    try {
+      const res = await fetch(`${base}/healthz`);
+      const body = (await res.text()).trim();
+      if (res.status === 200 && body === "ok") return;
+      last = `${res.status} ${body}`;
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`GET ${base}/healthz never answered 200 "ok" (last: ${last})`);
+}
+
+/**
+ * Waits (10 s) until the text of `selector` contains every string of `has` and none of `lacks`;
+ * on timeout, fails with what the element contained.
+ */
+async function waitForText(page, selector, { has = [], lacks = [] }, what) {
+  try {
+    await page.waitForFunction(([sel, has, lacks]) => {
+      const t = document.querySelector(sel)?.textContent ?? "";
+      return has.every((s) => t.includes(s)) && !lacks.some((s) => t.includes(s));
+    }, [selector, has, lacks], LIVE);
+  } catch (e) {
+    const now = await page.locator(selector).textContent({ timeout: 1000 }).catch(() => "(element missing)");
+    assert.fail(`timed out after ${LIVE.timeout} ms waiting for ${what}; ${selector} contains:\n${now?.replace(/\s+/g, " ").trim()}`);
+  }
+}
+
 async function scim(method, url, token, body) {
   const res = await fetch(url, {
     method,
@@ -82,6 +116,7 @@ before(async () => {
   base = `http://127.0.0.1:${port}`;
   roster("migrate");
   server = await startServer(port);
+  await waitHealthy();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -92,7 +127,11 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -122,7 +161,7 @@ async function configure(page, link, provider) {
   return { endpoint, token };
 }
 
-test("seed flow: owner console → portal link → Configure PingIdentity → users appear live", async () => {
+test("owner console: setup link → create org → SCIM on → portal link", async () => {
   // The owner claims a setup link and signs in.
   const setup = roster("owner", "setup-link").trim();
   const owner = await freshPage();
@@ -132,7 +171,7 @@ test("seed flow: owner console → portal link → Configure PingIdentity → us
   await owner.page.getByRole("button", { name: "Save password and sign in" }).click();
   await owner.page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
   await owner.page.screenshot({ path: join(shots, "00-owner-empty.png"), fullPage: true });
-  // Creates Acme, turns SCIM on (htmx toggle), creates a portal link.
+  // Creates an org, turns SCIM on (htmx toggle), creates a portal link that opens the portal.
   await owner.page.getByLabel("New organization").fill("Acme Corp");
   await owner.page.getByRole("button", { name: "Create organization" }).click();
   await owner.page.getByRole("button", { name: "Turn SCIM Provisioning on" }).click();
@@ -141,58 +180,72 @@ test("seed flow: owner console → portal link → Configure PingIdentity → us
   const link = (await owner.page.locator("#portal-link-url").textContent(WAIT)).trim();
   assert.ok(link.startsWith(`${base}/portal/link/roster_portal_`), link);
   await owner.page.screenshot({ path: join(shots, "00-owner-org.png"), fullPage: true });
-
   const { page, errors } = await freshPage();
-  // The portal link opens the SCIM Provisioning tab with the provider picker.
   await page.goto(link);
   assert.equal(new URL(page.url()).pathname, "/portal/scim");
-  await page.getByRole("heading", { name: "SCIM Provisioning" }).waitFor(WAIT);
+  await page.getByRole("button", { name: "Configure PingIdentity" }).waitFor(WAIT);
+  assert.deepEqual(errors.concat(owner.errors), [], "no script errors or CSP violations in the browser console");
+});
+
+test("seed flow: portal link → Configure PingIdentity → live status → users appear live", async () => {
+  // 1. Org and portal link from the CLI (the server is already running).
+  const org = JSON.parse(roster("org", "create", "Acme", "--scim-enabled", "--json"));
+  assert.equal(org.name, "Acme");
+  assert.equal(org.scim_enabled, true);
+  const link = JSON.parse(roster("portal-link", org.id, "--json")).url;
+  assert.ok(link.startsWith(`${base}/portal/link/roster_portal_`), `portal link: ${link}`);
+
+  // 3. The portal link opens the SCIM Provisioning tab with the provider picker.
+  const { page, errors } = await freshPage();
+  await page.goto(link);
+  assert.equal(new URL(page.url()).pathname, "/portal/scim", `landed on ${page.url()}`);
+  const heading = page.getByRole("heading", { name: "SCIM Provisioning" });
+  await heading.first().waitFor({ state: "visible", ...WAIT });
+  assert.ok(await page.getByRole("link", { name: "SCIM Provisioning" }).first().isVisible(), "SCIM Provisioning tab visible");
   await page.screenshot({ path: join(shots, "01-provider-picker.png"), fullPage: true });
 
-  // Configure PingIdentity: the Endpoint URL and the Bearer token are on the page.
+  // 4. Configure PingIdentity: the Endpoint URL and the Bearer token are on the page.
   await page.getByRole("button", { name: "Configure PingIdentity" }).click();
   const endpoint = (await page.locator("#endpoint-url").textContent(WAIT)).trim();
   const token = (await page.locator("#bearer-token").textContent(WAIT)).trim();
-  assert.ok(endpoint.startsWith(`${base}/scim/v2/`), endpoint);
-  assert.ok(token.startsWith("roster_scim_"), token);
-  assert.match(await page.locator("#connection-status").textContent(), /Waiting for the first request/);
+  assert.ok(endpoint.startsWith(`${base}/scim/v2/`), `endpoint URL: ${endpoint}`);
+  assert.ok(token.startsWith("roster_scim_"), `token: ${token}`);
+  assert.match(await page.locator("#connection-status").textContent(WAIT), /Waiting for the first request/);
   await page.screenshot({ path: join(shots, "02-credentials.png"), fullPage: true });
-  await page.evaluate(() => { window.__noReload = 42; });
+  await page.evaluate(() => { window.__marker = 41; });
 
-  // PingOne looks the user up, then creates it.
+  // 5. PingOne looks the user up, then creates it.
   const lookup = await scim("GET", `${endpoint}/Users?filter=username%20Eq%20%22ada%40example.com%22`, token);
-  assert.equal(lookup.status, 200);
+  assert.equal(lookup.status, 200, JSON.stringify(lookup.json));
   assert.equal(lookup.json.totalResults, 0);
   const created = await scim("POST", `${endpoint}/Users`, token, user("ada@example.com", "Ada", "Lovelace"));
   assert.equal(created.status, 201, JSON.stringify(created.json));
 
-  // The status line turns to "Connected" by itself.
-  await page.waitForFunction(
-    () => document.querySelector("#connection-status")?.textContent.includes("Connected"), null, WAIT);
-  assert.equal(await page.evaluate(() => window.__noReload), 42, "the page was not reloaded");
+  // 6. The status line turns to "Connected" by itself (htmx polling, no reload).
+  await waitForText(page, "#connection-status", { has: ["Connected"] }, "#connection-status to say Connected");
+  assert.equal(await page.evaluate(() => window.__marker), 41, "the SCIM page was reloaded");
   await page.screenshot({ path: join(shots, "03-connected.png"), fullPage: true });
 
-  // The Users view shows users pushed while it is open, without a reload.
+  // 7. The Users view shows users pushed while it is open, without a reload.
   await page.getByRole("link", { name: "Users", exact: true }).click();
-  await page.locator("#users-table").waitFor(WAIT);
-  assert.match(await page.locator("#users-table").textContent(), /ada@example\.com/);
-  await page.evaluate(() => { window.__noReload = 43; });
+  await page.waitForURL((u) => u.pathname === "/portal/users", LIVE);
+  await page.locator("#user-rows").waitFor(LIVE);
+  await page.evaluate(() => { window.__marker = 42; });
+  await waitForText(page, "#users-table", { has: ["ada@example.com"] }, "#users-table to list ada@example.com");
   const grace = await scim("POST", `${endpoint}/Users`, token, user("grace@example.com", "Grace", "Hopper"));
-  assert.equal(grace.status, 201);
-  await page.waitForFunction(
-    () => document.querySelector("#users-table")?.textContent.includes("grace@example.com"), null, WAIT);
-  assert.equal(await page.evaluate(() => window.__noReload), 43, "the Users page was not reloaded");
+  assert.equal(grace.status, 201, JSON.stringify(grace.json));
+  await waitForText(page, "#users-table", { has: ["grace@example.com"] }, "#users-table to list grace@example.com");
+  assert.equal(await page.evaluate(() => window.__marker), 42, "the Users page was reloaded");
   await page.screenshot({ path: join(shots, "04-users-live.png"), fullPage: true });
 
-  // Live search.
+  // 8. Live search.
   await page.locator("#user-search").fill("grace");
-  await page.waitForFunction(() => {
-    const t = document.querySelector("#users-table")?.textContent ?? "";
-    return t.includes("grace@example.com") && !t.includes("ada@example.com");
-  }, null, WAIT);
+  await waitForText(page, "#users-table", { has: ["grace@example.com"], lacks: ["ada@example.com"] },
+    "#users-table filtered to grace@example.com only");
+  assert.equal(await page.evaluate(() => window.__marker), 42, "the Users page was reloaded by the search");
   await page.screenshot({ path: join(shots, "05-users-search.png"), fullPage: true });
 
-  assert.deepEqual(errors.concat(owner.errors), [], "no script errors or CSP violations in the browser console");
+  assert.deepEqual(errors, [], "no script errors or CSP violations in the browser console");
 });
 
 test("the SCIM Provisioning tab disappears when the owner turns SCIM off", async () => {

@@ -1,0 +1,698 @@
+//! The JSON API for the vendor's application (`/api/v1`, API key): organizations, portal
+//! links, directories, users, groups, members, the events feed and webhook endpoints. Lists
+//! page with `limit` and an opaque `cursor` (`next_cursor` in the response). Described by the
+//! OpenAPI document served at `/api/v1/openapi.json`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::db::{self, DbConn};
+use crate::events::{group_json, user_json};
+
+/// The OpenAPI document, checked against real responses by the tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Default and largest page sizes.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/openapi.json", web::get().to(openapi))
+        .route("/api/v1/organizations", web::get().to(list_orgs))
+        .route("/api/v1/organizations", web::post().to(create_org))
+        .route("/api/v1/organizations/{id}", web::get().to(get_org))
+        .route("/api/v1/organizations/{id}", web::patch().to(update_org))
+        .route(
+            "/api/v1/organizations/{id}/portal-links",
+            web::post().to(create_portal_link),
+        )
+        .route("/api/v1/directories", web::get().to(list_directories))
+        .route("/api/v1/directories/{id}", web::get().to(get_directory))
+        .route("/api/v1/users", web::get().to(list_users))
+        .route("/api/v1/users/{id}", web::get().to(get_user))
+        .route("/api/v1/groups", web::get().to(list_groups))
+        .route("/api/v1/groups/{id}", web::get().to(get_group))
+        .route("/api/v1/groups/{id}/members", web::get().to(list_members))
+        .route("/api/v1/events", web::get().to(list_events))
+        .route("/api/v1/webhooks", web::get().to(list_webhooks))
+        .route("/api/v1/webhooks", web::post().to(create_webhook))
+        .route("/api/v1/webhooks/{id}", web::delete().to(delete_webhook))
+        .route(
+            "/api/v1/webhooks/{id}/replay",
+            web::post().to(replay_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            web::get().to(list_deliveries),
+        );
+}
+
+/// API errors: `{"error": {"code", "message"}}` with the matching status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the server is busy; retry shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        log::error!("database error in API request: {e}");
+        ApiError::Internal
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal => "internal",
+        };
+        HttpResponse::build(self.status_code())
+            .json(json!({"error": {"code": code, "message": self.to_string()}}))
+    }
+}
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    crate::scim::resource::rfc3339(t)
+}
+
+/// Authenticates the API key, then runs `f` on a pooled connection off the async workers.
+async fn with_key<T, F>(req: &HttpRequest, state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+{
+    let key = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, k)| k.trim().to_string())
+        .ok_or(ApiError::Unauthorized)?;
+    let pool = state.pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(|_| ApiError::Unavailable)?;
+        db::api_keys::check(&mut conn, &key)?.ok_or(ApiError::Unauthorized)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> Result<i64, ApiError> {
+        match &self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "`limit` must be an integer from 1 to {MAX_LIMIT}"
+                    ))
+                }),
+        }
+    }
+}
+
+/// `{"data": [...], "next_cursor": …}`: fetches `limit + 1` rows to know whether more follow.
+fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+    render: impl Fn(&T) -> Value,
+) -> Value {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more {
+        rows.last().map(&cursor_of)
+    } else {
+        None
+    };
+    json!({"data": rows.iter().map(render).collect::<Vec<_>>(), "next_cursor": next})
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+fn org_json(o: &db::orgs::Org) -> Value {
+    json!({"id": o.id, "name": o.name, "scim_enabled": o.scim_enabled, "created_at": rfc3339(o.created_at)})
+}
+
+fn directory_json(state: &AppState, d: &db::directories::Directory) -> Value {
+    json!({
+        "id": d.id, "organization_id": d.org_id, "provider": d.provider, "name": d.name,
+        "status": d.status, "endpoint_url": state.config.scim_base(&d.id),
+        "created_at": rfc3339(d.created_at),
+        "first_request_at": d.first_request_at.map(rfc3339),
+        "last_request_at": d.last_request_at.map(rfc3339),
+    })
+}
+
+async fn list_orgs(req: HttpRequest, state: web::Data<AppState>, p: web::Query<Page>) -> ApiResult {
+    let limit = p.limit()?;
+    let cursor = p.cursor.clone();
+    let rows = with_key(&req, &state, move |c| {
+        Ok(db::orgs::api_list(c, cursor.as_deref(), limit + 1)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |o| o.id.clone(), org_json)))
+}
+
+#[derive(Deserialize)]
+struct NewOrg {
+    name: String,
+    #[serde(default)]
+    scim_enabled: bool,
+}
+
+async fn create_org(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewOrg>,
+) -> ApiResult {
+    let body = body.into_inner();
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest(
+            "`name` must be 1 to 200 characters".into(),
+        ));
+    }
+    let org = with_key(&req, &state, move |c| {
+        Ok(db::orgs::create(c, &name, body.scim_enabled)?)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(org_json(&org)))
+}
+
+fn org_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no organization `{id}`"))
+}
+
+async fn get_org(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult {
+    let id = id.into_inner();
+    let org = with_key(&req, &state, move |c| {
+        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(org_json(&org)))
+}
+
+#[derive(Deserialize)]
+struct OrgUpdate {
+    name: Option<String>,
+    scim_enabled: Option<bool>,
+}
+
+async fn update_org(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<OrgUpdate>,
+) -> ApiResult {
+    let (id, body) = (id.into_inner(), body.into_inner());
+    if body
+        .name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200)
+    {
+        return Err(ApiError::BadRequest(
+            "`name` must be 1 to 200 characters".into(),
+        ));
+    }
+    let org = with_key(&req, &state, move |c| {
+        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))?;
+        if let Some(n) = &body.name {
+            db::orgs::rename(c, &id, n.trim())?;
+        }
+        if let Some(e) = body.scim_enabled {
+            db::orgs::set_scim_enabled(c, &id, e)?;
+        }
+        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(org_json(&org)))
+}
+
+#[derive(Deserialize)]
+struct NewLink {
+    ttl_seconds: Option<i64>,
+}
+
+async fn create_portal_link(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<NewLink>>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let ttl = body.and_then(|b| b.ttl_seconds).unwrap_or(7 * 24 * 3600);
+    if !(60..=365 * 24 * 3600).contains(&ttl) {
+        return Err(ApiError::BadRequest(
+            "`ttl_seconds` must be from 60 to 31536000".into(),
+        ));
+    }
+    let (token, expires) = with_key(&req, &state, move |c| {
+        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))?;
+        Ok(db::orgs::create_portal_link(
+            c,
+            &id,
+            chrono::Duration::seconds(ttl),
+        )?)
+    })
+    .await?;
+    let url = format!("{}/portal/link/{token}", state.config.public_url);
+    Ok(HttpResponse::Created().json(json!({"url": url, "expires_at": rfc3339(expires)})))
+}
+
+#[derive(Deserialize)]
+struct DirectoryQuery {
+    organization_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_directories(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<DirectoryQuery>,
+) -> ApiResult {
+    let q = q.into_inner();
+    let limit = Page {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let rows = with_key(&req, &state, move |c| {
+        Ok(db::directories::api_list(
+            c,
+            q.organization_id.as_deref(),
+            q.cursor.as_deref(),
+            limit + 1,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |d| d.id.clone(),
+        |d| directory_json(&state, d),
+    )))
+}
+
+async fn get_directory(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let d = with_key(&req, &state, move |c| {
+        db::directories::api_get(c, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(directory_json(&state, &d)))
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    organization_id: Option<String>,
+    directory_id: Option<String>,
+    group_id: Option<String>,
+    active: Option<String>,
+    updated_after: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_users(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<UserQuery>,
+) -> ApiResult {
+    let q = q.into_inner();
+    let limit = Page {
+        limit: q.limit.clone(),
+        cursor: None,
+    }
+    .limit()?;
+    let active = match q.active.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`active` must be true or false".into(),
+            ));
+        }
+    };
+    let updated_after = q
+        .updated_after
+        .as_deref()
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|d| d.naive_utc())
+                .map_err(|_| {
+                    ApiError::BadRequest("`updated_after` must be an RFC 3339 time".into())
+                })
+        })
+        .transpose()?;
+    let filter = db::users::ApiFilter {
+        organization_id: q.organization_id,
+        directory_id: q.directory_id,
+        group_id: q.group_id,
+        active,
+        updated_after,
+    };
+    let cursor = q.cursor;
+    let rows = with_key(&req, &state, move |c| {
+        Ok(db::users::api_list(
+            c,
+            &filter,
+            cursor.as_deref(),
+            limit + 1,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |u| u.id.clone(), user_json)))
+}
+
+async fn get_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let u = with_key(&req, &state, move |c| {
+        db::users::api_get(c, &id)?.ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(user_json(&u)))
+}
+
+async fn list_groups(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<DirectoryQuery>,
+    d: web::Query<DirFilter>,
+) -> ApiResult {
+    let q = q.into_inner();
+    let limit = Page {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let directory_id = d.into_inner().directory_id;
+    let rows = with_key(&req, &state, move |c| {
+        Ok(db::groups::api_list(
+            c,
+            q.organization_id.as_deref(),
+            directory_id.as_deref(),
+            q.cursor.as_deref(),
+            limit + 1,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |g| g.id.clone(), group_json)))
+}
+
+#[derive(Deserialize)]
+struct DirFilter {
+    directory_id: Option<String>,
+}
+
+async fn get_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let g = with_key(&req, &state, move |c| {
+        db::groups::api_get(c, &id)?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(group_json(&g)))
+}
+
+async fn list_members(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    p: web::Query<Page>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let limit = p.limit()?;
+    let cursor = p.cursor.clone();
+    let rows = with_key(&req, &state, move |c| {
+        db::groups::api_get(c, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+        Ok(db::groups::api_members(
+            c,
+            &id,
+            cursor.as_deref(),
+            limit + 1,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |u| u.id.clone(), user_json)))
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    organization_id: Option<String>,
+    directory_id: Option<String>,
+}
+
+/// The events feed: events after a cursor (a sequence number; `0` or none for the oldest kept).
+async fn list_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<EventQuery>,
+) -> ApiResult {
+    let q = q.into_inner();
+    let limit = Page {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let after = match q.after.as_deref() {
+        None | Some("") => 0,
+        Some(a) => a.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest("`after` must be a cursor from a previous response".into())
+        })?,
+    };
+    let scope = db::events::FeedScope {
+        org_id: q.organization_id,
+        directory_id: q.directory_id,
+    };
+    let rows = with_key(&req, &state, move |c| {
+        Ok(db::events::feed(c, &scope, after, limit)?)
+    })
+    .await?;
+    let next = rows
+        .last()
+        .map(|e| e.seq.to_string())
+        .unwrap_or_else(|| after.to_string());
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|e| serde_json::from_str(&e.payload).unwrap_or(Value::Null))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": next})))
+}
+
+fn webhook_json(e: &db::webhooks::Endpoint) -> Value {
+    json!({
+        "id": e.id, "url": e.url, "organization_id": e.org_id,
+        "event_types": e.event_types.split(',').map(str::trim).collect::<Vec<_>>(),
+        "created_at": rfc3339(e.created_at),
+    })
+}
+
+async fn list_webhooks(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
+    let rows = with_key(&req, &state, |c| Ok(db::webhooks::list(c)?)).await?;
+    Ok(HttpResponse::Ok().json(
+        json!({"data": rows.iter().map(webhook_json).collect::<Vec<_>>(), "next_cursor": null}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NewWebhook {
+    url: String,
+    organization_id: Option<String>,
+    event_types: Option<Vec<String>>,
+}
+
+/// Validates a webhook endpoint's URL and event-type filter; returns the filter as stored.
+pub fn validate_webhook(url: &str, types: &[String]) -> Result<String, String> {
+    let u = url::Url::parse(url).map_err(|_| format!("`{url}` is not a valid URL"))?;
+    if u.scheme() != "https" && u.scheme() != "http" {
+        return Err("the URL must be http(s)".into());
+    }
+    for t in types {
+        let known = t == "*"
+            || db::events::EVENT_TYPES.contains(&t.as_str())
+            || t.strip_suffix(".*")
+                .is_some_and(|p| ["user", "group", "directory"].contains(&p));
+        if !known {
+            return Err(format!(
+                "unknown event type `{t}`; use one of {}, `user.*`, `group.*`, `directory.*` or `*`",
+                db::events::EVENT_TYPES.join(", ")
+            ));
+        }
+    }
+    Ok(if types.is_empty() {
+        "*".into()
+    } else {
+        types.join(",")
+    })
+}
+
+async fn create_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewWebhook>,
+) -> ApiResult {
+    let body = body.into_inner();
+    let types = validate_webhook(&body.url, body.event_types.as_deref().unwrap_or(&[]))
+        .map_err(ApiError::BadRequest)?;
+    let endpoint = with_key(&req, &state, move |c| {
+        if let Some(o) = &body.organization_id {
+            db::orgs::get(c, o)?.ok_or_else(|| org_not_found(o))?;
+        }
+        Ok(db::webhooks::create(
+            c,
+            &body.url,
+            body.organization_id.as_deref(),
+            &types,
+        )?)
+    })
+    .await?;
+    let mut out = webhook_json(&endpoint);
+    out["secret"] = Value::String(endpoint.secret.clone());
+    Ok(HttpResponse::Created().json(out))
+}
+
+fn webhook_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no webhook endpoint `{id}`"))
+}
+
+async fn delete_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult {
+    let id = id.into_inner();
+    with_key(&req, &state, move |c| {
+        if db::webhooks::remove(c, &id)? {
+            Ok(())
+        } else {
+            Err(webhook_not_found(&id))
+        }
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct Replay {
+    event_id: Option<String>,
+    since_sequence: Option<i64>,
+}
+
+async fn replay_webhook(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Replay>,
+) -> ApiResult {
+    let (id, body) = (id.into_inner(), body.into_inner());
+    if body.event_id.is_none() && body.since_sequence.is_none() {
+        return Err(ApiError::BadRequest(
+            "give `event_id` (one event) or `since_sequence` (everything from that point)".into(),
+        ));
+    }
+    let n = with_key(&req, &state, move |c| {
+        db::webhooks::get(c, &id)?.ok_or_else(|| webhook_not_found(&id))?;
+        Ok(db::webhooks::replay(
+            c,
+            &id,
+            body.event_id.as_deref(),
+            body.since_sequence,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(json!({"queued": n})))
+}
+
+async fn list_deliveries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> ApiResult {
+    let id = id.into_inner();
+    let (deliveries, attempts) = with_key(&req, &state, move |c| {
+        db::webhooks::get(c, &id)?.ok_or_else(|| webhook_not_found(&id))?;
+        Ok((
+            db::webhooks::deliveries(c, &id, 100)?,
+            db::webhooks::attempts(c, &id, 300)?,
+        ))
+    })
+    .await?;
+    let data: Vec<Value> = deliveries
+        .iter()
+        .map(|d| {
+            let tries: Vec<Value> = attempts
+                .iter()
+                .filter(|a| a.delivery_id == d.id)
+                .map(|a| json!({"attempt": a.attempt, "at": rfc3339(a.at), "status_code": a.status_code, "latency_ms": a.latency_ms, "error": a.error, "response_excerpt": a.response_excerpt}))
+                .collect();
+            json!({
+                "id": d.id, "event_sequence": d.event_seq, "directory_id": d.directory_id, "status": d.status,
+                "attempts": d.attempts, "next_attempt_at": rfc3339(d.next_attempt_at),
+                "last_status": d.last_status, "last_error": d.last_error,
+                "delivered_at": d.delivered_at.map(rfc3339), "attempt_log": tries,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": null})))
+}

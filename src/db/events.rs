@@ -1,0 +1,168 @@
+//! The event outbox: each SCIM change writes its events in the same transaction, with a
+//! per-directory sequence number, and queues a delivery for every matching webhook endpoint.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use super::schema::{directories, events, webhook_deliveries, webhook_endpoints};
+use super::{DbConn, now};
+
+/// Every event type Roster emits.
+pub const EVENT_TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deactivated",
+    "user.reactivated",
+    "user.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.user_added",
+    "group.user_removed",
+    "directory.connected",
+    "directory.disabled",
+    "directory.deleted",
+];
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct Event {
+    pub seq: i64,
+    pub id: String,
+    pub org_id: String,
+    pub directory_id: String,
+    pub directory_seq: i64,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// True when an endpoint's type filter (`*`, `user.*`, or a comma list) takes this type.
+pub fn type_matches(filter: &str, event_type: &str) -> bool {
+    filter.split(',').map(str::trim).any(|f| {
+        f == "*"
+            || f == event_type
+            || f.strip_suffix(".*")
+                .is_some_and(|p| event_type.starts_with(&format!("{p}.")))
+    })
+}
+
+/// Records an event (call inside the change's transaction) and queues its deliveries.
+pub fn emit(
+    conn: &mut DbConn,
+    directory_id: &str,
+    event_type: &str,
+    data: Value,
+) -> QueryResult<()> {
+    // The directory row's counter serializes sequence numbers per directory (a row lock on
+    // Postgres; SQLite writers are serialized already).
+    let (seq, org_id): (i64, String) = diesel::update(directories::table.find(directory_id))
+        .set(directories::event_seq.eq(directories::event_seq + 1))
+        .returning((directories::event_seq, directories::org_id))
+        .get_result(conn)?;
+    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let at = now();
+    let payload = json!({
+        "id": id,
+        "type": event_type,
+        "org_id": org_id,
+        "directory_id": directory_id,
+        "sequence": seq,
+        "created_at": crate::scim::resource::rfc3339(at),
+        "data": data,
+    });
+    let event_seq: i64 = diesel::insert_into(events::table)
+        .values((
+            events::id.eq(&id),
+            events::org_id.eq(&org_id),
+            events::directory_id.eq(directory_id),
+            events::directory_seq.eq(seq),
+            events::event_type.eq(event_type),
+            events::payload.eq(payload.to_string()),
+            events::created_at.eq(at),
+        ))
+        .returning(events::seq)
+        .get_result(conn)?;
+    let endpoints: Vec<(String, Option<String>, String)> = webhook_endpoints::table
+        .filter(webhook_endpoints::disabled_at.is_null())
+        .filter(
+            webhook_endpoints::org_id
+                .is_null()
+                .or(webhook_endpoints::org_id.eq(&org_id)),
+        )
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::org_id,
+            webhook_endpoints::event_types,
+        ))
+        .load(conn)?;
+    for (endpoint_id, _, types) in endpoints {
+        if type_matches(&types, event_type) {
+            diesel::insert_into(webhook_deliveries::table)
+                .values((
+                    webhook_deliveries::endpoint_id.eq(endpoint_id),
+                    webhook_deliveries::event_seq.eq(event_seq),
+                    webhook_deliveries::directory_id.eq(directory_id),
+                    webhook_deliveries::status.eq("pending"),
+                    webhook_deliveries::attempts.eq(0),
+                    webhook_deliveries::next_attempt_at.eq(at),
+                    webhook_deliveries::created_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which events a feed reads.
+#[derive(Debug, Clone, Default)]
+pub struct FeedScope {
+    pub org_id: Option<String>,
+    pub directory_id: Option<String>,
+}
+
+/// Events after the cursor (a global sequence number), oldest first.
+pub fn feed(
+    conn: &mut DbConn,
+    scope: &FeedScope,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    let mut q = events::table
+        .filter(events::seq.gt(after))
+        .order(events::seq.asc())
+        .limit(limit)
+        .select(Event::as_select())
+        .into_boxed();
+    if let Some(o) = &scope.org_id {
+        q = q.filter(events::org_id.eq(o.clone()));
+    }
+    if let Some(d) = &scope.directory_id {
+        q = q.filter(events::directory_id.eq(d.clone()));
+    }
+    q.load(conn)
+}
+
+/// Deletes events older than `days` (and their finished deliveries).
+pub fn prune(conn: &mut DbConn, days: i64) -> QueryResult<usize> {
+    let cutoff = now() - Duration::days(days);
+    super::write_tx(conn, |c| {
+        let old = events::table
+            .filter(events::created_at.lt(cutoff))
+            .select(events::seq);
+        diesel::delete(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::event_seq.eq_any(old))
+                .filter(webhook_deliveries::status.ne("pending")),
+        )
+        .execute(c)?;
+        let pending = webhook_deliveries::table.select(webhook_deliveries::event_seq);
+        diesel::delete(
+            events::table
+                .filter(events::created_at.lt(cutoff))
+                .filter(events::seq.ne_all(pending)),
+        )
+        .execute(c)
+    })
+}

@@ -1,0 +1,366 @@
+//! Webhook endpoints, their deliveries (one per endpoint and event) and delivery attempts.
+//! Deliveries are claimed with a lease, so a crashed instance's work is retried (at least once)
+//! and several instances on Postgres never work on the same delivery at once.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
+use super::{DbConn, new_id, now, write_tx};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub org_id: Option<String>,
+    pub event_types: String,
+    pub secret: String,
+    pub created_at: NaiveDateTime,
+    pub disabled_at: Option<NaiveDateTime>,
+}
+
+/// A new endpoint with its signing secret (`whsec_` + base64 of 24 random bytes). The secret
+/// is stored, not hashed: Roster must sign with it.
+pub fn create(
+    conn: &mut DbConn,
+    url: &str,
+    org_id: Option<&str>,
+    event_types: &str,
+) -> QueryResult<Endpoint> {
+    use base64::Engine;
+    let mut key = [0u8; 24];
+    rand::fill(&mut key);
+    let e = Endpoint {
+        id: new_id(),
+        url: url.to_string(),
+        org_id: org_id.map(str::to_string),
+        event_types: event_types.to_string(),
+        secret: format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        ),
+        created_at: now(),
+        disabled_at: None,
+    };
+    write_tx(conn, |c| {
+        diesel::insert_into(webhook_endpoints::table)
+            .values((
+                webhook_endpoints::id.eq(&e.id),
+                webhook_endpoints::url.eq(&e.url),
+                webhook_endpoints::org_id.eq(&e.org_id),
+                webhook_endpoints::event_types.eq(&e.event_types),
+                webhook_endpoints::secret.eq(&e.secret),
+                webhook_endpoints::created_at.eq(e.created_at),
+            ))
+            .execute(c)
+    })?;
+    Ok(e)
+}
+
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<Endpoint>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::disabled_at.is_null())
+        .order(webhook_endpoints::created_at.asc())
+        .select(Endpoint::as_select())
+        .load(conn)
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Endpoint>> {
+    webhook_endpoints::table
+        .find(id)
+        .filter(webhook_endpoints::disabled_at.is_null())
+        .select(Endpoint::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Removes an endpoint (its pending deliveries are dropped).
+pub fn remove(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+    write_tx(conn, |c| {
+        diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::endpoint_id.eq(id)))
+            .execute(c)?;
+        diesel::delete(webhook_attempts::table.filter(webhook_attempts::endpoint_id.eq(id)))
+            .execute(c)?;
+        diesel::delete(webhook_endpoints::table.find(id))
+            .execute(c)
+            .map(|n| n == 1)
+    })
+}
+
+/// A delivery to attempt now.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub delivery_id: i64,
+    pub attempts: i32,
+    pub endpoint: Endpoint,
+    pub event_id: String,
+    pub payload: String,
+}
+
+/// Claims up to `limit` due deliveries for `lease`. Per endpoint and directory only the oldest
+/// undelivered event is due, so each receiver gets a directory's events in order.
+pub fn claim(conn: &mut DbConn, limit: i64, lease: Duration) -> QueryResult<Vec<Due>> {
+    write_tx(conn, |c| {
+        let at = now();
+        // Heads of line: the oldest pending delivery per endpoint and directory.
+        let heads: Vec<(String, String, Option<i64>)> = webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq("pending"))
+            .group_by((
+                webhook_deliveries::endpoint_id,
+                webhook_deliveries::directory_id,
+            ))
+            .select((
+                webhook_deliveries::endpoint_id,
+                webhook_deliveries::directory_id,
+                diesel::dsl::min(webhook_deliveries::event_seq),
+            ))
+            .load(c)?;
+        let mut due = Vec::new();
+        for (endpoint_id, _, seq) in heads {
+            if due.len() as i64 >= limit {
+                break;
+            }
+            let Some(seq) = seq else { continue };
+            let row = webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq(&endpoint_id))
+                .filter(webhook_deliveries::event_seq.eq(seq))
+                .filter(webhook_deliveries::status.eq("pending"))
+                .filter(webhook_deliveries::next_attempt_at.le(at))
+                .filter(
+                    webhook_deliveries::claimed_until
+                        .is_null()
+                        .or(webhook_deliveries::claimed_until.lt(at)),
+                )
+                .select((webhook_deliveries::id, webhook_deliveries::attempts));
+            // On Postgres, skip rows another instance holds; its lease will expire if it dies.
+            let found: Option<(i64, i32)> = match c {
+                DbConn::Postgres(pg) => row.for_update().skip_locked().first(pg).optional()?,
+                DbConn::Sqlite(_) => row.first(c).optional()?,
+            };
+            let Some((delivery_id, attempts)) = found else {
+                continue;
+            };
+            diesel::update(webhook_deliveries::table.find(delivery_id))
+                .set(webhook_deliveries::claimed_until.eq(at + lease))
+                .execute(c)?;
+            let endpoint = webhook_endpoints::table
+                .find(&endpoint_id)
+                .select(Endpoint::as_select())
+                .first(c)?;
+            let (event_id, payload): (String, String) = events::table
+                .find(seq)
+                .select((events::id, events::payload))
+                .first(c)?;
+            due.push(Due {
+                delivery_id,
+                attempts,
+                endpoint,
+                event_id,
+                payload,
+            });
+        }
+        Ok(due)
+    })
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status_code: Option<i32>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Records an attempt; schedules the next one (`retry_in`) or dead-letters the delivery when
+/// `retry_in` is `None`.
+pub fn record_attempt(
+    conn: &mut DbConn,
+    due: &Due,
+    outcome: &Outcome,
+    retry_in: Option<Duration>,
+) -> QueryResult<()> {
+    write_tx(conn, |c| {
+        let at = now();
+        let attempt = due.attempts + 1;
+        diesel::insert_into(webhook_attempts::table)
+            .values((
+                webhook_attempts::delivery_id.eq(due.delivery_id),
+                webhook_attempts::endpoint_id.eq(&due.endpoint.id),
+                webhook_attempts::attempt.eq(attempt),
+                webhook_attempts::at.eq(at),
+                webhook_attempts::status_code.eq(outcome.status_code),
+                webhook_attempts::latency_ms.eq(outcome.latency_ms),
+                webhook_attempts::error.eq(&outcome.error),
+                webhook_attempts::response_excerpt.eq(&outcome.response_excerpt),
+            ))
+            .execute(c)?;
+        let (status, next, delivered) = if outcome.succeeded() {
+            ("delivered", at, Some(at))
+        } else {
+            match retry_in {
+                Some(d) => ("pending", at + d, None),
+                None => ("dead", at, None),
+            }
+        };
+        diesel::update(webhook_deliveries::table.find(due.delivery_id))
+            .set((
+                webhook_deliveries::status.eq(status),
+                webhook_deliveries::attempts.eq(attempt),
+                webhook_deliveries::next_attempt_at.eq(next),
+                webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                webhook_deliveries::last_status.eq(outcome.status_code),
+                webhook_deliveries::last_error.eq(&outcome.error),
+                webhook_deliveries::delivered_at.eq(delivered),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Queues an endpoint's deliveries again: of one event, or of every event from `since_seq` on
+/// (matching the endpoint's filters). Returns how many were queued.
+pub fn replay(
+    conn: &mut DbConn,
+    endpoint_id: &str,
+    event_id: Option<&str>,
+    since_seq: Option<i64>,
+) -> QueryResult<usize> {
+    replay_where(conn, endpoint_id, event_id, since_seq, None)
+}
+
+/// Queues again the events with sequence numbers from `from` to `to` (inclusive).
+pub fn replay_range(
+    conn: &mut DbConn,
+    endpoint_id: &str,
+    from: i64,
+    to: Option<i64>,
+) -> QueryResult<usize> {
+    replay_where(conn, endpoint_id, None, Some(from), to)
+}
+
+fn replay_where(
+    conn: &mut DbConn,
+    endpoint_id: &str,
+    event_id: Option<&str>,
+    since_seq: Option<i64>,
+    until_seq: Option<i64>,
+) -> QueryResult<usize> {
+    write_tx(conn, |c| {
+        let Some(endpoint) = get(c, endpoint_id)? else {
+            return Ok(0);
+        };
+        let mut q = events::table
+            .select((
+                events::seq,
+                events::directory_id,
+                events::event_type,
+                events::org_id,
+            ))
+            .order(events::seq.asc())
+            .into_boxed();
+        if let Some(id) = event_id {
+            q = q.filter(events::id.eq(id.to_string()));
+        }
+        if let Some(s) = since_seq {
+            q = q.filter(events::seq.ge(s));
+        }
+        if let Some(u) = until_seq {
+            q = q.filter(events::seq.le(u));
+        }
+        let rows: Vec<(i64, String, String, String)> = q.load(c)?;
+        let at = now();
+        let mut n = 0;
+        for (seq, directory_id, event_type, org_id) in rows {
+            if endpoint.org_id.as_ref().is_some_and(|o| o != &org_id)
+                || !super::events::type_matches(&endpoint.event_types, &event_type)
+            {
+                continue;
+            }
+            let updated = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+                    .filter(webhook_deliveries::event_seq.eq(seq)),
+            )
+            .set((
+                webhook_deliveries::status.eq("pending"),
+                webhook_deliveries::attempts.eq(0),
+                webhook_deliveries::next_attempt_at.eq(at),
+                webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(c)?;
+            if updated == 0 {
+                diesel::insert_into(webhook_deliveries::table)
+                    .values((
+                        webhook_deliveries::endpoint_id.eq(endpoint_id),
+                        webhook_deliveries::event_seq.eq(seq),
+                        webhook_deliveries::directory_id.eq(&directory_id),
+                        webhook_deliveries::status.eq("pending"),
+                        webhook_deliveries::attempts.eq(0),
+                        webhook_deliveries::next_attempt_at.eq(at),
+                        webhook_deliveries::created_at.eq(at),
+                    ))
+                    .execute(c)?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+/// A delivery as the log shows it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct Delivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub event_seq: i64,
+    pub directory_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+pub fn deliveries(conn: &mut DbConn, endpoint_id: &str, limit: i64) -> QueryResult<Vec<Delivery>> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .order(webhook_deliveries::id.desc())
+        .limit(limit)
+        .select(Delivery::as_select())
+        .load(conn)
+}
+
+/// An attempt as the delivery log shows it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = webhook_attempts)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub endpoint_id: String,
+    pub attempt: i32,
+    pub at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+pub fn attempts(conn: &mut DbConn, endpoint_id: &str, limit: i64) -> QueryResult<Vec<Attempt>> {
+    webhook_attempts::table
+        .filter(webhook_attempts::endpoint_id.eq(endpoint_id))
+        .order(webhook_attempts::id.desc())
+        .limit(limit)
+        .select(Attempt::as_select())
+        .load(conn)
+}

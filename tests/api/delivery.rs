@@ -1,0 +1,553 @@
+//! Real-time delivery: the outbox, signed webhooks with retries and replay, the events feed,
+//! crash safety and several instances — with a real HTTP receiver on loopback.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Scim, TestApp, TestDb, backends};
+use crate::receiver::{self, signature_valid};
+
+/// Waits (bounded) until `check` holds, re-reading the database between tries.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn delivery_status(app: &TestApp, endpoint: &str) -> Vec<(String, i32)> {
+    roster::db::webhooks::deliveries(&mut app.conn(), endpoint, 100)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.status, d.attempts))
+        .collect()
+}
+
+#[actix_web::test]
+async fn every_event_type_arrives_once_in_order_and_signed() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend)
+            .await
+            .with_worker(&[0.05, 0.05, 0.05]);
+        let mut rx = receiver::start(None, 0, None);
+        let endpoint = roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+
+        let a = scim
+            .post("/Users", &json!({"userName": "a@x.com", "title": "T"}))
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = scim
+            .post("/Users", &json!({"userName": "b@x.com"}))
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        scim.patch(
+            &format!("/Users/{a}"),
+            &json!({"Operations": [{"op": "replace", "path": "title", "value": "Boss"}]}),
+        )
+        .await;
+        scim.patch(
+            &format!("/Users/{a}"),
+            &json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+        scim.patch(
+            &format!("/Users/{a}"),
+            &json!({"Operations": [{"op": "replace", "path": "active", "value": true}]}),
+        )
+        .await;
+        let g = scim
+            .post(
+                "/Groups",
+                &json!({"displayName": "G", "members": [{"value": a}]}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        scim.patch(&format!("/Groups/{g}"), &json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": b}]}, {"op": "remove", "path": format!("members[value eq \"{a}\"]")}]})).await;
+        scim.patch(
+            &format!("/Groups/{g}"),
+            &json!({"Operations": [{"op": "replace", "path": "displayName", "value": "G2"}]}),
+        )
+        .await;
+        // A no-op rename (Okta repeats them) emits nothing.
+        scim.patch(
+            &format!("/Groups/{g}"),
+            &json!({"Operations": [{"op": "replace", "value": {"id": g, "displayName": "G2"}}]}),
+        )
+        .await;
+        scim.delete(&format!("/Users/{b}")).await;
+        scim.delete(&format!("/Groups/{g}")).await;
+        roster::db::directories::set_status(&mut app.conn(), &org, &dir, false).unwrap();
+        roster::db::directories::delete(&mut app.conn(), &org, &dir).unwrap();
+
+        let expected = [
+            "directory.connected",
+            "user.created",
+            "user.created",
+            "user.updated",
+            "user.deactivated",
+            "user.reactivated",
+            "group.created",
+            "group.user_added",
+            "group.user_added",
+            "group.user_removed",
+            "group.updated",
+            "user.deleted",
+            "group.deleted",
+            "directory.disabled",
+            "directory.deleted",
+        ];
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            let r = rx.next(20).await;
+            assert!(signature_valid(&endpoint.secret, &r), "signature verifies");
+            assert_eq!(
+                r.id,
+                r.json["id"].as_str().unwrap(),
+                "webhook-id is the event id"
+            );
+            got.push(r);
+        }
+        let types: Vec<&str> = got
+            .iter()
+            .map(|r| r.json["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, expected);
+        let seqs: Vec<i64> = got
+            .iter()
+            .map(|r| r.json["sequence"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=expected.len() as i64).collect::<Vec<_>>(),
+            "in order, per-directory sequence"
+        );
+        let ids: BTreeSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), expected.len(), "each event once");
+        // Payloads: normalized resource plus the raw SCIM one, and what changed.
+        assert_eq!(got[3].json["data"]["changed"], json!(["title"]));
+        assert_eq!(got[1].json["data"]["user"]["user_name"], "a@x.com");
+        assert_eq!(got[1].json["data"]["raw"]["userName"], "a@x.com");
+        assert_eq!(got[7].json["data"]["group"]["name"], "G");
+        assert_eq!(got[7].json["data"]["user"]["id"], a.as_str());
+        assert_eq!(got[1].json["org_id"], org.as_str());
+        assert_eq!(got[1].json["directory_id"], dir.as_str());
+        // Nothing more arrives.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.rx.recv())
+                .await
+                .is_err(),
+            "no duplicates"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_membership_change_of_3_in_a_big_group_yields_3_events() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "pingidentity");
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            ids.push(
+                scim.post("/Users", &json!({"userName": format!("u{i}@x.com")}))
+                    .await
+                    .json()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let members: Vec<Value> = ids[..50].iter().map(|i| json!({"value": i})).collect();
+        let g = scim
+            .post(
+                "/Groups",
+                &json!({"displayName": "Big", "members": members}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let before = roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 10_000)
+            .unwrap()
+            .len();
+        // PingOne's full-group PUT: 48 stay, 2 leave, 1 joins.
+        let mut next: Vec<Value> = ids[2..50].iter().map(|i| json!({"value": i})).collect();
+        next.push(json!({"value": ids[55]}));
+        assert_eq!(
+            scim.put(
+                &format!("/Groups/{g}"),
+                &json!({"displayName": "Big", "members": next})
+            )
+            .await
+            .status,
+            200
+        );
+        let events =
+            roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 10_000).unwrap();
+        let new: Vec<&str> = events[before..]
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect();
+        assert_eq!(
+            new,
+            [
+                "group.user_added",
+                "group.user_removed",
+                "group.user_removed"
+            ]
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend)
+            .await
+            .with_worker(&[0.05, 0.05, 0.05, 0.05, 0.05]);
+        let mut rx = receiver::start(None, 3, None);
+        let endpoint =
+            roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "user.created").unwrap();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        scim.post("/Users", &json!({"userName": "retry@x.com"}))
+            .await;
+        let attempts: Vec<String> = vec![
+            rx.next(20).await.id,
+            rx.next(20).await.id,
+            rx.next(20).await.id,
+            rx.next(20).await.id,
+        ];
+        assert!(
+            attempts.windows(2).all(|w| w[0] == w[1]),
+            "the same event, retried"
+        );
+        eventually("the 4th attempt is recorded as delivered", || {
+            delivery_status(&app, &endpoint.id) == vec![("delivered".to_string(), 4)]
+        })
+        .await;
+        let log = roster::db::webhooks::attempts(&mut app.conn(), &endpoint.id, 10).unwrap();
+        let codes: Vec<Option<i32>> = log.iter().rev().map(|a| a.status_code).collect();
+        assert_eq!(codes, [Some(500), Some(500), Some(500), Some(200)]);
+        assert!(
+            log[1]
+                .response_excerpt
+                .as_deref()
+                .unwrap()
+                .contains("failing on purpose")
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await.with_worker(&[0.02, 0.02]);
+        let key = app.api_key();
+        // A port with nothing listening yet.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let endpoint = roster::db::webhooks::create(&mut app.conn(), &url, None, "user.*").unwrap();
+        drop(listener);
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        scim.post("/Users", &json!({"userName": "dead@x.com"}))
+            .await;
+        eventually("the delivery is dead-lettered after 3 attempts", || {
+            delivery_status(&app, &endpoint.id) == vec![("dead".to_string(), 3)]
+        })
+        .await;
+        let attempts = roster::db::webhooks::attempts(&mut app.conn(), &endpoint.id, 10).unwrap();
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.status_code.is_none() && a.error.is_some()),
+            "connection refused is recorded"
+        );
+
+        // The receiver comes back; the vendor replays the dead event through the API.
+        let mut rx = receiver::start(
+            Some(
+                TcpListener::bind(url.trim_start_matches("http://").trim_end_matches("/hooks"))
+                    .unwrap(),
+            ),
+            0,
+            None,
+        );
+        let feed = api_get(&app, &key, "/api/v1/events").await;
+        let event_id = feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "user.created")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = api_post(
+            &app,
+            &key,
+            &format!("/api/v1/webhooks/{}/replay", endpoint.id),
+            json!({"event_id": event_id}),
+        )
+        .await;
+        assert_eq!(r["queued"], 1);
+        let got = rx.next(20).await;
+        assert_eq!(got.id, event_id);
+        assert!(signature_valid(&endpoint.secret, &got));
+        eventually("delivered after the replay", || {
+            delivery_status(&app, &endpoint.id) == vec![("delivered".to_string(), 1)]
+        })
+        .await;
+        let log = api_get(
+            &app,
+            &key,
+            &format!("/api/v1/webhooks/{}/deliveries", endpoint.id),
+        )
+        .await;
+        assert_eq!(log["data"][0]["status"], "delivered");
+    }
+}
+
+#[actix_web::test]
+async fn the_scim_request_returns_while_the_receiver_hangs() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await.with_worker(&[0.05]);
+        let mut rx = receiver::start(None, 0, Some(Duration::from_secs(3)));
+        roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let r = scim
+            .post("/Users", &json!({"userName": "fast@x.com"}))
+            .await;
+        assert_eq!(r.status, 201, "the provider's request completed");
+        // The webhook is delivered after commit, outside the request: it is still hanging.
+        let first = rx.next(20).await;
+        assert_eq!(first.json["type"], "directory.connected");
+        assert_eq!(
+            rx.completed.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the receiver has not answered yet"
+        );
+    }
+}
+
+async fn api_get(app: &TestApp, key: &str, path: &str) -> Value {
+    let mut r = awc::Client::new()
+        .get(format!("{}{path}", app.base))
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    serde_json::from_slice(&r.body().await.unwrap()).unwrap()
+}
+
+async fn api_post(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
+    let mut r = awc::Client::new()
+        .post(format!("{}{path}", app.base))
+        .insert_header(("Authorization", format!("Bearer {key}")))
+        .send_json(&body)
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    serde_json::from_slice(&r.body().await.unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn the_events_feed_matches_the_webhooks_and_resumes_from_any_cursor() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await.with_worker(&[0.05]);
+        let key = app.api_key();
+        let mut rx = receiver::start(None, 0, None);
+        roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        for i in 0..5 {
+            scim.post("/Users", &json!({"userName": format!("f{i}@x.com")}))
+                .await;
+        }
+        let mut delivered = Vec::new();
+        for _ in 0..6 {
+            delivered.push(rx.next(20).await.id);
+        }
+        let all = api_get(&app, &key, &format!("/api/v1/events?organization_id={org}")).await;
+        let feed: Vec<String> = all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(feed, delivered, "same events, same order");
+        // Page through two at a time, resuming from each cursor.
+        let mut paged = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let page = api_get(
+                &app,
+                &key,
+                &format!("/api/v1/events?after={cursor}&limit=2"),
+            )
+            .await;
+            let items = page["data"].as_array().unwrap().clone();
+            if items.is_empty() {
+                break;
+            }
+            paged.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_string()));
+            cursor = page["next_cursor"].as_str().unwrap().to_string();
+        }
+        assert_eq!(paged, feed);
+        // Resuming from the middle gives the rest.
+        let mid = api_get(&app, &key, "/api/v1/events?after=3").await;
+        assert_eq!(mid["data"].as_array().unwrap().len(), 3);
+    }
+}
+
+#[actix_web::test]
+async fn two_instances_on_postgres_deliver_each_event_once() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    let url = db.url.clone();
+    let first = TestApp::spawn_on(Backend::Postgres, db)
+        .await
+        .with_worker(&[0.05]);
+    let second = TestApp::spawn_on(Backend::Postgres, TestDb { url, _dir: None })
+        .await
+        .with_worker(&[0.05]);
+    let mut rx = receiver::start(None, 0, None);
+    let endpoint =
+        roster::db::webhooks::create(&mut first.conn(), &rx.url, None, "user.created").unwrap();
+    let org = first.org("Acme", true);
+    let scim = first.directory(&org, "okta");
+    let other = Scim::new(
+        scim.base.replace(&first.base, &second.base),
+        scim.token.clone(),
+    );
+    for i in 0..20 {
+        let target = if i % 2 == 0 { &scim } else { &other };
+        assert_eq!(
+            target
+                .post("/Users", &json!({"userName": format!("p{i}@x.com")}))
+                .await
+                .status,
+            201
+        );
+    }
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(rx.next(30).await.id);
+    }
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 20);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.rx.recv())
+            .await
+            .is_err(),
+        "no event twice"
+    );
+    let deliveries =
+        roster::db::webhooks::deliveries(&mut first.conn(), &endpoint.id, 100).unwrap();
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.status == "delivered" && d.attempts == 1)
+    );
+}
+
+/// A `roster serve` process; returns it with its base URL once it listens.
+fn start_server(db_url: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "--database-url",
+            db_url,
+            "--bind",
+            "127.0.0.1:0",
+            "--webhook-retry-schedule",
+            &["0.2"; 100].join(","),
+            "serve",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server printed where it listens")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Roster listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[actix_web::test]
+async fn an_event_committed_before_a_sigkill_is_delivered_after_restart() {
+    for backend in backends() {
+        let db = TestDb::new(backend);
+        let pool = roster::db::connect(&db.url).unwrap();
+        let org = roster::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (dir, token) =
+            roster::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "Okta")
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener); // The receiver is down for now.
+        let endpoint = roster::db::webhooks::create(
+            &mut pool.get().unwrap(),
+            &format!("http://{addr}/hooks"),
+            None,
+            "user.created",
+        )
+        .unwrap();
+
+        let (mut server, base) = start_server(&db.url);
+        let scim = Scim::new(format!("{base}/scim/v2/{}", dir.id), token);
+        assert_eq!(
+            scim.post("/Users", &json!({"userName": "crash@x.com"}))
+                .await
+                .status,
+            201,
+            "committed"
+        );
+        server.kill().unwrap(); // SIGKILL: no shutdown, no flush, nothing delivered.
+        server.wait().unwrap();
+
+        let mut rx = receiver::start(Some(TcpListener::bind(addr).unwrap()), 0, None);
+        let (mut restarted, _) = start_server(&db.url);
+        let got = rx.next(30).await;
+        assert_eq!(got.json["type"], "user.created");
+        assert_eq!(got.json["data"]["user"]["user_name"], "crash@x.com");
+        assert!(signature_valid(&endpoint.secret, &got));
+        restarted.kill().unwrap();
+        restarted.wait().unwrap();
+    }
+}
