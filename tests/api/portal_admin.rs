@@ -422,3 +422,136 @@ async fn owner_sign_in_backoff_holds_across_instances() {
         assert!(r.body.contains("Try again in"));
     }
 }
+
+#[actix_web::test]
+async fn owner_manages_api_keys_and_webhooks_and_replays_deliveries() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
+        let mut owner = Browser::new(&app.base);
+        let form = owner.get(&format!("/owner/setup/{setup}")).await;
+        owner
+            .post_form(
+                &format!("/owner/setup/{setup}"),
+                &form.body,
+                &[
+                    ("password", "correct horse battery"),
+                    ("confirm", "correct horse battery"),
+                ],
+            )
+            .await;
+        let org = app.org("Acme", true);
+
+        let page = owner.get("/owner/settings").await;
+        assert!(page.body.contains("No API key yet") && page.body.contains("No endpoint yet"));
+        let created = owner
+            .post_form("/owner/api-keys", &page.body, &[("name", "Production app")])
+            .await;
+        assert_eq!(created.header("cache-control"), Some("no-store"));
+        let key = element_text(&created.body, "new-secret").unwrap();
+        assert!(key.starts_with("roster_key_"));
+        let r = awc::Client::new()
+            .get(format!("{}/api/v1/users", app.base))
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "the key works");
+        assert!(
+            !owner.get("/owner/settings").await.body.contains(&key),
+            "shown once"
+        );
+
+        let bad = owner
+            .post_form(
+                "/owner/webhooks",
+                &created.body,
+                &[("url", "ftp://nope"), ("org", ""), ("events", "")],
+            )
+            .await;
+        assert!(bad.body.contains("must be http(s)"), "{}", bad.body);
+        let bad = owner
+            .post_form(
+                "/owner/webhooks",
+                &created.body,
+                &[
+                    ("url", "https://x.example/h"),
+                    ("org", ""),
+                    ("events", "user.exploded"),
+                ],
+            )
+            .await;
+        assert!(bad.body.contains("unknown event type"));
+        let hook = owner
+            .post_form(
+                "/owner/webhooks",
+                &created.body,
+                &[
+                    ("url", "http://127.0.0.1:9/hooks"),
+                    ("org", &org),
+                    ("events", "user.*"),
+                ],
+            )
+            .await;
+        let secret = element_text(&hook.body, "new-secret").unwrap();
+        assert!(secret.starts_with("whsec_"));
+        assert!(hook.body.contains("http://127.0.0.1:9/hooks") && hook.body.contains("Acme"));
+
+        // An event queues a delivery; the endpoint page shows it and replays it.
+        let scim = app.directory(&org, "okta");
+        scim.post("/Users", &json!({"userName": "w@acme.com"}))
+            .await;
+        let endpoint = roster::db::webhooks::list(&mut app.conn())
+            .unwrap()
+            .remove(0);
+        let log = owner.get(&format!("/owner/webhooks/{}", endpoint.id)).await;
+        assert!(
+            log.body.contains("pending") && log.body.contains("event #"),
+            "{}",
+            log.body
+        );
+        let replayed = owner
+            .post_form(
+                &format!("/owner/webhooks/{}/replay", endpoint.id),
+                &log.body,
+                &[("since_seq", "1")],
+            )
+            .await;
+        assert!(
+            replayed.body.contains("1 deliveries queued again"),
+            "{}",
+            replayed.body
+        );
+        // Revoke the key; remove the endpoint.
+        let keys = roster::db::api_keys::list(&mut app.conn()).unwrap();
+        let settings = owner.get("/owner/settings").await;
+        owner
+            .post_form(
+                &format!("/owner/api-keys/{}/revoke", keys[0].id),
+                &settings.body,
+                &[],
+            )
+            .await;
+        let r = awc::Client::new()
+            .get(format!("{}/api/v1/users", app.base))
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+        owner
+            .post_form(
+                &format!("/owner/webhooks/{}/remove", endpoint.id),
+                &settings.body,
+                &[],
+            )
+            .await;
+        assert!(
+            owner
+                .get("/owner/settings")
+                .await
+                .body
+                .contains("No endpoint yet")
+        );
+    }
+}
