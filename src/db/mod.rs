@@ -132,7 +132,7 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
         if let DbConn::Sqlite(c) = conn {
             // WAL is set once per database file (in `connect`); these are per connection.
             c.batch_execute(
-                "PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -212,6 +212,9 @@ pub fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
     }
 }
 
+/// Serializes this process's SQLite write transactions (see `write_tx`).
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so read-then-write
 /// transactions take the write lock up front instead of failing with "database is locked".
 /// Inside another transaction it becomes a savepoint.
@@ -224,6 +227,17 @@ where
     let nested = Tm::transaction_manager_status_mut(conn)
         .transaction_depth()?
         .is_some();
+    // SQLite has one writer at a time. Writers of this process queue on a mutex instead of
+    // polling SQLite's busy handler, which sleeps between tries and starves some of them
+    // under load (requests then fail with "database is locked").
+    let _writer = match conn {
+        DbConn::Sqlite(_) if !nested => Some(
+            SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
+        _ => None,
+    };
     match conn {
         DbConn::Sqlite(c) if !nested => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?

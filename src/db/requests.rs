@@ -50,16 +50,12 @@ pub struct Request {
 
 /// Records a request (call inside the transaction of its effect, if it had one).
 pub fn insert(conn: &mut DbConn, row: &NewRequest) -> QueryResult<()> {
-    diesel::insert_into(scim_requests::table)
+    let id: i64 = diesel::insert_into(scim_requests::table)
         .values(row)
-        .execute(conn)?;
-    let last: i64 = scim_requests::table
-        .filter(scim_requests::directory_id.eq(&row.directory_id))
-        .select(diesel::dsl::max(scim_requests::id))
-        .first::<Option<i64>>(conn)?
-        .unwrap_or(0);
-    if last % PRUNE_EVERY == 0 {
-        prune(conn, &row.directory_id, last)?;
+        .returning(scim_requests::id)
+        .get_result(conn)?;
+    if id % PRUNE_EVERY == 0 {
+        prune(conn, &row.directory_id, id)?;
     }
     Ok(())
 }

@@ -310,7 +310,7 @@ async fn serve(
                     started,
                     Some(error_kind(e)),
                 );
-                if let Err(log_err) = requests::insert(conn, &row) {
+                if let Err(log_err) = write_tx(conn, |c| requests::insert(c, &row)) {
                     log::error!("could not record a SCIM request: {log_err}");
                 }
             }
@@ -446,7 +446,7 @@ fn authenticate_and_run(
     } else {
         let reply = dispatch(conn, &ctx, incoming, &target)?;
         let reply = not_modified(reply, incoming.if_none_match.as_deref());
-        record(conn, &reply)?;
+        write_tx(conn, |c| record(c, &reply))?;
         Ok(reply)
     }
 }

@@ -1,0 +1,616 @@
+//! `roster-bench`: starts a release `roster` on a fresh database and measures its SCIM
+//! workloads, the portal's Users view and its memory, against a `/healthz` baseline measured in
+//! the same run. See BENCHMARKS.md.
+//!
+//!   cargo build --release && target/release/roster-bench [--backend sqlite|postgres] [--full]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+struct Opts {
+    backend: String,
+    users: usize,
+    sync_users: usize,
+    sync_groups: usize,
+    group_members: usize,
+    concurrency: usize,
+    reads: usize,
+}
+
+fn parse_opts() -> Opts {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--full");
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let num =
+        |name: &str, default: usize| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    Opts {
+        backend: value("--backend").unwrap_or_else(|| "sqlite".into()),
+        users: num("--users", 10_000),
+        sync_users: num("--sync-users", if full { 100_000 } else { 20_000 }),
+        sync_groups: num("--sync-groups", if full { 1_000 } else { 200 }),
+        group_members: num("--group-members", 10_000),
+        concurrency: num("--concurrency", 16),
+        reads: num("--reads", 20_000),
+    }
+}
+
+/// A running server process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn roster_bin() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("roster")))
+        .unwrap_or_else(|| "roster".into())
+}
+
+fn fresh_database(backend: &str) -> String {
+    match backend {
+        "postgres" => {
+            let admin = std::env::var("BENCH_PG_ADMIN")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let name = format!("roster_bench_{}", std::process::id());
+            let status = Command::new("psql")
+                .args([&admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "could not create the Postgres database (is psql installed and the server up?)"
+            );
+            format!(
+                "{}/{name}",
+                admin.rsplit_once('/').map(|(a, _)| a).unwrap_or(&admin)
+            )
+        }
+        _ => {
+            let dir = std::env::temp_dir().join(format!("roster-bench-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            format!("sqlite://{}", dir.join("roster.db").display())
+        }
+    }
+}
+
+fn start(db: &str) -> Server {
+    let mut child = Command::new(roster_bin())
+        .args(["--database-url", db, "--bind", "127.0.0.1:0", "serve"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("target/release/roster exists (cargo build --release)");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server starts")
+            .expect("stdout line");
+        if let Some(rest) = line.strip_prefix("Roster listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+fn cli(db: &str, base: &str, args: &[&str]) -> String {
+    let out = Command::new(roster_bin())
+        .args(["--database-url", db, "--public-url", base])
+        .args(args)
+        .output()
+        .expect("roster CLI");
+    assert!(
+        out.status.success(),
+        "roster {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(64)
+        .build()
+        .into()
+}
+
+/// Results of one workload.
+struct Figures {
+    name: String,
+    requests: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// Runs `n` requests with `concurrency` threads; `make(i)` performs request `i` and says
+/// whether it succeeded.
+fn run(
+    name: &str,
+    n: usize,
+    concurrency: usize,
+    make: impl Fn(&ureq::Agent, usize) -> bool + Sync,
+) -> Figures {
+    let next = AtomicUsize::new(0);
+    let errors = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(n));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..concurrency {
+            s.spawn(|| {
+                let a = agent();
+                let mut local = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let t = Instant::now();
+                    if !make(&a, i) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    local.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies.lock().map(|mut l| l.extend(local)).ok();
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut l = latencies.into_inner().unwrap_or_default();
+    l.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Figures {
+        name: name.into(),
+        requests: n,
+        seconds,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        errors: errors.into_inner(),
+    }
+}
+
+fn send(
+    a: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let result = match (method, body) {
+        ("GET", _) => a.get(url).header("authorization", &auth).call(),
+        ("DELETE", _) => a.delete(url).header("authorization", &auth).call(),
+        (m, Some(b)) => {
+            let req = match m {
+                "POST" => a.post(url),
+                "PUT" => a.put(url),
+                _ => a.patch(url),
+            };
+            req.header("authorization", &auth)
+                .header("content-type", "application/scim+json")
+                .send(b.to_string().as_str())
+        }
+        _ => return (0, String::new()),
+    };
+    match result {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn rss_peak_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn user_body(i: usize, prefix: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i}@bench.example"),
+        "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
+        "emails": [{"value": format!("{prefix}{i}@bench.example"), "type": "work", "primary": true}], "active": true})
+}
+
+fn main() {
+    let o = parse_opts();
+    let db = fresh_database(&o.backend);
+    let server = start(&db);
+    let base = server.base.clone();
+    let org: Value = serde_json::from_str(&cli(
+        &db,
+        &base,
+        &["org", "create", "Bench", "--scim-enabled", "--json"],
+    ))
+    .unwrap_or(Value::Null);
+    let org_id = org["id"].as_str().unwrap_or_default().to_string();
+    let dir: Value = serde_json::from_str(&cli(
+        &db,
+        &base,
+        &[
+            "directory",
+            "create",
+            &org_id,
+            "--provider",
+            "pingidentity",
+            "--json",
+        ],
+    ))
+    .unwrap_or(Value::Null);
+    let scim = dir["endpoint_url"].as_str().unwrap_or_default().to_string();
+    let token = dir["token"].as_str().unwrap_or_default().to_string();
+    println!(
+        "roster-bench: backend {}, {} cores, server {base}, concurrency {}",
+        o.backend,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        o.concurrency
+    );
+    let mut results = Vec::new();
+
+    results.push(run(
+        "baseline GET /healthz",
+        o.reads,
+        o.concurrency,
+        |a, _| {
+            a.get(format!("{base}/healthz"))
+                .call()
+                .is_ok_and(|r| r.status() == 200)
+        },
+    ));
+
+    results.push(run(
+        "POST /Users (distinct)",
+        o.users,
+        o.concurrency,
+        |a, i| {
+            send(
+                a,
+                "POST",
+                &format!("{scim}/Users"),
+                &token,
+                Some(&user_body(i, "u")),
+            )
+            .0 == 201
+        },
+    ));
+    // Collect ids for the reads.
+    let ids: Vec<String> = {
+        let a = agent();
+        let mut ids = Vec::new();
+        let mut start = 1;
+        loop {
+            let (_, body) = send(
+                &a,
+                "GET",
+                &format!("{scim}/Users?startIndex={start}&count=1000&attributes=id"),
+                &token,
+                None,
+            );
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let page: Vec<String> = v["Resources"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|u| u["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            start += page.len();
+            ids.extend(page);
+        }
+        ids
+    };
+    let pick = |i: usize| (i.wrapping_mul(2_654_435_761)) % ids.len().max(1);
+    results.push(run(
+        "GET /Users/{id} (random)",
+        o.reads,
+        o.concurrency,
+        |a, i| {
+            send(
+                a,
+                "GET",
+                &format!("{scim}/Users/{}", ids[pick(i)]),
+                &token,
+                None,
+            )
+            .0 == 200
+        },
+    ));
+    results.push(run(
+        "GET /Users?filter=userName eq (random)",
+        o.reads,
+        o.concurrency,
+        |a, i| {
+            let f = format!("userName%20eq%20%22u{}%40bench.example%22", pick(i));
+            send(a, "GET", &format!("{scim}/Users?filter={f}"), &token, None).0 == 200
+        },
+    ));
+    let pages = o.users.div_ceil(100);
+    results.push(run(
+        "GET /Users?startIndex&count=100 (all pages)",
+        pages,
+        o.concurrency,
+        |a, i| {
+            send(
+                a,
+                "GET",
+                &format!("{scim}/Users?startIndex={}&count=100", i * 100 + 1),
+                &token,
+                None,
+            )
+            .0 == 200
+        },
+    ));
+
+    // Membership adds one at a time: is the 10 000th as cheap as the 1st?
+    let members = o.group_members.min(ids.len());
+    let group = {
+        let a = agent();
+        let (_, body) = send(
+            &a,
+            "POST",
+            &format!("{scim}/Groups"),
+            &token,
+            Some(&json!({"displayName": "Big group"})),
+        );
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let a = agent();
+    let mut add_ms = Vec::with_capacity(members);
+    for id in ids.iter().take(members) {
+        let t = Instant::now();
+        send(
+            &a,
+            "PATCH",
+            &format!("{scim}/Groups/{group}"),
+            &token,
+            Some(
+                &json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]}),
+            ),
+        );
+        add_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let window = 1000.min(members / 2).max(1);
+    let first = add_ms.iter().take(window).sum::<f64>() / window as f64;
+    let last = add_ms.iter().rev().take(window).sum::<f64>() / window as f64;
+
+    // Portal Users view at this size: server time of the first page and of a search.
+    let link = cli(&db, &base, &["portal-link", &org_id]);
+    let portal = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let cookie = portal
+        .get(&link)
+        .call()
+        .ok()
+        .and_then(|r| {
+            r.headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(|c| c.split(';').next().unwrap_or_default().to_string())
+        })
+        .unwrap_or_default();
+    let view = |q: &str| {
+        let t = Instant::now();
+        let n = 50;
+        for _ in 0..n {
+            let _ = portal
+                .get(format!("{base}/portal/users{q}"))
+                .header("cookie", &cookie)
+                .header("hx-request", "true")
+                .call()
+                .map(|mut r| r.body_mut().read_to_string());
+        }
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64
+    };
+    let view_first = view("");
+    let view_search = view("?q=given9876");
+
+    // A PingOne-style initial sync: users by POST, then every group by a full-member PUT.
+    let sync_started = Instant::now();
+    let created = run("sync: POST users", o.sync_users, o.concurrency, |a, i| {
+        send(
+            a,
+            "POST",
+            &format!("{scim}/Users"),
+            &token,
+            Some(&user_body(i, "p1-")),
+        )
+        .0 == 201
+    });
+    let sync_ids: Vec<String> = {
+        let a = agent();
+        let mut v = Vec::new();
+        let mut start = 1;
+        loop {
+            let (_, body) = send(
+                &a,
+                "GET",
+                &format!(
+                    "{scim}/Users?filter=userName%20sw%20%22p1-%22&startIndex={start}&count=1000&attributes=id"
+                ),
+                &token,
+                None,
+            );
+            let page: Vec<String> = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v["Resources"].as_array().map(|r| {
+                        r.iter()
+                            .filter_map(|u| u["id"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            start += page.len();
+            v.extend(page);
+        }
+        v
+    };
+    let per_group = (sync_ids.len() / o.sync_groups.max(1)).max(1);
+    let groups = run(
+        "sync: POST + PUT groups",
+        o.sync_groups,
+        o.concurrency,
+        |a, i| {
+            let (s, body) = send(
+                a,
+                "POST",
+                &format!("{scim}/Groups"),
+                &token,
+                Some(&json!({"displayName": format!("Ping group {i}")})),
+            );
+            let gid = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let members: Vec<Value> = sync_ids
+                .iter()
+                .skip(i * per_group)
+                .take(per_group * 2)
+                .map(|id| json!({"value": id}))
+                .collect();
+            s == 201
+                && send(
+                    a,
+                    "PUT",
+                    &format!("{scim}/Groups/{gid}"),
+                    &token,
+                    Some(&json!({"displayName": format!("Ping group {i}"), "members": members})),
+                )
+                .0 == 200
+        },
+    );
+    let pingone_total = sync_started.elapsed().as_secs_f64();
+
+    // An Entra-style membership sync: PATCH Add members in batches of 100.
+    let entra_started = Instant::now();
+    let entra = run(
+        "sync: Entra PATCH add batches",
+        o.sync_groups,
+        o.concurrency,
+        |a, i| {
+            let (_, body) = send(
+                a,
+                "POST",
+                &format!("{scim}/Groups"),
+                &token,
+                Some(&json!({"displayName": format!("Entra group {i}")})),
+            );
+            let gid = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            sync_ids.iter().skip(i * per_group).take(per_group).collect::<Vec<_>>().chunks(100).all(|chunk| {
+            let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+            send(a, "PATCH", &format!("{scim}/Groups/{gid}"), &token, Some(&json!({"Operations": [{"op": "Add", "path": "members", "value": value}]}))).0 == 204
+        })
+        },
+    );
+    let entra_total = entra_started.elapsed().as_secs_f64();
+    let rss = rss_peak_mb(server.child.id());
+
+    let baseline = results[0].rate();
+    println!(
+        "\n{:<44} {:>9} {:>10} {:>9} {:>9} {:>8} {:>7}",
+        "workload", "requests", "req/s", "p50 ms", "p99 ms", "÷ base", "errors"
+    );
+    for r in results.iter().chain([&created, &groups, &entra]) {
+        println!(
+            "{:<44} {:>9} {:>10.0} {:>9.2} {:>9.2} {:>8.3} {:>7}",
+            r.name,
+            r.requests,
+            r.rate(),
+            r.p50_ms,
+            r.p99_ms,
+            r.rate() / baseline,
+            r.errors
+        );
+    }
+    println!(
+        "\nmembership adds, one at a time up to {members}: first {window} mean {first:.2} ms, last {window} mean {last:.2} ms, last/first {:.2}×",
+        last / first.max(1e-9)
+    );
+    println!(
+        "PingOne-style initial sync ({} users, {} groups by full PUT): {pingone_total:.1} s",
+        o.sync_users, o.sync_groups
+    );
+    println!(
+        "Entra-style membership sync ({} groups, PATCH Add batches of 100): {entra_total:.1} s",
+        o.sync_groups
+    );
+    println!(
+        "portal Users view at {} users: first page {view_first:.1} ms, search {view_search:.1} ms (mean of 50, client-side wall time)",
+        ids.len() + sync_ids.len()
+    );
+    println!("server peak RSS: {rss:.1} MB");
+    drop(server);
+    if o.backend == "postgres" {
+        let admin = std::env::var("BENCH_PG_ADMIN")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = db.rsplit('/').next().unwrap_or_default().to_string();
+        let _ = Command::new("psql")
+            .args([
+                &admin,
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {name}"),
+            ])
+            .status();
+    }
+}
