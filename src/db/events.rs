@@ -55,62 +55,109 @@ pub fn emit(
     event_type: &str,
     data: Value,
 ) -> QueryResult<()> {
-    // The directory row's counter serializes sequence numbers per directory (a row lock on
-    // Postgres; SQLite writers are serialized already).
-    let (seq, org_id): (i64, String) = diesel::update(directories::table.find(directory_id))
-        .set(directories::event_seq.eq(directories::event_seq + 1))
+    emit_many(conn, directory_id, vec![(event_type, data)])
+}
+
+/// Rows per multi-row INSERT.
+const BATCH: usize = 200;
+
+/// Records several events of one directory in a handful of statements (a group PUT that
+/// changes thousands of memberships must not cost thousands of round trips).
+pub fn emit_many(
+    conn: &mut DbConn,
+    directory_id: &str,
+    items: Vec<(&str, Value)>,
+) -> QueryResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    // The directory row's counter hands out sequence numbers: a row lock on Postgres keeps a
+    // directory's events in commit order; SQLite writers are serialized already.
+    let (last, org_id): (i64, String) = diesel::update(directories::table.find(directory_id))
+        .set(directories::event_seq.eq(directories::event_seq + n))
         .returning((directories::event_seq, directories::org_id))
         .get_result(conn)?;
-    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let first = last - n + 1;
     let at = now();
-    let payload = json!({
-        "id": id,
-        "type": event_type,
-        "org_id": org_id,
-        "directory_id": directory_id,
-        "sequence": seq,
-        "created_at": crate::scim::resource::rfc3339(at),
-        "data": data,
-    });
-    let event_seq: i64 = diesel::insert_into(events::table)
-        .values((
-            events::id.eq(&id),
-            events::org_id.eq(&org_id),
-            events::directory_id.eq(directory_id),
-            events::directory_seq.eq(seq),
-            events::event_type.eq(event_type),
-            events::payload.eq(payload.to_string()),
-            events::created_at.eq(at),
-        ))
-        .returning(events::seq)
-        .get_result(conn)?;
-    let endpoints: Vec<(String, Option<String>, String)> = webhook_endpoints::table
+    let created_at = crate::scim::resource::rfc3339(at);
+    let rows: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (event_type, data))| {
+            let seq = first + i as i64;
+            let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+            let payload = json!({
+                "id": id, "type": event_type, "org_id": org_id, "directory_id": directory_id,
+                "sequence": seq, "created_at": created_at, "data": data,
+            });
+            (
+                events::id.eq(id),
+                events::org_id.eq(org_id.clone()),
+                events::directory_id.eq(directory_id.to_string()),
+                events::directory_seq.eq(seq),
+                events::event_type.eq(event_type.to_string()),
+                events::payload.eq(payload.to_string()),
+                events::created_at.eq(at),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(BATCH) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(events::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(events::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    let endpoints: Vec<(String, String)> = webhook_endpoints::table
         .filter(webhook_endpoints::disabled_at.is_null())
         .filter(
             webhook_endpoints::org_id
                 .is_null()
                 .or(webhook_endpoints::org_id.eq(&org_id)),
         )
-        .select((
-            webhook_endpoints::id,
-            webhook_endpoints::org_id,
-            webhook_endpoints::event_types,
-        ))
+        .select((webhook_endpoints::id, webhook_endpoints::event_types))
         .load(conn)?;
-    for (endpoint_id, _, types) in endpoints {
-        if type_matches(&types, event_type) {
-            diesel::insert_into(webhook_deliveries::table)
-                .values((
-                    webhook_deliveries::endpoint_id.eq(endpoint_id),
-                    webhook_deliveries::event_seq.eq(event_seq),
-                    webhook_deliveries::directory_id.eq(directory_id),
-                    webhook_deliveries::status.eq("pending"),
-                    webhook_deliveries::attempts.eq(0),
-                    webhook_deliveries::next_attempt_at.eq(at),
-                    webhook_deliveries::created_at.eq(at),
-                ))
-                .execute(conn)?;
-        }
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let stored: Vec<(i64, String)> = events::table
+        .filter(events::directory_id.eq(directory_id))
+        .filter(events::directory_seq.between(first, last))
+        .order(events::directory_seq.asc())
+        .select((events::seq, events::event_type))
+        .load(conn)?;
+    let deliveries: Vec<_> = stored
+        .iter()
+        .flat_map(|(seq, event_type)| {
+            endpoints
+                .iter()
+                .filter(|(_, types)| type_matches(types, event_type))
+                .map(move |(endpoint_id, _)| {
+                    (
+                        webhook_deliveries::endpoint_id.eq(endpoint_id.clone()),
+                        webhook_deliveries::event_seq.eq(*seq),
+                        webhook_deliveries::directory_id.eq(directory_id.to_string()),
+                        webhook_deliveries::status.eq("pending"),
+                        webhook_deliveries::attempts.eq(0),
+                        webhook_deliveries::next_attempt_at.eq(at),
+                        webhook_deliveries::created_at.eq(at),
+                    )
+                })
+        })
+        .collect();
+    for chunk in deliveries.chunks(BATCH) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(webhook_deliveries::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(webhook_deliveries::table)
+                .values(chunk)
+                .execute(c)?,
+        };
     }
     Ok(())
 }

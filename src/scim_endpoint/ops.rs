@@ -204,14 +204,18 @@ fn emit_memberships(
     added: &BTreeSet<String>,
     removed: &BTreeSet<String>,
 ) -> Result<(), ScimError> {
+    let mut items = Vec::with_capacity(added.len() + removed.len());
     for (set, kind) in [(added, "group.user_added"), (removed, "group.user_removed")] {
         let ids: Vec<&String> = set.iter().collect();
+        let group_json = events::group_json(group);
         for user in users::get_many(c, ctx.directory_id, &ids)? {
-            let data =
-                json!({"group": events::group_json(group), "user": events::user_json(&user)});
-            db_events::emit(c, ctx.directory_id, kind, data)?;
+            items.push((
+                kind,
+                json!({"group": group_json, "user": events::user_json(&user)}),
+            ));
         }
     }
+    db_events::emit_many(c, ctx.directory_id, items)?;
     Ok(())
 }
 
