@@ -117,8 +117,11 @@ impl r2d2::ManageConnection for Manager {
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        match conn {
+            DbConn::Postgres(c) => diesel::r2d2::R2D2Connection::is_broken(c),
+            DbConn::Sqlite(_) => false,
+        }
     }
 }
 
@@ -165,6 +168,8 @@ fn connect_sized(url: &str, max: Option<u32>) -> Result<Pool, DbError> {
         // Open connections as needed: a CLI command needs one, not a full pool.
         .min_idle(Some(if max.is_some() { 0 } else { 1 }))
         .connection_timeout(Duration::from_secs(5))
+        // No `SELECT 1` round trip on every checkout; broken connections are still detected.
+        .test_on_check_out(false)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager {
             url: url.to_string(),

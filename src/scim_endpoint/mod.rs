@@ -310,7 +310,10 @@ async fn serve(
                     started,
                     Some(error_kind(e)),
                 );
-                if let Err(log_err) = write_tx(conn, |c| requests::insert(c, &row)) {
+                if let Err(log_err) = write_tx(conn, |c| {
+                    relaxed_commit(c)?;
+                    requests::insert(c, &row)
+                }) {
                     log::error!("could not record a SCIM request: {log_err}");
                 }
             }
@@ -319,6 +322,18 @@ async fn serve(
     })
     .await
     .map_err(|_| ScimError::internal())?
+}
+
+/// For transactions that only log a request with no effect (reads, refusals): on Postgres,
+/// commit without waiting for the WAL flush. A crash can lose the last such log rows, never a
+/// change; a change and its log row keep full durability. (SQLite in WAL mode with
+/// `synchronous=NORMAL` already commits without a sync.)
+fn relaxed_commit(c: &mut DbConn) -> Result<(), diesel::result::Error> {
+    use diesel::connection::SimpleConnection;
+    match c {
+        DbConn::Postgres(pg) => pg.batch_execute("SET LOCAL synchronous_commit = off"),
+        DbConn::Sqlite(_) => Ok(()),
+    }
 }
 
 /// A short, stable name for what went wrong, for the inspector's filters.
@@ -446,7 +461,10 @@ fn authenticate_and_run(
     } else {
         let reply = dispatch(conn, &ctx, incoming, &target)?;
         let reply = not_modified(reply, incoming.if_none_match.as_deref());
-        write_tx(conn, |c| record(c, &reply))?;
+        write_tx(conn, |c| {
+            relaxed_commit(c)?;
+            record(c, &reply)
+        })?;
         Ok(reply)
     }
 }
