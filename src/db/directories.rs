@@ -200,6 +200,10 @@ pub fn touch(
 ) -> QueryResult<()> {
     let at = now();
     write_tx(conn, |c| {
+        // Only the first request emits an event; take the event lock only then.
+        if dir_never_used(c, directory_id)? {
+            super::events::order_lock(c)?;
+        }
         let first = diesel::update(directories::table.find(directory_id))
             .filter(directories::first_request_at.is_null())
             .set(directories::first_request_at.eq(at))
@@ -225,6 +229,15 @@ pub fn touch(
         }
         Ok(())
     })
+}
+
+fn dir_never_used(conn: &mut DbConn, directory_id: &str) -> QueryResult<bool> {
+    let first: Option<Option<NaiveDateTime>> = directories::table
+        .find(directory_id)
+        .select(directories::first_request_at)
+        .first(conn)
+        .optional()?;
+    Ok(matches!(first, Some(None)))
 }
 
 /// True when `touch` would write: lets read requests skip the write transaction.
@@ -307,6 +320,9 @@ pub fn set_status(
     active: bool,
 ) -> QueryResult<bool> {
     write_tx(conn, |c| {
+        if !active {
+            super::events::order_lock(c)?;
+        }
         let n = diesel::update(
             directories::table
                 .filter(directories::org_id.eq(org_id))

@@ -58,6 +58,22 @@ pub fn emit(
     emit_many(conn, directory_id, vec![(event_type, data)])
 }
 
+/// Key of the Postgres advisory lock that orders event-writing transactions.
+const EVENT_ORDER_LOCK: i64 = 0x526f_7376;
+
+/// Event-writing transactions take turns on Postgres (until commit), so the global `seq` the
+/// feed pages by is in commit order: a reader can never skip an event that commits late.
+/// Taken before any directory row lock (transactions that update the directory row and then
+/// emit take it first, so locks are always taken in one order). SQLite writers are serialized
+/// already.
+pub fn order_lock(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Postgres(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(&format!("SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK})"))?;
+    }
+    Ok(())
+}
+
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
@@ -72,8 +88,8 @@ pub fn emit_many(
         return Ok(());
     }
     let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
-    // The directory row's counter hands out sequence numbers: a row lock on Postgres keeps a
-    // directory's events in commit order; SQLite writers are serialized already.
+    order_lock(conn)?;
+    // The directory row's counter hands out the per-directory sequence numbers.
     let (last, org_id): (i64, String) = diesel::update(directories::table.find(directory_id))
         .set(directories::event_seq.eq(directories::event_seq + n))
         .returning((directories::event_seq, directories::org_id))

@@ -551,3 +551,51 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_restart() {
         restarted.wait().unwrap();
     }
 }
+
+#[actix_web::test]
+async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let org = app.org("Acme", true);
+    let a = app.directory(&org, "okta");
+    let b = app.directory(&org, "entra");
+    let dir_a = a.base.rsplit('/').next().unwrap().to_string();
+    // Both directories are connected first (so no directory.connected event interferes).
+    a.get("/Users").await;
+    b.get("/Users").await;
+    let before = roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 1000)
+        .unwrap()
+        .len();
+
+    // A transaction writes an event for directory A and stays open…
+    let mut held = app.conn();
+    diesel::connection::SimpleConnection::batch_execute(&mut *held, "BEGIN").unwrap();
+    roster::db::events::emit(&mut held, &dir_a, "user.updated", json!({"held": true})).unwrap();
+    // …so a change in directory B waits for it instead of taking a later-committing place.
+    let body = json!({"userName": "late@x.com"});
+    let mut post = Box::pin(b.post("/Users", &body));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut post)
+            .await
+            .is_err(),
+        "B waits for A's commit"
+    );
+    diesel::connection::SimpleConnection::batch_execute(&mut *held, "COMMIT").unwrap();
+    drop(held);
+    assert_eq!(post.await.status, 201);
+
+    let events = roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 1000).unwrap();
+    let new: Vec<(&str, i64)> = events[before..]
+        .iter()
+        .map(|e| (e.event_type.as_str(), e.seq))
+        .collect();
+    assert_eq!(new.len(), 2);
+    assert_eq!(
+        new[0].0, "user.updated",
+        "A's event, committed first, has the lower sequence number"
+    );
+    assert_eq!(new[1].0, "user.created");
+    assert!(new[0].1 < new[1].1);
+}
