@@ -146,6 +146,11 @@ pub fn when(t: &chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A search box's text, trimmed and bounded (it goes into a LIKE pattern and back to the page).
+pub fn search_text(raw: Option<&str>) -> String {
+    raw.unwrap_or_default().trim().chars().take(200).collect()
+}
+
 /// Paging for HTML lists: 1-based page number from a query value.
 pub fn page_number(raw: Option<&str>) -> i64 {
     raw.and_then(|p| p.parse::<i64>().ok())

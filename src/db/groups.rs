@@ -445,13 +445,7 @@ pub fn org_page(
             .filter(scim_groups::deleted_at.is_null())
             .into_boxed();
         if !needle.is_empty() {
-            let pattern = format!(
-                "%{}%",
-                needle
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pattern = super::contains_pattern(&needle);
             q = q.filter(scim_groups::display_name_norm.like(pattern).escape('\\'));
         }
         q

@@ -264,6 +264,18 @@ where
     }
 }
 
+/// `%`, `_` and `\` in a LIKE operand made literal (use with `ESCAPE '\'`).
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A LIKE pattern matching values that contain `needle` literally.
+pub fn contains_pattern(needle: &str) -> String {
+    format!("%{}%", like_escape(needle))
+}
+
 /// Now, in UTC, truncated to microseconds so both backends round-trip it exactly.
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)

@@ -9,8 +9,8 @@ use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable};
 
-use super::MultiBackend;
 use super::schema::{group_members, scim_groups, scim_users};
+use super::{MultiBackend, like_escape};
 use crate::scim::ScimError;
 use crate::scim::filter::{AttrPath, CompValue, CompareOp, Filter};
 use crate::scim::resource::normalize;
@@ -19,13 +19,6 @@ pub type UserCond =
     Box<dyn BoxableExpression<scim_users::table, MultiBackend, SqlType = Nullable<Bool>>>;
 pub type GroupCond =
     Box<dyn BoxableExpression<scim_groups::table, MultiBackend, SqlType = Nullable<Bool>>>;
-
-/// `%`, `_` and `\` in a LIKE operand are literal.
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
 
 fn text_operand(
     attr: &AttrPath,

@@ -384,16 +384,6 @@ pub struct ViewQuery {
     pub limit: i64,
 }
 
-fn like_pattern(needle: &str) -> String {
-    format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
-}
-
 /// Portal: one page of an organization's live users, searched by name, userName or email,
 /// filtered by status and group, sorted by an indexed column (ties broken by id).
 pub fn org_page(
@@ -409,7 +399,7 @@ pub fn org_page(
             .filter(scim_users::deleted_at.is_null())
             .into_boxed();
         if !needle.is_empty() {
-            let pattern = like_pattern(&needle);
+            let pattern = super::contains_pattern(&needle);
             // Nullable columns: NULL LIKE … is NULL, which `OR` treats as false here.
             q = q.filter(
                 scim_users::user_name_norm

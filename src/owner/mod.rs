@@ -522,13 +522,7 @@ async fn org_users(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
-    let q = query
-        .q
-        .clone()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let q = crate::pages::search_text(query.q.as_deref());
     let page = crate::pages::page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
     let (org, total, rows) = db(&state, move |c| {
@@ -585,13 +579,7 @@ async fn org_groups(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
-    let q = query
-        .q
-        .clone()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let q = crate::pages::search_text(query.q.as_deref());
     let page = crate::pages::page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
     let (org, total, groups) = db(&state, move |c| {

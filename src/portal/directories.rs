@@ -420,13 +420,7 @@ async fn activity(
         .method
         .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()))
         .unwrap_or_default();
-    let user = q
-        .user
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let user = crate::pages::search_text(q.user.as_deref());
     let (org_id, dir_id) = (org.id.clone(), id.into_inner());
     let (dir, rows, labels, user_known) = {
         let (method, user) = (method.clone(), user.clone());

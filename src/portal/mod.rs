@@ -256,12 +256,7 @@ async fn users_page(
     use db::users::ViewSort;
     let org = portal_org(&state, &s).await?;
     let query = query.into_inner();
-    let q = query
-        .q
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let q = crate::pages::search_text(query.q.as_deref());
     let page = page_number(query.page.as_deref());
     let status = match query.status.as_deref() {
         Some(s @ ("active" | "inactive")) => s.to_string(),
@@ -483,12 +478,7 @@ async fn groups_page(
 ) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     let query = query.into_inner();
-    let q = query
-        .q
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect::<String>();
+    let q = crate::pages::search_text(query.q.as_deref());
     let page = page_number(query.page.as_deref());
     let (org_id, search) = (org.id.clone(), q.clone());
     let (total, rows, has_directory) = db(&state, move |c| {
