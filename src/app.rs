@@ -19,6 +19,20 @@ use crate::db::{self, Pool};
 pub struct AppState {
     pub pool: Pool,
     pub config: Config,
+    /// Group commit of the SCIM endpoint's writes.
+    pub writer: db::writer::Writer,
+}
+
+impl AppState {
+    /// The state of one instance; starts its database writer thread.
+    pub fn new(pool: Pool, config: Config) -> AppState {
+        let writer = db::writer::Writer::start(pool.clone());
+        AppState {
+            pool,
+            config,
+            writer,
+        }
+    }
 }
 
 /// Content-Security-Policy of every response: only Roster's own scripts, styles and images.

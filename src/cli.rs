@@ -490,7 +490,7 @@ fn serve(g: &Global) -> Result<(), CliError> {
         }
     }
     let _worker = crate::events::start(pool.clone(), delivery_config(g)?);
-    let state = web::Data::new(AppState { pool, config: cfg });
+    let state = web::Data::new(AppState::new(pool, cfg));
     actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
     Ok(())
 }

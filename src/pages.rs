@@ -122,6 +122,8 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConn) -> Result<T, PageError> + Send + 'static,
 {
+    // Pages show the request log: make this instance's queued rows visible first.
+    state.writer.flush().await;
     let pool = state.pool.clone();
     web::block(move || {
         let mut conn = pool.get().map_err(|e| {

@@ -117,6 +117,8 @@ where
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, k)| k.trim().to_string())
         .ok_or(ApiError::Unauthorized)?;
+    // Directory health includes the last logged error: commit queued log rows first.
+    state.writer.flush().await;
     let pool = state.pool.clone();
     web::block(move || {
         let mut conn = pool.get().map_err(|_| ApiError::Unavailable)?;

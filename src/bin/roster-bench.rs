@@ -14,12 +14,11 @@ use serde_json::{Value, json};
 
 struct Opts {
     backend: String,
-    users: usize,
     sync_users: usize,
     sync_groups: usize,
     group_members: usize,
     concurrency: usize,
-    reads: usize,
+    seconds: u64,
 }
 
 fn parse_opts() -> Opts {
@@ -35,12 +34,11 @@ fn parse_opts() -> Opts {
         |name: &str, default: usize| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     Opts {
         backend: value("--backend").unwrap_or_else(|| "sqlite".into()),
-        users: num("--users", 10_000),
         sync_users: num("--sync-users", if full { 100_000 } else { 20_000 }),
         sync_groups: num("--sync-groups", if full { 1_000 } else { 200 }),
         group_members: num("--group-members", 10_000),
         concurrency: num("--concurrency", 16),
-        reads: num("--reads", 20_000),
+        seconds: num("--seconds", 5) as u64,
     }
 }
 
@@ -248,6 +246,135 @@ fn rss_peak_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Lua for wrk: request paths come from a file (one per line, picked at random) or, for
+/// `POST`, a body with a userName unique to the run, thread and request.
+const WRK_SCRIPT: &str = r#"
+local paths = {}
+local n = 0
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1e9)))
+end
+function init(args)
+  local f = io.open(os.getenv("BENCH_PATHS"), "r")
+  for l in f:lines() do paths[#paths + 1] = l end
+  f:close()
+  math.randomseed(tonumber(tid))
+  headers = {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN"),
+             ["Content-Type"] = "application/scim+json"}
+end
+function request()
+  local path = paths[math.random(#paths)]
+  if os.getenv("BENCH_POST") == "1" then
+    n = n + 1
+    local name = os.getenv("BENCH_PREFIX") .. tid .. "-" .. n .. "@bench.example"
+    local body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"' .. name ..
+      '","name":{"givenName":"Given' .. n .. '","familyName":"Family' .. tid ..
+      '"},"emails":[{"value":"' .. name .. '","type":"work","primary":true}],"active":true}'
+    return wrk.format("POST", path, headers, body)
+  end
+  return wrk.format("GET", path, headers)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+"#;
+
+/// Runs wrk (2 threads, `concurrency` connections) for `seconds` against `paths` (picked at
+/// random). wrk is a C load generator: on this machine it reaches ~10× the requests/s of a
+/// Rust blocking client, so it leaves the cores to the server.
+fn wrk(
+    name: &str,
+    base: &str,
+    paths: &[String],
+    token: &str,
+    post_prefix: Option<&str>,
+    seconds: u64,
+    concurrency: usize,
+) -> Figures {
+    let dir = std::env::temp_dir().join(format!("roster-bench-wrk-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let script = dir.join("bench.lua");
+    let list = dir.join("paths.txt");
+    std::fs::write(&script, WRK_SCRIPT).expect("write the wrk script");
+    std::fs::write(&list, paths.join("\n") + "\n").expect("write the path list");
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{concurrency}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(base)
+        .env("BENCH_PATHS", &list)
+        .env("BENCH_TOKEN", token)
+        .env("BENCH_POST", if post_prefix.is_some() { "1" } else { "0" })
+        .env("BENCH_PREFIX", post_prefix.unwrap_or_default())
+        .output()
+        .expect("wrk is installed (Debian: apt-get install wrk)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let figures: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("WRK "))
+        .unwrap_or_else(|| panic!("wrk printed no summary: {stdout}"))
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [requests, duration_us, p50_us, p99_us, errors] = figures[..] else {
+        panic!("unexpected wrk summary: {stdout}");
+    };
+    Figures {
+        name: name.into(),
+        requests: requests as usize,
+        seconds: duration_us / 1e6,
+        p50_ms: p50_us / 1000.0,
+        p99_ms: p99_us / 1000.0,
+        errors: errors as usize,
+    }
+}
+
+/// Every user id and userName of the directory, read page by page.
+fn all_users(scim: &str, token: &str, filter: Option<&str>) -> Vec<(String, String)> {
+    let a = agent();
+    let mut users = Vec::new();
+    let mut start = 1;
+    let filter = filter.map(|f| format!("&filter={f}")).unwrap_or_default();
+    loop {
+        let (_, body) = send(
+            &a,
+            "GET",
+            &format!("{scim}/Users?startIndex={start}&count=1000&attributes=userName{filter}"),
+            token,
+            None,
+        );
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let page: Vec<(String, String)> = v["Resources"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|u| {
+                        Some((
+                            u["id"].as_str()?.to_string(),
+                            u["userName"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        start += page.len();
+        users.extend(page);
+    }
+    users
+}
+
 fn user_body(i: usize, prefix: &str) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i}@bench.example"),
         "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
@@ -291,102 +418,67 @@ fn main() {
     );
     let mut results = Vec::new();
 
-    results.push(run(
+    let path = |url: &str| url.trim_start_matches(&base).to_string();
+    let scim_path = path(&scim);
+    let secs = o.seconds;
+    results.push(wrk(
         "baseline GET /healthz",
-        o.reads,
+        &base,
+        &["/healthz".to_string()],
+        &token,
+        None,
+        secs,
         o.concurrency,
-        |a, _| {
-            a.get(format!("{base}/healthz"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-        },
     ));
-
-    results.push(run(
+    results.push(wrk(
         "POST /Users (distinct)",
-        o.users,
+        &base,
+        &[format!("{scim_path}/Users")],
+        &token,
+        Some("u"),
+        secs,
         o.concurrency,
-        |a, i| {
-            send(
-                a,
-                "POST",
-                &format!("{scim}/Users"),
-                &token,
-                Some(&user_body(i, "u")),
-            )
-            .0 == 201
-        },
     ));
-    // Collect ids for the reads.
-    let ids: Vec<String> = {
-        let a = agent();
-        let mut ids = Vec::new();
-        let mut start = 1;
-        loop {
-            let (_, body) = send(
-                &a,
-                "GET",
-                &format!("{scim}/Users?startIndex={start}&count=1000&attributes=id"),
-                &token,
-                None,
-            );
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let page: Vec<String> = v["Resources"]
-                .as_array()
-                .map(|r| {
-                    r.iter()
-                        .filter_map(|u| u["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if page.is_empty() {
-                break;
-            }
-            start += page.len();
-            ids.extend(page);
-        }
-        ids
-    };
-    let pick = |i: usize| (i.wrapping_mul(2_654_435_761)) % ids.len().max(1);
-    results.push(run(
+    let users = all_users(&scim, &token, None);
+    let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
+    results.push(wrk(
         "GET /Users/{id} (random)",
-        o.reads,
+        &base,
+        &ids.iter()
+            .map(|id| format!("{scim_path}/Users/{id}"))
+            .collect::<Vec<_>>(),
+        &token,
+        None,
+        secs,
         o.concurrency,
-        |a, i| {
-            send(
-                a,
-                "GET",
-                &format!("{scim}/Users/{}", ids[pick(i)]),
-                &token,
-                None,
-            )
-            .0 == 200
-        },
     ));
-    results.push(run(
+    results.push(wrk(
         "GET /Users?filter=userName eq (random)",
-        o.reads,
+        &base,
+        &users
+            .iter()
+            .map(|(_, name)| {
+                format!(
+                    "{scim_path}/Users?filter=userName%20eq%20%22{}%22",
+                    name.replace('@', "%40")
+                )
+            })
+            .collect::<Vec<_>>(),
+        &token,
+        None,
+        secs,
         o.concurrency,
-        |a, i| {
-            let f = format!("userName%20eq%20%22u{}%40bench.example%22", pick(i));
-            send(a, "GET", &format!("{scim}/Users?filter={f}"), &token, None).0 == 200
-        },
     ));
-    let pages = o.users.div_ceil(100);
-    results.push(run(
-        "GET /Users?startIndex&count=100 (all pages)",
-        pages,
+    results.push(wrk(
+        "GET /Users?startIndex&count=100 (random pages)",
+        &base,
+        &(0..users.len().div_ceil(100))
+            .map(|i| format!("{scim_path}/Users?startIndex={}&count=100", i * 100 + 1))
+            .collect::<Vec<_>>(),
+        &token,
+        None,
+        secs,
         o.concurrency,
-        |a, i| {
-            send(
-                a,
-                "GET",
-                &format!("{scim}/Users?startIndex={}&count=100", i * 100 + 1),
-                &token,
-                None,
-            )
-            .0 == 200
-        },
     ));
 
     // Membership adds one at a time: is the 10 000th as cheap as the 1st?
@@ -424,40 +516,6 @@ fn main() {
     let first = add_ms.iter().take(window).sum::<f64>() / window as f64;
     let last = add_ms.iter().rev().take(window).sum::<f64>() / window as f64;
 
-    // Portal Users view at this size: server time of the first page and of a search.
-    let link = cli(&db, &base, &["portal-link", &org_id]);
-    let portal = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
-    let cookie = portal
-        .get(&link)
-        .call()
-        .ok()
-        .and_then(|r| {
-            r.headers()
-                .get("set-cookie")
-                .and_then(|v| v.to_str().ok())
-                .map(|c| c.split(';').next().unwrap_or_default().to_string())
-        })
-        .unwrap_or_default();
-    let view = |q: &str| {
-        let t = Instant::now();
-        let n = 50;
-        for _ in 0..n {
-            let _ = portal
-                .get(format!("{base}/portal/users{q}"))
-                .header("cookie", &cookie)
-                .header("hx-request", "true")
-                .call()
-                .map(|mut r| r.body_mut().read_to_string());
-        }
-        t.elapsed().as_secs_f64() * 1000.0 / n as f64
-    };
-    let view_first = view("");
-    let view_search = view("?q=given9876");
-
     // A PingOne-style initial sync: users by POST, then every group by a full-member PUT.
     let sync_started = Instant::now();
     let created = run("sync: POST users", o.sync_users, o.concurrency, |a, i| {
@@ -470,38 +528,10 @@ fn main() {
         )
         .0 == 201
     });
-    let sync_ids: Vec<String> = {
-        let a = agent();
-        let mut v = Vec::new();
-        let mut start = 1;
-        loop {
-            let (_, body) = send(
-                &a,
-                "GET",
-                &format!(
-                    "{scim}/Users?filter=userName%20sw%20%22p1-%22&startIndex={start}&count=1000&attributes=id"
-                ),
-                &token,
-                None,
-            );
-            let page: Vec<String> = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v["Resources"].as_array().map(|r| {
-                        r.iter()
-                            .filter_map(|u| u["id"].as_str().map(str::to_string))
-                            .collect()
-                    })
-                })
-                .unwrap_or_default();
-            if page.is_empty() {
-                break;
-            }
-            start += page.len();
-            v.extend(page);
-        }
-        v
-    };
+    let sync_ids: Vec<String> = all_users(&scim, &token, Some("userName%20sw%20%22p1-%22"))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let per_group = (sync_ids.len() / o.sync_groups.max(1)).max(1);
     let groups = run(
         "sync: POST + PUT groups",
@@ -563,6 +593,40 @@ fn main() {
         },
     );
     let entra_total = entra_started.elapsed().as_secs_f64();
+    // Portal Users view at the full size: the first page and a search, over a portal session.
+    let link = cli(&db, &base, &["portal-link", &org_id]);
+    let portal = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let cookie = portal
+        .get(&link)
+        .call()
+        .ok()
+        .and_then(|r| {
+            r.headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(|c| c.split(';').next().unwrap_or_default().to_string())
+        })
+        .unwrap_or_default();
+    let view = |q: &str| {
+        let t = Instant::now();
+        let n = 50;
+        for _ in 0..n {
+            let _ = portal
+                .get(format!("{base}/portal/users{q}"))
+                .header("cookie", &cookie)
+                .header("hx-request", "true")
+                .call()
+                .map(|mut r| r.body_mut().read_to_string());
+        }
+        t.elapsed().as_secs_f64() * 1000.0 / n as f64
+    };
+    let view_first = view("");
+    let view_search = view("?q=given9876");
+
     let rss = rss_peak_mb(server.child.id());
 
     let baseline = results[0].rate();

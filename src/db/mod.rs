@@ -14,6 +14,7 @@ pub mod scim_filter;
 pub mod settings;
 pub mod users;
 pub mod webhooks;
+pub mod writer;
 
 use std::time::Duration;
 
@@ -292,4 +293,30 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
         e,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = Text)]
+        compile_options: String,
+    }
+
+    /// `.cargo/config.toml` builds SQLite with the query planner stability guarantee; without
+    /// it every cached statement with a `LIMIT ?` is re-prepared on each use.
+    #[test]
+    fn sqlite_plans_are_stable() {
+        let mut c = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<CompileOption> = diesel::sql_query("PRAGMA compile_options")
+            .load(&mut c)
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o.compile_options == "ENABLE_QPSG"),
+            "SQLite was built without SQLITE_ENABLE_QPSG"
+        );
+    }
 }

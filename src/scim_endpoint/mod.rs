@@ -4,6 +4,7 @@
 
 pub mod ops;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
@@ -12,9 +13,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::app::AppState;
+use crate::db::DbConn;
 use crate::db::directories::{self, TokenCheck};
 use crate::db::requests::{self, NewRequest};
-use crate::db::{DbConn, write_tx};
 use crate::scim::discovery::{self, MAX_PAYLOAD_BYTES};
 use crate::scim::list::{self, ListQuery};
 use crate::scim::redact;
@@ -55,32 +56,6 @@ impl Reply {
             body: None,
             location: None,
         }
-    }
-}
-
-pub fn error_response(e: &ScimError) -> HttpResponse {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = HttpResponse::build(status);
-    resp.insert_header((header::CONTENT_TYPE, CONTENT_TYPE));
-    if e.status == 401 {
-        resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"roster-scim\""));
-    }
-    resp.body(e.to_json().to_string())
-}
-
-fn reply_response(r: Reply) -> HttpResponse {
-    let mut resp = HttpResponse::build(r.status);
-    if let Some(loc) = r.location {
-        resp.insert_header((header::LOCATION, loc));
-    }
-    if let Some(version) = r.body.as_ref().and_then(|b| b["meta"]["version"].as_str()) {
-        resp.insert_header((header::ETAG, version.to_string()));
-    }
-    match r.body {
-        Some(b) => resp
-            .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
-            .body(b.to_string()),
-        None => resp.finish(),
     }
 }
 
@@ -208,23 +183,21 @@ async fn handle(
     let (directory_id, tail) = path.into_inner();
     let tail = tail.unwrap_or_default();
     let method = req.method().clone();
-    let (response, status) = match serve(&req, &directory_id, &tail, payload, &state, started).await
-    {
-        Ok(r) => {
-            let status = r.status;
-            (reply_response(r), status)
-        }
-        Err(e) => (
-            error_response(&e),
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        ),
-    };
+    let rendered = serve(
+        &req,
+        directory_id.clone(),
+        tail.clone(),
+        payload,
+        &state,
+        started,
+    )
+    .await;
     log::info!(
         "scim directory={directory_id} {method} /{tail} -> {} in {} µs",
-        status.as_u16(),
+        rendered.status.as_u16(),
         started.elapsed().as_micros()
     );
-    response
+    rendered.into_response()
 }
 
 /// The request as the log and the operations need it, gathered before going off-thread.
@@ -238,6 +211,8 @@ struct Incoming {
     query: Vec<(String, String)>,
     if_match: Option<String>,
     if_none_match: Option<String>,
+    base_url: String,
+    started: Instant,
 }
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -247,18 +222,84 @@ fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A reply serialized once, for both the client and the request log.
+struct Rendered {
+    status: StatusCode,
+    location: Option<String>,
+    etag: Option<String>,
+    body: Option<String>,
+    /// Set on errors: 401s get a `WWW-Authenticate` challenge.
+    challenge: bool,
+}
+
+impl Rendered {
+    fn reply(r: Reply) -> Rendered {
+        let etag = r
+            .body
+            .as_ref()
+            .and_then(|b| b["meta"]["version"].as_str())
+            .map(str::to_string);
+        Rendered {
+            status: r.status,
+            location: r.location,
+            etag,
+            body: r.body.map(|b| b.to_string()),
+            challenge: false,
+        }
+    }
+
+    fn error(e: &ScimError) -> Rendered {
+        Rendered {
+            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            location: None,
+            etag: None,
+            body: Some(e.to_json().to_string()),
+            challenge: e.status == 401,
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(loc) = self.location {
+            resp.insert_header((header::LOCATION, loc));
+        }
+        if let Some(etag) = self.etag {
+            resp.insert_header((header::ETAG, etag));
+        }
+        if self.challenge {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"roster-scim\""));
+        }
+        match self.body {
+            Some(b) => resp
+                .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
+                .body(b),
+            None => resp.finish(),
+        }
+    }
+}
+
+fn unavailable(e: &crate::db::writer::WriteError) -> ScimError {
+    log::error!("SCIM write not done: {e}");
+    ScimError::unavailable("the server is busy; retry shortly")
+}
+
+/// Serves one SCIM request. Writes (with their log row) run on the process's writer, which
+/// commits them in batches; reads run on a pooled connection and then queue their log row.
 async fn serve(
     req: &HttpRequest,
-    directory_id: &str,
-    tail: &str,
+    directory_id: String,
+    tail: String,
     payload: web::Payload,
     state: &web::Data<AppState>,
     started: Instant,
-) -> Result<Reply, ScimError> {
+) -> Rendered {
     let method = req.method().clone();
     // Read the body first (bounded), so even refused requests are logged with it.
     let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        Some(read_body(payload).await?)
+        match read_body(payload).await {
+            Ok(b) => Some(b),
+            Err(e) => return Rendered::error(&e),
+        }
     } else {
         None
     };
@@ -266,29 +307,33 @@ async fn serve(
         "" => format!("/{tail}"),
         q => format!("/{tail}?{q}"),
     };
-    let incoming = Incoming {
-        directory_id: directory_id.to_string(),
-        tail: tail.to_string(),
+    let query = query_pairs(req);
+    let incoming = Arc::new(Incoming {
+        base_url: state.config.scim_base(&directory_id),
+        directory_id,
         method,
         logged_path,
         token: bearer(req),
         body,
-        query: query_pairs(req).unwrap_or_default(),
+        query: query.as_ref().cloned().unwrap_or_default(),
         if_match: header(req, header::IF_MATCH),
         if_none_match: header(req, header::IF_NONE_MATCH),
+        started,
+        tail,
+    });
+    let target = Arc::new(route(&incoming.tail));
+    let is_write = matches!(
+        incoming.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !matches!(*target, Target::Search(_));
+    let outcome = match query {
+        Err(e) => Err(e),
+        Ok(_) if is_write => write(state, incoming.clone(), target.clone()).await,
+        Ok(_) => read(state, incoming.clone(), target.clone()).await,
     };
-    let query_ok = query_pairs(req).map(|_| ());
-    let base_url = state.config.scim_base(directory_id);
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(|e| {
-            log::error!("database pool: {e}");
-            ScimError::unavailable("the server is busy; retry shortly")
-        })?;
-        let conn = &mut *conn;
-        let result =
-            query_ok.and_then(|()| authenticate_and_run(conn, &incoming, &base_url, started));
-        if let Err(e) = &result {
+    match outcome {
+        Ok(rendered) => rendered,
+        Err(e) => {
             if e.status >= 500 {
                 log::error!(
                     "SCIM {} /scim/v2/{}/{} failed: {}",
@@ -298,42 +343,77 @@ async fn serve(
                     e.detail
                 );
             }
+            let rendered = Rendered::error(&e);
             // Refused requests are logged on their own (their effect, if any, was rolled back).
-            if e.status != 401 || directories::exists(conn, &incoming.directory_id).unwrap_or(false)
-            {
-                let row = log_row(
-                    &incoming,
-                    &route(&incoming.tail),
-                    e.status,
-                    Some(&e.to_json()),
-                    None,
-                    started,
-                    Some(error_kind(e)),
-                );
-                if let Err(log_err) = write_tx(conn, |c| {
-                    relaxed_commit(c)?;
-                    requests::insert(c, &row)
-                }) {
-                    log::error!("could not record a SCIM request: {log_err}");
-                }
-            }
+            let row = log_row(&incoming, &target, &rendered, None, Some(error_kind(&e)));
+            state.writer.log(row);
+            rendered
         }
-        result
-    })
-    .await
-    .map_err(|_| ScimError::internal())?
+    }
 }
 
-/// For transactions that only log a request with no effect (reads, refusals): on Postgres,
-/// commit without waiting for the WAL flush. A crash can lose the last such log rows, never a
-/// change; a change and its log row keep full durability. (SQLite in WAL mode with
-/// `synchronous=NORMAL` already commits without a sync.)
-fn relaxed_commit(c: &mut DbConn) -> Result<(), diesel::result::Error> {
-    use diesel::connection::SimpleConnection;
-    match c {
-        DbConn::Postgres(pg) => pg.batch_execute("SET LOCAL synchronous_commit = off"),
-        DbConn::Sqlite(_) => Ok(()),
+/// A change: authenticated, applied and logged in one savepoint of the writer's next batch.
+async fn write(
+    state: &web::Data<AppState>,
+    incoming: Arc<Incoming>,
+    target: Arc<Target>,
+) -> Result<Rendered, ScimError> {
+    state
+        .writer
+        .run(move |c| {
+            if let Some(touch) = authenticate(c, &incoming)? {
+                touch.apply(c, &incoming.directory_id)?;
+            }
+            let reply = dispatch(c, &incoming, &target)?;
+            let created = reply
+                .body
+                .as_ref()
+                .and_then(|b| b["id"].as_str())
+                .filter(|_| reply.status == StatusCode::CREATED)
+                .map(str::to_string);
+            let rendered = Rendered::reply(reply);
+            // The change and its log row commit together, or neither does.
+            requests::insert(
+                c,
+                &log_row(&incoming, &target, &rendered, created.as_deref(), None),
+            )?;
+            Ok(rendered)
+        })
+        .await
+        .map_err(|e| unavailable(&e))?
+}
+
+/// A read on a pooled connection; its log row (and a due token touch) are queued on the
+/// writer, not waited for.
+async fn read(
+    state: &web::Data<AppState>,
+    incoming: Arc<Incoming>,
+    target: Arc<Target>,
+) -> Result<Rendered, ScimError> {
+    let pool = state.pool.clone();
+    let (inc, tgt) = (incoming.clone(), target.clone());
+    let (rendered, touch) = web::block(move || {
+        let mut conn = pool.get().map_err(|e| {
+            log::error!("database pool: {e}");
+            ScimError::unavailable("the server is busy; retry shortly")
+        })?;
+        let touch = authenticate(&mut conn, &inc)?;
+        let reply = dispatch(&mut conn, &inc, &tgt)?;
+        let reply = not_modified(reply, inc.if_none_match.as_deref());
+        Ok::<_, ScimError>((Rendered::reply(reply), touch))
+    })
+    .await
+    .map_err(|_| ScimError::internal())??;
+    if let Some(touch) = touch {
+        let directory_id = incoming.directory_id.clone();
+        state.writer.spawn("recording a token's use", move |c| {
+            touch.apply(c, &directory_id)
+        });
     }
+    state
+        .writer
+        .log(log_row(&incoming, &target, &rendered, None, None));
+    Ok(rendered)
 }
 
 /// A short, stable name for what went wrong, for the inspector's filters.
@@ -355,10 +435,8 @@ fn error_kind(e: &ScimError) -> String {
 fn log_row(
     incoming: &Incoming,
     target: &Target,
-    status: u16,
-    response: Option<&Value>,
+    rendered: &Rendered,
     created_id: Option<&str>,
-    started: Instant,
     error_kind: Option<String>,
 ) -> NewRequest {
     let (resource_type, resource_id) = match target {
@@ -374,98 +452,60 @@ fn log_row(
         at: crate::db::now(),
         method: incoming.method.to_string(),
         path: redact::truncate(&incoming.logged_path, 2048),
-        status: i32::from(status),
-        duration_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        status: i32::from(rendered.status.as_u16()),
+        duration_us: i64::try_from(incoming.started.elapsed().as_micros()).unwrap_or(i64::MAX),
         request_body: incoming.body.as_deref().and_then(redact::request_body),
-        response_excerpt: response
-            .map(|r| redact::truncate(&r.to_string(), redact::MAX_LOGGED_RESPONSE)),
+        response_excerpt: rendered
+            .body
+            .as_deref()
+            .map(|r| redact::truncate(r, redact::MAX_LOGGED_RESPONSE)),
         error_kind,
         resource_type,
         resource_id,
     }
 }
 
-fn authenticate_and_run(
-    conn: &mut DbConn,
-    incoming: &Incoming,
-    base_url: &str,
-    started: Instant,
-) -> Result<Reply, ScimError> {
+/// The token's last use (and the directory's last request) are recorded at most every few
+/// seconds, not on every request.
+struct TokenTouch {
+    token_id: String,
+    last_used_at: Option<chrono::NaiveDateTime>,
+}
+
+impl TokenTouch {
+    fn apply(&self, c: &mut DbConn, directory_id: &str) -> Result<(), diesel::result::Error> {
+        directories::touch(c, directory_id, &self.token_id, self.last_used_at)
+    }
+}
+
+/// Checks the bearer token; says whether its last use is due to be recorded.
+fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Option<TokenTouch>, ScimError> {
     let Some(token) = &incoming.token else {
         return Err(ScimError::unauthorized(
             "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
         ));
     };
     match directories::check_token(conn, &incoming.directory_id, token)? {
-        TokenCheck::Invalid => {
-            return Err(ScimError::unauthorized(
-                "the bearer token is not valid for this directory (wrong, or for another directory)",
-            ));
-        }
-        TokenCheck::Revoked(at) => {
-            return Err(ScimError::unauthorized(format!(
-                "this bearer token was revoked at {}; paste the directory's current token into the provider",
-                crate::scim::resource::rfc3339(at)
-            )));
-        }
-        TokenCheck::Disabled => {
-            return Err(ScimError::forbidden(
-                "SCIM provisioning is turned off for this organization or directory; ask the app owner",
-            ));
-        }
+        TokenCheck::Invalid => Err(ScimError::unauthorized(
+            "the bearer token is not valid for this directory (wrong, or for another directory)",
+        )),
+        TokenCheck::Revoked(at) => Err(ScimError::unauthorized(format!(
+            "this bearer token was revoked at {}; paste the directory's current token into the provider",
+            crate::scim::resource::rfc3339(at)
+        ))),
+        TokenCheck::Disabled => Err(ScimError::forbidden(
+            "SCIM provisioning is turned off for this organization or directory; ask the app owner",
+        )),
         TokenCheck::Ok {
             token_id,
             last_used_at,
             dir_last_request,
-        } => {
-            if directories::needs_touch(dir_last_request, last_used_at) {
-                directories::touch(conn, &incoming.directory_id, &token_id, last_used_at)?;
-            }
-        }
-    }
-    let target = route(&incoming.tail);
-    let ctx = Ctx {
-        directory_id: &incoming.directory_id,
-        base_url,
-        if_match: incoming.if_match.as_deref(),
-    };
-    let is_write = matches!(
-        incoming.method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !matches!(target, Target::Search(_));
-    let record = |c: &mut DbConn, reply: &Reply| -> Result<(), ScimError> {
-        let created = reply
-            .body
-            .as_ref()
-            .and_then(|b| b["id"].as_str())
-            .filter(|_| reply.status == StatusCode::CREATED);
-        let row = log_row(
-            incoming,
-            &target,
-            reply.status.as_u16(),
-            reply.body.as_ref(),
-            created,
-            started,
-            None,
-        );
-        requests::insert(c, &row)?;
-        Ok(())
-    };
-    if is_write {
-        // The change and its log row commit together, or neither does.
-        write_tx(conn, |c| {
-            let reply = dispatch(c, &ctx, incoming, &target)?;
-            record(c, &reply)?;
-            Ok(reply)
-        })
-    } else {
-        let reply = dispatch(conn, &ctx, incoming, &target)?;
-        let reply = not_modified(reply, incoming.if_none_match.as_deref());
-        write_tx(conn, |c| {
-            relaxed_commit(c)?;
-            record(c, &reply)
-        })?;
-        Ok(reply)
+        } => Ok(
+            directories::needs_touch(dir_last_request, last_used_at).then_some(TokenTouch {
+                token_id,
+                last_used_at,
+            }),
+        ),
     }
 }
 
@@ -491,13 +531,13 @@ fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
     }
 }
 
-fn dispatch(
-    conn: &mut DbConn,
-    ctx: &Ctx<'_>,
-    incoming: &Incoming,
-    target: &Target,
-) -> Result<Reply, ScimError> {
+fn dispatch(conn: &mut DbConn, incoming: &Incoming, target: &Target) -> Result<Reply, ScimError> {
     use crate::scim::ResourceType::{Group, User};
+    let ctx = &Ctx {
+        directory_id: &incoming.directory_id,
+        base_url: &incoming.base_url,
+        if_match: incoming.if_match.as_deref(),
+    };
     let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
     let query = || list::parse_query(&incoming.query);
     let base_url = ctx.base_url;

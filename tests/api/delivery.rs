@@ -565,6 +565,7 @@ async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing()
     // Both directories are connected first (so no directory.connected event interferes).
     a.get("/Users").await;
     b.get("/Users").await;
+    app.flush_request_log().await;
     let before = roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 1000)
         .unwrap()
         .len();

@@ -77,9 +77,17 @@ pub struct TestApp {
     _db: TestDb,
     server: actix_web::dev::ServerHandle,
     _worker: Option<roster::events::Worker>,
+    state: web::Data<AppState>,
 }
 
 impl TestApp {
+    /// Commits the bookkeeping this instance has queued: request-log rows of reads and
+    /// refusals, and a token's first use (`directory.connected`), are written a few
+    /// milliseconds after the reply.
+    pub async fn flush_request_log(&self) {
+        self.state.writer.flush().await;
+    }
+
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_on(backend, TestDb::new(backend)).await
     }
@@ -96,11 +104,8 @@ impl TestApp {
             product_name: "Roster Test".into(),
         };
         let key = app::session_key(&pool).unwrap();
-        let state = web::Data::new(AppState {
-            pool: pool.clone(),
-            config,
-        });
-        let server = app::run(state, key, listener).unwrap();
+        let state = web::Data::new(AppState::new(pool.clone(), config));
+        let server = app::run(state.clone(), key, listener).unwrap();
         let handle = server.handle();
         actix_web::rt::spawn(server);
         TestApp {
@@ -109,6 +114,7 @@ impl TestApp {
             _db: db,
             server: handle,
             _worker: None,
+            state,
         }
     }
 

@@ -1197,6 +1197,7 @@ async fn pitfall_48_request_bodies_are_logged_redacted_per_directory() {
         .await;
         scim.post("/Users", &json!({"userName": "log@x.com"})).await; // 409
         let dir = scim.base.rsplit('/').next().unwrap().to_string();
+        app.flush_request_log().await;
         let rows = roster::db::requests::recent(&mut app.conn(), &dir, 10).unwrap();
         assert_eq!(rows.len(), 2);
         let (conflict, created) = (&rows[0], &rows[1]);

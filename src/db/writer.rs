@@ -1,0 +1,291 @@
+//! Group commit: the SCIM endpoint's write transactions (changes and request-log rows) queue
+//! here, and one thread per process commits them in batches.
+//!
+//! Why: SQLite has one writer at a time, and a commit costs far more than the statements of
+//! a typical SCIM change. Committing up to `MAX_BATCH` queued jobs together divides that cost,
+//! and a single long-lived writer connection keeps its page cache warm (a connection whose
+//! cache another connection's commit invalidated re-reads every page it touches). On Postgres
+//! it divides the WAL flushes the same way.
+//!
+//! Each job runs in its own savepoint, so a failing job rolls back only itself; its caller
+//! hears the outcome only after the batch has committed, so a reply never reports a change
+//! that could still be lost.
+//!
+//! Request-log rows of reads and refusals carry no change, so they are not waited for: they
+//! queue here and are inserted many rows per statement, after at most `LOG_DELAY`. Whoever
+//! reads the log calls `flush` first, so this instance's pages always show every request.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::requests::{self, NewRequest};
+use super::{DbConn, Pool, PooledConn, write_tx};
+
+/// Jobs committed together at most.
+const MAX_BATCH: usize = 128;
+/// Request-log rows committed together at most.
+const MAX_LOGS: usize = 2000;
+/// How long log rows wait for company when no change is queued.
+const LOG_DELAY: Duration = Duration::from_millis(20);
+/// An idle writer gives its connection back to the pool after this long.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Why a queued job has no result.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the batch this write was in could not be committed: {0}")]
+    Commit(String),
+    #[error("the database writer is not available: {0}")]
+    Unavailable(String),
+}
+
+/// Runs a job on the writer's connection inside the batch transaction, and returns what to do
+/// once the batch's fate is known (`Ok` when it committed).
+type Job = Box<dyn FnOnce(&mut DbConn) -> Settle + Send>;
+type Settle = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
+
+struct Queued {
+    job: Job,
+    /// Must survive a crash once acknowledged; a batch of only non-durable jobs may commit
+    /// without waiting for Postgres's WAL flush.
+    durable: bool,
+}
+
+enum Item {
+    Job(Queued),
+    Log(NewRequest),
+}
+
+/// Handle to the process's writer thread; dropping it stops the thread.
+pub struct Writer {
+    queue: mpsc::Sender<Item>,
+    /// Log rows queued and not yet committed (or given up).
+    pending_logs: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `pool`.
+    pub fn start(pool: Pool) -> Writer {
+        let (queue, items) = mpsc::channel::<Item>();
+        let pending_logs = Arc::new(AtomicUsize::new(0));
+        let pending = pending_logs.clone();
+        std::thread::Builder::new()
+            .name("roster-writer".into())
+            .spawn(move || writer_loop(&pool, &items, &pending))
+            .expect("spawn the database writer thread");
+        Writer {
+            queue,
+            pending_logs,
+        }
+    }
+
+    /// Queues a request-log row; it is committed within `LOG_DELAY` (or at the next `flush`).
+    pub fn log(&self, row: NewRequest) {
+        self.pending_logs.fetch_add(1, Ordering::SeqCst);
+        if self.queue.send(Item::Log(row)).is_err() {
+            self.pending_logs.fetch_sub(1, Ordering::SeqCst);
+            log::error!("request log row dropped: the writer thread has stopped");
+        }
+    }
+
+    /// Waits until every log row queued so far, and every job queued before it, is committed
+    /// (immediately when no log row is pending).
+    pub async fn flush(&self) {
+        if self.pending_logs.load(Ordering::SeqCst) > 0 {
+            let _ = self
+                .run_relaxed(|_| Ok::<_, diesel::result::Error>(()))
+                .await;
+        }
+    }
+
+    /// Queues `f` in a savepoint of the next batch without waiting for it (bookkeeping whose
+    /// failure is only logged).
+    pub fn spawn<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn: &mut DbConn| {
+            if let Err(e) = write_tx(conn, f) {
+                log::error!("{what} failed: {e}");
+            }
+            Box::new(|_| {}) as Settle
+        });
+        let _ = self.queue.send(Item::Job(Queued {
+            job,
+            durable: false,
+        }));
+    }
+
+    /// Runs `f` in a savepoint of the next batch; its result arrives once the batch committed.
+    /// An `Err` from `f` rolls back what `f` did (and only that) and is returned as is.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    /// Like `run`, for rows whose loss in a crash loses no change (request-log rows of reads):
+    /// on Postgres, a batch holding only such jobs commits without waiting for the WAL flush.
+    pub async fn run_relaxed<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut DbConn| {
+            let result = write_tx(conn, f);
+            Box::new(move |batch: Result<(), WriteError>| {
+                let _ = reply.send(batch.map(|()| result));
+            }) as Settle
+        });
+        self.queue
+            .send(Item::Job(Queued { job, durable }))
+            .map_err(|_| WriteError::Unavailable("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?
+    }
+}
+
+fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
+    let mut conn: Option<PooledConn> = None;
+    loop {
+        let first = match items.recv_timeout(IDLE) {
+            Ok(item) => item,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                conn = None;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = Batch::default();
+        batch.add(first);
+        batch.gather(items);
+        if batch.jobs.is_empty() {
+            // Only log rows: wait a little for more, unless a change arrives.
+            let deadline = Instant::now() + LOG_DELAY;
+            while batch.logs.len() < MAX_LOGS {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match items.recv_timeout(left) {
+                    Ok(item) => {
+                        batch.add(item);
+                        if !batch.jobs.is_empty() {
+                            batch.gather(items);
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let logs = batch.logs.len();
+        if conn.is_none() {
+            match pool.get() {
+                Ok(c) => conn = Some(c),
+                Err(e) => log::error!("database writer: no connection: {e}"),
+            }
+        }
+        match conn.as_mut() {
+            Some(c) => {
+                if !commit_batch(c, batch) {
+                    // A connection that failed to commit may be broken; the pool checks it.
+                    conn = None;
+                }
+            }
+            // Dropping the jobs tells each caller the write was not done.
+            None => log::error!("{logs} request log rows lost"),
+        }
+        pending_logs.fetch_sub(logs, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Queued>,
+    logs: Vec<NewRequest>,
+}
+
+impl Batch {
+    fn add(&mut self, item: Item) {
+        match item {
+            Item::Job(q) => self.jobs.push(q),
+            Item::Log(row) => self.logs.push(row),
+        }
+    }
+
+    /// Takes what is already queued, up to the batch limits.
+    fn gather(&mut self, items: &mpsc::Receiver<Item>) {
+        while self.jobs.len() < MAX_BATCH && self.logs.len() < MAX_LOGS {
+            match items.try_recv() {
+                Ok(item) => self.add(item),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Runs one batch in one transaction and settles every job with its outcome; true when the
+/// batch committed.
+fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
+    let relaxed = batch.jobs.iter().all(|q| !q.durable);
+    let mut settles: Vec<Settle> = Vec::with_capacity(batch.jobs.len());
+    let logs = batch.logs;
+    let outcome = write_tx(conn, |c| {
+        for queued in batch.jobs {
+            match catch_unwind(AssertUnwindSafe(|| (queued.job)(c))) {
+                Ok(settle) => settles.push(settle),
+                // A panicking job leaves the transaction in an unknown state: give up the
+                // batch (its caller sees the write abandoned, the others a commit error).
+                Err(_) => return Err(diesel::result::Error::RollbackTransaction),
+            }
+        }
+        if !logs.is_empty()
+            && let Err(e) = write_tx(c, |c| requests::insert_many(c, &logs))
+        {
+            log::error!("{} request log rows lost: {e}", logs.len());
+        }
+        if relaxed {
+            relax_commit(c)?;
+        }
+        Ok(())
+    });
+    let committed = outcome.is_ok();
+    let outcome = outcome.map_err(|e| {
+        log::error!(
+            "database writer: batch of {} changes and {} log rows not committed: {e}",
+            settles.len(),
+            logs.len()
+        );
+        e.to_string()
+    });
+    for settle in settles {
+        settle(outcome.clone().map_err(WriteError::Commit));
+    }
+    committed
+}
+
+/// On Postgres, commit this transaction without waiting for the WAL flush. (SQLite in WAL mode
+/// with `synchronous=NORMAL` never waits for a sync at commit.)
+fn relax_commit(c: &mut DbConn) -> Result<(), diesel::result::Error> {
+    use diesel::connection::SimpleConnection;
+    match c {
+        DbConn::Postgres(pg) => pg.batch_execute("SET LOCAL synchronous_commit = off"),
+        DbConn::Sqlite(_) => Ok(()),
+    }
+}
