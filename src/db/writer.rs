@@ -72,10 +72,7 @@ impl Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
         let pending = pending_logs.clone();
-        std::thread::Builder::new()
-            .name("roster-writer".into())
-            .spawn(move || writer_loop(&pool, &items, &pending))
-            .expect("spawn the database writer thread");
+        std::thread::spawn(move || writer_loop(&pool, &items, &pending));
         Writer {
             queue,
             pending_logs,
