@@ -1,6 +1,8 @@
 //! SCIM users of a directory (every function takes the directory id first), and the portal's
 //! org-wide user views.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -335,25 +337,45 @@ pub fn groups_of(
     user_ids: &[String],
 ) -> QueryResult<Vec<(String, Reference)>> {
     let mut out = Vec::new();
+    // Two lookups joined here: as one SQL join, SQLite walks every group of the directory
+    // and probes each against the users (groups × users lookups) to avoid a sort.
     for chunk in user_ids.chunks(500) {
-        let rows: Vec<(String, String, String)> = group_members::table
-            .inner_join(scim_groups::table)
-            .filter(scim_groups::directory_id.eq(directory_id))
-            .filter(scim_groups::deleted_at.is_null())
+        let memberships: Vec<(String, String)> = group_members::table
             .filter(group_members::user_id.eq_any(chunk))
-            .select((
-                group_members::user_id,
-                scim_groups::id,
-                scim_groups::display_name,
-            ))
-            .order(scim_groups::display_name_norm.asc())
+            .select((group_members::user_id, group_members::group_id))
             .load(conn)?;
-        out.extend(rows.into_iter().map(|(user_id, id, display)| {
+        let mut group_ids: Vec<&str> = memberships.iter().map(|(_, g)| g.as_str()).collect();
+        group_ids.sort_unstable();
+        group_ids.dedup();
+        let mut groups: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for ids in group_ids.chunks(500) {
+            let rows: Vec<(String, String, String)> = scim_groups::table
+                .filter(scim_groups::directory_id.eq(directory_id))
+                .filter(scim_groups::deleted_at.is_null())
+                .filter(scim_groups::id.eq_any(ids))
+                .select((
+                    scim_groups::id,
+                    scim_groups::display_name,
+                    scim_groups::display_name_norm,
+                ))
+                .load(conn)?;
+            groups.extend(rows.into_iter().map(|(id, d, n)| (id, (d, n))));
+        }
+        let mut rows: Vec<(String, &str, &(String, String))> = memberships
+            .iter()
+            .filter_map(|(u, g)| {
+                groups
+                    .get_key_value(g)
+                    .map(|(id, dn)| (u.clone(), id.as_str(), dn))
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.2.1, a.1).cmp(&(&b.2.1, b.1)));
+        out.extend(rows.into_iter().map(|(user_id, id, (display, _))| {
             (
                 user_id,
                 Reference {
-                    id,
-                    display: Some(display),
+                    id: id.to_string(),
+                    display: Some(display.clone()),
                 },
             )
         }));
