@@ -664,6 +664,14 @@ fn main() {
     );
     println!("server peak RSS: {rss:.1} MB");
     drop(server);
+    if let Some(path) = db.strip_prefix("sqlite://")
+        && let Some(dir) = std::path::Path::new(path).parent()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("roster-bench-wrk-{}", std::process::id())),
+    );
     if o.backend == "postgres" {
         let admin = std::env::var("BENCH_PG_ADMIN")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
