@@ -4,7 +4,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::schema::{directories, directory_tokens, organizations, scim_groups, scim_users};
-use super::{DbConn, new_id, now, write_tx};
+use super::{DbConn, atomic, new_id, now, write_tx};
 use crate::auth::tokens::{self, NewSecret, SecretKind};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -199,7 +199,7 @@ pub fn touch(
     token_last_used: Option<NaiveDateTime>,
 ) -> QueryResult<()> {
     let at = now();
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         // Only the first request emits an event; take the event lock only then.
         if dir_never_used(c, directory_id)? {
             super::events::order_lock(c)?;

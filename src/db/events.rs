@@ -120,6 +120,11 @@ pub fn emit_many(
         .collect();
     for chunk in rows.chunks(BATCH) {
         match conn {
+            // One event (most changes): a single-row insert, whose prepared statement is
+            // cached, unlike a multi-row one.
+            _ if chunk.len() == 1 => diesel::insert_into(events::table)
+                .values(chunk[0].clone())
+                .execute(conn)?,
             DbConn::Sqlite(c) => diesel::insert_into(events::table)
                 .values(chunk)
                 .execute(c)?,

@@ -11,7 +11,7 @@ use crate::events;
 use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::users::{self, UserRow};
-use crate::db::{DbConn, is_unique_violation, write_tx};
+use crate::db::{DbConn, atomic, is_unique_violation};
 use crate::scim::list::{ListQuery, list_response};
 use crate::scim::patch::{self, MemberChanges};
 use crate::scim::resource::{
@@ -221,14 +221,18 @@ fn emit_memberships(
 
 pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
     let input = resource::user_from_json(body)?;
-    let row = write_tx(conn, |c| {
+    let row = atomic(conn, |c| {
         ensure_user_name_free(c, ctx, &input, None)?;
         let row = users::insert(c, ctx.directory_id, &input)?;
         db_events::emit(c, ctx.directory_id, "user.created", user_event(ctx, &row))?;
         apply_user_groups(c, ctx, &row.id, &input)?;
         Ok::<_, ScimError>(row)
     })?;
-    let groups = user_groups(conn, ctx, &row.id)?;
+    // A new user belongs only to the groups it was sent with.
+    let groups = match input.groups {
+        Some(_) => user_groups(conn, ctx, &row.id)?,
+        None => Vec::new(),
+    };
     Ok(render_user(ctx, &row, &groups))
 }
 
@@ -387,7 +391,7 @@ pub fn replace_user(
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
@@ -403,7 +407,7 @@ pub fn patch_user(
     body: &Value,
 ) -> Result<Value, ScimError> {
     let ops = patch::parse_request(body)?;
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         let doc: Value =
@@ -420,7 +424,7 @@ pub fn patch_user(
 }
 
 pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         users::delete(c, ctx.directory_id, id)?;
@@ -513,7 +517,7 @@ fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimE
 
 pub fn create_group(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    let id = write_tx(conn, |c| {
+    let id = atomic(conn, |c| {
         ensure_display_name_free(c, ctx, &input, None)?;
         let row = groups::insert(c, ctx.directory_id, &input)?;
         db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
@@ -598,7 +602,7 @@ pub fn replace_group(
     body: &Value,
 ) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         groups::lock(c, ctx.directory_id, id)?;
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
@@ -637,7 +641,7 @@ pub fn patch_group(
     body: &Value,
 ) -> Result<(), ScimError> {
     let ops = patch::parse_request(body)?;
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         groups::lock(c, ctx.directory_id, id)?;
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
@@ -668,7 +672,7 @@ pub fn patch_group(
 }
 
 pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    write_tx(conn, |c| {
+    atomic(conn, |c| {
         groups::lock(c, ctx.directory_id, id)?;
         let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
