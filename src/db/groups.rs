@@ -152,39 +152,41 @@ pub fn search(
         .offset(offset)
         .limit(limit)
         .into_boxed();
-    page = match sort {
-        None | Some((GroupSort::Id, false)) => page.order(scim_groups::id.asc()),
-        Some((GroupSort::Id, true)) => page.order(scim_groups::id.desc()),
-        Some((GroupSort::DisplayName, false)) => {
-            page.order((scim_groups::display_name_norm.asc(), scim_groups::id.asc()))
-        }
-        Some((GroupSort::DisplayName, true)) => {
-            page.order((scim_groups::display_name_norm.desc(), scim_groups::id.asc()))
-        }
-        Some((GroupSort::Created, false)) => {
-            page.order((scim_groups::created_at.asc(), scim_groups::id.asc()))
-        }
-        Some((GroupSort::Created, true)) => {
-            page.order((scim_groups::created_at.desc(), scim_groups::id.asc()))
-        }
-        Some((GroupSort::Modified, false)) => {
-            page.order((scim_groups::updated_at.asc(), scim_groups::id.asc()))
-        }
-        Some((GroupSort::Modified, true)) => {
-            page.order((scim_groups::updated_at.desc(), scim_groups::id.asc()))
-        }
-    };
     if let Some((c1, c2)) = cond {
         count = count.filter(c1);
         page = page.filter(c2);
     }
     let total: i64 = count.get_result(conn)?;
-    let rows = if limit == 0 {
-        Vec::new()
-    } else {
-        page.load(conn)?
-    };
-    Ok((total, rows))
+    // As for users: no page query when it would be empty, no ORDER BY for one match (a
+    // `displayName eq` lookup must use the unique index whatever the planner's statistics).
+    if limit == 0 || offset >= total {
+        return Ok((total, Vec::new()));
+    }
+    if total > 1 {
+        page = match sort {
+            None | Some((GroupSort::Id, false)) => page.order(scim_groups::id.asc()),
+            Some((GroupSort::Id, true)) => page.order(scim_groups::id.desc()),
+            Some((GroupSort::DisplayName, false)) => {
+                page.order((scim_groups::display_name_norm.asc(), scim_groups::id.asc()))
+            }
+            Some((GroupSort::DisplayName, true)) => {
+                page.order((scim_groups::display_name_norm.desc(), scim_groups::id.asc()))
+            }
+            Some((GroupSort::Created, false)) => {
+                page.order((scim_groups::created_at.asc(), scim_groups::id.asc()))
+            }
+            Some((GroupSort::Created, true)) => {
+                page.order((scim_groups::created_at.desc(), scim_groups::id.asc()))
+            }
+            Some((GroupSort::Modified, false)) => {
+                page.order((scim_groups::updated_at.asc(), scim_groups::id.asc()))
+            }
+            Some((GroupSort::Modified, true)) => {
+                page.order((scim_groups::updated_at.desc(), scim_groups::id.asc()))
+            }
+        };
+    }
+    Ok((total, page.load(conn)?))
 }
 
 pub fn insert(conn: &mut DbConn, directory_id: &str, input: &GroupInput) -> QueryResult<GroupRow> {

@@ -125,59 +125,62 @@ pub fn search(
         .offset(offset)
         .limit(limit)
         .into_boxed();
-    page = match sort {
-        None | Some((SortColumn::Id, false)) => page.order(scim_users::id.asc()),
-        Some((SortColumn::Id, true)) => page.order(scim_users::id.desc()),
-        Some((SortColumn::UserName, false)) => {
-            page.order((scim_users::user_name_norm.asc(), scim_users::id.asc()))
-        }
-        Some((SortColumn::UserName, true)) => {
-            page.order((scim_users::user_name_norm.desc(), scim_users::id.asc()))
-        }
-        Some((SortColumn::DisplayName, false)) => page.order((
-            scim_users::display_name_norm.is_null().asc(),
-            scim_users::display_name_norm.asc(),
-            scim_users::id.asc(),
-        )),
-        Some((SortColumn::DisplayName, true)) => page.order((
-            scim_users::display_name_norm.is_null().asc(),
-            scim_users::display_name_norm.desc(),
-            scim_users::id.asc(),
-        )),
-        Some((SortColumn::ExternalId, false)) => page.order((
-            scim_users::external_id.is_null().asc(),
-            scim_users::external_id.asc(),
-            scim_users::id.asc(),
-        )),
-        Some((SortColumn::ExternalId, true)) => page.order((
-            scim_users::external_id.is_null().asc(),
-            scim_users::external_id.desc(),
-            scim_users::id.asc(),
-        )),
-        Some((SortColumn::Created, false)) => {
-            page.order((scim_users::created_at.asc(), scim_users::id.asc()))
-        }
-        Some((SortColumn::Created, true)) => {
-            page.order((scim_users::created_at.desc(), scim_users::id.asc()))
-        }
-        Some((SortColumn::Modified, false)) => {
-            page.order((scim_users::updated_at.asc(), scim_users::id.asc()))
-        }
-        Some((SortColumn::Modified, true)) => {
-            page.order((scim_users::updated_at.desc(), scim_users::id.asc()))
-        }
-    };
     if let Some((c1, c2)) = cond {
         count = count.filter(c1);
         page = page.filter(c2);
     }
     let total: i64 = count.get_result(conn)?;
-    let rows = if limit == 0 {
-        Vec::new()
-    } else {
-        page.load(conn)?
-    };
-    Ok((total, rows))
+    // No page query when nothing can be on it (every lookup-before-create of an initial sync
+    // misses), and no ORDER BY for a single match: with young statistics Postgres would walk
+    // the directory in id order for a `userName eq` rather than use the unique index.
+    if limit == 0 || offset >= total {
+        return Ok((total, Vec::new()));
+    }
+    if total > 1 {
+        page = match sort {
+            None | Some((SortColumn::Id, false)) => page.order(scim_users::id.asc()),
+            Some((SortColumn::Id, true)) => page.order(scim_users::id.desc()),
+            Some((SortColumn::UserName, false)) => {
+                page.order((scim_users::user_name_norm.asc(), scim_users::id.asc()))
+            }
+            Some((SortColumn::UserName, true)) => {
+                page.order((scim_users::user_name_norm.desc(), scim_users::id.asc()))
+            }
+            Some((SortColumn::DisplayName, false)) => page.order((
+                scim_users::display_name_norm.is_null().asc(),
+                scim_users::display_name_norm.asc(),
+                scim_users::id.asc(),
+            )),
+            Some((SortColumn::DisplayName, true)) => page.order((
+                scim_users::display_name_norm.is_null().asc(),
+                scim_users::display_name_norm.desc(),
+                scim_users::id.asc(),
+            )),
+            Some((SortColumn::ExternalId, false)) => page.order((
+                scim_users::external_id.is_null().asc(),
+                scim_users::external_id.asc(),
+                scim_users::id.asc(),
+            )),
+            Some((SortColumn::ExternalId, true)) => page.order((
+                scim_users::external_id.is_null().asc(),
+                scim_users::external_id.desc(),
+                scim_users::id.asc(),
+            )),
+            Some((SortColumn::Created, false)) => {
+                page.order((scim_users::created_at.asc(), scim_users::id.asc()))
+            }
+            Some((SortColumn::Created, true)) => {
+                page.order((scim_users::created_at.desc(), scim_users::id.asc()))
+            }
+            Some((SortColumn::Modified, false)) => {
+                page.order((scim_users::updated_at.asc(), scim_users::id.asc()))
+            }
+            Some((SortColumn::Modified, true)) => {
+                page.order((scim_users::updated_at.desc(), scim_users::id.asc()))
+            }
+        };
+    }
+    Ok((total, page.load(conn)?))
 }
 
 /// Live users of the directory with ids after `after`, in id order: for filters and sorts that

@@ -59,11 +59,24 @@ enum Item {
     Log(NewRequest),
 }
 
-/// Handle to the process's writer thread; dropping it stops the thread.
+/// Handle to the process's writer thread; dropping it commits what is queued and stops the
+/// thread.
 pub struct Writer {
-    queue: mpsc::Sender<Item>,
+    queue: Option<mpsc::Sender<Item>>,
     /// Log rows queued and not yet committed (or given up).
     pending_logs: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after its last batch; waiting for it means no
+        // database work is still running when the process exits.
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Writer {
@@ -72,17 +85,25 @@ impl Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
         let pending = pending_logs.clone();
-        std::thread::spawn(move || writer_loop(&pool, &items, &pending));
+        let thread = std::thread::spawn(move || writer_loop(&pool, &items, &pending));
         Writer {
-            queue,
+            queue: Some(queue),
             pending_logs,
+            thread: Some(thread),
         }
+    }
+
+    fn send(&self, item: Item) -> Result<(), WriteError> {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.send(item).ok())
+            .ok_or_else(|| WriteError::Unavailable("the writer thread has stopped".into()))
     }
 
     /// Queues a request-log row; it is committed within `LOG_DELAY` (or at the next `flush`).
     pub fn log(&self, row: NewRequest) {
         self.pending_logs.fetch_add(1, Ordering::SeqCst);
-        if self.queue.send(Item::Log(row)).is_err() {
+        if self.send(Item::Log(row)).is_err() {
             self.pending_logs.fetch_sub(1, Ordering::SeqCst);
             log::error!("request log row dropped: the writer thread has stopped");
         }
@@ -110,7 +131,7 @@ impl Writer {
             }
             Box::new(|_| {}) as Settle
         });
-        let _ = self.queue.send(Item::Job(Queued {
+        let _ = self.send(Item::Job(Queued {
             job,
             durable: false,
         }));
@@ -151,9 +172,7 @@ impl Writer {
                 let _ = reply.send(batch.map(|()| result));
             }) as Settle
         });
-        self.queue
-            .send(Item::Job(Queued { job, durable }))
-            .map_err(|_| WriteError::Unavailable("the writer thread has stopped".into()))?;
+        self.send(Item::Job(Queued { job, durable }))?;
         answer
             .await
             .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?
@@ -162,6 +181,7 @@ impl Writer {
 
 fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
     let mut conn: Option<PooledConn> = None;
+    let mut statistics = Statistics::default();
     loop {
         let first = match items.recv_timeout(IDLE) {
             Ok(item) => item,
@@ -192,6 +212,7 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
             }
         }
         let logs = batch.logs.len();
+        let jobs = batch.jobs.len();
         if conn.is_none() {
             match pool.get() {
                 Ok(c) => conn = Some(c),
@@ -200,7 +221,9 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         }
         match conn.as_mut() {
             Some(c) => {
-                if !commit_batch(c, batch) {
+                if commit_batch(c, batch) {
+                    statistics.after(c, jobs);
+                } else {
                     // A connection that failed to commit may be broken; the pool checks it.
                     conn = None;
                 }
@@ -209,6 +232,38 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
             None => log::error!("{logs} request log rows lost"),
         }
         pending_logs.fetch_sub(logs, Ordering::SeqCst);
+    }
+}
+
+/// Keeps Postgres's planner statistics up with a directory that is being filled. Before its
+/// first ANALYZE, Postgres believes a table holds a handful of rows and may answer a
+/// `userName eq` lookup by walking the whole directory instead of the unique index (10× slower
+/// at a few thousand users), and autovacuum analyzes at most once a minute: an initial sync
+/// would run on those plans. So the writer analyzes the SCIM tables itself after 500 changes,
+/// then each time the number of changes since has doubled (at most every 100 000).
+#[derive(Default)]
+struct Statistics {
+    changes: usize,
+    next: usize,
+}
+
+impl Statistics {
+    const FIRST: usize = 500;
+    const MAX_STEP: usize = 100_000;
+
+    fn after(&mut self, conn: &mut DbConn, changes: usize) {
+        use diesel::connection::SimpleConnection;
+        let DbConn::Postgres(pg) = conn else { return };
+        self.changes += changes;
+        if self.changes < self.next.max(Self::FIRST) {
+            return;
+        }
+        if let Err(e) =
+            pg.batch_execute("ANALYZE scim_users, user_emails, scim_groups, group_members")
+        {
+            log::warn!("could not refresh planner statistics: {e}");
+        }
+        self.next = self.changes + self.changes.min(Self::MAX_STEP);
     }
 }
 

@@ -383,3 +383,42 @@ async fn etags_if_match_and_if_none_match() {
         assert_eq!(r.status().as_u16(), 204);
     }
 }
+
+/// Postgres plans a young table as if it held a handful of rows (a `userName eq` lookup then
+/// walks the whole directory); the writer analyzes the SCIM tables as a directory fills.
+#[actix_web::test]
+async fn postgres_statistics_follow_an_initial_sync() {
+    use diesel::prelude::*;
+    if !backends().contains(&crate::helpers::Backend::Postgres) {
+        return;
+    }
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "pingidentity");
+    let analyzed = |app: &TestApp| -> f32 {
+        diesel::sql_query(
+            "SELECT reltuples FROM pg_class WHERE relname = 'scim_users' \
+             AND relnamespace = current_schema()::regnamespace",
+        )
+        .get_result::<Reltuples>(&mut *app.conn())
+        .unwrap()
+        .reltuples
+    };
+    assert!(analyzed(&app) < 0.0, "a new table has never been analyzed");
+    for i in 0..520 {
+        let r = scim
+            .post("/Users", &json!({"userName": format!("u{i}@x.com")}))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    assert!(
+        analyzed(&app) >= 500.0,
+        "the writer analyzed scim_users after 500 changes"
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct Reltuples {
+    #[diesel(sql_type = diesel::sql_types::Float)]
+    reltuples: f32,
+}
