@@ -435,11 +435,19 @@ pub fn org_page(
         .filter(directories::org_id.eq(org_id))
         .select(directories::id)
         .load(conn)?;
+    let trigram_filter = trigram_prefilter(conn, &needle);
     let base = || {
         let mut q = scim_users::table
             .filter(scim_users::directory_id.eq_any(dirs.clone()))
             .filter(scim_users::deleted_at.is_null())
             .into_boxed();
+        if let Some((before, bound, after)) = &trigram_filter {
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(before)
+                    .bind::<diesel::sql_types::Text, _>(bound.clone())
+                    .sql(after),
+            );
+        }
         if !needle.is_empty() {
             let pattern = super::contains_pattern(&needle);
             // Nullable columns: NULL LIKE … is NULL, which `OR` treats as false here.
@@ -491,6 +499,35 @@ pub fn org_page(
         (ViewSort::Updated, true) => q.order((scim_users::updated_at.desc(), scim_users::id.desc())),
     };
     Ok((total, q.load(conn)?))
+}
+
+/// The portal search's trigram-index condition (SQL before its one bound value, the value,
+/// SQL after it), for needles of three characters or more; shorter ones are matched by the LIKE
+/// conditions alone. The LIKE conditions always apply too, so results are exactly theirs.
+fn trigram_prefilter(
+    conn: &mut DbConn,
+    needle: &str,
+) -> Option<(&'static str, String, &'static str)> {
+    if needle.chars().count() < 3 {
+        return None;
+    }
+    Some(match conn {
+        // A quoted FTS5 phrase: with the trigram tokenizer, any column containing it.
+        DbConn::Sqlite(_) => (
+            "scim_users.id IN (SELECT k.user_id FROM user_search_keys k WHERE k.key IN \
+             (SELECT rowid FROM user_search WHERE user_search MATCH ",
+            format!("\"{}\"", needle.replace('"', "\"\"")),
+            "))",
+        ),
+        // The indexed expression of `scim_users_search`, exactly.
+        DbConn::Postgres(_) => (
+            "(scim_users.user_name_norm || ' ' || COALESCE(scim_users.display_name_norm, '') \
+             || ' ' || COALESCE(scim_users.full_name_norm, '') || ' ' \
+             || COALESCE(scim_users.primary_email, '')) LIKE (",
+            super::contains_pattern(needle),
+            ")",
+        ),
+    })
 }
 
 /// Portal: a live user of the organization.

@@ -255,3 +255,81 @@ async fn provider_supplied_markup_is_escaped() {
         );
     }
 }
+
+/// The Users view's search: a substring of userName, display name, given + family name or
+/// email, in any case, through the trigram index (three characters or more) or without it
+/// (shorter), following updates and deletes, with LIKE's special characters taken literally.
+#[actix_web::test]
+async fn users_view_search_finds_substrings_of_names_and_emails() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let jane = scim
+            .post(
+                "/Users",
+                &json!({"userName": "jdoe@acme.test", "displayName": "Jane Q. Doe",
+                        "name": {"givenName": "Jane", "familyName": "Doe"},
+                        "emails": [{"value": "jane.work@mail.acme.test", "primary": true}]}),
+            )
+            .await
+            .json();
+        let jane_id = jane["id"].as_str().unwrap().to_string();
+        scim.post(
+            "/Users",
+            &json!({"userName": "pct_100%@acme.test", "name": {"givenName": "Max", "familyName": "O\"Neil"}}),
+        )
+        .await;
+        scim.post("/Users", &json!({"userName": "other@acme.test"}))
+            .await;
+        let mut admin = app.portal(&org).await;
+        let finds = |body: &str, who: &str| body.contains(who);
+        for (q, expect_jane) in [
+            ("JDOE", true),        // userName, any case
+            ("q.%20doe", true),    // display name
+            ("ne%20do", true),     // given + family name
+            ("work%40mail", true), // email
+            ("oe", true),          // two characters: no trigram index
+            ("zzz", false),        // nothing
+            ("100%25%40", false),  // a literal %: only the other user
+        ] {
+            let page = admin.get(&format!("/portal/users?q={q}")).await;
+            assert_eq!(page.status, 200, "{q}");
+            assert_eq!(
+                finds(&page.body, "jdoe@acme.test"),
+                expect_jane,
+                "search {q:?} on {backend:?}"
+            );
+        }
+        let pct = admin.get("/portal/users?q=100%25%40").await;
+        assert!(pct.body.contains("pct_100%@acme.test"), "{backend:?}");
+        assert!(!pct.body.contains("other@acme.test"));
+        let quote = admin.get("/portal/users?q=o%22nei").await;
+        assert!(quote.body.contains("pct_100%@acme.test"), "{backend:?}");
+
+        // A rename is found under the new name only; a deleted user not at all.
+        scim.put(
+            &format!("/Users/{jane_id}"),
+            &json!({"userName": "jsmith@acme.test", "displayName": "Jane Smith"}),
+        )
+        .await;
+        let renamed = admin.get("/portal/users?q=smith").await;
+        assert!(renamed.body.contains("jsmith@acme.test"), "{backend:?}");
+        assert!(
+            !admin
+                .get("/portal/users?q=jdoe")
+                .await
+                .body
+                .contains("jsmith@acme.test")
+        );
+        scim.delete(&format!("/Users/{jane_id}")).await;
+        assert!(
+            !admin
+                .get("/portal/users?q=smith")
+                .await
+                .body
+                .contains("jsmith@acme.test"),
+            "{backend:?}"
+        );
+    }
+}
