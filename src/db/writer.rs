@@ -235,12 +235,15 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
     }
 }
 
-/// Keeps Postgres's planner statistics up with a directory that is being filled. Before its
-/// first ANALYZE, Postgres believes a table holds a handful of rows and may answer a
+/// Keeps the planner's statistics up with a directory that is being filled. Without them
+/// both planners guess that a directory holds a handful of rows: Postgres then answers a
 /// `userName eq` lookup by walking the whole directory instead of the unique index (10× slower
-/// at a few thousand users), and autovacuum analyzes at most once a minute: an initial sync
-/// would run on those plans. So the writer analyzes the SCIM tables itself after 500 changes,
-/// then each time the number of changes since has doubled (at most every 100 000).
+/// at a few thousand users), and SQLite walks every user of the organization in name order
+/// for a portal search instead of starting from the few the trigram index found. Autovacuum
+/// analyzes at most once a minute and SQLite never does on its own, so the writer analyzes
+/// the SCIM tables itself after 500 changes, then each time the number of changes since has
+/// doubled (at most every 100 000). SQLite samples (`analysis_limit`) so this takes
+/// milliseconds.
 #[derive(Default)]
 struct Statistics {
     changes: usize,
@@ -253,14 +256,19 @@ impl Statistics {
 
     fn after(&mut self, conn: &mut DbConn, changes: usize) {
         use diesel::connection::SimpleConnection;
-        let DbConn::Postgres(pg) = conn else { return };
         self.changes += changes;
         if self.changes < self.next.max(Self::FIRST) {
             return;
         }
-        if let Err(e) =
-            pg.batch_execute("ANALYZE scim_users, user_emails, scim_groups, group_members")
-        {
+        let analyzed = match conn {
+            DbConn::Postgres(pg) => {
+                pg.batch_execute("ANALYZE scim_users, user_emails, scim_groups, group_members")
+            }
+            DbConn::Sqlite(_) => write_tx(conn, |c| {
+                c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")
+            }),
+        };
+        if let Err(e) = analyzed {
             log::warn!("could not refresh planner statistics: {e}");
         }
         self.next = self.changes + self.changes.min(Self::MAX_STEP);
