@@ -242,8 +242,9 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
 /// for a portal search instead of starting from the few the trigram index found. Autovacuum
 /// analyzes at most once a minute and SQLite never does on its own, so the writer analyzes
 /// the SCIM tables itself after 500 changes, then each time the number of changes since has
-/// doubled (at most every 100 000). SQLite samples (`analysis_limit`) so this takes
-/// milliseconds.
+/// doubled (at most every 100 000). SQLite samples (`analysis_limit`), so this takes a few
+/// milliseconds. (Measured on the 100 000-user sync: sampled statistics gave 36.5 s, full ones
+/// 50.3 s, with group writes 4× slower; no statistics, 64.7 s.)
 #[derive(Default)]
 struct Statistics {
     changes: usize,
