@@ -263,7 +263,11 @@ impl Statistics {
         }
         let analyzed = match conn {
             DbConn::Postgres(pg) => {
-                pg.batch_execute("ANALYZE scim_users, user_emails, scim_groups, group_members")
+                // VACUUM too: it sets the visibility map, without which counting a directory
+                // visits every row instead of only the index (52 ms at 100 000 users).
+                pg.batch_execute(
+                    "VACUUM (ANALYZE) scim_users, user_emails, scim_groups, group_members",
+                )
             }
             DbConn::Sqlite(_) => write_tx(conn, |c| {
                 c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")
