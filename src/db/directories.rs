@@ -80,11 +80,6 @@ pub fn get(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResult<O
         .optional()
 }
 
-/// Whether a directory with this id exists (to log refused requests against real directories only).
-pub fn exists(conn: &mut DbConn, directory_id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(directories::table.find(directory_id))).get_result(conn)
-}
-
 pub fn list_for_org(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<Directory>> {
     directories::table
         .filter(directories::org_id.eq(org_id))

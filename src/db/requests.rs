@@ -63,7 +63,7 @@ pub fn insert(conn: &mut DbConn, row: &NewRequest) -> QueryResult<()> {
 
 /// Records queued rows, many per statement. Rows of directories deleted meanwhile are
 /// dropped (their log went with them).
-pub fn insert_many(conn: &mut DbConn, rows: &[NewRequest]) -> QueryResult<()> {
+pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<()> {
     use super::schema::directories;
     let mut dirs: Vec<&str> = rows.iter().map(|r| r.directory_id.as_str()).collect();
     dirs.sort_unstable();
@@ -72,21 +72,17 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewRequest]) -> QueryResult<()> {
         .filter(directories::id.eq_any(&dirs))
         .select(directories::id)
         .load(conn)?;
-    let rows: Vec<&NewRequest> = rows
-        .iter()
-        .filter(|r| live.contains(&r.directory_id))
-        .collect();
+    rows.retain(|r| live.contains(&r.directory_id));
     // 11 bound values a row: 200 rows stay far below either backend's parameter limit.
     for chunk in rows.chunks(200) {
-        let chunk: Vec<NewRequest> = chunk.iter().map(|r| (*r).clone()).collect();
         // Multi-row inserts are written per backend (a MultiConnection cannot batch).
         let ids: Vec<i64> = match conn {
             DbConn::Sqlite(c) => diesel::insert_into(scim_requests::table)
-                .values(&chunk)
+                .values(chunk)
                 .returning(scim_requests::id)
                 .get_results(c)?,
             DbConn::Postgres(c) => diesel::insert_into(scim_requests::table)
-                .values(&chunk)
+                .values(chunk)
                 .returning(scim_requests::id)
                 .get_results(c)?,
         };

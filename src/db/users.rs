@@ -504,10 +504,7 @@ pub fn org_page(
 /// The portal search's trigram-index condition (SQL before its one bound value, the value,
 /// SQL after it), for needles of three characters or more; shorter ones are matched by the LIKE
 /// conditions alone. The LIKE conditions always apply too, so results are exactly theirs.
-fn trigram_prefilter(
-    conn: &mut DbConn,
-    needle: &str,
-) -> Option<(&'static str, String, &'static str)> {
+fn trigram_prefilter(conn: &DbConn, needle: &str) -> Option<(&'static str, String, &'static str)> {
     if needle.chars().count() < 3 {
         return None;
     }

@@ -212,7 +212,8 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
             }
         }
         let logs = batch.logs.len();
-        let jobs = batch.jobs.len();
+        // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
+        let changes = batch.jobs.iter().filter(|q| q.durable).count();
         if conn.is_none() {
             match pool.get() {
                 Ok(c) => conn = Some(c),
@@ -222,7 +223,7 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         match conn.as_mut() {
             Some(c) => {
                 if commit_batch(c, batch) {
-                    statistics.after(c, jobs);
+                    statistics.after(c, changes);
                 } else {
                     // A connection that failed to commit may be broken; the pool checks it.
                     conn = None;
@@ -311,6 +312,7 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     let relaxed = batch.jobs.iter().all(|q| !q.durable);
     let mut settles: Vec<Settle> = Vec::with_capacity(batch.jobs.len());
     let logs = batch.logs;
+    let log_rows = logs.len();
     let outcome = write_tx(conn, |c| {
         for queued in batch.jobs {
             match catch_unwind(AssertUnwindSafe(|| (queued.job)(c))) {
@@ -320,10 +322,10 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
                 Err(_) => return Err(diesel::result::Error::RollbackTransaction),
             }
         }
-        if !logs.is_empty()
-            && let Err(e) = write_tx(c, |c| requests::insert_many(c, &logs))
+        if log_rows > 0
+            && let Err(e) = write_tx(c, |c| requests::insert_many(c, logs))
         {
-            log::error!("{} request log rows lost: {e}", logs.len());
+            log::error!("{log_rows} request log rows lost: {e}");
         }
         if relaxed {
             relax_commit(c)?;
@@ -335,7 +337,7 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
         log::error!(
             "database writer: batch of {} changes and {} log rows not committed: {e}",
             settles.len(),
-            logs.len()
+            log_rows
         );
         e.to_string()
     });
