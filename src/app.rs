@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Config,
     /// Group commit of the SCIM endpoint's writes.
     pub writer: db::writer::Writer,
+    /// Bookmarks for paging each directory's users (see `db::user_pages`).
+    pub user_pages: std::sync::Arc<db::user_pages::Bookmarks>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             pool,
             config,
             writer,
+            user_pages: Default::default(),
         }
     }
 }

@@ -111,6 +111,8 @@ pub enum TokenCheck {
         token_id: String,
         last_used_at: Option<NaiveDateTime>,
         dir_last_request: Option<NaiveDateTime>,
+        /// The directory's event sequence: it rises with every change of its users.
+        event_seq: i64,
     },
     /// Unknown, or for another directory (indistinguishable to the caller).
     Invalid,
@@ -140,6 +142,7 @@ pub fn check_token(
         String,
         bool,
         Option<NaiveDateTime>,
+        i64,
     );
     let found: Option<Found> = directory_tokens::table
         .inner_join(directories::table.inner_join(organizations::table))
@@ -153,6 +156,7 @@ pub fn check_token(
             directories::status,
             organizations::scim_enabled,
             directories::last_request_at,
+            directories::event_seq,
         ))
         .first(conn)
         .optional()?;
@@ -165,6 +169,7 @@ pub fn check_token(
         status,
         scim_enabled,
         dir_last_request,
+        event_seq,
     )) = found
     else {
         return Ok(TokenCheck::Invalid);
@@ -182,6 +187,7 @@ pub fn check_token(
         token_id,
         last_used_at,
         dir_last_request,
+        event_seq,
     })
 }
 

@@ -5,7 +5,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use super::schema::{directories, events, webhook_deliveries, webhook_endpoints};
+use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, now};
 
 /// Every event type Roster emits.
@@ -74,6 +74,45 @@ pub fn order_lock(conn: &mut DbConn) -> QueryResult<()> {
     Ok(())
 }
 
+/// `UPDATE directories SET event_seq = event_seq + n … RETURNING event_seq, org_id`, written out
+/// so the connection keeps it prepared: diesel re-prepares every UPDATE it builds (its SET
+/// clause may vary), and this one runs with every change.
+struct ReserveSequence<'a> {
+    directory_id: &'a str,
+    n: i64,
+}
+
+impl diesel::query_builder::QueryId for ReserveSequence<'_> {
+    type QueryId = ();
+    // Cached by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for ReserveSequence<'_> {
+    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::Text);
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for ReserveSequence<'_>
+where
+    DB: diesel::backend::Backend,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("UPDATE directories SET event_seq = event_seq + ");
+        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.n)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<diesel::sql_types::Text, _>(self.directory_id)?;
+        out.push_sql(" RETURNING event_seq, org_id");
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for ReserveSequence<'_> {}
+
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
@@ -90,10 +129,7 @@ pub fn emit_many(
     let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
     order_lock(conn)?;
     // The directory row's counter hands out the per-directory sequence numbers.
-    let (last, org_id): (i64, String) = diesel::update(directories::table.find(directory_id))
-        .set(directories::event_seq.eq(directories::event_seq + n))
-        .returning((directories::event_seq, directories::org_id))
-        .get_result(conn)?;
+    let (last, org_id): (i64, String) = ReserveSequence { directory_id, n }.get_result(conn)?;
     let first = last - n + 1;
     let at = now();
     let created_at = crate::scim::resource::rfc3339(at);

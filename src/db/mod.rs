@@ -12,6 +12,7 @@ pub mod requests;
 pub mod schema;
 pub mod scim_filter;
 pub mod settings;
+pub mod user_pages;
 pub mod users;
 pub mod webhooks;
 pub mod writer;
@@ -135,8 +136,11 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
             // WAL is set once per database file (in `connect`); these are per connection.
+            // `temp_store=MEMORY` keeps savepoints' statement journals (the writer runs every
+            // job in one) in memory instead of a temporary file: a page copy, not a write.
             c.batch_execute(
-                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
+                 PRAGMA temp_store=MEMORY;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -250,7 +254,13 @@ where
         }
         _ => Tm::begin_transaction(conn)?,
     }
-    match f(conn) {
+    let done = f(conn).and_then(|value| {
+        if !nested {
+            users::index_pending_search(conn)?;
+        }
+        Ok(value)
+    });
+    match done {
         Ok(value) => match Tm::commit_transaction(conn) {
             Ok(()) => Ok(value),
             Err(e) => {

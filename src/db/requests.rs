@@ -49,19 +49,7 @@ pub struct Request {
     pub resource_id: Option<String>,
 }
 
-/// Records a request (call inside the transaction of its effect, if it had one).
-pub fn insert(conn: &mut DbConn, row: &NewRequest) -> QueryResult<()> {
-    let id: i64 = diesel::insert_into(scim_requests::table)
-        .values(row)
-        .returning(scim_requests::id)
-        .get_result(conn)?;
-    if id % PRUNE_EVERY == 0 {
-        prune(conn, &row.directory_id, id)?;
-    }
-    Ok(())
-}
-
-/// Records queued rows, many per statement. Rows of directories deleted meanwhile are
+/// Records rows many per statement (the writer's batch: changes' rows and queued ones). Rows of directories deleted meanwhile are
 /// dropped (their log went with them).
 pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<()> {
     use super::schema::directories;

@@ -504,6 +504,38 @@ pub fn org_page(
 /// The portal search's trigram-index condition (SQL before its one bound value, the value,
 /// SQL after it), for needles of three characters or more; shorter ones are matched by the LIKE
 /// conditions alone. The LIKE conditions always apply too, so results are exactly theirs.
+/// Brings SQLite's trigram index up to date with the users changed in this transaction (see
+/// the `search_once_per_commit` migration); `write_tx` calls it just before committing.
+pub fn index_pending_search(conn: &mut DbConn) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::Bool;
+    let DbConn::Sqlite(c) = conn else {
+        return Ok(());
+    };
+    #[derive(QueryableByName)]
+    struct Pending {
+        #[diesel(sql_type = Bool)]
+        any: bool,
+    }
+    let pending: Pending =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM user_search_pending) AS any")
+            .get_result(c)?;
+    if !pending.any {
+        return Ok(());
+    }
+    c.batch_execute(
+        "DELETE FROM user_search WHERE rowid IN \
+             (SELECT key FROM user_search_pending WHERE indexed = 1); \
+         INSERT INTO user_search (rowid, user_name, display_name, full_name, email) \
+             SELECT p.key, u.user_name_norm, u.display_name_norm, u.full_name_norm, \
+                    u.primary_email \
+             FROM user_search_pending p \
+             CROSS JOIN user_search_keys k ON k.key = p.key \
+             CROSS JOIN scim_users u ON u.id = k.user_id; \
+         DELETE FROM user_search_pending;",
+    )
+}
+
 fn trigram_prefilter(conn: &DbConn, needle: &str) -> Option<(&'static str, String, &'static str)> {
     if needle.chars().count() < 3 {
         return None;

@@ -42,9 +42,10 @@ pub enum WriteError {
     Unavailable(String),
 }
 
-/// Runs a job on the writer's connection inside the batch transaction, and returns what to do
-/// once the batch's fate is known (`Ok` when it committed).
-type Job = Box<dyn FnOnce(&mut DbConn) -> Settle + Send>;
+/// Runs a job on the writer's connection inside the batch transaction (it may add request-log
+/// rows to the batch's), and returns what to do once the batch's fate is known (`Ok` when it
+/// committed).
+type Job = Box<dyn FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> Settle + Send>;
 type Settle = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
 
 struct Queued {
@@ -85,11 +86,17 @@ impl Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
         let pending = pending_logs.clone();
-        let thread = std::thread::spawn(move || writer_loop(&pool, &items, &pending));
+        // Named, so profiles and `top -H` show which thread is the writer.
+        let thread = std::thread::Builder::new()
+            .name("roster-writer".into())
+            .spawn(move || writer_loop(&pool, &items, &pending))
+            // Without the thread every write is refused as unavailable (503), not lost.
+            .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))
+            .ok();
         Writer {
             queue: Some(queue),
             pending_logs,
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -125,7 +132,7 @@ impl Writer {
     where
         F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error> + Send + 'static,
     {
-        let job: Job = Box::new(move |conn: &mut DbConn| {
+        let job: Job = Box::new(move |conn: &mut DbConn, _: &mut Vec<NewRequest>| {
             if let Err(e) = write_tx(conn, f) {
                 log::error!("{what} failed: {e}");
             }
@@ -159,15 +166,45 @@ impl Writer {
         self.submit(f, false).await
     }
 
+    /// Like `run`, for a change that also yields its request-log row: the row is inserted
+    /// with the batch's other log rows, many per statement, and commits with the change.
+    pub async fn run_logged<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<(T, NewRequest), E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        self.submit_job(
+            move |conn, logs| {
+                write_tx(conn, f).map(|(value, row)| {
+                    logs.push(row);
+                    value
+                })
+            },
+            true,
+        )
+        .await
+    }
+
     async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
+        self.submit_job(move |conn, _| write_tx(conn, f), durable)
+            .await
+    }
+
+    async fn submit_job<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut DbConn| {
-            let result = write_tx(conn, f);
+        let job: Job = Box::new(move |conn: &mut DbConn, logs: &mut Vec<NewRequest>| {
+            let result = f(conn, logs);
             Box::new(move |batch: Result<(), WriteError>| {
                 let _ = reply.send(batch.map(|()| result));
             }) as Settle
@@ -311,17 +348,18 @@ impl Batch {
 fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     let relaxed = batch.jobs.iter().all(|q| !q.durable);
     let mut settles: Vec<Settle> = Vec::with_capacity(batch.jobs.len());
-    let logs = batch.logs;
-    let log_rows = logs.len();
+    let mut logs = batch.logs;
+    let mut log_rows = logs.len();
     let outcome = write_tx(conn, |c| {
         for queued in batch.jobs {
-            match catch_unwind(AssertUnwindSafe(|| (queued.job)(c))) {
+            match catch_unwind(AssertUnwindSafe(|| (queued.job)(c, &mut logs))) {
                 Ok(settle) => settles.push(settle),
                 // A panicking job leaves the transaction in an unknown state: give up the
                 // batch (its caller sees the write abandoned, the others a commit error).
                 Err(_) => return Err(diesel::result::Error::RollbackTransaction),
             }
         }
+        log_rows = logs.len();
         if log_rows > 0
             && let Err(e) = write_tx(c, |c| requests::insert_many(c, logs))
         {

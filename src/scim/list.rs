@@ -102,8 +102,35 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Val
         "totalResults": total,
         "startIndex": start_index,
         "itemsPerPage": resources.len(),
-        "Resources": resources,
+        // Moved in, not serialized again as `json!` would do with a `Vec`.
+        "Resources": Value::Array(resources),
     })
+}
+
+/// A ListResponse as text, serialized straight from its resources (see `Rendering`).
+pub fn list_response_text<T: serde::Serialize>(
+    total: i64,
+    start_index: i64,
+    resources: &[T],
+) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ListResponse<'a, T> {
+        schemas: [&'static str; 1],
+        total_results: i64,
+        start_index: i64,
+        items_per_page: usize,
+        #[serde(rename = "Resources")]
+        resources: &'a [T],
+    }
+    serde_json::to_string(&ListResponse {
+        schemas: [LIST_RESPONSE_SCHEMA],
+        total_results: total,
+        start_index,
+        items_per_page: resources.len(),
+        resources,
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -162,6 +189,9 @@ mod tests {
 /// `id`, `schemas` and `meta` are always returned; `attributes` wins when both are given.
 pub fn project(resource: serde_json::Value, q: &ListQuery) -> serde_json::Value {
     use serde_json::Map;
+    if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
+        return resource;
+    }
     let serde_json::Value::Object(map) = resource else {
         return resource;
     };

@@ -1,7 +1,7 @@
 //! Mapping between SCIM JSON and what Roster stores: validation and normalisation of incoming
 //! Users and Groups (tolerating what real providers send), and rendering of stored resources.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::filter::get_ci;
 use super::{ENTERPRISE_USER_SCHEMA, ResourceType, ScimError};
@@ -422,59 +422,167 @@ pub fn render(
     base_url: &str,
     references: Option<&[Reference]>,
 ) -> Value {
-    let doc: Map<String, Value> = serde_json::from_str(stored.document).unwrap_or_default();
-    let mut schemas = vec![Value::String(kind.core_schema().to_string())];
-    for k in doc.keys() {
-        if k.to_ascii_lowercase().starts_with("urn:") {
-            schemas.push(Value::String(k.clone()));
-        }
-    }
-    let mut out = Map::new();
-    out.insert("schemas".into(), Value::Array(schemas));
-    out.insert("id".into(), Value::String(stored.id.to_string()));
-    for (k, v) in doc {
-        out.insert(k, v);
-    }
-    let endpoint = kind.endpoint();
-    if let Some(refs) = references {
-        let (key, target) = match kind {
+    serde_json::to_value(Rendering {
+        kind,
+        stored,
+        base_url,
+        references,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// A stored resource as SCIM JSON (see `render`), serialized straight from the stored text:
+/// the document's attributes are copied as raw JSON, not parsed into values and written out
+/// again, which is most of the cost of a page of 100 users.
+pub struct Rendering<'a> {
+    pub kind: ResourceType,
+    pub stored: &'a Stored<'a>,
+    pub base_url: &'a str,
+    pub references: Option<&'a [Reference]>,
+}
+
+impl serde::Serialize for Rendering<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // Unreadable stored text renders as no attributes rather than failing the response.
+        let doc: indexmap::IndexMap<String, &serde_json::value::RawValue> =
+            serde_json::from_str(self.stored.document).unwrap_or_default();
+        let (references_key, target) = match self.kind {
             ResourceType::Group => ("members", "Users"),
             ResourceType::User => ("groups", "Groups"),
         };
-        let items = refs
-            .iter()
-            .map(|r| {
-                let mut m = json!({
-                    "value": r.id,
-                    "$ref": format!("{base_url}/{target}/{}", r.id),
-                });
-                if let Some(d) = &r.display {
-                    m["display"] = Value::String(d.clone());
-                }
-                if kind == ResourceType::Group {
-                    m["type"] = Value::String("User".into());
-                }
-                m
-            })
+        let schemas: Vec<&str> = std::iter::once(self.kind.core_schema())
+            .chain(
+                doc.keys()
+                    .filter(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")))
+                    .map(String::as_str),
+            )
             .collect();
-        out.insert(key.into(), Value::Array(items));
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("schemas", &schemas)?;
+        map.serialize_entry("id", self.stored.id)?;
+        for (k, v) in &doc {
+            // Never stored (see `clean`); skipped so a key cannot appear twice.
+            let computed = matches!(k.as_str(), "schemas" | "id" | "meta")
+                || (self.references.is_some() && k == references_key);
+            if !computed {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(refs) = self.references {
+            let items: Vec<ReferenceJson<'_>> = refs
+                .iter()
+                .map(|r| ReferenceJson {
+                    value: &r.id,
+                    reference: format!("{}/{target}/{}", self.base_url, r.id),
+                    display: r.display.as_deref(),
+                    kind: (self.kind == ResourceType::Group).then_some("User"),
+                })
+                .collect();
+            map.serialize_entry(references_key, &items)?;
+        }
+        map.serialize_entry(
+            "meta",
+            &Meta {
+                resource_type: self.kind.name(),
+                created: rfc3339(self.stored.created),
+                last_modified: rfc3339(self.stored.last_modified),
+                location: format!(
+                    "{}/{}/{}",
+                    self.base_url,
+                    self.kind.endpoint(),
+                    self.stored.id
+                ),
+                version: format!("W/\"{}\"", self.stored.version),
+            },
+        )?;
+        map.end()
     }
-    out.insert(
-        "meta".into(),
-        json!({
-            "resourceType": kind.name(),
-            "created": rfc3339(stored.created),
-            "lastModified": rfc3339(stored.last_modified),
-            "location": format!("{base_url}/{endpoint}/{}", stored.id),
-            "version": format!("W/\"{}\"", stored.version),
-        }),
-    );
-    Value::Object(out)
+}
+
+#[derive(serde::Serialize)]
+struct ReferenceJson<'a> {
+    value: &'a str,
+    #[serde(rename = "$ref")]
+    reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    resource_type: &'static str,
+    created: String,
+    last_modified: String,
+    location: String,
+    version: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rendering_splices_the_stored_attributes_in_order() {
+        let document = json!({
+            "userName": "ann@example.com",
+            ENTERPRISE_USER_SCHEMA: {"department": "Sales \"East\""},
+            "name": {"givenName": "Ann"},
+        })
+        .to_string();
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .and_then(|d| d.and_hms_opt(5, 6, 7))
+            .unwrap();
+        let stored = Stored {
+            id: "u1",
+            document: &document,
+            version: 3,
+            created: at,
+            last_modified: at,
+        };
+        let refs = [Reference {
+            id: "g1".into(),
+            display: Some("Admins".into()),
+        }];
+        let rendering = Rendering {
+            kind: ResourceType::User,
+            stored: &stored,
+            base_url: "https://r.example/scim/v2/d",
+            references: Some(&refs),
+        };
+        let text = serde_json::to_string(&rendering).unwrap();
+        assert_eq!(
+            text,
+            json!({
+                "schemas": [crate::scim::USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+                "id": "u1",
+                "userName": "ann@example.com",
+                ENTERPRISE_USER_SCHEMA: {"department": "Sales \"East\""},
+                "name": {"givenName": "Ann"},
+                "groups": [{"value": "g1", "$ref": "https://r.example/scim/v2/d/Groups/g1", "display": "Admins"}],
+                "meta": {
+                    "resourceType": "User",
+                    "created": "2026-11-29T05:06:07.000Z",
+                    "lastModified": "2026-11-29T05:06:07.000Z",
+                    "location": "https://r.example/scim/v2/d/Users/u1",
+                    "version": "W/\"3\"",
+                },
+            })
+            .to_string()
+        );
+        // The value form is the same document.
+        let value = render(
+            ResourceType::User,
+            &stored,
+            "https://r.example/scim/v2/d",
+            Some(&refs),
+        );
+        assert_eq!(value.to_string(), text);
+    }
 
     #[test]
     fn pingone_user_is_normalised_and_keeps_every_attribute() {

@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::db::DbConn;
 use crate::db::directories::{self, TokenCheck};
-use crate::db::requests::{self, NewRequest};
+use crate::db::requests::NewRequest;
+use crate::db::user_pages::Bookmarks;
 use crate::scim::discovery::{self, MAX_PAYLOAD_BYTES};
 use crate::scim::list::{self, ListQuery};
 use crate::scim::redact;
@@ -31,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct Reply {
     status: StatusCode,
     body: Option<Value>,
+    /// A body serialized already (list responses), sent instead of `body`.
+    text: Option<String>,
     location: Option<String>,
 }
 
@@ -39,6 +42,15 @@ impl Reply {
         Reply {
             status: StatusCode::OK,
             body: Some(body),
+            text: None,
+            location: None,
+        }
+    }
+    fn ok_text(text: String) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: None,
+            text: Some(text),
             location: None,
         }
     }
@@ -47,6 +59,7 @@ impl Reply {
         Reply {
             status: StatusCode::CREATED,
             body: Some(body),
+            text: None,
             location,
         }
     }
@@ -54,6 +67,7 @@ impl Reply {
         Reply {
             status: StatusCode::NO_CONTENT,
             body: None,
+            text: None,
             location: None,
         }
     }
@@ -243,7 +257,7 @@ impl Rendered {
             status: r.status,
             location: r.location,
             etag,
-            body: r.body.map(|b| b.to_string()),
+            body: r.text.or_else(|| r.body.map(|b| b.to_string())),
             challenge: false,
         }
     }
@@ -360,11 +374,11 @@ async fn write(
 ) -> Result<Rendered, ScimError> {
     state
         .writer
-        .run(move |c| {
-            if let Some(touch) = authenticate(c, &incoming)? {
+        .run_logged(move |c| {
+            if let Some(touch) = authenticate(c, &incoming)?.touch {
                 touch.apply(c, &incoming.directory_id)?;
             }
-            let reply = dispatch(c, &incoming, &target)?;
+            let reply = dispatch(c, &incoming, &target, None)?;
             let created = reply
                 .body
                 .as_ref()
@@ -373,11 +387,8 @@ async fn write(
                 .map(str::to_string);
             let rendered = Rendered::reply(reply);
             // The change and its log row commit together, or neither does.
-            requests::insert(
-                c,
-                &log_row(&incoming, &target, &rendered, created.as_deref(), None),
-            )?;
-            Ok(rendered)
+            let row = log_row(&incoming, &target, &rendered, created.as_deref(), None);
+            Ok((rendered, row))
         })
         .await
         .map_err(|e| unavailable(&e))?
@@ -392,15 +403,17 @@ async fn read(
 ) -> Result<Rendered, ScimError> {
     let pool = state.pool.clone();
     let (inc, tgt) = (incoming.clone(), target.clone());
+    let bookmarks = state.user_pages.clone();
     let (rendered, touch) = web::block(move || {
         let mut conn = pool.get().map_err(|e| {
             log::error!("database pool: {e}");
             ScimError::unavailable("the server is busy; retry shortly")
         })?;
-        let touch = authenticate(&mut conn, &inc)?;
-        let reply = dispatch(&mut conn, &inc, &tgt)?;
+        let auth = authenticate(&mut conn, &inc)?;
+        let pages = Some((&*bookmarks, auth.event_seq));
+        let reply = dispatch(&mut conn, &inc, &tgt, pages)?;
         let reply = not_modified(reply, inc.if_none_match.as_deref());
-        Ok::<_, ScimError>((Rendered::reply(reply), touch))
+        Ok::<_, ScimError>((Rendered::reply(reply), auth.touch))
     })
     .await
     .map_err(|_| ScimError::internal())??;
@@ -478,8 +491,16 @@ impl TokenTouch {
     }
 }
 
-/// Checks the bearer token; says whether its last use is due to be recorded.
-fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Option<TokenTouch>, ScimError> {
+/// What a valid token tells about its directory.
+struct Authenticated {
+    /// Set when the token's last use is due to be recorded.
+    touch: Option<TokenTouch>,
+    /// The directory's event sequence (see `db::user_pages`).
+    event_seq: i64,
+}
+
+/// Checks the bearer token.
+fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated, ScimError> {
     let Some(token) = &incoming.token else {
         return Err(ScimError::unauthorized(
             "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
@@ -500,12 +521,14 @@ fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Option<TokenTo
             token_id,
             last_used_at,
             dir_last_request,
-        } => Ok(
-            directories::needs_touch(dir_last_request, last_used_at).then_some(TokenTouch {
+            event_seq,
+        } => Ok(Authenticated {
+            touch: directories::needs_touch(dir_last_request, last_used_at).then_some(TokenTouch {
                 token_id,
                 last_used_at,
             }),
-        ),
+            event_seq,
+        }),
     }
 }
 
@@ -524,6 +547,7 @@ fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
             Reply {
                 status: StatusCode::NOT_MODIFIED,
                 body: None,
+                text: None,
                 location: None,
             }
         }
@@ -531,12 +555,20 @@ fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
     }
 }
 
-fn dispatch(conn: &mut DbConn, incoming: &Incoming, target: &Target) -> Result<Reply, ScimError> {
+/// Runs the operation a request asks for. `user_pages`: the process's bookmarks with the
+/// directory's event sequence, for reads (see `db::user_pages`).
+fn dispatch(
+    conn: &mut DbConn,
+    incoming: &Incoming,
+    target: &Target,
+    user_pages: Option<(&Bookmarks, i64)>,
+) -> Result<Reply, ScimError> {
     use crate::scim::ResourceType::{Group, User};
     let ctx = &Ctx {
         directory_id: &incoming.directory_id,
         base_url: &incoming.base_url,
         if_match: incoming.if_match.as_deref(),
+        user_pages,
     };
     let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
     let query = || list::parse_query(&incoming.query);
@@ -548,7 +580,7 @@ fn dispatch(conn: &mut DbConn, incoming: &Incoming, target: &Target) -> Result<R
         (Target::ResourceTypes, &Method::GET) => Reply::ok(discovery::resource_types(base_url)),
         (Target::Schemas, &Method::GET) => Reply::ok(discovery::schemas(base_url)),
         (Target::Collection(User), &Method::GET) => {
-            Reply::ok(ops::list_users(conn, ctx, &query()?)?)
+            Reply::ok_text(ops::list_users(conn, ctx, &query()?)?)
         }
         (Target::Collection(Group), &Method::GET) => {
             Reply::ok(ops::list_groups(conn, ctx, &query()?)?)
@@ -557,7 +589,7 @@ fn dispatch(conn: &mut DbConn, incoming: &Incoming, target: &Target) -> Result<R
             let q = search_query(&json()?)?;
             match kind {
                 Some(Group) => Reply::ok(ops::list_groups(conn, ctx, &q)?),
-                Some(User) => Reply::ok(ops::list_users(conn, ctx, &q)?),
+                Some(User) => Reply::ok_text(ops::list_users(conn, ctx, &q)?),
                 None => {
                     return Err(ScimError::invalid_syntax(
                         "search at the root is not supported; POST to /Users/.search or /Groups/.search",

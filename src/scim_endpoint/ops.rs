@@ -10,12 +10,13 @@ use crate::events;
 
 use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
+use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, atomic, is_unique_violation};
-use crate::scim::list::{ListQuery, list_response};
+use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
 use crate::scim::resource::{
-    self, GROUP_READ_ONLY, GroupInput, Reference, Stored, USER_READ_ONLY, UserInput,
+    self, GROUP_READ_ONLY, GroupInput, Reference, Rendering, Stored, USER_READ_ONLY, UserInput,
 };
 use crate::scim::{ResourceType, ScimError};
 
@@ -25,6 +26,8 @@ pub struct Ctx<'a> {
     pub directory_id: &'a str,
     pub base_url: &'a str,
     pub if_match: Option<&'a str>,
+    /// Bookmarks for paging users in id order, with the event sequence the request read.
+    pub user_pages: Option<(&'a Bookmarks, i64)>,
 }
 
 /// Rows loaded per round when a filter or sort is evaluated on the documents.
@@ -88,16 +91,20 @@ impl From<diesel::result::Error> for ScimError {
     }
 }
 
+fn stored_user(row: &UserRow) -> Stored<'_> {
+    Stored {
+        id: &row.id,
+        document: &row.resource,
+        version: row.version,
+        created: row.created_at,
+        last_modified: row.updated_at,
+    }
+}
+
 fn render_user(ctx: &Ctx<'_>, row: &UserRow, groups: &[Reference]) -> Value {
     resource::render(
         ResourceType::User,
-        &Stored {
-            id: &row.id,
-            document: &row.resource,
-            version: row.version,
-            created: row.created_at,
-            last_modified: row.updated_at,
-        },
+        &stored_user(row),
         ctx.base_url,
         Some(groups),
     )
@@ -305,7 +312,8 @@ fn groups_by_user(
     Ok(groups)
 }
 
-pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Value, ScimError> {
+/// A page of users, as the ListResponse's text.
+pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<String, ScimError> {
     let compiled = match &q.filter {
         None => Ok(None),
         Some(f) => user_condition(ctx.directory_id, f)
@@ -317,8 +325,18 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Val
             .map(|c| Some((c, q.sort_descending)))
             .ok_or(()),
     };
-    let (total, rows) = match (compiled, sort) {
-        (Ok(cond), Ok(sort)) => users::search(
+    let (total, rows) = match (compiled, sort, ctx.user_pages) {
+        // Unfiltered, in id order: a provider paging through the whole directory.
+        (Ok(None), Ok(None | Some((users::SortColumn::Id, false))), Some((pages, event_seq))) => {
+            pages.page(
+                conn,
+                ctx.directory_id,
+                event_seq,
+                q.start_index - 1,
+                q.count,
+            )?
+        }
+        (Ok(cond), Ok(sort), _) => users::search(
             conn,
             ctx.directory_id,
             cond,
@@ -326,7 +344,7 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Val
             q.start_index - 1,
             q.count,
         )?,
-        (Err(CompileError::Invalid(e)), _) => return Err(e),
+        (Err(CompileError::Invalid(e)), _, _) => return Err(e),
         _ => scan(q, |after| {
             let rows = users::chunk_after(conn, ctx.directory_id, after, SCAN_CHUNK)?;
             let groups = groups_by_user(conn, ctx, &rows)?;
@@ -341,16 +359,27 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Val
         })?,
     };
     let groups = groups_by_user(conn, ctx, &rows)?;
-    let resources = rows
+    let groups_of = |r: &UserRow| groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
+    if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
+        // Whole resources: serialized straight from the stored text.
+        let stored: Vec<Stored<'_>> = rows.iter().map(stored_user).collect();
+        let resources: Vec<Rendering<'_>> = rows
+            .iter()
+            .zip(&stored)
+            .map(|(r, stored)| Rendering {
+                kind: ResourceType::User,
+                stored,
+                base_url: ctx.base_url,
+                references: Some(groups_of(r)),
+            })
+            .collect();
+        return Ok(list_response_text(total, q.start_index, &resources));
+    }
+    let resources: Vec<Value> = rows
         .iter()
-        .map(|r| {
-            project(
-                render_user(ctx, r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[])),
-                q,
-            )
-        })
+        .map(|r| project(render_user(ctx, r, groups_of(r)), q))
         .collect();
-    Ok(list_response(total, q.start_index, resources))
+    Ok(list_response_text(total, q.start_index, &resources))
 }
 
 /// Writes a validated user over an existing one (PUT and PATCH), checking `If-Match`.

@@ -1,0 +1,143 @@
+//! Paging a directory's live users in id order (a provider's `GET /Users?startIndex=…`)
+//! without counting the directory and skipping `startIndex` rows on every page.
+//!
+//! For each directory this process remembers the number of live users and the id at every
+//! `STEP`th position, tagged with the directory's `event_seq`. A page then seeks to the nearest
+//! bookmark and skips fewer than `STEP` rows, and the count is not taken again. The tag is what keeps this correct: a user is
+//! only ever created or deleted in a transaction that also emits an event (the outbox's rule),
+//! which raises `event_seq`, so bookmarks taken at the sequence a request sees describe the
+//! directory that request sees. After a change they are rebuilt; instances sharing a Postgres
+//! database each keep their own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::schema::scim_users;
+use super::users::{self, UserRow};
+
+/// Positions between two bookmarks: the most rows a page skips.
+const STEP: i64 = 100;
+/// Directories remembered per process (a few KB each at 100 000 users).
+const CAPACITY: usize = 256;
+
+struct Marks {
+    event_seq: i64,
+    total: i64,
+    /// The id at positions 0, STEP, 2·STEP, … of the directory's live users in id order;
+    /// taken at the second page of a version, so a directory that changes between every
+    /// two pages (a sync in progress) costs no more than paging without bookmarks.
+    ids: Option<Vec<String>>,
+}
+
+/// The per-process bookmark store (in `AppState`).
+#[derive(Default)]
+pub struct Bookmarks {
+    by_directory: Mutex<HashMap<String, Arc<Marks>>>,
+}
+
+impl Bookmarks {
+    fn current(&self, directory_id: &str, event_seq: i64) -> Option<Arc<Marks>> {
+        let map = self
+            .by_directory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(directory_id)
+            .filter(|m| m.event_seq == event_seq)
+            .cloned()
+    }
+
+    fn remember(&self, directory_id: &str, marks: Marks) {
+        let mut map = self
+            .by_directory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= CAPACITY && !map.contains_key(directory_id) {
+            // Forget any one: rebuilding costs a page or two.
+            if let Some(any) = map.keys().next().cloned() {
+                map.remove(&any);
+            }
+        }
+        map.insert(directory_id.to_string(), Arc::new(marks));
+    }
+
+    /// The directory's live users at positions `offset..offset + limit` in id order, and how
+    /// many there are, as of `event_seq` (the directory's sequence this request read).
+    pub fn page(
+        &self,
+        conn: &mut DbConn,
+        directory_id: &str,
+        event_seq: i64,
+        offset: i64,
+        limit: i64,
+    ) -> QueryResult<(i64, Vec<UserRow>)> {
+        let offset = offset.max(0);
+        let marks = match self.current(directory_id, event_seq) {
+            Some(marks) => marks,
+            None => {
+                // First page of this version: count and skip as usual, remember the count.
+                let (total, rows) = users::search(conn, directory_id, None, None, offset, limit)?;
+                self.remember(
+                    directory_id,
+                    Marks {
+                        event_seq,
+                        total,
+                        ids: None,
+                    },
+                );
+                return Ok((total, rows));
+            }
+        };
+        if limit <= 0 || offset >= marks.total {
+            return Ok((marks.total, Vec::new()));
+        }
+        let ids = match &marks.ids {
+            Some(ids) => ids,
+            None => {
+                let ids = every_step(conn, directory_id)?;
+                self.remember(
+                    directory_id,
+                    Marks {
+                        event_seq,
+                        total: marks.total,
+                        ids: Some(ids),
+                    },
+                );
+                return self.page(conn, directory_id, event_seq, offset, limit);
+            }
+        };
+        let Some(anchor) = usize::try_from(offset / STEP).ok().and_then(|i| ids.get(i)) else {
+            return Ok((marks.total, Vec::new()));
+        };
+        let rows = scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::deleted_at.is_null())
+            .filter(scim_users::id.ge(anchor))
+            .select(UserRow::as_select())
+            .order(scim_users::id.asc())
+            .offset(offset % STEP)
+            .limit(limit)
+            .load(conn)?;
+        Ok((marks.total, rows))
+    }
+}
+
+/// Every `STEP`th id of the directory's live users in id order, read from the live-user index.
+fn every_step(conn: &mut DbConn, directory_id: &str) -> QueryResult<Vec<String>> {
+    let ids = scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
+        .select(scim_users::id)
+        .order(scim_users::id.asc())
+        .load_iter::<String, diesel::connection::DefaultLoadingMode>(conn)?;
+    let mut marks = Vec::new();
+    for (position, id) in ids.enumerate() {
+        let id = id?;
+        if position % STEP as usize == 0 {
+            marks.push(id);
+        }
+    }
+    Ok(marks)
+}
