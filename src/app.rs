@@ -23,6 +23,8 @@ pub struct AppState {
     pub writer: db::writer::Writer,
     /// Bookmarks for paging each directory's users (see `db::user_pages`).
     pub user_pages: std::sync::Arc<db::user_pages::Bookmarks>,
+    /// Which tokens' use this process recorded lately (see `db::directories::TouchGate`).
+    pub touches: std::sync::Arc<db::directories::TouchGate>,
 }
 
 impl AppState {
@@ -34,6 +36,7 @@ impl AppState {
             config,
             writer,
             user_pages: Default::default(),
+            touches: Default::default(),
         }
     }
 }

@@ -414,6 +414,11 @@ pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A version as its weak ETag, also `meta.version`.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
 /// Renders a stored resource as SCIM JSON: `schemas`, `id`, the stored attributes, `members`
 /// or `groups` when given, and `meta`.
 pub fn render(
@@ -493,7 +498,7 @@ impl serde::Serialize for Rendering<'_> {
                     self.kind.endpoint(),
                     self.stored.id
                 ),
-                version: format!("W/\"{}\"", self.stored.version),
+                version: etag(self.stored.version),
             },
         )?;
         map.end()

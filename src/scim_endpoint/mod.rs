@@ -28,48 +28,56 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/scim/v2/{directory}/{tail:.*}", web::route().to(handle));
 }
 
-/// A SCIM response: status and optional JSON body.
+/// A SCIM response: status, optional JSON body and the resource's version.
 struct Reply {
     status: StatusCode,
     body: Option<Value>,
-    /// A body serialized already (list responses), sent instead of `body`.
+    /// A body serialized already (lists, whole resources), sent instead of `body`.
     text: Option<String>,
+    /// `W/"n"`: the version of the one resource this body is.
+    etag: Option<String>,
     location: Option<String>,
 }
 
 impl Reply {
+    fn empty(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            body: None,
+            text: None,
+            etag: None,
+            location: None,
+        }
+    }
     fn ok(body: Value) -> Reply {
         Reply {
-            status: StatusCode::OK,
+            etag: body["meta"]["version"].as_str().map(str::to_string),
             body: Some(body),
-            text: None,
-            location: None,
+            ..Reply::empty(StatusCode::OK)
         }
     }
     fn ok_text(text: String) -> Reply {
         Reply {
-            status: StatusCode::OK,
-            body: None,
             text: Some(text),
-            location: None,
+            ..Reply::empty(StatusCode::OK)
+        }
+    }
+    fn ok_resource((text, etag): (String, String)) -> Reply {
+        Reply {
+            text: Some(text),
+            etag: Some(etag),
+            ..Reply::empty(StatusCode::OK)
         }
     }
     fn created(body: Value) -> Reply {
-        let location = body["meta"]["location"].as_str().map(str::to_string);
         Reply {
+            location: body["meta"]["location"].as_str().map(str::to_string),
             status: StatusCode::CREATED,
-            body: Some(body),
-            text: None,
-            location,
+            ..Reply::ok(body)
         }
     }
     fn no_content() -> Reply {
-        Reply {
-            status: StatusCode::NO_CONTENT,
-            body: None,
-            text: None,
-            location: None,
-        }
+        Reply::empty(StatusCode::NO_CONTENT)
     }
 }
 
@@ -248,15 +256,10 @@ struct Rendered {
 
 impl Rendered {
     fn reply(r: Reply) -> Rendered {
-        let etag = r
-            .body
-            .as_ref()
-            .and_then(|b| b["meta"]["version"].as_str())
-            .map(str::to_string);
         Rendered {
             status: r.status,
             location: r.location,
-            etag,
+            etag: r.etag,
             body: r.text.or_else(|| r.body.map(|b| b.to_string())),
             challenge: false,
         }
@@ -372,10 +375,13 @@ async fn write(
     incoming: Arc<Incoming>,
     target: Arc<Target>,
 ) -> Result<Rendered, ScimError> {
+    let touches = state.touches.clone();
     state
         .writer
         .run_logged(move |c| {
-            if let Some(touch) = authenticate(c, &incoming)?.touch {
+            if let Some(touch) = authenticate(c, &incoming)?.touch
+                && touches.claim(&touch.token_id)
+            {
                 touch.apply(c, &incoming.directory_id)?;
             }
             let reply = dispatch(c, &incoming, &target, None)?;
@@ -417,7 +423,9 @@ async fn read(
     })
     .await
     .map_err(|_| ScimError::internal())??;
-    if let Some(touch) = touch {
+    if let Some(touch) = touch
+        && state.touches.claim(&touch.token_id)
+    {
         let directory_id = incoming.directory_id.clone();
         state.writer.spawn("recording a token's use", move |c| {
             touch.apply(c, &directory_id)
@@ -534,22 +542,11 @@ fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated,
 
 /// `If-None-Match` on a GET of one resource: 304 when the client already has this version.
 fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
-    match (
-        if_none_match,
-        reply
-            .body
-            .as_ref()
-            .and_then(|b| b["meta"]["version"].as_str()),
-    ) {
+    match (if_none_match, reply.etag.as_deref()) {
         (Some(want), Some(have))
             if reply.status == StatusCode::OK && ops::etag_matches(want, have) =>
         {
-            Reply {
-                status: StatusCode::NOT_MODIFIED,
-                body: None,
-                text: None,
-                location: None,
-            }
+            Reply::empty(StatusCode::NOT_MODIFIED)
         }
         _ => reply,
     }
@@ -604,7 +601,12 @@ fn dispatch(
             Reply::created(ops::create_group(conn, ctx, &json()?)?)
         }
         (Target::Resource(User, id), &Method::GET) => {
-            Reply::ok(ops::project(ops::get_user(conn, ctx, id)?, &query()?))
+            let q = query()?;
+            if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
+                Reply::ok_resource(ops::get_user_text(conn, ctx, id)?)
+            } else {
+                Reply::ok(ops::project(ops::get_user(conn, ctx, id)?, &q))
+            }
         }
         (Target::Resource(Group, id), &Method::GET) => {
             let q = query()?;

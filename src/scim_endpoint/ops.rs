@@ -17,6 +17,7 @@ use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
 use crate::scim::resource::{
     self, GROUP_READ_ONLY, GroupInput, Reference, Rendering, Stored, USER_READ_ONLY, UserInput,
+    etag,
 };
 use crate::scim::{ResourceType, ScimError};
 
@@ -45,10 +46,6 @@ pub fn etag_matches(header: &str, etag: &str) -> bool {
     header
         .split(',')
         .any(|h| h.trim() == "*" || bare(h) == bare(etag))
-}
-
-fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
 }
 
 /// 412 unless the request's `If-Match` (if any) names the stored version.
@@ -247,6 +244,24 @@ pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, Sci
     let row = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
     let groups = user_groups(conn, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
+}
+
+/// A user as its JSON text and ETag (serialized straight from the stored text).
+pub fn get_user_text(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    id: &str,
+) -> Result<(String, String), ScimError> {
+    let row = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    let groups = user_groups(conn, ctx, id)?;
+    let text = serde_json::to_string(&Rendering {
+        kind: ResourceType::User,
+        stored: &stored_user(&row),
+        base_url: ctx.base_url,
+        references: Some(&groups),
+    })
+    .map_err(|_| ScimError::internal())?;
+    Ok((text, etag(row.version)))
 }
 
 /// Pages through documents matching `filter`, sorted by `sort_by`: the fallback for filters
