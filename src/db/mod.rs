@@ -136,11 +136,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
             // WAL is set once per database file (in `connect`); these are per connection.
-            // `temp_store=MEMORY` keeps savepoints' statement journals (the writer runs every
-            // job in one) in memory instead of a temporary file: a page copy, not a write.
             c.batch_execute(
-                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
-                 PRAGMA temp_store=MEMORY;",
+                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

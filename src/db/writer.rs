@@ -28,8 +28,13 @@ use super::{DbConn, Pool, PooledConn, write_tx};
 const MAX_BATCH: usize = 128;
 /// Request-log rows committed together at most.
 const MAX_LOGS: usize = 2000;
-/// How long log rows wait for company when no change is queued.
+/// How long log rows wait for company when no change is queued…
 const LOG_DELAY: Duration = Duration::from_millis(20);
+/// …unless there are this many already (one insert statement's worth).
+const LOG_COMPANY: usize = 200;
+/// Log rows queued and not yet committed at most: beyond this, `log` waits. Reads can come
+/// faster than their rows can be written; the queue must not grow without bound.
+const MAX_PENDING_LOGS: usize = 8000;
 /// An idle writer gives its connection back to the pool after this long.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -57,7 +62,8 @@ struct Queued {
 
 enum Item {
     Job(Queued),
-    Log(NewRequest),
+    /// A row and its place in the queue (freed once the row is committed or given up).
+    Log(Box<NewRequest>, tokio::sync::OwnedSemaphorePermit),
 }
 
 /// Handle to the process's writer thread; dropping it commits what is queued and stops the
@@ -66,6 +72,8 @@ pub struct Writer {
     queue: Option<mpsc::Sender<Item>>,
     /// Log rows queued and not yet committed (or given up).
     pending_logs: Arc<AtomicUsize>,
+    /// Places in the queue for log rows (`MAX_PENDING_LOGS`).
+    log_places: Arc<tokio::sync::Semaphore>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -96,6 +104,7 @@ impl Writer {
         Writer {
             queue: Some(queue),
             pending_logs,
+            log_places: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGS)),
             thread,
         }
     }
@@ -108,9 +117,14 @@ impl Writer {
     }
 
     /// Queues a request-log row; it is committed within `LOG_DELAY` (or at the next `flush`).
-    pub fn log(&self, row: NewRequest) {
+    /// Waits while `MAX_PENDING_LOGS` rows are queued already.
+    pub async fn log(&self, row: NewRequest) {
+        let Ok(place) = self.log_places.clone().acquire_owned().await else {
+            log::error!("request log row dropped: the log queue is closed");
+            return;
+        };
         self.pending_logs.fetch_add(1, Ordering::SeqCst);
-        if self.send(Item::Log(row)).is_err() {
+        if self.send(Item::Log(Box::new(row), place)).is_err() {
             self.pending_logs.fetch_sub(1, Ordering::SeqCst);
             log::error!("request log row dropped: the writer thread has stopped");
         }
@@ -217,7 +231,7 @@ impl Writer {
 }
 
 fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
-    let mut conn: Option<PooledConn> = None;
+    let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
     loop {
         let first = match items.recv_timeout(IDLE) {
@@ -231,8 +245,8 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         let mut batch = Batch::default();
         batch.add(first);
         batch.gather(items);
-        if batch.jobs.is_empty() {
-            // Only log rows: wait a little for more, unless a change arrives.
+        if batch.jobs.is_empty() && batch.logs.len() < LOG_COMPANY {
+            // A few log rows only: wait a little for more, unless a change arrives.
             let deadline = Instant::now() + LOG_DELAY;
             while batch.logs.len() < MAX_LOGS {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -253,7 +267,7 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         let changes = batch.jobs.iter().filter(|q| q.durable).count();
         if conn.is_none() {
             match pool.get() {
-                Ok(c) => conn = Some(c),
+                Ok(c) => conn = Some(WriterConn::new(c)),
                 Err(e) => log::error!("database writer: no connection: {e}"),
             }
         }
@@ -270,6 +284,47 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
             None => log::error!("{logs} request log rows lost"),
         }
         pending_logs.fetch_sub(logs, Ordering::SeqCst);
+    }
+}
+
+/// The writer's pooled connection. On SQLite it keeps statement journals in memory while it
+/// is the writer's: every job runs in a savepoint, whose journal would otherwise be a
+/// temporary file written with every page a job changes (a tenth of a create's cost). Pooled
+/// readers keep SQLite's default, so their large sorts spill to disk rather than to the heap.
+struct WriterConn(PooledConn);
+
+impl WriterConn {
+    fn new(mut conn: PooledConn) -> WriterConn {
+        Self::set_temp_store(&mut conn, "MEMORY");
+        WriterConn(conn)
+    }
+
+    fn set_temp_store(conn: &mut DbConn, to: &str) {
+        use diesel::connection::SimpleConnection;
+        if let DbConn::Sqlite(c) = conn
+            && let Err(e) = c.batch_execute(&format!("PRAGMA temp_store = {to}"))
+        {
+            log::warn!("database writer: temp_store = {to}: {e}");
+        }
+    }
+}
+
+impl Drop for WriterConn {
+    fn drop(&mut self) {
+        Self::set_temp_store(&mut self.0, "DEFAULT");
+    }
+}
+
+impl std::ops::Deref for WriterConn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.0
     }
 }
 
@@ -322,13 +377,18 @@ impl Statistics {
 struct Batch {
     jobs: Vec<Queued>,
     logs: Vec<NewRequest>,
+    /// The queue places of `logs`, given back when the batch is done.
+    places: Vec<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Batch {
     fn add(&mut self, item: Item) {
         match item {
             Item::Job(q) => self.jobs.push(q),
-            Item::Log(row) => self.logs.push(row),
+            Item::Log(row, place) => {
+                self.logs.push(*row);
+                self.places.push(place);
+            }
         }
     }
 
@@ -392,5 +452,54 @@ fn relax_commit(c: &mut DbConn) -> Result<(), diesel::result::Error> {
     match c {
         DbConn::Postgres(pg) => pg.batch_execute("SET LOCAL synchronous_commit = off"),
         DbConn::Sqlite(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn row() -> NewRequest {
+        NewRequest {
+            directory_id: "no-such-directory".into(),
+            at: crate::db::now(),
+            method: "GET".into(),
+            path: "/Users".into(),
+            status: 200,
+            ..NewRequest::default()
+        }
+    }
+
+    /// Reads can queue log rows faster than they are written: past `MAX_PENDING_LOGS` the
+    /// next row waits for room instead of growing the queue.
+    #[actix_rt::test]
+    async fn log_rows_wait_for_room_when_the_queue_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let writer = Writer::start(crate::db::connect(&url).unwrap());
+        // Keep the writer inside a job until released.
+        let (started, started_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        writer.spawn("holding the writer", move |_| {
+            let _ = started.send(());
+            let _ = release_rx.recv();
+            Ok(())
+        });
+        started_rx.recv().unwrap();
+        for _ in 0..MAX_PENDING_LOGS {
+            writer.log(row()).await;
+        }
+        // A fresh task budget, so that only a full queue can keep the next row pending.
+        actix_rt::task::yield_now().await;
+        assert!(
+            writer.log(row()).now_or_never().is_none(),
+            "a full queue makes the next row wait"
+        );
+        release.send(()).unwrap();
+        writer.log(row()).await;
+        writer.flush().await;
+        assert_eq!(writer.pending_logs.load(Ordering::SeqCst), 0);
     }
 }

@@ -363,7 +363,7 @@ async fn serve(
             let rendered = Rendered::error(&e);
             // Refused requests are logged on their own (their effect, if any, was rolled back).
             let row = log_row(&incoming, &target, &rendered, None, Some(error_kind(&e)));
-            state.writer.log(row);
+            state.writer.log(row).await;
             rendered
         }
     }
@@ -433,7 +433,8 @@ async fn read(
     }
     state
         .writer
-        .log(log_row(&incoming, &target, &rendered, None, None));
+        .log(log_row(&incoming, &target, &rendered, None, None))
+        .await;
     Ok(rendered)
 }
 
