@@ -2,12 +2,13 @@
 //! without counting the directory and skipping `startIndex` rows on every page.
 //!
 //! For each directory this process remembers the number of live users and the id at every
-//! `STEP`th position, tagged with the directory's `event_seq`. A page then seeks to the nearest
-//! bookmark and skips fewer than `STEP` rows, and the count is not taken again. The tag is what keeps this correct: a user is
-//! only ever created or deleted in a transaction that also emits an event (the outbox's rule),
-//! which raises `event_seq`, so bookmarks taken at the sequence a request sees describe the
-//! directory that request sees. After a change they are rebuilt; instances sharing a Postgres
-//! database each keep their own.
+//! `STEP`th position, tagged with the directory's `event_seq`. A page then seeks to the
+//! nearest bookmark and skips fewer than `STEP` rows, and the count is not taken again.
+//!
+//! The tag is what keeps this correct: a user is only ever created or deleted in a transaction
+//! that also emits an event (the outbox's rule), which raises `event_seq`. Bookmarks taken at
+//! the sequence a request read describe the directory that request sees; after a change they
+//! are rebuilt. Instances sharing a Postgres database each keep their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

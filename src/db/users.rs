@@ -113,11 +113,21 @@ pub fn search(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(i64, Vec<UserRow>)> {
-    let mut count = scim_users::table
-        .filter(scim_users::directory_id.eq(directory_id))
-        .filter(scim_users::deleted_at.is_null())
-        .count()
-        .into_boxed();
+    let (count_cond, page_cond) = match cond {
+        Some((c1, c2)) => (Some(c1), Some(c2)),
+        None => (None, None),
+    };
+    let count = |conn: &mut DbConn| -> QueryResult<i64> {
+        let mut count = scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::deleted_at.is_null())
+            .count()
+            .into_boxed();
+        if let Some(c) = count_cond {
+            count = count.filter(c);
+        }
+        count.get_result(conn)
+    };
     let mut page = scim_users::table
         .filter(scim_users::directory_id.eq(directory_id))
         .filter(scim_users::deleted_at.is_null())
@@ -125,62 +135,72 @@ pub fn search(
         .offset(offset)
         .limit(limit)
         .into_boxed();
-    if let Some((c1, c2)) = cond {
-        count = count.filter(c1);
-        page = page.filter(c2);
+    if let Some(c) = page_cond {
+        page = page.filter(c);
     }
-    let total: i64 = count.get_result(conn)?;
-    // No page query when nothing can be on it (every lookup-before-create of an initial sync
-    // misses), and no ORDER BY for a single match: with young statistics Postgres would walk
-    // the directory in id order for a `userName eq` rather than use the unique index.
-    if limit == 0 || offset >= total {
-        return Ok((total, Vec::new()));
+    // (A lookup's ORDER BY costs nothing now that the writer keeps planner statistics: before,
+    // Postgres walked the directory in id order rather than use the unique index.)
+    page = match sort {
+        None | Some((SortColumn::Id, false)) => page.order(scim_users::id.asc()),
+        Some((SortColumn::Id, true)) => page.order(scim_users::id.desc()),
+        Some((SortColumn::UserName, false)) => {
+            page.order((scim_users::user_name_norm.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::UserName, true)) => {
+            page.order((scim_users::user_name_norm.desc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::DisplayName, false)) => page.order((
+            scim_users::display_name_norm.is_null().asc(),
+            scim_users::display_name_norm.asc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::DisplayName, true)) => page.order((
+            scim_users::display_name_norm.is_null().asc(),
+            scim_users::display_name_norm.desc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::ExternalId, false)) => page.order((
+            scim_users::external_id.is_null().asc(),
+            scim_users::external_id.asc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::ExternalId, true)) => page.order((
+            scim_users::external_id.is_null().asc(),
+            scim_users::external_id.desc(),
+            scim_users::id.asc(),
+        )),
+        Some((SortColumn::Created, false)) => {
+            page.order((scim_users::created_at.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Created, true)) => {
+            page.order((scim_users::created_at.desc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Modified, false)) => {
+            page.order((scim_users::updated_at.asc(), scim_users::id.asc()))
+        }
+        Some((SortColumn::Modified, true)) => {
+            page.order((scim_users::updated_at.desc(), scim_users::id.asc()))
+        }
+    };
+    if limit <= 0 {
+        return Ok((count(conn)?, Vec::new()));
     }
-    if total > 1 {
-        page = match sort {
-            None | Some((SortColumn::Id, false)) => page.order(scim_users::id.asc()),
-            Some((SortColumn::Id, true)) => page.order(scim_users::id.desc()),
-            Some((SortColumn::UserName, false)) => {
-                page.order((scim_users::user_name_norm.asc(), scim_users::id.asc()))
-            }
-            Some((SortColumn::UserName, true)) => {
-                page.order((scim_users::user_name_norm.desc(), scim_users::id.asc()))
-            }
-            Some((SortColumn::DisplayName, false)) => page.order((
-                scim_users::display_name_norm.is_null().asc(),
-                scim_users::display_name_norm.asc(),
-                scim_users::id.asc(),
-            )),
-            Some((SortColumn::DisplayName, true)) => page.order((
-                scim_users::display_name_norm.is_null().asc(),
-                scim_users::display_name_norm.desc(),
-                scim_users::id.asc(),
-            )),
-            Some((SortColumn::ExternalId, false)) => page.order((
-                scim_users::external_id.is_null().asc(),
-                scim_users::external_id.asc(),
-                scim_users::id.asc(),
-            )),
-            Some((SortColumn::ExternalId, true)) => page.order((
-                scim_users::external_id.is_null().asc(),
-                scim_users::external_id.desc(),
-                scim_users::id.asc(),
-            )),
-            Some((SortColumn::Created, false)) => {
-                page.order((scim_users::created_at.asc(), scim_users::id.asc()))
-            }
-            Some((SortColumn::Created, true)) => {
-                page.order((scim_users::created_at.desc(), scim_users::id.asc()))
-            }
-            Some((SortColumn::Modified, false)) => {
-                page.order((scim_users::updated_at.asc(), scim_users::id.asc()))
-            }
-            Some((SortColumn::Modified, true)) => {
-                page.order((scim_users::updated_at.desc(), scim_users::id.asc()))
-            }
-        };
+    if offset > 0 {
+        // Counted first: no page query when nothing can be on it.
+        let total = count(conn)?;
+        if offset >= total {
+            return Ok((total, Vec::new()));
+        }
+        return Ok((total, page.load(conn)?));
     }
-    Ok((total, page.load(conn)?))
+    // A first page that is not full tells the total itself (every lookup by userName or
+    // externalId, hits and misses alike): the count is taken only for a full one.
+    let rows: Vec<UserRow> = page.load(conn)?;
+    let total = match i64::try_from(rows.len()) {
+        Ok(n) if n < limit => n,
+        _ => count(conn)?,
+    };
+    Ok((total, rows))
 }
 
 /// Live users of the directory with ids after `after`, in id order: for filters and sorts that
@@ -355,10 +375,18 @@ pub fn groups_of(
     // Two lookups joined here: as one SQL join, SQLite walks every group of the directory
     // and probes each against the users (groups × users lookups) to avoid a sort.
     for chunk in user_ids.chunks(500) {
-        let memberships: Vec<(String, String)> = group_members::table
-            .filter(group_members::user_id.eq_any(chunk))
-            .select((group_members::user_id, group_members::group_id))
-            .load(conn)?;
+        let memberships: Vec<(String, String)> = match chunk {
+            // One user (a GET, a create): `=` keeps the statement prepared, where `IN (…)` of
+            // a list is prepared anew every time.
+            [one] => group_members::table
+                .filter(group_members::user_id.eq(one))
+                .select((group_members::user_id, group_members::group_id))
+                .load(conn)?,
+            _ => group_members::table
+                .filter(group_members::user_id.eq_any(chunk))
+                .select((group_members::user_id, group_members::group_id))
+                .load(conn)?,
+        };
         let mut group_ids: Vec<&str> = memberships.iter().map(|(_, g)| g.as_str()).collect();
         group_ids.sort_unstable();
         group_ids.dedup();
