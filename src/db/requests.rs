@@ -49,8 +49,8 @@ pub struct Request {
     pub resource_id: Option<String>,
 }
 
-/// Records rows many per statement (the writer's batch: changes' rows and queued ones). Rows of directories deleted meanwhile are
-/// dropped (their log went with them).
+/// Records the writer's batch of rows (changes' rows and queued ones) and prunes when due. Rows
+/// of directories deleted meanwhile are dropped (their log went with them).
 pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<()> {
     use super::schema::directories;
     let mut dirs: Vec<&str> = rows.iter().map(|r| r.directory_id.as_str()).collect();

@@ -551,6 +551,8 @@ pub fn index_pending_search(conn: &mut DbConn) -> QueryResult<()> {
     if !pending.any {
         return Ok(());
     }
+    // CROSS JOIN fixes the join order, from the few pending rows out: the table is empty
+    // whenever statistics are taken, and the planner would rather walk every user.
     c.batch_execute(
         "DELETE FROM user_search WHERE rowid IN \
              (SELECT key FROM user_search_pending WHERE indexed = 1); \

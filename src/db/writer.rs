@@ -12,7 +12,7 @@
 //! that could still be lost.
 //!
 //! Request-log rows of reads and refusals carry no change, so they are not waited for: they
-//! queue here and are inserted many rows per statement, after at most `LOG_DELAY`. Whoever
+//! queue here and are inserted together, after at most `LOG_DELAY`. Whoever
 //! reads the log calls `flush` first, so this instance's pages always show every request.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -181,7 +181,7 @@ impl Writer {
     }
 
     /// Like `run`, for a change that also yields its request-log row: the row is inserted
-    /// with the batch's other log rows, many per statement, and commits with the change.
+    /// with the batch's other log rows and commits with the change.
     pub async fn run_logged<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
     where
         F: FnOnce(&mut DbConn) -> Result<(T, NewRequest), E> + Send + 'static,
