@@ -395,6 +395,7 @@ pub fn group_from_json(body: &Value) -> Result<GroupInput, ScimError> {
 }
 
 /// Fields of a stored resource needed to render it.
+#[derive(Clone, Copy)]
 pub struct Stored<'a> {
     pub id: &'a str,
     pub document: &'a str,
@@ -429,7 +430,7 @@ pub fn render(
 ) -> Value {
     serde_json::to_value(Rendering {
         kind,
-        stored,
+        stored: *stored,
         base_url,
         references,
     })
@@ -441,7 +442,7 @@ pub fn render(
 /// again, which is most of the cost of a page of 100 users.
 pub struct Rendering<'a> {
     pub kind: ResourceType,
-    pub stored: &'a Stored<'a>,
+    pub stored: Stored<'a>,
     pub base_url: &'a str,
     pub references: Option<&'a [Reference]>,
 }
@@ -555,7 +556,7 @@ mod tests {
         }];
         let rendering = Rendering {
             kind: ResourceType::User,
-            stored: &stored,
+            stored,
             base_url: "https://r.example/scim/v2/d",
             references: Some(&refs),
         };

@@ -28,59 +28,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/scim/v2/{directory}/{tail:.*}", web::route().to(handle));
 }
 
-/// A SCIM response: status, optional JSON body and the resource's version.
-struct Reply {
-    status: StatusCode,
-    body: Option<Value>,
-    /// A body serialized already (lists, whole resources), sent instead of `body`.
-    text: Option<String>,
-    /// `W/"n"`: the version of the one resource this body is.
-    etag: Option<String>,
-    location: Option<String>,
-}
-
-impl Reply {
-    fn empty(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            body: None,
-            text: None,
-            etag: None,
-            location: None,
-        }
-    }
-    fn ok(body: Value) -> Reply {
-        Reply {
-            etag: body["meta"]["version"].as_str().map(str::to_string),
-            body: Some(body),
-            ..Reply::empty(StatusCode::OK)
-        }
-    }
-    fn ok_text(text: String) -> Reply {
-        Reply {
-            text: Some(text),
-            ..Reply::empty(StatusCode::OK)
-        }
-    }
-    fn ok_resource((text, etag): (String, String)) -> Reply {
-        Reply {
-            text: Some(text),
-            etag: Some(etag),
-            ..Reply::empty(StatusCode::OK)
-        }
-    }
-    fn created(body: Value) -> Reply {
-        Reply {
-            location: body["meta"]["location"].as_str().map(str::to_string),
-            status: StatusCode::CREATED,
-            ..Reply::ok(body)
-        }
-    }
-    fn no_content() -> Reply {
-        Reply::empty(StatusCode::NO_CONTENT)
-    }
-}
-
 /// The presented bearer token (scheme matched case-insensitively).
 fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req
@@ -244,34 +191,75 @@ fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A reply serialized once, for both the client and the request log.
+/// A SCIM response, serialized once, for both the client and the request log.
 struct Rendered {
     status: StatusCode,
     location: Option<String>,
+    /// `W/"n"`: the version of the one resource this body is.
     etag: Option<String>,
     body: Option<String>,
+    /// The id of the resource a POST created (for the request log).
+    created_id: Option<String>,
     /// Set on errors: 401s get a `WWW-Authenticate` challenge.
     challenge: bool,
 }
 
 impl Rendered {
-    fn reply(r: Reply) -> Rendered {
+    fn empty(status: StatusCode) -> Rendered {
         Rendered {
-            status: r.status,
-            location: r.location,
-            etag: r.etag,
-            body: r.text.or_else(|| r.body.map(|b| b.to_string())),
+            status,
+            location: None,
+            etag: None,
+            body: None,
+            created_id: None,
             challenge: false,
         }
     }
 
+    fn ok(body: Value) -> Rendered {
+        Rendered {
+            etag: body["meta"]["version"].as_str().map(str::to_string),
+            body: Some(body.to_string()),
+            ..Rendered::empty(StatusCode::OK)
+        }
+    }
+
+    /// A body serialized already (a list).
+    fn ok_text(text: String) -> Rendered {
+        Rendered {
+            body: Some(text),
+            ..Rendered::empty(StatusCode::OK)
+        }
+    }
+
+    /// One resource serialized already, with its ETag.
+    fn ok_resource((text, etag): (String, String)) -> Rendered {
+        Rendered {
+            etag: Some(etag),
+            ..Rendered::ok_text(text)
+        }
+    }
+
+    fn created(body: Value) -> Rendered {
+        Rendered {
+            status: StatusCode::CREATED,
+            location: body["meta"]["location"].as_str().map(str::to_string),
+            created_id: body["id"].as_str().map(str::to_string),
+            ..Rendered::ok(body)
+        }
+    }
+
+    fn no_content() -> Rendered {
+        Rendered::empty(StatusCode::NO_CONTENT)
+    }
+
     fn error(e: &ScimError) -> Rendered {
         Rendered {
-            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            location: None,
-            etag: None,
             body: Some(e.to_json().to_string()),
             challenge: e.status == 401,
+            ..Rendered::empty(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
         }
     }
 
@@ -362,7 +350,7 @@ async fn serve(
             }
             let rendered = Rendered::error(&e);
             // Refused requests are logged on their own (their effect, if any, was rolled back).
-            let row = log_row(&incoming, &target, &rendered, None, Some(error_kind(&e)));
+            let row = log_row(&incoming, &target, &rendered, Some(error_kind(&e)));
             state.writer.log(row).await;
             rendered
         }
@@ -384,16 +372,9 @@ async fn write(
             {
                 touch.apply(c, &incoming.directory_id)?;
             }
-            let reply = dispatch(c, &incoming, &target, None)?;
-            let created = reply
-                .body
-                .as_ref()
-                .and_then(|b| b["id"].as_str())
-                .filter(|_| reply.status == StatusCode::CREATED)
-                .map(str::to_string);
-            let rendered = Rendered::reply(reply);
+            let rendered = dispatch(c, &incoming, &target, None)?;
             // The change and its log row commit together, or neither does.
-            let row = log_row(&incoming, &target, &rendered, created.as_deref(), None);
+            let row = log_row(&incoming, &target, &rendered, None);
             Ok((rendered, row))
         })
         .await
@@ -417,9 +398,9 @@ async fn read(
         })?;
         let auth = authenticate(&mut conn, &inc)?;
         let pages = Some((&*bookmarks, auth.event_seq));
-        let reply = dispatch(&mut conn, &inc, &tgt, pages)?;
-        let reply = not_modified(reply, inc.if_none_match.as_deref());
-        Ok::<_, ScimError>((Rendered::reply(reply), auth.touch))
+        let rendered = dispatch(&mut conn, &inc, &tgt, pages)?;
+        let rendered = not_modified(rendered, inc.if_none_match.as_deref());
+        Ok::<_, ScimError>((rendered, auth.touch))
     })
     .await
     .map_err(|_| ScimError::internal())??;
@@ -433,7 +414,7 @@ async fn read(
     }
     state
         .writer
-        .log(log_row(&incoming, &target, &rendered, None, None))
+        .log(log_row(&incoming, &target, &rendered, None))
         .await;
     Ok(rendered)
 }
@@ -458,15 +439,11 @@ fn log_row(
     incoming: &Incoming,
     target: &Target,
     rendered: &Rendered,
-    created_id: Option<&str>,
     error_kind: Option<String>,
 ) -> NewRequest {
     let (resource_type, resource_id) = match target {
         Target::Resource(kind, id) => (Some(kind.name().to_string()), Some(id.clone())),
-        Target::Collection(kind) => (
-            Some(kind.name().to_string()),
-            created_id.map(str::to_string),
-        ),
+        Target::Collection(kind) => (Some(kind.name().to_string()), rendered.created_id.clone()),
         _ => (None, None),
     };
     NewRequest {
@@ -542,14 +519,14 @@ fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated,
 }
 
 /// `If-None-Match` on a GET of one resource: 304 when the client already has this version.
-fn not_modified(reply: Reply, if_none_match: Option<&str>) -> Reply {
-    match (if_none_match, reply.etag.as_deref()) {
+fn not_modified(rendered: Rendered, if_none_match: Option<&str>) -> Rendered {
+    match (if_none_match, rendered.etag.as_deref()) {
         (Some(want), Some(have))
-            if reply.status == StatusCode::OK && ops::etag_matches(want, have) =>
+            if rendered.status == StatusCode::OK && ops::etag_matches(want, have) =>
         {
-            Reply::empty(StatusCode::NOT_MODIFIED)
+            Rendered::empty(StatusCode::NOT_MODIFIED)
         }
-        _ => reply,
+        _ => rendered,
     }
 }
 
@@ -560,7 +537,7 @@ fn dispatch(
     incoming: &Incoming,
     target: &Target,
     user_pages: Option<(&Bookmarks, i64)>,
-) -> Result<Reply, ScimError> {
+) -> Result<Rendered, ScimError> {
     use crate::scim::ResourceType::{Group, User};
     let ctx = &Ctx {
         directory_id: &incoming.directory_id,
@@ -573,21 +550,21 @@ fn dispatch(
     let base_url = ctx.base_url;
     Ok(match (target, &incoming.method) {
         (Target::ServiceProviderConfig, &Method::GET) => {
-            Reply::ok(discovery::service_provider_config(base_url))
+            Rendered::ok(discovery::service_provider_config(base_url))
         }
-        (Target::ResourceTypes, &Method::GET) => Reply::ok(discovery::resource_types(base_url)),
-        (Target::Schemas, &Method::GET) => Reply::ok(discovery::schemas(base_url)),
+        (Target::ResourceTypes, &Method::GET) => Rendered::ok(discovery::resource_types(base_url)),
+        (Target::Schemas, &Method::GET) => Rendered::ok(discovery::schemas(base_url)),
         (Target::Collection(User), &Method::GET) => {
-            Reply::ok_text(ops::list_users(conn, ctx, &query()?)?)
+            Rendered::ok_text(ops::list_users(conn, ctx, &query()?)?)
         }
         (Target::Collection(Group), &Method::GET) => {
-            Reply::ok(ops::list_groups(conn, ctx, &query()?)?)
+            Rendered::ok(ops::list_groups(conn, ctx, &query()?)?)
         }
         (Target::Search(kind), &Method::POST) => {
             let q = search_query(&json()?)?;
             match kind {
-                Some(Group) => Reply::ok(ops::list_groups(conn, ctx, &q)?),
-                Some(User) => Reply::ok_text(ops::list_users(conn, ctx, &q)?),
+                Some(Group) => Rendered::ok(ops::list_groups(conn, ctx, &q)?),
+                Some(User) => Rendered::ok_text(ops::list_users(conn, ctx, &q)?),
                 None => {
                     return Err(ScimError::invalid_syntax(
                         "search at the root is not supported; POST to /Users/.search or /Groups/.search",
@@ -596,46 +573,46 @@ fn dispatch(
             }
         }
         (Target::Collection(User), &Method::POST) => {
-            Reply::created(ops::create_user(conn, ctx, &json()?)?)
+            Rendered::created(ops::create_user(conn, ctx, &json()?)?)
         }
         (Target::Collection(Group), &Method::POST) => {
-            Reply::created(ops::create_group(conn, ctx, &json()?)?)
+            Rendered::created(ops::create_group(conn, ctx, &json()?)?)
         }
         (Target::Resource(User, id), &Method::GET) => {
             let q = query()?;
             if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
-                Reply::ok_resource(ops::get_user_text(conn, ctx, id)?)
+                Rendered::ok_resource(ops::get_user_text(conn, ctx, id)?)
             } else {
-                Reply::ok(ops::project(ops::get_user(conn, ctx, id)?, &q))
+                Rendered::ok(ops::project(ops::get_user(conn, ctx, id)?, &q))
             }
         }
         (Target::Resource(Group, id), &Method::GET) => {
             let q = query()?;
-            Reply::ok(ops::project(
+            Rendered::ok(ops::project(
                 ops::get_group(conn, ctx, id, q.exclude_members)?,
                 &q,
             ))
         }
         (Target::Resource(User, id), &Method::PUT) => {
-            Reply::ok(ops::replace_user(conn, ctx, id, &json()?)?)
+            Rendered::ok(ops::replace_user(conn, ctx, id, &json()?)?)
         }
         (Target::Resource(Group, id), &Method::PUT) => {
-            Reply::ok(ops::replace_group(conn, ctx, id, &json()?)?)
+            Rendered::ok(ops::replace_group(conn, ctx, id, &json()?)?)
         }
         (Target::Resource(User, id), &Method::PATCH) => {
-            Reply::ok(ops::patch_user(conn, ctx, id, &json()?)?)
+            Rendered::ok(ops::patch_user(conn, ctx, id, &json()?)?)
         }
         (Target::Resource(Group, id), &Method::PATCH) => {
             ops::patch_group(conn, ctx, id, &json()?)?;
-            Reply::no_content()
+            Rendered::no_content()
         }
         (Target::Resource(User, id), &Method::DELETE) => {
             ops::delete_user(conn, ctx, id)?;
-            Reply::no_content()
+            Rendered::no_content()
         }
         (Target::Resource(Group, id), &Method::DELETE) => {
             ops::delete_group(conn, ctx, id)?;
-            Reply::no_content()
+            Rendered::no_content()
         }
         (Target::Unsupported(why), _) => return Err(ScimError::not_implemented(*why)),
         (Target::NotFound, _) => {

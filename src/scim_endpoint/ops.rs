@@ -98,6 +98,16 @@ fn stored_user(row: &UserRow) -> Stored<'_> {
     }
 }
 
+/// A user as SCIM JSON, ready to serialize (see `Rendering`).
+fn user_rendering<'a>(ctx: &Ctx<'a>, row: &'a UserRow, groups: &'a [Reference]) -> Rendering<'a> {
+    Rendering {
+        kind: ResourceType::User,
+        stored: stored_user(row),
+        base_url: ctx.base_url,
+        references: Some(groups),
+    }
+}
+
 fn render_user(ctx: &Ctx<'_>, row: &UserRow, groups: &[Reference]) -> Value {
     resource::render(
         ResourceType::User,
@@ -240,9 +250,19 @@ pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Val
     Ok(render_user(ctx, &row, &groups))
 }
 
-pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
+/// A live user of the directory with its groups.
+fn find_user(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    id: &str,
+) -> Result<(UserRow, Vec<Reference>), ScimError> {
     let row = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
     let groups = user_groups(conn, ctx, id)?;
+    Ok((row, groups))
+}
+
+pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
+    let (row, groups) = find_user(conn, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }
 
@@ -252,15 +272,9 @@ pub fn get_user_text(
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<(String, String), ScimError> {
-    let row = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-    let groups = user_groups(conn, ctx, id)?;
-    let text = serde_json::to_string(&Rendering {
-        kind: ResourceType::User,
-        stored: &stored_user(&row),
-        base_url: ctx.base_url,
-        references: Some(&groups),
-    })
-    .map_err(|_| ScimError::internal())?;
+    let (row, groups) = find_user(conn, ctx, id)?;
+    let text = serde_json::to_string(&user_rendering(ctx, &row, &groups))
+        .map_err(|_| ScimError::internal())?;
     Ok((text, etag(row.version)))
 }
 
@@ -377,16 +391,9 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
     let groups_of = |r: &UserRow| groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
     if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
         // Whole resources: serialized straight from the stored text.
-        let stored: Vec<Stored<'_>> = rows.iter().map(stored_user).collect();
         let resources: Vec<Rendering<'_>> = rows
             .iter()
-            .zip(&stored)
-            .map(|(r, stored)| Rendering {
-                kind: ResourceType::User,
-                stored,
-                base_url: ctx.base_url,
-                references: Some(groups_of(r)),
-            })
+            .map(|r| user_rendering(ctx, r, groups_of(r)))
             .collect();
         return Ok(list_response_text(total, q.start_index, &resources));
     }
