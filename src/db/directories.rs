@@ -144,7 +144,7 @@ pub fn check_token(
         Option<NaiveDateTime>,
         i64,
     );
-    let found: Option<Found> = directory_tokens::table
+    let found: Option<Found> = crate::on_backend!(conn, |c| directory_tokens::table
         .inner_join(directories::table.inner_join(organizations::table))
         .filter(directory_tokens::sha256.eq(&hash))
         .select((
@@ -158,8 +158,8 @@ pub fn check_token(
             directories::last_request_at,
             directories::event_seq,
         ))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     let Some((
         token_id,
         token_dir,

@@ -3,7 +3,6 @@
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use serde_json::{Value, json};
 
 use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, now};
@@ -49,11 +48,11 @@ pub fn type_matches(filter: &str, event_type: &str) -> bool {
 }
 
 /// Records an event (call inside the change's transaction) and queues its deliveries.
-pub fn emit(
+pub fn emit<D: serde::Serialize>(
     conn: &mut DbConn,
     directory_id: &str,
     event_type: &str,
-    data: Value,
+    data: D,
 ) -> QueryResult<()> {
     emit_many(conn, directory_id, vec![(event_type, data)])
 }
@@ -82,10 +81,12 @@ struct ReserveSequence<'a> {
     n: i64,
 }
 
+/// The query id of every `ReserveSequence` (whose text never changes).
+struct ReserveSequenceId;
+
 impl diesel::query_builder::QueryId for ReserveSequence<'_> {
-    type QueryId = ();
-    // Cached by its SQL text.
-    const HAS_STATIC_QUERY_ID: bool = false;
+    type QueryId = ReserveSequenceId;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
 impl diesel::query_builder::Query for ReserveSequence<'_> {
@@ -116,12 +117,26 @@ impl<Conn> RunQueryDsl<Conn> for ReserveSequence<'_> {}
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
+/// An event as delivered (its `payload` column): written straight from the parts, with the
+/// data serialized once.
+#[derive(serde::Serialize)]
+struct Payload<'a, D> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    org_id: &'a str,
+    directory_id: &'a str,
+    sequence: i64,
+    created_at: &'a str,
+    data: &'a D,
+}
+
 /// Records several events of one directory in a handful of statements (a group PUT that
 /// changes thousands of memberships must not cost thousands of round trips).
-pub fn emit_many(
+pub fn emit_many<D: serde::Serialize>(
     conn: &mut DbConn,
     directory_id: &str,
-    items: Vec<(&str, Value)>,
+    items: Vec<(&str, D)>,
 ) -> QueryResult<()> {
     if items.is_empty() {
         return Ok(());
@@ -129,7 +144,8 @@ pub fn emit_many(
     let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
     order_lock(conn)?;
     // The directory row's counter hands out the per-directory sequence numbers.
-    let (last, org_id): (i64, String) = ReserveSequence { directory_id, n }.get_result(conn)?;
+    let reserve = ReserveSequence { directory_id, n };
+    let (last, org_id): (i64, String) = crate::on_backend!(&mut *conn, |c| reserve.get_result(c))?;
     let first = last - n + 1;
     let at = now();
     let created_at = crate::scim::resource::rfc3339(at);
@@ -139,28 +155,37 @@ pub fn emit_many(
         .map(|(i, (event_type, data))| {
             let seq = first + i as i64;
             let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-            let payload = json!({
-                "id": id, "type": event_type, "org_id": org_id, "directory_id": directory_id,
-                "sequence": seq, "created_at": created_at, "data": data,
-            });
-            (
+            let payload = serde_json::to_string(&Payload {
+                id: &id,
+                event_type,
+                org_id: &org_id,
+                directory_id,
+                sequence: seq,
+                created_at: &created_at,
+                data,
+            })
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            Ok((
                 events::id.eq(id),
                 events::org_id.eq(org_id.clone()),
                 events::directory_id.eq(directory_id.to_string()),
                 events::directory_seq.eq(seq),
                 events::event_type.eq(event_type.to_string()),
-                events::payload.eq(payload.to_string()),
+                events::payload.eq(payload),
                 events::created_at.eq(at),
-            )
+            ))
         })
-        .collect();
+        .collect::<QueryResult<_>>()?;
     for chunk in rows.chunks(BATCH) {
         match conn {
             // One event (most changes): a single-row insert, whose prepared statement is
             // cached, unlike a multi-row one.
-            _ if chunk.len() == 1 => diesel::insert_into(events::table)
+            DbConn::Sqlite(c) if chunk.len() == 1 => diesel::insert_into(events::table)
                 .values(chunk[0].clone())
-                .execute(conn)?,
+                .execute(c)?,
+            DbConn::Postgres(c) if chunk.len() == 1 => diesel::insert_into(events::table)
+                .values(chunk[0].clone())
+                .execute(c)?,
             DbConn::Sqlite(c) => diesel::insert_into(events::table)
                 .values(chunk)
                 .execute(c)?,
@@ -169,15 +194,16 @@ pub fn emit_many(
                 .execute(c)?,
         };
     }
-    let endpoints: Vec<(String, String)> = webhook_endpoints::table
-        .filter(webhook_endpoints::disabled_at.is_null())
-        .filter(
-            webhook_endpoints::org_id
-                .is_null()
-                .or(webhook_endpoints::org_id.eq(&org_id)),
-        )
-        .select((webhook_endpoints::id, webhook_endpoints::event_types))
-        .load(conn)?;
+    let endpoints: Vec<(String, String)> =
+        crate::on_backend!(&mut *conn, |c| webhook_endpoints::table
+            .filter(webhook_endpoints::disabled_at.is_null())
+            .filter(
+                webhook_endpoints::org_id
+                    .is_null()
+                    .or(webhook_endpoints::org_id.eq(&org_id)),
+            )
+            .select((webhook_endpoints::id, webhook_endpoints::event_types))
+            .load(c))?;
     if endpoints.is_empty() {
         return Ok(());
     }

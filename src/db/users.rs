@@ -46,13 +46,13 @@ impl UserRow {
 
 /// A live (not deleted) user of the directory.
 pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
-    scim_users::table
+    crate::on_backend!(conn, |c| scim_users::table
         .filter(scim_users::directory_id.eq(directory_id))
         .filter(scim_users::id.eq(id))
         .filter(scim_users::deleted_at.is_null())
         .select(UserRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// The id of the live user holding `user_name` (case-insensitively), if any.
@@ -61,13 +61,14 @@ pub fn id_by_user_name(
     directory_id: &str,
     user_name: &str,
 ) -> QueryResult<Option<String>> {
-    scim_users::table
+    let user_name_norm = normalize(user_name);
+    crate::on_backend!(conn, |c| scim_users::table
         .filter(scim_users::directory_id.eq(directory_id))
-        .filter(scim_users::user_name_norm.eq(normalize(user_name)))
+        .filter(scim_users::user_name_norm.eq(&user_name_norm))
         .filter(scim_users::deleted_at.is_null())
         .select(scim_users::id)
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// Columns a user list can be sorted by in SQL (other `sortBy` attributes sort in memory).
@@ -268,16 +269,17 @@ fn insert_emails(
     input: &UserInput,
 ) -> QueryResult<()> {
     for (position, e) in input.emails.iter().enumerate() {
-        diesel::insert_into(user_emails::table)
-            .values((
-                user_emails::user_id.eq(user_id),
-                user_emails::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
-                user_emails::directory_id.eq(directory_id),
-                user_emails::value_norm.eq(&e.value_norm),
-                user_emails::type_norm.eq(&e.type_norm),
-                user_emails::is_primary.eq(e.primary),
-            ))
-            .execute(conn)?;
+        let row = (
+            user_emails::user_id.eq(user_id),
+            user_emails::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
+            user_emails::directory_id.eq(directory_id),
+            user_emails::value_norm.eq(&e.value_norm),
+            user_emails::type_norm.eq(&e.type_norm),
+            user_emails::is_primary.eq(e.primary),
+        );
+        crate::on_backend!(&mut *conn, |c| diesel::insert_into(user_emails::table)
+            .values(row)
+            .execute(c))?;
     }
     Ok(())
 }
@@ -305,9 +307,9 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> Query
         updated_at: at,
         deleted_at: None,
     };
-    diesel::insert_into(scim_users::table)
+    crate::on_backend!(conn, |c| diesel::insert_into(scim_users::table)
         .values(&row)
-        .execute(conn)?;
+        .execute(c))?;
     insert_emails(conn, directory_id, &row.id, input)?;
     Ok(row)
 }

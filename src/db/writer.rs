@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use super::requests::{self, NewRequest};
 use super::{DbConn, Pool, PooledConn, write_tx};
 
@@ -233,6 +234,7 @@ impl Writer {
 fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
     let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
+    let mut checkpoints = Checkpointer::start(pool);
     loop {
         let first = match items.recv_timeout(IDLE) {
             Ok(item) => item,
@@ -265,9 +267,10 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         let logs = batch.logs.len();
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
         let changes = batch.jobs.iter().filter(|q| q.durable).count();
+        let jobs = batch.jobs.len();
         if conn.is_none() {
             match pool.get() {
-                Ok(c) => conn = Some(WriterConn::new(c)),
+                Ok(c) => conn = Some(WriterConn::new(c, checkpoints.active())),
                 Err(e) => log::error!("database writer: no connection: {e}"),
             }
         }
@@ -275,6 +278,7 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
             Some(c) => {
                 if commit_batch(c, batch) {
                     statistics.after(c, changes);
+                    checkpoints.committed(jobs, logs);
                 } else {
                     // A connection that failed to commit may be broken; the pool checks it.
                     conn = None;
@@ -287,31 +291,41 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
     }
 }
 
-/// The writer's pooled connection. On SQLite it keeps statement journals in memory while it
-/// is the writer's: every job runs in a savepoint, whose journal would otherwise be a
-/// temporary file written with every page a job changes (a tenth of a create's cost). Pooled
-/// readers keep SQLite's default, so their large sorts spill to disk rather than to the heap.
+/// The writer's pooled connection, with SQLite settings of its own while it is the writer's
+/// (pooled readers keep SQLite's defaults):
+/// - statement journals in memory: every job runs in a savepoint, whose journal would
+///   otherwise be a temporary file written with every page a job changes (a tenth of a
+///   create's cost); readers' large sorts should still spill to disk rather than to the heap;
+/// - with a checkpoint thread, WAL checkpoints left to it (see `checkpointer`).
 struct WriterConn(PooledConn);
 
 impl WriterConn {
-    fn new(mut conn: PooledConn) -> WriterConn {
-        Self::set_temp_store(&mut conn, "MEMORY");
+    fn new(mut conn: PooledConn, checkpoint_thread: bool) -> WriterConn {
+        Self::set(&mut conn, "temp_store = MEMORY");
+        if checkpoint_thread {
+            Self::set(
+                &mut conn,
+                &format!("wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"),
+            );
+        }
         WriterConn(conn)
     }
 
-    fn set_temp_store(conn: &mut DbConn, to: &str) {
+    fn set(conn: &mut DbConn, pragma: &str) {
         use diesel::connection::SimpleConnection;
         if let DbConn::Sqlite(c) = conn
-            && let Err(e) = c.batch_execute(&format!("PRAGMA temp_store = {to}"))
+            && let Err(e) = c.batch_execute(&format!("PRAGMA {pragma}"))
         {
-            log::warn!("database writer: temp_store = {to}: {e}");
+            log::warn!("database writer: {pragma}: {e}");
         }
     }
 }
 
 impl Drop for WriterConn {
     fn drop(&mut self) {
-        Self::set_temp_store(&mut self.0, "DEFAULT");
+        // SQLite's defaults, for whoever gets the connection from the pool next.
+        Self::set(&mut self.0, "temp_store = DEFAULT");
+        Self::set(&mut self.0, "wal_autocheckpoint = 1000");
     }
 }
 

@@ -15,19 +15,40 @@ use crate::db::{self, Pool};
 use crate::scim::redact;
 
 /// Roster's normalized view of a user, as events and the API carry it.
+#[derive(serde::Serialize)]
+pub struct UserView<'a> {
+    id: &'a str,
+    directory_id: &'a str,
+    user_name: &'a str,
+    external_id: Option<&'a str>,
+    active: bool,
+    email: Option<&'a str>,
+    display_name: Option<&'a str>,
+    name: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> UserView<'a> {
+    pub fn of(row: &'a db::users::UserRow) -> UserView<'a> {
+        UserView {
+            id: &row.id,
+            directory_id: &row.directory_id,
+            user_name: &row.user_name,
+            external_id: row.external_id.as_deref(),
+            active: row.active,
+            email: row.primary_email.as_deref(),
+            display_name: row.display_name.as_deref(),
+            name: row.full_name.as_deref(),
+            created_at: crate::scim::resource::rfc3339(row.created_at),
+            updated_at: crate::scim::resource::rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// `UserView` as a JSON value.
 pub fn user_json(row: &db::users::UserRow) -> Value {
-    json!({
-        "id": row.id,
-        "directory_id": row.directory_id,
-        "user_name": row.user_name,
-        "external_id": row.external_id,
-        "active": row.active,
-        "email": row.primary_email,
-        "display_name": row.display_name,
-        "name": row.full_name,
-        "created_at": crate::scim::resource::rfc3339(row.created_at),
-        "updated_at": crate::scim::resource::rfc3339(row.updated_at),
-    })
+    serde_json::to_value(UserView::of(row)).unwrap_or(Value::Null)
 }
 
 /// Roster's normalized view of a group.

@@ -249,6 +249,18 @@ impl Rendered {
         }
     }
 
+    /// A created resource serialized already.
+    fn created_text(created: ops::Created) -> Rendered {
+        Rendered {
+            status: StatusCode::CREATED,
+            location: Some(created.location),
+            etag: Some(created.etag),
+            body: Some(created.text),
+            created_id: Some(created.id),
+            challenge: false,
+        }
+    }
+
     fn no_content() -> Rendered {
         Rendered::empty(StatusCode::NO_CONTENT)
     }
@@ -357,17 +369,26 @@ async fn serve(
     }
 }
 
-/// A change: authenticated, applied and logged in one savepoint of the writer's next batch.
+/// A change: authenticated on a pooled connection, then applied and logged in one savepoint
+/// of the writer's next batch.
 async fn write(
     state: &web::Data<AppState>,
     incoming: Arc<Incoming>,
     target: Arc<Target>,
 ) -> Result<Rendered, ScimError> {
+    // The token is checked beside the writer, not on it: the writer's thread is what every
+    // change waits for. A token revoked between this check and the commit lets this one
+    // request through, as if it had arrived a moment earlier.
+    let pool = state.pool.clone();
+    let inc = incoming.clone();
+    let auth = web::block(move || authenticate(&mut *pooled(&pool)?, &inc))
+        .await
+        .map_err(|_| ScimError::internal())??;
     let touches = state.touches.clone();
     state
         .writer
         .run_logged(move |c| {
-            if let Some(touch) = authenticate(c, &incoming)?.touch
+            if let Some(touch) = auth.touch
                 && touches.claim(&touch.token_id)
             {
                 touch.apply(c, &incoming.directory_id)?;
@@ -392,10 +413,7 @@ async fn read(
     let (inc, tgt) = (incoming.clone(), target.clone());
     let bookmarks = state.user_pages.clone();
     let (rendered, touch) = web::block(move || {
-        let mut conn = pool.get().map_err(|e| {
-            log::error!("database pool: {e}");
-            ScimError::unavailable("the server is busy; retry shortly")
-        })?;
+        let mut conn = pooled(&pool)?;
         let auth = authenticate(&mut conn, &inc)?;
         let pages = Some((&*bookmarks, auth.event_seq));
         let rendered = dispatch(&mut conn, &inc, &tgt, pages)?;
@@ -417,6 +435,14 @@ async fn read(
         .log(log_row(&incoming, &target, &rendered, None))
         .await;
     Ok(rendered)
+}
+
+/// A connection from the pool, or 503.
+fn pooled(pool: &crate::db::Pool) -> Result<crate::db::PooledConn, ScimError> {
+    pool.get().map_err(|e| {
+        log::error!("database pool: {e}");
+        ScimError::unavailable("the server is busy; retry shortly")
+    })
 }
 
 /// A short, stable name for what went wrong, for the inspector's filters.
@@ -573,7 +599,7 @@ fn dispatch(
             }
         }
         (Target::Collection(User), &Method::POST) => {
-            Rendered::created(ops::create_user(conn, ctx, &json()?)?)
+            Rendered::created_text(ops::create_user(conn, ctx, &json()?)?)
         }
         (Target::Collection(Group), &Method::POST) => {
             Rendered::created(ops::create_group(conn, ctx, &json()?)?)

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::db::events as db_events;
@@ -82,6 +83,17 @@ impl From<diesel::result::Error> for ScimError {
     fn from(e: diesel::result::Error) -> Self {
         if is_unique_violation(&e) {
             return ScimError::uniqueness("a resource with this unique attribute already exists");
+        }
+        // The directory (or a user or group the change refers to) was deleted between the
+        // request's authentication and its write.
+        if let diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ) = e
+        {
+            return ScimError::not_found(
+                "this directory, or a resource the request refers to, was deleted meanwhile",
+            );
         }
         log::error!("database error in SCIM request: {e}");
         ScimError::internal()
@@ -201,8 +213,27 @@ fn apply_user_groups(
 }
 
 /// The `data` of a user event: Roster's normalized user and the raw SCIM resource.
-fn user_event(ctx: &Ctx<'_>, row: &UserRow) -> Value {
-    json!({"user": events::user_json(row), "raw": render_user(ctx, row, &[])})
+/// The `data` of a user event: Roster's view of the user, and its SCIM resource (`raw`)
+/// without groups, which have events of their own.
+#[derive(serde::Serialize)]
+struct UserEvent<'a> {
+    user: events::UserView<'a>,
+    raw: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<Vec<String>>,
+}
+
+/// A user's resource as its events carry it (see `UserEvent`).
+fn user_event_raw(ctx: &Ctx<'_>, row: &UserRow) -> Result<String, ScimError> {
+    user_text(ctx, row, &[])
+}
+
+fn user_event<'a>(row: &'a UserRow, raw: &'a str) -> Result<UserEvent<'a>, ScimError> {
+    Ok(UserEvent {
+        user: events::UserView::of(row),
+        raw: serde_json::from_str(raw).map_err(|_| ScimError::internal())?,
+        changed: None,
+    })
 }
 
 /// The `data` of a group event (members are not included: they have their own events).
@@ -233,21 +264,41 @@ fn emit_memberships(
     Ok(())
 }
 
-pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
+/// A resource a POST created, serialized.
+pub struct Created {
+    pub id: String,
+    pub location: String,
+    pub etag: String,
+    pub text: String,
+}
+
+pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Created, ScimError> {
     let input = resource::user_from_json(body)?;
-    let row = atomic(conn, |c| {
+    let (row, raw) = atomic(conn, |c| {
         ensure_user_name_free(c, ctx, &input, None)?;
         let row = users::insert(c, ctx.directory_id, &input)?;
-        db_events::emit(c, ctx.directory_id, "user.created", user_event(ctx, &row))?;
+        let raw = user_event_raw(ctx, &row)?;
+        db_events::emit(c, ctx.directory_id, "user.created", user_event(&row, &raw)?)?;
         apply_user_groups(c, ctx, &row.id, &input)?;
-        Ok::<_, ScimError>(row)
+        Ok::<_, ScimError>((row, raw))
     })?;
-    // A new user belongs only to the groups it was sent with.
-    let groups = match input.groups {
-        Some(_) => user_groups(conn, ctx, &row.id)?,
-        None => Vec::new(),
+    // A new user belongs only to the groups it was sent with: with none, the reply is the
+    // event's resource.
+    let text = match input.groups {
+        Some(_) => user_text(ctx, &row, &user_groups(conn, ctx, &row.id)?)?,
+        None => raw,
     };
-    Ok(render_user(ctx, &row, &groups))
+    Ok(Created {
+        location: format!(
+            "{}/{}/{}",
+            ctx.base_url,
+            ResourceType::User.endpoint(),
+            row.id
+        ),
+        etag: etag(row.version),
+        id: row.id,
+        text,
+    })
 }
 
 /// A live user of the directory with its groups.
@@ -273,9 +324,12 @@ pub fn get_user_text(
     id: &str,
 ) -> Result<(String, String), ScimError> {
     let (row, groups) = find_user(conn, ctx, id)?;
-    let text = serde_json::to_string(&user_rendering(ctx, &row, &groups))
-        .map_err(|_| ScimError::internal())?;
-    Ok((text, etag(row.version)))
+    Ok((user_text(ctx, &row, &groups)?, etag(row.version)))
+}
+
+/// A user as SCIM JSON text.
+fn user_text(ctx: &Ctx<'_>, row: &UserRow, groups: &[Reference]) -> Result<String, ScimError> {
+    serde_json::to_string(&user_rendering(ctx, row, groups)).map_err(|_| ScimError::internal())
 }
 
 /// Pages through documents matching `filter`, sorted by `sort_by`: the fallback for filters
@@ -418,17 +472,20 @@ fn save_user(
     let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
     let mut changed = events::changed_attributes(&before, &input.document);
     changed.retain(|a| a != "active");
+    let raw = user_event_raw(ctx, &row)?;
     if existing.active != row.active {
         let kind = if row.active {
             "user.reactivated"
         } else {
             "user.deactivated"
         };
-        db_events::emit(c, ctx.directory_id, kind, user_event(ctx, &row))?;
+        db_events::emit(c, ctx.directory_id, kind, user_event(&row, &raw)?)?;
     }
     if !changed.is_empty() {
-        let mut data = user_event(ctx, &row);
-        data["changed"] = json!(changed);
+        let data = UserEvent {
+            changed: Some(changed),
+            ..user_event(&row, &raw)?
+        };
         db_events::emit(c, ctx.directory_id, "user.updated", data)?;
     }
     apply_user_groups(c, ctx, id, input)?;
@@ -479,11 +536,12 @@ pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
         let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         users::delete(c, ctx.directory_id, id)?;
+        let raw = user_event_raw(ctx, &existing)?;
         db_events::emit(
             c,
             ctx.directory_id,
             "user.deleted",
-            user_event(ctx, &existing),
+            user_event(&existing, &raw)?,
         )?;
         Ok(())
     })
