@@ -201,10 +201,9 @@ pub fn touch(
 ) -> QueryResult<()> {
     let at = now();
     atomic(conn, |c| {
-        // Only the first request emits an event; take the event lock only then.
-        if dir_never_used(c, directory_id)? {
-            super::events::order_lock(c)?;
-        }
+        // This updates the directory row: the event-order lock comes first, as for every
+        // writer of that row, so that concurrent writers take the two in one order.
+        super::events::order_lock(c)?;
         let first = diesel::update(directories::table.find(directory_id))
             .filter(directories::first_request_at.is_null())
             .set(directories::first_request_at.eq(at))
@@ -230,15 +229,6 @@ pub fn touch(
         }
         Ok(())
     })
-}
-
-fn dir_never_used(conn: &mut DbConn, directory_id: &str) -> QueryResult<bool> {
-    let first: Option<Option<NaiveDateTime>> = directories::table
-        .find(directory_id)
-        .select(directories::first_request_at)
-        .first(conn)
-        .optional()?;
-    Ok(matches!(first, Some(None)))
 }
 
 /// Remembers when this process last recorded each token's use. At thousands of requests a

@@ -268,6 +268,8 @@ where
         }
         _ => Tm::begin_transaction(conn)?,
     }
+    // Events deferred by `f` (see `events::defer`) go if its savepoint is rolled back.
+    let events_mark = events::deferred_mark();
     let done = f(conn).and_then(|value| {
         if !nested {
             users::index_pending_search(conn)?;
@@ -279,11 +281,13 @@ where
             Ok(()) => Ok(value),
             Err(e) => {
                 let _ = Tm::rollback_transaction(conn);
+                events::discard_deferred(events_mark);
                 Err(e.into())
             }
         },
         Err(e) => {
             let _ = Tm::rollback_transaction(conn);
+            events::discard_deferred(events_mark);
             Err(e)
         }
     }

@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
+
 use super::checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT};
+use super::events;
 use super::requests::{self, NewRequest};
 use super::{DbConn, Pool, PooledConn, write_tx};
 
@@ -48,10 +51,11 @@ pub enum WriteError {
     Unavailable(String),
 }
 
-/// Runs a job on the writer's connection inside the batch transaction (it may add request-log
-/// rows to the batch's), and returns what to do once the batch's fate is known (`Ok` when it
+/// Runs a job on the writer's connection in its savepoint of the batch transaction (it may add
+/// request-log rows to the batch's). Returns whether what it did stands (false: the writer
+/// rolls its savepoint back), and what to do once the batch's fate is known (`Ok` when it
 /// committed).
-type Job = Box<dyn FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> Settle + Send>;
+type Job = Box<dyn FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> (bool, Settle) + Send>;
 type Settle = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
 
 struct Queued {
@@ -67,52 +71,82 @@ enum Item {
     Log(Box<NewRequest>, tokio::sync::OwnedSemaphorePermit),
 }
 
-/// Handle to the process's writer thread; dropping it commits what is queued and stops the
-/// thread.
+/// Handle to the process's writer threads; dropping it commits what is queued and stops the
+/// threads.
+///
+/// SQLite has one writer thread (it allows one writer at a time). Postgres has
+/// `POSTGRES_WRITERS`: a change there is a dozen round trips, mostly waiting on the server, so
+/// several batches run side by side; their events are written at each batch's end under the
+/// event-order lock (see `events::defer`). Changes go to the writers in turn; request-log
+/// rows all go to the first, so that `flush` needs to wait for that one only.
 pub struct Writer {
-    queue: Option<mpsc::Sender<Item>>,
+    queues: Vec<mpsc::Sender<Item>>,
+    /// Which writer the next change goes to.
+    next: AtomicUsize,
     /// Log rows queued and not yet committed (or given up).
     pending_logs: Arc<AtomicUsize>,
     /// Places in the queue for log rows (`MAX_PENDING_LOGS`).
     log_places: Arc<tokio::sync::Semaphore>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// Writer threads on Postgres.
+const POSTGRES_WRITERS: usize = 2;
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Closing the queue ends the thread after its last batch; waiting for it means no
-        // database work is still running when the process exits.
-        self.queue = None;
-        if let Some(thread) = self.thread.take() {
+        // Closing the queues ends the threads after their last batch; waiting for them means
+        // no database work is still running when the process exits.
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
 }
 
 impl Writer {
-    /// Starts the writer thread on `pool`.
+    /// Starts the writer threads on `pool`.
     pub fn start(pool: Pool) -> Writer {
-        let (queue, items) = mpsc::channel::<Item>();
+        let writers = match pool.get().as_deref() {
+            Ok(DbConn::Postgres(_)) => POSTGRES_WRITERS,
+            _ => 1,
+        };
         let pending_logs = Arc::new(AtomicUsize::new(0));
-        let pending = pending_logs.clone();
-        // Named, so profiles and `top -H` show which thread is the writer.
-        let thread = std::thread::Builder::new()
-            .name("roster-writer".into())
-            .spawn(move || writer_loop(&pool, &items, &pending))
-            // Without the thread every write is refused as unavailable (503), not lost.
-            .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))
-            .ok();
+        let statistics = Arc::new(std::sync::Mutex::new(Statistics::default()));
+        let mut queues = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..writers {
+            let (queue, items) = mpsc::channel::<Item>();
+            let (pool, pending, statistics) =
+                (pool.clone(), pending_logs.clone(), statistics.clone());
+            // Named, so profiles and `top -H` show which threads are the writers.
+            let thread = std::thread::Builder::new()
+                .name("roster-writer".into())
+                .spawn(move || writer_loop(&pool, &items, &pending, &statistics))
+                // Without the thread its writes are refused as unavailable (503), not lost.
+                .inspect_err(|e| log::error!("a database writer thread did not start: {e}"));
+            if let Ok(thread) = thread {
+                queues.push(queue);
+                threads.push(thread);
+            }
+        }
         Writer {
-            queue: Some(queue),
+            queues,
+            next: AtomicUsize::new(0),
             pending_logs,
             log_places: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGS)),
-            thread,
+            threads,
         }
     }
 
+    /// Queues a change on the next writer in turn; log rows and flushes on the first.
     fn send(&self, item: Item) -> Result<(), WriteError> {
-        self.queue
-            .as_ref()
+        let writer = match &item {
+            Item::Job(q) if q.durable => self.next.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        self.queues
+            .get(writer % self.queues.len().max(1))
             .and_then(|q| q.send(item).ok())
             .ok_or_else(|| WriteError::Unavailable("the writer thread has stopped".into()))
     }
@@ -148,10 +182,11 @@ impl Writer {
         F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error> + Send + 'static,
     {
         let job: Job = Box::new(move |conn: &mut DbConn, _: &mut Vec<NewRequest>| {
-            if let Err(e) = write_tx(conn, f) {
+            let done = f(conn);
+            if let Err(e) = &done {
                 log::error!("{what} failed: {e}");
             }
-            Box::new(|_| {}) as Settle
+            (done.is_ok(), Box::new(|_| {}) as Settle)
         });
         let _ = self.send(Item::Job(Queued {
             job,
@@ -191,7 +226,7 @@ impl Writer {
     {
         self.submit_job(
             move |conn, logs| {
-                write_tx(conn, f).map(|(value, row)| {
+                f(conn).map(|(value, row)| {
                     logs.push(row);
                     value
                 })
@@ -207,8 +242,7 @@ impl Writer {
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
-        self.submit_job(move |conn, _| write_tx(conn, f), durable)
-            .await
+        self.submit_job(move |conn, _| f(conn), durable).await
     }
 
     async fn submit_job<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
@@ -220,9 +254,11 @@ impl Writer {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn: &mut DbConn, logs: &mut Vec<NewRequest>| {
             let result = f(conn, logs);
-            Box::new(move |batch: Result<(), WriteError>| {
+            let stands = result.is_ok();
+            let settle = Box::new(move |batch: Result<(), WriteError>| {
                 let _ = reply.send(batch.map(|()| result));
-            }) as Settle
+            }) as Settle;
+            (stands, settle)
         });
         self.send(Item::Job(Queued { job, durable }))?;
         answer
@@ -231,9 +267,13 @@ impl Writer {
     }
 }
 
-fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
+fn writer_loop(
+    pool: &Pool,
+    items: &mpsc::Receiver<Item>,
+    pending_logs: &AtomicUsize,
+    statistics: &std::sync::Mutex<Statistics>,
+) {
     let mut conn: Option<WriterConn> = None;
-    let mut statistics = Statistics::default();
     let mut checkpoints = Checkpointer::start(pool);
     loop {
         let first = match items.recv_timeout(IDLE) {
@@ -277,7 +317,13 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
         match conn.as_mut() {
             Some(c) => {
                 if commit_batch(c, batch) {
-                    statistics.after(c, changes);
+                    let due = statistics
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .due(changes);
+                    if due {
+                        Statistics::refresh(c);
+                    }
                     checkpoints.committed(jobs, logs);
                 } else {
                     // A connection that failed to commit may be broken; the pool checks it.
@@ -312,7 +358,6 @@ impl WriterConn {
     }
 
     fn set(conn: &mut DbConn, pragma: &str) {
-        use diesel::connection::SimpleConnection;
         if let DbConn::Sqlite(c) = conn
             && let Err(e) = c.batch_execute(&format!("PRAGMA {pragma}"))
         {
@@ -362,12 +407,17 @@ impl Statistics {
     const FIRST: usize = 500;
     const MAX_STEP: usize = 100_000;
 
-    fn after(&mut self, conn: &mut DbConn, changes: usize) {
-        use diesel::connection::SimpleConnection;
+    /// Counts committed changes; true when the statistics are due for a refresh.
+    fn due(&mut self, changes: usize) -> bool {
         self.changes += changes;
         if self.changes < self.next.max(Self::FIRST) {
-            return;
+            return false;
         }
+        self.next = self.changes + self.changes.min(Self::MAX_STEP);
+        true
+    }
+
+    fn refresh(conn: &mut DbConn) {
         let analyzed = match conn {
             DbConn::Postgres(pg) => {
                 // VACUUM too: it sets the visibility map, without which counting a directory
@@ -383,7 +433,6 @@ impl Statistics {
         if let Err(e) = analyzed {
             log::warn!("could not refresh planner statistics: {e}");
         }
-        self.next = self.changes + self.changes.min(Self::MAX_STEP);
     }
 }
 
@@ -425,14 +474,23 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     let mut logs = batch.logs;
     let mut log_rows = logs.len();
     let outcome = write_tx(conn, |c| {
-        for queued in batch.jobs {
+        let _deferral = events::defer();
+        for (i, queued) in batch.jobs.into_iter().enumerate() {
+            job_savepoint(c, i == 0)?;
+            let events = events::deferred_mark();
             match catch_unwind(AssertUnwindSafe(|| (queued.job)(c, &mut logs))) {
-                Ok(settle) => settles.push(settle),
+                Ok((true, settle)) => settles.push(settle),
+                Ok((false, settle)) => {
+                    c.batch_execute("ROLLBACK TO SAVEPOINT job")?;
+                    events::discard_deferred(events);
+                    settles.push(settle);
+                }
                 // A panicking job leaves the transaction in an unknown state: give up the
                 // batch (its caller sees the write abandoned, the others a commit error).
                 Err(_) => return Err(diesel::result::Error::RollbackTransaction),
             }
         }
+        events::write_deferred(c)?;
         log_rows = logs.len();
         if log_rows > 0
             && let Err(e) = write_tx(c, |c| requests::insert_many(c, logs))
@@ -459,10 +517,20 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     committed
 }
 
+/// Opens the next job's savepoint. A job's savepoint is released when the next one opens
+/// (or by the commit): on Postgres every statement is a round trip, and the two travel
+/// together.
+fn job_savepoint(c: &mut DbConn, first: bool) -> Result<(), diesel::result::Error> {
+    c.batch_execute(if first {
+        "SAVEPOINT job"
+    } else {
+        "RELEASE SAVEPOINT job; SAVEPOINT job"
+    })
+}
+
 /// On Postgres, commit this transaction without waiting for the WAL flush. (SQLite in WAL mode
 /// with `synchronous=NORMAL` never waits for a sync at commit.)
 fn relax_commit(c: &mut DbConn) -> Result<(), diesel::result::Error> {
-    use diesel::connection::SimpleConnection;
     match c {
         DbConn::Postgres(pg) => pg.batch_execute("SET LOCAL synchronous_commit = off"),
         DbConn::Sqlite(_) => Ok(()),

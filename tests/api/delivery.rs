@@ -600,3 +600,68 @@ async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing()
     assert_eq!(new[1].0, "user.created");
     assert!(new[0].1 < new[1].1);
 }
+
+/// A batch's events are written at its end: those of a change that was refused after it had
+/// emitted them (here a create whose `groups` names no group) must go with its rollback, and
+/// concurrent changes, batched together (on Postgres by several writers), must each keep their
+/// event, numbered without gaps.
+#[actix_web::test]
+async fn refused_changes_leave_no_events_and_batched_ones_keep_theirs_in_sequence() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let key = app.api_key();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let creates = (0..40).map(|i| {
+            // Every fourth create names a group that does not exist; every fifth repeats a
+            // userName already taken by the create before it.
+            let name = if i % 5 == 4 { i - 1 } else { i };
+            let mut body = json!({"userName": format!("batch{name}@x.com")});
+            if i % 4 == 3 {
+                body["groups"] = json!([{"value": "no-such-group"}]);
+            }
+            let scim = &scim;
+            async move { (scim.post("/Users", &body).await, body) }
+        });
+        let replies = futures_util::future::join_all(creates).await;
+        let mut created = BTreeSet::new();
+        for (reply, body) in &replies {
+            match reply.status {
+                201 => {
+                    created.insert(body["userName"].as_str().unwrap().to_string());
+                }
+                400 | 409 => {}
+                s => panic!("unexpected status {s}: {}", reply.body),
+            }
+        }
+        assert!(created.len() >= 20, "{} created", created.len());
+        assert!(created.len() < 40, "some creates are refused");
+        let feed = api_get(&app, &key, &format!("/api/v1/events?organization_id={org}")).await;
+        let events: Vec<&Value> = feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "user.created")
+            .collect();
+        let named: BTreeSet<String> = events
+            .iter()
+            .map(|e| e["data"]["user"]["user_name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            named, created,
+            "one user.created per created user, none for refusals"
+        );
+        assert_eq!(events.len(), created.len());
+        let sequences: Vec<i64> = feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["sequence"].as_i64().unwrap())
+            .collect();
+        let expected: Vec<i64> = (1..=sequences.len() as i64).collect();
+        assert_eq!(
+            sequences, expected,
+            "the directory's events are numbered without gaps"
+        );
+    }
+}
