@@ -3,7 +3,6 @@
 //! first; handlers call them inside `web::block`.
 
 pub mod api_keys;
-mod checkpointer;
 pub mod directories;
 pub mod events;
 pub mod groups;

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 
-use super::checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT};
 use super::events;
 use super::requests::{self, NewRequest};
 use super::{DbConn, Pool, PooledConn, write_tx};
@@ -274,7 +273,6 @@ fn writer_loop(
     statistics: &std::sync::Mutex<Statistics>,
 ) {
     let mut conn: Option<WriterConn> = None;
-    let mut checkpoints = Checkpointer::start(pool);
     loop {
         let first = match items.recv_timeout(IDLE) {
             Ok(item) => item,
@@ -307,10 +305,9 @@ fn writer_loop(
         let logs = batch.logs.len();
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
         let changes = batch.jobs.iter().filter(|q| q.durable).count();
-        let jobs = batch.jobs.len();
         if conn.is_none() {
             match pool.get() {
-                Ok(c) => conn = Some(WriterConn::new(c, checkpoints.active())),
+                Ok(c) => conn = Some(WriterConn::new(c)),
                 Err(e) => log::error!("database writer: no connection: {e}"),
             }
         }
@@ -324,7 +321,6 @@ fn writer_loop(
                     if due {
                         Statistics::refresh(c);
                     }
-                    checkpoints.committed(jobs, logs);
                 } else {
                     // A connection that failed to commit may be broken; the pool checks it.
                     conn = None;
@@ -337,23 +333,15 @@ fn writer_loop(
     }
 }
 
-/// The writer's pooled connection, with SQLite settings of its own while it is the writer's
-/// (pooled readers keep SQLite's defaults):
-/// - statement journals in memory: every job runs in a savepoint, whose journal would
-///   otherwise be a temporary file written with every page a job changes (a tenth of a
-///   create's cost); readers' large sorts should still spill to disk rather than to the heap;
-/// - with a checkpoint thread, WAL checkpoints left to it (see `checkpointer`).
+/// The writer's pooled connection. On SQLite it keeps statement journals in memory while it
+/// is the writer's: every job runs in a savepoint, whose journal would otherwise be a
+/// temporary file written with every page a job changes (a tenth of a create's cost). Pooled
+/// readers keep SQLite's default, so their large sorts spill to disk rather than to the heap.
 struct WriterConn(PooledConn);
 
 impl WriterConn {
-    fn new(mut conn: PooledConn, checkpoint_thread: bool) -> WriterConn {
+    fn new(mut conn: PooledConn) -> WriterConn {
         Self::set(&mut conn, "temp_store = MEMORY");
-        if checkpoint_thread {
-            Self::set(
-                &mut conn,
-                &format!("wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}"),
-            );
-        }
         WriterConn(conn)
     }
 
@@ -368,9 +356,8 @@ impl WriterConn {
 
 impl Drop for WriterConn {
     fn drop(&mut self) {
-        // SQLite's defaults, for whoever gets the connection from the pool next.
+        // SQLite's default, for whoever gets the connection from the pool next.
         Self::set(&mut self.0, "temp_store = DEFAULT");
-        Self::set(&mut self.0, "wal_autocheckpoint = 1000");
     }
 }
 
