@@ -1,5 +1,6 @@
 //! Group commit: the SCIM endpoint's write transactions (changes and request-log rows) queue
-//! here, and one thread per process commits them in batches.
+//! here, and writer threads (one on SQLite, `POSTGRES_WRITERS` on Postgres) commit them in
+//! batches.
 //!
 //! Why: SQLite has one writer at a time, and a commit costs far more than the statements of
 //! a typical SCIM change. Committing up to `MAX_BATCH` queued jobs together divides that cost,
@@ -7,9 +8,10 @@
 //! cache another connection's commit invalidated re-reads every page it touches). On Postgres
 //! it divides the WAL flushes the same way.
 //!
-//! Each job runs in its own savepoint, so a failing job rolls back only itself; its caller
-//! hears the outcome only after the batch has committed, so a reply never reports a change
-//! that could still be lost.
+//! Each job runs in its own savepoint, so a failing job rolls back only itself (with the
+//! events it emitted: a batch's events are written at its end, see `events::defer`); its
+//! caller hears the outcome only after the batch has committed, so a reply never reports a
+//! change that could still be lost.
 //!
 //! Request-log rows of reads and refusals carry no change, so they are not waited for: they
 //! queue here and are inserted together, after at most `LOG_DELAY`. Whoever
