@@ -202,7 +202,7 @@ pub fn touch(
     let at = now();
     atomic(conn, |c| {
         // This updates the directory row: the event-order lock comes first, as for every
-        // writer of that row, so that concurrent writers take the two in one order.
+        // writer of that row, so that concurrent transactions take the two in one order.
         super::events::order_lock(c)?;
         let first = diesel::update(directories::table.find(directory_id))
             .filter(directories::first_request_at.is_null())

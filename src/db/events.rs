@@ -151,8 +151,8 @@ thread_local! {
 ///
 /// Why: the writer's batch then writes all its events at its end, taking the event-order lock
 /// and each directory's counter row once per batch instead of once per change, and only for
-/// the last moments before the commit. On Postgres several writers' batches can then run
-/// side by side up to that point; on SQLite it saves two statements per change.
+/// the last moments before the commit (on Postgres, other instances' batches wait for them
+/// only that long).
 pub fn defer() -> Deferral {
     DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
     Deferral(())
@@ -184,7 +184,7 @@ pub fn discard_deferred(mark: Option<usize>) {
 }
 
 /// Writes the events deferred so far: per directory in the order they were emitted, the
-/// directories in id order (so that concurrent writers lock their rows in one order).
+/// directories in id order (so that concurrent transactions lock their rows in one order).
 pub fn write_deferred(conn: &mut DbConn) -> QueryResult<()> {
     let events = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
     let mut by_directory: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();

@@ -1,5 +1,5 @@
 //! Group commit: the SCIM endpoint's write transactions (changes and request-log rows) queue
-//! here, and a writer thread per process commits them in batches.
+//! here, and one thread per process commits them in batches.
 //!
 //! Why: SQLite has one writer at a time, and a commit costs far more than the statements of
 //! a typical SCIM change. Committing up to `MAX_BATCH` queued jobs together divides that cost,
@@ -71,84 +71,58 @@ enum Item {
     Log(Box<NewRequest>, tokio::sync::OwnedSemaphorePermit),
 }
 
-/// Handle to the process's writer threads; dropping it commits what is queued and stops the
-/// threads.
+/// Handle to the process's writer thread; dropping it commits what is queued and stops the
+/// thread.
 ///
-/// SQLite has one writer thread (it allows one writer at a time); so has Postgres, see
-/// `POSTGRES_WRITERS`. With several, changes go to the writers in turn and request-log rows
-/// all go to the first, so that `flush` needs to wait for that one only.
+/// One writer on Postgres too. Two made creates 25–35 % faster (their batches ran side by side
+/// until each wrote its events), but two batches that take the same keys in opposite orders
+/// deadlock: concurrent creates of one userName, each waiting for the other batch's
+/// uncommitted row, made Postgres abort one after a second (a 503). One writer never waits on
+/// itself.
 pub struct Writer {
-    queues: Vec<mpsc::Sender<Item>>,
-    /// Which writer the next change goes to.
-    next: AtomicUsize,
+    queue: Option<mpsc::Sender<Item>>,
     /// Log rows queued and not yet committed (or given up).
     pending_logs: Arc<AtomicUsize>,
     /// Places in the queue for log rows (`MAX_PENDING_LOGS`).
     log_places: Arc<tokio::sync::Semaphore>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
-
-/// Writer threads on Postgres. Two made creates 25–35 % faster (their batches run side by
-/// side; events are written at each batch's end, see `events::defer`), but two batches that
-/// take the same keys in opposite orders deadlock: concurrent creates of one userName, each
-/// waiting for the other batch's uncommitted row, made Postgres abort one after a second
-/// (a 503). One writer never waits on itself.
-const POSTGRES_WRITERS: usize = 1;
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Closing the queues ends the threads after their last batch; waiting for them means
-        // no database work is still running when the process exits.
-        self.queues.clear();
-        for thread in self.threads.drain(..) {
+        // Closing the queue ends the thread after its last batch; waiting for it means no
+        // database work is still running when the process exits.
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
 impl Writer {
-    /// Starts the writer threads on `pool`.
+    /// Starts the writer thread on `pool`.
     pub fn start(pool: Pool) -> Writer {
-        let writers = match pool.get().as_deref() {
-            Ok(DbConn::Postgres(_)) => POSTGRES_WRITERS,
-            _ => 1,
-        };
+        let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
-        let statistics = Arc::new(std::sync::Mutex::new(Statistics::default()));
-        let mut queues = Vec::new();
-        let mut threads = Vec::new();
-        for _ in 0..writers {
-            let (queue, items) = mpsc::channel::<Item>();
-            let (pool, pending, statistics) =
-                (pool.clone(), pending_logs.clone(), statistics.clone());
-            // Named, so profiles and `top -H` show which threads are the writers.
-            let thread = std::thread::Builder::new()
-                .name("roster-writer".into())
-                .spawn(move || writer_loop(&pool, &items, &pending, &statistics))
-                // Without the thread its writes are refused as unavailable (503), not lost.
-                .inspect_err(|e| log::error!("a database writer thread did not start: {e}"));
-            if let Ok(thread) = thread {
-                queues.push(queue);
-                threads.push(thread);
-            }
-        }
+        let pending = pending_logs.clone();
+        // Named, so profiles and `top -H` show which thread is the writer.
+        let thread = std::thread::Builder::new()
+            .name("roster-writer".into())
+            .spawn(move || writer_loop(&pool, &items, &pending))
+            // Without the thread every write is refused as unavailable (503), not lost.
+            .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))
+            .ok();
         Writer {
-            queues,
-            next: AtomicUsize::new(0),
+            queue: Some(queue),
             pending_logs,
             log_places: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGS)),
-            threads,
+            thread,
         }
     }
 
-    /// Queues a change on the next writer in turn; log rows and flushes on the first.
     fn send(&self, item: Item) -> Result<(), WriteError> {
-        let writer = match &item {
-            Item::Job(q) if q.durable => self.next.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        self.queues
-            .get(writer % self.queues.len().max(1))
+        self.queue
+            .as_ref()
             .and_then(|q| q.send(item).ok())
             .ok_or_else(|| WriteError::Unavailable("the writer thread has stopped".into()))
     }
@@ -269,13 +243,9 @@ impl Writer {
     }
 }
 
-fn writer_loop(
-    pool: &Pool,
-    items: &mpsc::Receiver<Item>,
-    pending_logs: &AtomicUsize,
-    statistics: &std::sync::Mutex<Statistics>,
-) {
+fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
     let mut conn: Option<WriterConn> = None;
+    let mut statistics = Statistics::default();
     loop {
         let first = match items.recv_timeout(IDLE) {
             Ok(item) => item,
@@ -317,13 +287,7 @@ fn writer_loop(
         match conn.as_mut() {
             Some(c) => {
                 if commit_batch(c, batch) {
-                    let due = statistics
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .due(changes);
-                    if due {
-                        Statistics::refresh(c);
-                    }
+                    statistics.after(c, changes);
                 } else {
                     // A connection that failed to commit may be broken; the pool checks it.
                     conn = None;
@@ -397,17 +361,11 @@ impl Statistics {
     const FIRST: usize = 500;
     const MAX_STEP: usize = 100_000;
 
-    /// Counts committed changes; true when the statistics are due for a refresh.
-    fn due(&mut self, changes: usize) -> bool {
+    fn after(&mut self, conn: &mut DbConn, changes: usize) {
         self.changes += changes;
         if self.changes < self.next.max(Self::FIRST) {
-            return false;
+            return;
         }
-        self.next = self.changes + self.changes.min(Self::MAX_STEP);
-        true
-    }
-
-    fn refresh(conn: &mut DbConn) {
         let analyzed = match conn {
             DbConn::Postgres(pg) => {
                 // VACUUM too: it sets the visibility map, without which counting a directory
@@ -423,6 +381,7 @@ impl Statistics {
         if let Err(e) = analyzed {
             log::warn!("could not refresh planner statistics: {e}");
         }
+        self.next = self.changes + self.changes.min(Self::MAX_STEP);
     }
 }
 

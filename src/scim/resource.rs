@@ -437,6 +437,11 @@ pub fn render(
     .unwrap_or(Value::Null)
 }
 
+/// A resource's URL (`meta.location`, and a created resource's `Location`).
+pub fn location(base_url: &str, kind: ResourceType, id: &str) -> String {
+    format!("{base_url}/{}/{id}", kind.endpoint())
+}
+
 /// A stored resource as SCIM JSON (see `render`), serialized straight from the stored text:
 /// the document's attributes are copied as raw JSON, not parsed into values and written out
 /// again, which is most of the cost of a page of 100 users.
@@ -493,12 +498,7 @@ impl serde::Serialize for Rendering<'_> {
                 resource_type: self.kind.name(),
                 created: rfc3339(self.stored.created),
                 last_modified: rfc3339(self.stored.last_modified),
-                location: format!(
-                    "{}/{}/{}",
-                    self.base_url,
-                    self.kind.endpoint(),
-                    self.stored.id
-                ),
+                location: location(self.base_url, self.kind, self.stored.id),
                 version: etag(self.stored.version),
             },
         )?;

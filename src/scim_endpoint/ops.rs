@@ -84,8 +84,8 @@ impl From<diesel::result::Error> for ScimError {
         if is_unique_violation(&e) {
             return ScimError::uniqueness("a resource with this unique attribute already exists");
         }
-        // Two concurrent changes locked the same rows in opposite orders (Postgres's writers
-        // run side by side); this one gave way and may simply be sent again.
+        // Two concurrent changes locked the same rows in opposite orders (several instances
+        // on one Postgres); this one gave way and may simply be sent again.
         if let diesel::result::Error::DatabaseError(kind, info) = &e
             && (matches!(
                 kind,
@@ -227,7 +227,6 @@ fn apply_user_groups(
     Ok(())
 }
 
-/// The `data` of a user event: Roster's normalized user and the raw SCIM resource.
 /// The `data` of a user event: Roster's view of the user, and its SCIM resource (`raw`)
 /// without groups, which have events of their own.
 #[derive(serde::Serialize)]
@@ -310,12 +309,7 @@ pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Cre
         None => raw,
     };
     Ok(Created {
-        location: format!(
-            "{}/{}/{}",
-            ctx.base_url,
-            ResourceType::User.endpoint(),
-            row.id
-        ),
+        location: resource::location(ctx.base_url, ResourceType::User, &row.id),
         etag: etag(row.version),
         id: row.id,
         text,
