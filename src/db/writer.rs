@@ -7,10 +7,14 @@
 //! cache another connection's commit invalidated re-reads every page it touches). On Postgres
 //! it divides the WAL flushes the same way.
 //!
-//! Each job runs in its own savepoint, so a failing job rolls back only itself (with the
-//! events it emitted: a batch's events are written at its end, see `events::defer`); its
-//! caller hears the outcome only after the batch has committed, so a reply never reports a
-//! change that could still be lost.
+//! A failing job rolls back only itself (with the events it emitted: a batch's events are
+//! written at its end, see `events::defer`); its caller hears the outcome only after the batch
+//! has committed, so a reply never reports a change that could still be lost. On Postgres
+//! each job runs in its own savepoint. On SQLite a savepoint per job cost a sixth of a create
+//! (its journal copies every page the job touches), so a batch first runs without them: a job
+//! that fails before it changed a row (a statement that fails is undone by SQLite on its own,
+//! e.g. a create whose userName is taken) needs no rollback, and in the rare case a job fails
+//! after changing rows, the batch is rolled back and run again with a savepoint per job.
 //!
 //! Request-log rows of reads and refusals carry no change, so they are not waited for: they
 //! queue here and are inserted together, after at most `LOG_DELAY`. Whoever
@@ -51,15 +55,71 @@ pub enum WriteError {
     Unavailable(String),
 }
 
-/// Runs a job on the writer's connection in its savepoint of the batch transaction (it may add
-/// request-log rows to the batch's). Returns whether what it did stands (false: the writer
-/// rolls its savepoint back), and what to do once the batch's fate is known (`Ok` when it
-/// committed).
-type Job = Box<dyn FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> (bool, Settle) + Send>;
-type Settle = Box<dyn FnOnce(Result<(), WriteError>) + Send>;
+/// A change queued for the writer.
+trait Job: Send {
+    /// Runs the change on the writer's connection inside the batch transaction (it may add
+    /// request-log rows to the batch's) and returns whether what it did stands (false: the
+    /// writer rolls it back). Runs again, from scratch, when its batch is replayed.
+    fn run(&mut self, conn: &mut DbConn, logs: &mut Vec<NewRequest>) -> bool;
+    /// Hands the outcome of the last run to the caller once the batch's fate is known (`Ok`
+    /// when it committed).
+    fn settle(self: Box<Self>, batch: Result<(), WriteError>);
+}
+
+/// A job whose caller waits for its result.
+struct Call<F, T, E> {
+    f: F,
+    result: Option<Result<T, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<Result<T, E>, WriteError>>,
+}
+
+impl<F, T, E> Job for Call<F, T, E>
+where
+    F: FnMut(&mut DbConn, &mut Vec<NewRequest>) -> Result<T, E> + Send,
+    T: Send,
+    E: Send,
+{
+    fn run(&mut self, conn: &mut DbConn, logs: &mut Vec<NewRequest>) -> bool {
+        let result = (self.f)(conn, logs);
+        let stands = result.is_ok();
+        self.result = Some(result);
+        stands
+    }
+
+    fn settle(self: Box<Self>, batch: Result<(), WriteError>) {
+        let outcome = match (batch, self.result) {
+            (Ok(()), Some(result)) => Ok(result),
+            (Err(e), _) => Err(e),
+            // Never ran: dropping the reply tells the caller the write was abandoned.
+            (Ok(()), None) => return,
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// Bookkeeping nobody waits for: a failure is only logged.
+struct Chore<F> {
+    what: &'static str,
+    f: F,
+}
+
+impl<F> Job for Chore<F>
+where
+    F: FnMut(&mut DbConn) -> Result<(), diesel::result::Error> + Send,
+{
+    fn run(&mut self, conn: &mut DbConn, _: &mut Vec<NewRequest>) -> bool {
+        let done = (self.f)(conn);
+        if let Err(e) = &done {
+            log::error!("{} failed: {e}", self.what);
+        }
+        done.is_ok()
+    }
+
+    fn settle(self: Box<Self>, _: Result<(), WriteError>) {}
+}
 
 struct Queued {
-    job: Job,
+    job: Box<dyn Job>,
     /// Must survive a crash once acknowledged; a batch of only non-durable jobs may commit
     /// without waiting for Postgres's WAL flush.
     durable: bool,
@@ -151,30 +211,24 @@ impl Writer {
         }
     }
 
-    /// Queues `f` in a savepoint of the next batch without waiting for it (bookkeeping whose
-    /// failure is only logged).
+    /// Queues `f` in the next batch without waiting for it (bookkeeping whose failure is only
+    /// logged). `f` may run more than once (see `Job::run`).
     pub fn spawn<F>(&self, what: &'static str, f: F)
     where
-        F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<(), diesel::result::Error> + Send + 'static,
     {
-        let job: Job = Box::new(move |conn: &mut DbConn, _: &mut Vec<NewRequest>| {
-            let done = f(conn);
-            if let Err(e) = &done {
-                log::error!("{what} failed: {e}");
-            }
-            (done.is_ok(), Box::new(|_| {}) as Settle)
-        });
         let _ = self.send(Item::Job(Queued {
-            job,
+            job: Box::new(Chore { what, f }),
             durable: false,
         }));
     }
 
-    /// Runs `f` in a savepoint of the next batch; its result arrives once the batch committed.
-    /// An `Err` from `f` rolls back what `f` did (and only that) and is returned as is.
+    /// Runs `f` in the next batch; its result arrives once the batch committed. An `Err` from
+    /// `f` rolls back what `f` did (and only that) and is returned as is. `f` may run more
+    /// than once: only its last run counts (see `Job::run`).
     pub async fn run<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
@@ -185,7 +239,7 @@ impl Writer {
     /// on Postgres, a batch holding only such jobs commits without waiting for the WAL flush.
     pub async fn run_relaxed<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
@@ -194,9 +248,9 @@ impl Writer {
 
     /// Like `run`, for a change that also yields its request-log row: the row is inserted
     /// with the batch's other log rows and commits with the change.
-    pub async fn run_logged<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    pub async fn run_logged<T, E, F>(&self, mut f: F) -> Result<Result<T, E>, WriteError>
     where
-        F: FnOnce(&mut DbConn) -> Result<(T, NewRequest), E> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<(T, NewRequest), E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
@@ -212,9 +266,9 @@ impl Writer {
         .await
     }
 
-    async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
+    async fn submit<T, E, F>(&self, mut f: F, durable: bool) -> Result<Result<T, E>, WriteError>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
@@ -223,18 +277,15 @@ impl Writer {
 
     async fn submit_job<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
     where
-        F: FnOnce(&mut DbConn, &mut Vec<NewRequest>) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut DbConn, &mut Vec<NewRequest>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn: &mut DbConn, logs: &mut Vec<NewRequest>| {
-            let result = f(conn, logs);
-            let stands = result.is_ok();
-            let settle = Box::new(move |batch: Result<(), WriteError>| {
-                let _ = reply.send(batch.map(|()| result));
-            }) as Settle;
-            (stands, settle)
+        let job = Box::new(Call {
+            f,
+            result: None,
+            reply,
         });
         self.send(Item::Job(Queued { job, durable }))?;
         answer
@@ -419,51 +470,109 @@ impl Batch {
 /// batch committed.
 fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     let relaxed = batch.jobs.iter().all(|q| !q.durable);
-    let mut settles: Vec<Settle> = Vec::with_capacity(batch.jobs.len());
+    let mut jobs: Vec<Box<dyn Job>> = batch.jobs.into_iter().map(|q| q.job).collect();
     let mut logs = batch.logs;
-    let mut log_rows = logs.len();
-    let outcome = write_tx(conn, |c| {
+    let log_rows = logs.len();
+    let isolation = match conn {
+        DbConn::Sqlite(_) => Isolation::Optimistic,
+        DbConn::Postgres(_) => Isolation::Savepoints,
+    };
+    let mut outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, isolation);
+    if let Err(BatchError::Spoiled) = outcome {
+        // Jobs add their log rows to the batch's: the replay adds them again.
+        logs.truncate(log_rows);
+        outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Savepoints);
+    }
+    let committed = outcome.is_ok();
+    let outcome = outcome.map_err(|e| {
+        log::error!(
+            "database writer: batch of {} changes and {log_rows} queued log rows not committed: {e}",
+            jobs.len(),
+        );
+        e.to_string()
+    });
+    for job in jobs {
+        job.settle(outcome.clone().map_err(WriteError::Commit));
+    }
+    committed
+}
+
+/// How a batch keeps a failing job's changes apart from the others'.
+#[derive(Clone, Copy)]
+enum Isolation {
+    /// A savepoint around each job, rolled back when the job fails.
+    Savepoints,
+    /// No savepoints (SQLite): a job that fails after it changed rows spoils the batch.
+    Optimistic,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("a job failed after changing rows, with no savepoint to roll back to")]
+    Spoiled,
+    #[error("{0}")]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Runs the jobs and commits (the request-log rows too, unless the batch is spoiled).
+fn run_batch(
+    conn: &mut DbConn,
+    jobs: &mut [Box<dyn Job>],
+    logs: &mut Vec<NewRequest>,
+    relaxed: bool,
+    isolation: Isolation,
+) -> Result<(), BatchError> {
+    write_tx(conn, |c| {
         let _deferral = events::defer();
-        for (i, queued) in batch.jobs.into_iter().enumerate() {
-            job_savepoint(c, i == 0)?;
+        for (i, job) in jobs.iter_mut().enumerate() {
             let events = events::deferred_mark();
-            match catch_unwind(AssertUnwindSafe(|| (queued.job)(c, &mut logs))) {
-                Ok((true, settle)) => settles.push(settle),
-                Ok((false, settle)) => {
-                    c.batch_execute("ROLLBACK TO SAVEPOINT job")?;
-                    events::discard_deferred(events);
-                    settles.push(settle);
+            let changes_before = match isolation {
+                Isolation::Savepoints => {
+                    job_savepoint(c, i == 0)?;
+                    None
                 }
-                // A panicking job leaves the transaction in an unknown state: give up the
-                // batch (its caller sees the write abandoned, the others a commit error).
-                Err(_) => return Err(diesel::result::Error::RollbackTransaction),
+                Isolation::Optimistic => Some(total_changes(c)?),
+            };
+            // A panicking job leaves the transaction in an unknown state: give up the batch.
+            let stands = catch_unwind(AssertUnwindSafe(|| job.run(c, logs)))
+                .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+            if stands {
+                continue;
             }
+            match changes_before {
+                None => c.batch_execute("ROLLBACK TO SAVEPOINT job")?,
+                Some(before) if total_changes(c)? != before => return Err(BatchError::Spoiled),
+                // Failed before it changed anything: nothing to undo.
+                Some(_) => {}
+            }
+            events::discard_deferred(events);
         }
         events::write_deferred(c)?;
-        log_rows = logs.len();
-        if log_rows > 0
-            && let Err(e) = write_tx(c, |c| requests::insert_many(c, logs))
+        let rows = std::mem::take(logs);
+        let count = rows.len();
+        if count > 0
+            && let Err(e) = write_tx(c, |c| requests::insert_many(c, rows))
         {
-            log::error!("{log_rows} request log rows lost: {e}");
+            log::error!("{count} request log rows lost: {e}");
         }
         if relaxed {
             relax_commit(c)?;
         }
         Ok(())
-    });
-    let committed = outcome.is_ok();
-    let outcome = outcome.map_err(|e| {
-        log::error!(
-            "database writer: batch of {} changes and {} log rows not committed: {e}",
-            settles.len(),
-            log_rows
-        );
-        e.to_string()
-    });
-    for settle in settles {
-        settle(outcome.clone().map_err(WriteError::Commit));
+    })
+}
+
+mod sql {
+    diesel::define_sql_function! {
+        /// SQLite's count of rows changed by this connection's completed statements (a failing
+        /// statement's are undone and not counted; it never decreases).
+        fn total_changes() -> diesel::sql_types::BigInt;
     }
-    committed
+}
+
+fn total_changes(c: &mut DbConn) -> Result<i64, diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    crate::on_backend!(c, |c| diesel::select(sql::total_changes()).get_result(c))
 }
 
 /// Opens the next job's savepoint. A job's savepoint is released when the next one opens
@@ -531,5 +640,78 @@ mod tests {
         // Once the writer moves on, the queue drains and the row gets its place.
         release.send(()).unwrap();
         writer.log(row()).await;
+    }
+    /// On SQLite a batch runs without savepoints: a job that fails after it changed rows makes
+    /// the writer roll the batch back and run it again with a savepoint per job. The jobs that
+    /// stand keep their rows, the failed one keeps none, and each caller gets its own result.
+    #[actix_rt::test]
+    async fn a_job_failing_after_its_writes_is_undone_alone() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let pool = crate::db::connect(&url).unwrap();
+        let writer = Writer::start(pool.clone());
+        writer
+            .run(|c| c.batch_execute("CREATE TABLE t (v TEXT NOT NULL UNIQUE)"))
+            .await
+            .unwrap()
+            .unwrap();
+        // Hold the writer so that the next jobs queue up and share one batch.
+        let (started, started_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        writer.spawn("holding the writer", move |_| {
+            let _ = started.send(());
+            let _ = release_rx.recv();
+            Ok(())
+        });
+        started_rx.recv().unwrap();
+        let insert = |v: &'static str| {
+            move |c: &mut DbConn| c.batch_execute(&format!("INSERT INTO t VALUES ('{v}')"))
+        };
+        let failing_runs = Arc::new(AtomicUsize::new(0));
+        let runs = failing_runs.clone();
+        let failing = move |c: &mut DbConn| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            c.batch_execute("INSERT INTO t VALUES ('b')")?;
+            Err::<(), _>(diesel::result::Error::NotFound)
+        };
+        let duplicate = insert("a");
+        let jobs = futures_util::future::join4(
+            writer.run(insert("a")),
+            writer.run(failing),
+            // Fails in its only statement, which SQLite undoes by itself.
+            writer.run(duplicate),
+            writer.run(insert("c")),
+        );
+        let released = async {
+            // Every job is queued (each is sent when its future is first polled).
+            actix_rt::task::yield_now().await;
+            release.send(()).unwrap();
+        };
+        let ((a, b, dup, c), ()) = futures_util::future::join(jobs, released).await;
+        assert!(a.unwrap().is_ok());
+        assert!(matches!(b.unwrap(), Err(diesel::result::Error::NotFound)));
+        assert!(dup.unwrap().is_err(), "a duplicate value is refused");
+        assert!(c.unwrap().is_ok());
+        assert_eq!(
+            failing_runs.load(Ordering::SeqCst),
+            2,
+            "the batch was replayed with savepoints"
+        );
+        let mut conn = pool.get().unwrap();
+        let DbConn::Sqlite(c) = &mut *conn else {
+            unreachable!()
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        use diesel::RunQueryDsl;
+        let rows: Vec<Row> = diesel::sql_query("SELECT v FROM t ORDER BY v")
+            .load(c)
+            .unwrap();
+        let values: Vec<String> = rows.into_iter().map(|r| r.v).collect();
+        assert_eq!(values, ["a", "c"]);
     }
 }

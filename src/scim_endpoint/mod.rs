@@ -384,13 +384,11 @@ async fn write(
     let auth = web::block(move || authenticate(&mut *pooled(&pool)?, &inc))
         .await
         .map_err(|_| ScimError::internal())??;
-    let touches = state.touches.clone();
+    let touch = auth.touch.filter(|t| state.touches.claim(&t.token_id));
     state
         .writer
         .run_logged(move |c| {
-            if let Some(touch) = auth.touch
-                && touches.claim(&touch.token_id)
-            {
+            if let Some(touch) = &touch {
                 touch.apply(c, &incoming.directory_id)?;
             }
             let rendered = dispatch(c, &incoming, &target, None)?;
