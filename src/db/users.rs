@@ -310,8 +310,42 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> Query
     crate::on_backend!(conn, |c| diesel::insert_into(scim_users::table)
         .values(&row)
         .execute(c))?;
+    if let DbConn::Sqlite(c) = conn {
+        queue_for_search_index(c, &row.id)?;
+    }
     insert_emails(conn, directory_id, &row.id, input)?;
     Ok(row)
+}
+
+/// SQLite's search-index bookkeeping (see the migrations `user_search` and
+/// `search_once_per_commit`), not in `schema.rs`: no query reads them through diesel.
+mod search_tables {
+    diesel::table! {
+        user_search_keys (key) {
+            key -> BigInt,
+            user_id -> Text,
+        }
+    }
+    diesel::table! {
+        user_search_pending (key) {
+            key -> BigInt,
+            indexed -> Integer,
+        }
+    }
+}
+
+/// Gives a new user its search key and queues it for the trigram index (a trigger did this
+/// until the `search_key_by_insert` migration).
+fn queue_for_search_index(c: &mut diesel::SqliteConnection, user_id: &str) -> QueryResult<()> {
+    use search_tables::{user_search_keys as keys, user_search_pending as pending};
+    let key: i64 = diesel::insert_into(keys::table)
+        .values(keys::user_id.eq(user_id))
+        .returning(keys::key)
+        .get_result(c)?;
+    diesel::insert_into(pending::table)
+        .values((pending::key.eq(key), pending::indexed.eq(0)))
+        .execute(c)?;
+    Ok(())
 }
 
 /// Replaces a user's attributes; call inside a write transaction.

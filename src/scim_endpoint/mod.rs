@@ -177,6 +177,9 @@ struct Incoming {
     logged_path: String,
     token: Option<String>,
     body: Option<web::Bytes>,
+    /// The body as the request log keeps it (secrets redacted), prepared before a change is
+    /// queued: the writer's thread is what every change waits for.
+    logged_body: Option<String>,
     query: Vec<(String, String)>,
     if_match: Option<String>,
     if_none_match: Option<String>,
@@ -331,6 +334,7 @@ async fn serve(
         method,
         logged_path,
         token: bearer(req),
+        logged_body: body.as_deref().and_then(redact::request_body),
         body,
         query: query.as_ref().cloned().unwrap_or_default(),
         if_match: header(req, header::IF_MATCH),
@@ -477,7 +481,7 @@ fn log_row(
         path: redact::truncate(&incoming.logged_path, 2048),
         status: i32::from(rendered.status.as_u16()),
         duration_us: i64::try_from(incoming.started.elapsed().as_micros()).unwrap_or(i64::MAX),
-        request_body: incoming.body.as_deref().and_then(redact::request_body),
+        request_body: incoming.logged_body.clone(),
         response_excerpt: rendered
             .body
             .as_deref()
