@@ -136,8 +136,9 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .route("/", web::get().to(root))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
-            .configure(crate::assets::configure)
+            // First: the SCIM API is what takes load, and routes are tried in this order.
             .configure(crate::scim_endpoint::configure)
+            .configure(crate::assets::configure)
             .configure(crate::api::configure)
             .configure(crate::owner::configure)
             .configure(crate::portal::configure)

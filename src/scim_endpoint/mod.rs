@@ -23,9 +23,18 @@ use crate::scim::redact;
 use crate::scim::{CONTENT_TYPE, ScimError};
 use ops::Ctx;
 
+/// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
+/// regular expression, which cost a seventh of a read's time in the server's own threads.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/scim/v2/{directory}", web::route().to(handle))
-        .route("/scim/v2/{directory}/{tail:.*}", web::route().to(handle));
+    cfg.service(web::scope("/scim/v2").default_service(web::route().to(handle)));
+}
+
+/// The directory id and the rest of the path after `/scim/v2/` (`None` when there is no
+/// directory id).
+fn split_scim_path(rest: &str) -> Option<(String, String)> {
+    let rest = rest.strip_prefix('/')?;
+    let (directory, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    (!directory.is_empty()).then(|| (directory.to_string(), tail.to_string()))
 }
 
 /// The presented bearer token (scheme matched case-insensitively).
@@ -142,31 +151,22 @@ fn search_query(body: &Value) -> Result<ListQuery, ScimError> {
     list::parse_query(&pairs)
 }
 
+/// Every SCIM request; the access log (`app::run`) records each one.
 async fn handle(
     req: HttpRequest,
-    path: web::Path<(String, Option<String>)>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let (directory_id, tail) = path.into_inner();
-    let tail = tail.unwrap_or_default();
-    let method = req.method().clone();
-    let rendered = serve(
-        &req,
-        directory_id.clone(),
-        tail.clone(),
-        payload,
-        &state,
-        started,
-    )
-    .await;
-    log::info!(
-        "scim directory={directory_id} {method} /{tail} -> {} in {} µs",
-        rendered.status.as_u16(),
-        started.elapsed().as_micros()
-    );
-    rendered.into_response()
+    let Some((directory_id, tail)) = split_scim_path(req.match_info().unprocessed()) else {
+        return Rendered::error(&ScimError::not_found(
+            "no directory in the path: the endpoint URL is /scim/v2/<directory id>, as shown in the Admin Portal",
+        ))
+        .into_response();
+    };
+    serve(&req, directory_id, tail, payload, &state, started)
+        .await
+        .into_response()
 }
 
 /// The request as the log and the operations need it, gathered before going off-thread.

@@ -70,6 +70,22 @@ async fn bad_tokens_json_filters_and_conflicts_get_scim_errors() {
             .await
             .unwrap();
         assert_eq!(lower.status().as_u16(), 200);
+        // An endpoint URL without its directory id: a SCIM 404 that says what is missing.
+        let root = scim.base.rsplit_once('/').unwrap().0;
+        for path in ["", "/", "//Users"] {
+            let mut resp = awc::Client::new()
+                .get(format!("{root}{path}"))
+                .insert_header(("Authorization", format!("Bearer {}", scim.token)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 404, "{path:?}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert!(
+                body["detail"].as_str().unwrap().contains("no directory"),
+                "{path:?}: {body}"
+            );
+        }
 
         // Bodies.
         assert_scim_error(
