@@ -34,8 +34,6 @@ use super::{DbConn, Pool, PooledConn, write_tx};
 
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 128;
-/// Request-log rows committed together at most.
-const MAX_LOGS: usize = 2000;
 /// How long log rows wait for company when no change is queued…
 const LOG_DELAY: Duration = Duration::from_millis(20);
 /// …unless there are this many already (one insert statement's worth).
@@ -127,8 +125,20 @@ struct Queued {
 
 enum Item {
     Job(Queued),
-    /// A row and its place in the queue (freed once the row is committed or given up).
-    Log(Box<NewRequest>, tokio::sync::OwnedSemaphorePermit),
+    /// Log rows wait in `LogRows` (the first, and the `LOG_COMPANY`th).
+    Logs,
+}
+
+/// Log rows not yet taken by the writer, each with its place in the queue (freed once the row
+/// is committed or given up). They wait beside the queue, not in it: a message per row woke
+/// the writer's thread for each read, a tenth of a read's time in the server's threads.
+type LogRows = Arc<std::sync::Mutex<Vec<(NewRequest, tokio::sync::OwnedSemaphorePermit)>>>;
+
+fn lock_rows(
+    rows: &LogRows,
+) -> std::sync::MutexGuard<'_, Vec<(NewRequest, tokio::sync::OwnedSemaphorePermit)>> {
+    rows.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Handle to the process's writer thread; dropping it commits what is queued and stops the
@@ -145,6 +155,7 @@ pub struct Writer {
     pending_logs: Arc<AtomicUsize>,
     /// Places in the queue for log rows (`MAX_PENDING_LOGS`).
     log_places: Arc<tokio::sync::Semaphore>,
+    log_rows: LogRows,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -165,10 +176,12 @@ impl Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
         let pending = pending_logs.clone();
+        let log_rows = LogRows::default();
+        let rows = log_rows.clone();
         // Named, so profiles and `top -H` show which thread is the writer.
         let thread = std::thread::Builder::new()
             .name("roster-writer".into())
-            .spawn(move || writer_loop(&pool, &items, &pending))
+            .spawn(move || writer_loop(&pool, &items, &rows, &pending))
             // Without the thread every write is refused as unavailable (503), not lost.
             .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))
             .ok();
@@ -176,6 +189,7 @@ impl Writer {
             queue: Some(queue),
             pending_logs,
             log_places: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGS)),
+            log_rows,
             thread,
         }
     }
@@ -195,9 +209,15 @@ impl Writer {
             return;
         };
         self.pending_logs.fetch_add(1, Ordering::SeqCst);
-        if self.send(Item::Log(Box::new(row), place)).is_err() {
-            self.pending_logs.fetch_sub(1, Ordering::SeqCst);
-            log::error!("request log row dropped: the writer thread has stopped");
+        let waiting = {
+            let mut rows = lock_rows(&self.log_rows);
+            rows.push((row, place));
+            rows.len()
+        };
+        // The writer takes every waiting row at once: only the first needs to wake it (and
+        // the `LOG_COMPANY`th, to end its wait for more).
+        if (waiting == 1 || waiting == LOG_COMPANY) && self.send(Item::Logs).is_err() {
+            log::error!("request log rows dropped: the writer thread has stopped");
         }
     }
 
@@ -294,26 +314,32 @@ impl Writer {
     }
 }
 
-fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicUsize) {
+fn writer_loop(
+    pool: &Pool,
+    items: &mpsc::Receiver<Item>,
+    log_rows: &LogRows,
+    pending_logs: &AtomicUsize,
+) {
     let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
     let mut checkpoints = Checkpointer::start(pool);
+    let mut closing = false;
     loop {
-        let first = match items.recv_timeout(IDLE) {
-            Ok(item) => item,
+        let mut batch = Batch::default();
+        match items.recv_timeout(IDLE) {
+            Ok(item) => batch.add(item),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 conn = None;
                 continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut batch = Batch::default();
-        batch.add(first);
+            // The last rows, if any, then stop.
+            Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
+        }
         batch.gather(items);
-        if batch.jobs.is_empty() && batch.logs.len() < LOG_COMPANY {
+        if !closing && batch.jobs.is_empty() && lock_rows(log_rows).len() < LOG_COMPANY {
             // A few log rows only: wait a little for more, unless a change arrives.
             let deadline = Instant::now() + LOG_DELAY;
-            while batch.logs.len() < MAX_LOGS {
+            loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match items.recv_timeout(left) {
                     Ok(item) => {
@@ -322,10 +348,17 @@ fn writer_loop(pool: &Pool, items: &mpsc::Receiver<Item>, pending_logs: &AtomicU
                             batch.gather(items);
                             break;
                         }
+                        if lock_rows(log_rows).len() >= LOG_COMPANY {
+                            break;
+                        }
                     }
                     Err(_) => break,
                 }
             }
+        }
+        batch.take_logs(log_rows);
+        if closing && batch.logs.is_empty() {
+            return;
         }
         let logs = batch.logs.len();
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
@@ -555,20 +588,26 @@ impl Batch {
     fn add(&mut self, item: Item) {
         match item {
             Item::Job(q) => self.jobs.push(q),
-            Item::Log(row, place) => {
-                self.logs.push(*row);
-                self.places.push(place);
-            }
+            // The rows are taken by `take_logs`.
+            Item::Logs => {}
         }
     }
 
-    /// Takes what is already queued, up to the batch limits.
+    /// Takes what is already queued, up to `MAX_BATCH` jobs.
     fn gather(&mut self, items: &mpsc::Receiver<Item>) {
-        while self.jobs.len() < MAX_BATCH && self.logs.len() < MAX_LOGS {
+        while self.jobs.len() < MAX_BATCH {
             match items.try_recv() {
                 Ok(item) => self.add(item),
                 Err(_) => break,
             }
+        }
+    }
+
+    /// Takes every waiting log row (at most `MAX_PENDING_LOGS`).
+    fn take_logs(&mut self, log_rows: &LogRows) {
+        for (row, place) in lock_rows(log_rows).drain(..) {
+            self.logs.push(row);
+            self.places.push(place);
         }
     }
 }
@@ -855,5 +894,38 @@ mod tests {
                 (burst + 1) * 100
             );
         }
+    }
+
+    /// Log rows wait beside the queue, woken for by the first: a closing writer still commits
+    /// every row waiting, and `flush` waits for all of them.
+    #[actix_rt::test]
+    async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let pool = crate::db::connect(&url).unwrap();
+        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (directory, _) =
+            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
+                .unwrap();
+        let logged = |n: usize| {
+            let rows =
+                crate::db::requests::recent(&mut pool.get().unwrap(), &directory.id, 1000).unwrap();
+            assert_eq!(rows.len(), n);
+        };
+        let row = || NewRequest {
+            directory_id: directory.id.clone(),
+            ..row()
+        };
+        let writer = Writer::start(pool.clone());
+        for _ in 0..3 {
+            writer.log(row()).await;
+        }
+        writer.flush().await;
+        logged(3);
+        for _ in 0..(LOG_COMPANY + 5) {
+            writer.log(row()).await;
+        }
+        drop(writer);
+        logged(LOG_COMPANY + 8);
     }
 }
