@@ -293,9 +293,9 @@ where
 }
 
 /// Runs `f` as one unit: in its own write transaction when none is open, and directly inside
-/// an open one (the writer's savepoint around each SCIM job). Inside, an error must be returned
-/// up to whoever opened the transaction, whose rollback then undoes `f` with the rest; this
-/// saves a savepoint's two statements per level.
+/// an open one (the writer's batch, around each SCIM job). Inside, an error must be returned
+/// up to whoever opened the transaction, which undoes `f` (the writer undoes a failed job
+/// alone, see `writer`); this saves a savepoint's two statements per level.
 pub fn atomic<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,

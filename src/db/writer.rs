@@ -758,14 +758,8 @@ mod tests {
         }
     }
 
-    /// Reads can queue log rows faster than they are written: past `MAX_PENDING_LOGS` the
-    /// next row waits for room instead of growing the queue.
-    #[actix_rt::test]
-    async fn log_rows_wait_for_room_when_the_queue_is_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let writer = Writer::start(crate::db::connect(&url).unwrap());
-        // Keep the writer inside a job until released.
+    /// Keeps the writer inside a job until the returned sender is used.
+    fn hold(writer: &Writer) -> mpsc::Sender<()> {
         let (started, started_rx) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         writer.spawn("holding the writer", move |_| {
@@ -774,6 +768,17 @@ mod tests {
             Ok(())
         });
         started_rx.recv().unwrap();
+        release
+    }
+
+    /// Reads can queue log rows faster than they are written: past `MAX_PENDING_LOGS` the
+    /// next row waits for room instead of growing the queue.
+    #[actix_rt::test]
+    async fn log_rows_wait_for_room_when_the_queue_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let writer = Writer::start(crate::db::connect(&url).unwrap());
+        let release = hold(&writer);
         for _ in 0..MAX_PENDING_LOGS {
             writer.log(row()).await;
         }
@@ -787,6 +792,7 @@ mod tests {
         release.send(()).unwrap();
         writer.log(row()).await;
     }
+
     /// On SQLite a batch runs without savepoints: a job that fails after it changed rows makes
     /// the writer roll the batch back and run it again with a savepoint per job. The jobs that
     /// stand keep their rows, the failed one keeps none, and each caller gets its own result.
@@ -802,15 +808,8 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        // Hold the writer so that the next jobs queue up and share one batch.
-        let (started, started_rx) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel::<()>();
-        writer.spawn("holding the writer", move |_| {
-            let _ = started.send(());
-            let _ = release_rx.recv();
-            Ok(())
-        });
-        started_rx.recv().unwrap();
+        // The next jobs queue up meanwhile and share one batch.
+        let release = hold(&writer);
         let insert = |v: &'static str| {
             move |c: &mut DbConn| c.batch_execute(&format!("INSERT INTO t VALUES ('{v}')"))
         };

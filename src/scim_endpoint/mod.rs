@@ -373,8 +373,8 @@ async fn serve(
     }
 }
 
-/// A change: authenticated on a pooled connection, then applied and logged in one savepoint
-/// of the writer's next batch.
+/// A change: authenticated on a pooled connection, then applied and logged as one job of the
+/// writer's next batch (undone alone if it fails).
 async fn write(
     state: &web::Data<AppState>,
     incoming: Arc<Incoming>,
