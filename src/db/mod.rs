@@ -143,6 +143,9 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// How long a SQLite connection waits for a lock before giving up.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
+
 /// SQLite settings every pooled connection needs; `batch_execute` runs them all (a single
 /// `sql_query` would run only the first).
 #[derive(Debug)]
@@ -152,9 +155,10 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
             // WAL is set once per database file (in `connect`); these are per connection.
-            c.batch_execute(
-                "PRAGMA busy_timeout=30000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            )
+            c.batch_execute(&format!(
+                "PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous=NORMAL; \
+                     PRAGMA foreign_keys=ON;"
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())

@@ -390,10 +390,12 @@ fn writer_loop(
 
 /// On SQLite, copies the WAL into the database file on a thread of its own, beside the
 /// writer: done by the writer at its commits (SQLite's automatic checkpoint), it was a seventh
-/// of the writer's time. Only a checkpoint that leaves nothing behind lets the next transaction
-/// start the WAL file over, and one running beside a busy writer rarely does (the WAL then grew
-/// without bound). So once the WAL holds `WriterConn::WAL_FRAMES` frames, the writer itself
-/// copies what is left, between two batches, after waiting for the thread's copy to end.
+/// of the writer's time. Only a checkpoint that leaves nothing behind lets the WAL file start
+/// over, and one running beside a busy writer rarely does (the WAL then grew without bound).
+/// So once the WAL holds `WriterConn::WAL_FRAMES` frames, the writer itself, between two
+/// batches and after waiting for the thread's copy to end, copies what is left and starts the
+/// WAL over (a RESTART checkpoint, which gives up at once if a reader still reads the WAL; the
+/// thread's next report brings the next try).
 struct Checkpointer {
     nudge: mpsc::SyncSender<()>,
     /// Held while a checkpoint runs: SQLite lets one run at a time and skips the others.
@@ -405,6 +407,9 @@ struct Checkpointer {
 
 #[derive(diesel::QueryableByName)]
 struct CheckpointResult {
+    /// 1 when the checkpoint could not do all it was asked (readers, or another checkpoint).
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     log: i32,
 }
@@ -461,14 +466,34 @@ impl Checkpointer {
         Ok(usize::try_from(r.log).unwrap_or(0))
     }
 
+    /// Copies what is left of the WAL and starts it over, unless a reader still reads it
+    /// (no waiting: the writer must not stall); true when it did.
+    fn restart(c: &mut DbConn) -> Result<bool, diesel::result::Error> {
+        use diesel::RunQueryDsl;
+        let DbConn::Sqlite(c) = c else {
+            return Ok(true);
+        };
+        c.batch_execute("PRAGMA busy_timeout = 0")?;
+        let r =
+            diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result::<CheckpointResult>(c);
+        c.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}",
+            crate::db::SQLITE_BUSY_TIMEOUT_MS
+        ))?;
+        Ok(r?.busy == 0)
+    }
+
     /// After a committed batch, on the writer's connection.
     fn after(&mut self, conn: &mut DbConn, changes: usize) {
         if self.wal_frames.load(Ordering::SeqCst) >= WriterConn::WAL_FRAMES as usize {
             let _running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            match Self::checkpoint(conn) {
-                Ok(_) => self.wal_frames.store(0, Ordering::SeqCst),
+            match Self::restart(conn) {
+                Ok(true) => {}
+                Ok(false) => log::debug!("WAL still read: it starts over at a later try"),
                 Err(e) => log::warn!("database writer: checkpoint: {e}"),
             }
+            // Done, or tried again once the thread reports the WAL this long again.
+            self.wal_frames.store(0, Ordering::SeqCst);
             self.changes = 0;
             return;
         }
