@@ -357,8 +357,12 @@ fn writer_loop(
             }
         }
         batch.take_logs(log_rows);
-        if closing && batch.logs.is_empty() {
-            return;
+        if batch.jobs.is_empty() && batch.logs.is_empty() {
+            // Woken for rows an earlier batch took already: nothing to commit.
+            if closing {
+                return;
+            }
+            continue;
         }
         let logs = batch.logs.len();
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
