@@ -318,7 +318,7 @@ pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> Query
 }
 
 /// SQLite's search-index bookkeeping (see the migrations `user_search` and
-/// `search_once_per_commit`), not in `schema.rs`: no query reads them through diesel.
+/// `search_once_per_commit`), not in `schema.rs`, which holds the tables both backends have.
 mod search_tables {
     diesel::table! {
         user_search_keys (key) {
@@ -569,7 +569,7 @@ pub fn org_page(
 /// writes a new segment (and merges segments) at every flush, which cost a sixth of a create
 /// when done at every commit of the writer's batches of a few users. Searches read the
 /// pending users beside the index (see `trigram_prefilter`).
-pub const SEARCH_PENDING_MAX: i64 = 256;
+const SEARCH_PENDING_MAX: i64 = 256;
 
 /// Brings SQLite's trigram index up to date with the users noted as changed (see the
 /// `search_once_per_commit` migration) once `SEARCH_PENDING_MAX` of them are waiting; `write_tx`

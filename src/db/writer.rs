@@ -440,10 +440,12 @@ impl Checkpointer {
                 while nudges.recv().is_ok() {
                     let copied = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
                         let _running = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        Self::checkpoint(&mut c).map_err(|e| e.to_string())
+                        Self::checkpoint(&mut c, "PASSIVE").map_err(|e| e.to_string())
                     });
                     match copied {
-                        Ok(log) => frames.store(log, Ordering::SeqCst),
+                        Ok(r) => {
+                            frames.store(usize::try_from(r.log).unwrap_or(0), Ordering::SeqCst)
+                        }
                         Err(e) => log::warn!("background checkpoint: {e}"),
                     }
                 }
@@ -458,28 +460,20 @@ impl Checkpointer {
         })
     }
 
-    /// A passive checkpoint (it never waits for readers or the writer); returns the number of
-    /// frames in the WAL.
-    fn checkpoint(c: &mut DbConn) -> Result<usize, diesel::result::Error> {
+    /// `PRAGMA wal_checkpoint(mode)`: PASSIVE never waits for readers or the writer.
+    fn checkpoint(c: &mut DbConn, mode: &str) -> Result<CheckpointResult, diesel::result::Error> {
         use diesel::RunQueryDsl;
-        let DbConn::Sqlite(c) = c else {
-            return Ok(0);
-        };
-        let r: CheckpointResult =
-            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
-        Ok(usize::try_from(r.log).unwrap_or(0))
+        crate::on_backend!(c, |c| diesel::sql_query(format!(
+            "PRAGMA wal_checkpoint({mode})"
+        ))
+        .get_result(c))
     }
 
     /// Copies what is left of the WAL and starts it over, unless a reader still reads it
     /// (no waiting: the writer must not stall); true when it did.
     fn restart(c: &mut DbConn) -> Result<bool, diesel::result::Error> {
-        use diesel::RunQueryDsl;
-        let DbConn::Sqlite(c) = c else {
-            return Ok(true);
-        };
         c.batch_execute("PRAGMA busy_timeout = 0")?;
-        let r =
-            diesel::sql_query("PRAGMA wal_checkpoint(RESTART)").get_result::<CheckpointResult>(c);
+        let r = Self::checkpoint(c, "RESTART");
         c.batch_execute(&format!(
             "PRAGMA busy_timeout = {}",
             crate::db::SQLITE_BUSY_TIMEOUT_MS
@@ -745,6 +739,7 @@ mod sql {
     }
 }
 
+/// For optimistic batches, SQLite's only (Postgres has no such function).
 fn total_changes(c: &mut DbConn) -> Result<i64, diesel::result::Error> {
     use diesel::RunQueryDsl;
     crate::on_backend!(c, |c| diesel::select(sql::total_changes()).get_result(c))
