@@ -502,9 +502,14 @@ pub fn org_page(
     let trigram_filter = trigram_prefilter(conn, &needle);
     let base = || {
         let mut q = scim_users::table
-            .filter(scim_users::directory_id.eq_any(dirs.clone()))
             .filter(scim_users::deleted_at.is_null())
             .into_boxed();
+        q = match dirs.as_slice() {
+            // An equality, not `= ANY(array)`: with the array Postgres sorted every user of
+            // the organization instead of walking the index (14 ms instead of 0.1 at 28 000).
+            [one] => q.filter(scim_users::directory_id.eq(one.clone())),
+            _ => q.filter(scim_users::directory_id.eq_any(dirs.clone())),
+        };
         if let Some((before, bound, after)) = &trigram_filter {
             q = q.filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>(before)

@@ -260,6 +260,40 @@ async fn users_view_filters_by_status_and_group_and_sorts() {
         );
         let group_page = admin.get(&format!("/portal/groups/{gid}")).await.body;
         assert!(group_page.contains("2 members") && group_page.contains("Page 1 of 1"));
+
+        // A second directory of the organization: its users are listed, counted and sorted
+        // with the first one's (one directory is queried differently from several).
+        let tab = admin.get("/portal/scim").await;
+        let page = admin
+            .post_form(
+                "/portal/scim/configure",
+                &tab.body,
+                &[("provider", "onelogin")],
+            )
+            .await;
+        let second = Scim::new(
+            element_text(&page.body, "endpoint-url").unwrap(),
+            element_text(&page.body, "bearer-token").unwrap(),
+        );
+        let r = second
+            .post(
+                "/Users",
+                &json!({"userName": "bart@y.com", "displayName": "bart"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let both = admin.hx_get("/portal/users?sort=name&dir=asc").await.body;
+        assert_eq!(
+            element_text(&both, "user-count").as_deref(),
+            Some("4 users"),
+            "{backend:?}"
+        );
+        let (a, b, c) = (
+            both.find("alice@x.com").unwrap(),
+            both.find("bart@y.com").unwrap(),
+            both.find("bob@x.com").unwrap(),
+        );
+        assert!(a < b && b < c, "sorted across directories: {backend:?}");
     }
 }
 
