@@ -53,6 +53,58 @@ macro_rules! on_backend {
     };
 }
 
+/// A SQLite statement of fixed text with text parameters (`?`), kept prepared by the
+/// connection under the query id `Id` (diesel prepares a `sql_query` anew every time). `ST` is
+/// the SQL type of its rows.
+pub struct FixedSqlite<Id, ST> {
+    sql: &'static str,
+    binds: Vec<String>,
+    marker: std::marker::PhantomData<(Id, ST)>,
+}
+
+impl<Id, ST> FixedSqlite<Id, ST> {
+    /// `binds` fill the `?`s of `sql` in order.
+    pub fn new(sql: &'static str, binds: Vec<String>) -> Self {
+        debug_assert_eq!(sql.matches('?').count(), binds.len());
+        FixedSqlite {
+            sql,
+            binds,
+            marker: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<Id: 'static, ST> diesel::query_builder::QueryId for FixedSqlite<Id, ST> {
+    type QueryId = Id;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<Id, ST> diesel::query_builder::Query for FixedSqlite<Id, ST> {
+    type SqlType = ST;
+}
+
+impl<Id, ST> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for FixedSqlite<Id, ST> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        let mut pieces = self.sql.split('?');
+        out.push_sql(pieces.next().unwrap_or_default());
+        for (bind, piece) in self.binds.iter().zip(pieces) {
+            out.push_bind_param::<diesel::sql_types::Text, _>(bind)?;
+            out.push_sql(piece);
+        }
+        Ok(())
+    }
+}
+
+impl<Id, ST, Conn> diesel::RunQueryDsl<Conn> for FixedSqlite<Id, ST> {}
+
+/// Ids as a JSON array, for SQLite's `json_each`.
+pub fn json_array(ids: &[impl AsRef<str>]) -> String {
+    serde_json::Value::from(ids.iter().map(|i| i.as_ref()).collect::<Vec<_>>()).to_string()
+}
+
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 

@@ -9,12 +9,14 @@
 //!
 //! A failing job rolls back only itself (with the events it emitted: a batch's events are
 //! written at its end, see `events::defer`); its caller hears the outcome only after the batch
-//! has committed, so a reply never reports a change that could still be lost. On Postgres
-//! each job runs in its own savepoint. On SQLite a savepoint per job cost a sixth of a create
-//! (its journal copies every page the job touches), so a batch first runs without them: a job
-//! that fails before it changed a row (a statement that fails is undone by SQLite on its own,
-//! e.g. a create whose userName is taken) needs no rollback, and in the rare case a job fails
-//! after changing rows, the batch is rolled back and run again with a savepoint per job.
+//! has committed, so a reply never reports a change that could still be lost. A savepoint per
+//! job would do that, but on SQLite it cost a sixth of a create (its journal copies every page
+//! the job touches) and on Postgres a round trip per job, so a batch first runs without them.
+//! On SQLite a job that fails before it changed a row (a statement that fails is undone by
+//! SQLite on its own, e.g. a create whose userName is taken) needs no rollback. Otherwise (a
+//! SQLite job that fails after changing rows; any failing job on Postgres, where a failed
+//! statement aborts the transaction) the batch is rolled back and run again with a savepoint
+//! per job.
 //!
 //! Request-log rows of reads and refusals carry no change, so they are not waited for: they
 //! queue here and are inserted together, after at most `LOG_DELAY`. Whoever
@@ -642,11 +644,7 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
     let mut jobs: Vec<Box<dyn Job>> = batch.jobs.into_iter().map(|q| q.job).collect();
     let mut logs = batch.logs;
     let log_rows = logs.len();
-    let isolation = match conn {
-        DbConn::Sqlite(_) => Isolation::Optimistic,
-        DbConn::Postgres(_) => Isolation::Savepoints,
-    };
-    let mut outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, isolation);
+    let mut outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Optimistic);
     if let Err(BatchError::Spoiled) = outcome {
         // Jobs add their log rows to the batch's: the replay adds them again.
         logs.truncate(log_rows);
@@ -671,13 +669,14 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
 enum Isolation {
     /// A savepoint around each job, rolled back when the job fails.
     Savepoints,
-    /// No savepoints (SQLite): a job that fails after it changed rows spoils the batch.
+    /// No savepoints: a failing job spoils the batch, unless it changed nothing (which only
+    /// SQLite can tell: on Postgres a failed statement aborts the whole transaction).
     Optimistic,
 }
 
 #[derive(Debug, thiserror::Error)]
 enum BatchError {
-    #[error("a job failed after changing rows, with no savepoint to roll back to")]
+    #[error("a job failed, with no savepoint to roll back to")]
     Spoiled,
     #[error("{0}")]
     Db(#[from] diesel::result::Error),
@@ -710,9 +709,9 @@ fn run_batch(
             }
             match changes_before {
                 None => c.batch_execute("ROLLBACK TO SAVEPOINT job")?,
-                Some(before) if total_changes(c)? != before => return Err(BatchError::Spoiled),
                 // Failed before it changed anything: nothing to undo.
-                Some(_) => {}
+                Some(Some(before)) if total_changes(c)? == Some(before) => {}
+                Some(_) => return Err(BatchError::Spoiled),
             }
             events::discard_deferred(events);
         }
@@ -739,10 +738,14 @@ mod sql {
     }
 }
 
-/// For optimistic batches, SQLite's only (Postgres has no such function).
-fn total_changes(c: &mut DbConn) -> Result<i64, diesel::result::Error> {
+/// For optimistic batches: SQLite's count of changed rows; none on Postgres, which has no
+/// such function (and where a failed statement spoils the transaction anyway).
+fn total_changes(c: &mut DbConn) -> Result<Option<i64>, diesel::result::Error> {
     use diesel::RunQueryDsl;
-    crate::on_backend!(c, |c| diesel::select(sql::total_changes()).get_result(c))
+    match c {
+        DbConn::Sqlite(c) => diesel::select(sql::total_changes()).get_result(c).map(Some),
+        DbConn::Postgres(_) => Ok(None),
+    }
 }
 
 /// Opens the next job's savepoint. A job's savepoint is released when the next one opens

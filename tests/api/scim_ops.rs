@@ -488,3 +488,56 @@ struct Estimate {
     #[diesel(sql_type = diesel::sql_types::Double)]
     n: f64,
 }
+
+#[actix_web::test]
+async fn a_page_of_users_carries_each_users_groups() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let mut ids = Vec::new();
+        for name in ["ann", "ben", "cy", "dee"] {
+            ids.push(user(&scim, json!({"userName": format!("{name}@x.com")})).await);
+        }
+        let group = |name: &str, members: &[&String]| {
+            let members: Vec<_> = members.iter().map(|id| json!({"value": id})).collect();
+            let body = json!({"displayName": name, "members": members});
+            let scim = &scim;
+            async move {
+                let r = scim.post("/Groups", &body).await;
+                assert_eq!(r.status, 201, "{}", r.body);
+                r.json()["id"].as_str().unwrap().to_string()
+            }
+        };
+        let zeta = group("Zeta", &[&ids[0], &ids[1]]).await;
+        let alpha = group("alpha", &[&ids[1]]).await;
+        let gone = group("Gone", &[&ids[2]]).await;
+        assert_eq!(scim.delete(&format!("/Groups/{gone}")).await.status, 204);
+
+        let page = scim.get("/Users?startIndex=1&count=10").await.json();
+        let groups_of = |user: &str| -> Vec<(String, String)> {
+            let u = page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["id"] == user)
+                .unwrap_or_else(|| panic!("{user} listed"));
+            u["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| {
+                    let s = |k: &str| g[k].as_str().unwrap().to_string();
+                    (s("value"), s("display"))
+                })
+                .collect()
+        };
+        let z = (zeta, "Zeta".to_string());
+        let a = (alpha, "alpha".to_string());
+        assert_eq!(groups_of(&ids[0]), vec![z.clone()], "{backend:?}");
+        // By display name, ignoring case.
+        assert_eq!(groups_of(&ids[1]), vec![a, z], "{backend:?}");
+        assert_eq!(groups_of(&ids[2]), vec![], "a deleted group: {backend:?}");
+        assert_eq!(groups_of(&ids[3]), vec![], "{backend:?}");
+    }
+}
