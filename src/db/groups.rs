@@ -21,7 +21,9 @@ pub struct GroupRow {
     pub external_id: Option<String>,
     pub resource: String,
     pub version: i64,
+    #[diesel(deserialize_as = super::DbTimestamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = super::DbTimestamp)]
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
 }

@@ -12,6 +12,8 @@ pub mod requests;
 pub mod schema;
 pub mod scim_filter;
 pub mod settings;
+mod timestamp;
+pub use timestamp::DbTimestamp;
 pub mod user_pages;
 pub mod users;
 pub mod webhooks;

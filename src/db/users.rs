@@ -28,7 +28,9 @@ pub struct UserRow {
     pub primary_email: Option<String>,
     pub resource: String,
     pub version: i64,
+    #[diesel(deserialize_as = super::DbTimestamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = super::DbTimestamp)]
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
 }

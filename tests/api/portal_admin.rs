@@ -10,6 +10,12 @@ use crate::helpers::{Browser, Scim, TestApp, TestDb, backends, csrf_token, eleme
 async fn configured(app: &TestApp, provider: &str) -> (Browser, Scim, String) {
     let org = app.org("Acme", true);
     let mut admin = app.portal(&org).await;
+    let (scim, dir) = configure(&mut admin, provider).await;
+    (admin, scim, dir)
+}
+
+/// Configures `provider` on the SCIM Provisioning tab: a client of its endpoint, and its id.
+async fn configure(admin: &mut Browser, provider: &str) -> (Scim, String) {
     let tab = admin.get("/portal/scim").await;
     let page = admin
         .post_form(
@@ -21,7 +27,7 @@ async fn configured(app: &TestApp, provider: &str) -> (Browser, Scim, String) {
     let endpoint = element_text(&page.body, "endpoint-url").unwrap();
     let token = element_text(&page.body, "bearer-token").unwrap();
     let dir = endpoint.rsplit('/').next().unwrap().to_string();
-    (admin, Scim::new(endpoint, token), dir)
+    (Scim::new(endpoint, token), dir)
 }
 
 #[actix_web::test]
@@ -263,18 +269,7 @@ async fn users_view_filters_by_status_and_group_and_sorts() {
 
         // A second directory of the organization: its users are listed, counted and sorted
         // with the first one's (one directory is queried differently from several).
-        let tab = admin.get("/portal/scim").await;
-        let page = admin
-            .post_form(
-                "/portal/scim/configure",
-                &tab.body,
-                &[("provider", "onelogin")],
-            )
-            .await;
-        let second = Scim::new(
-            element_text(&page.body, "endpoint-url").unwrap(),
-            element_text(&page.body, "bearer-token").unwrap(),
-        );
+        let (second, _) = configure(&mut admin, "onelogin").await;
         let r = second
             .post(
                 "/Users",
