@@ -17,7 +17,7 @@ use diesel::prelude::*;
 
 use super::DbConn;
 use super::schema::scim_users;
-use super::users::{self, UserRow};
+use super::users::{self, ListedUser};
 
 /// Positions between two bookmarks: the most rows a page skips.
 const STEP: i64 = 100;
@@ -73,7 +73,7 @@ impl Bookmarks {
         event_seq: i64,
         offset: i64,
         limit: i64,
-    ) -> QueryResult<(i64, Vec<UserRow>)> {
+    ) -> QueryResult<(i64, Vec<ListedUser>)> {
         let offset = offset.max(0);
         let marks = match self.current(directory_id, event_seq) {
             Some(marks) => marks,
@@ -118,7 +118,7 @@ impl Bookmarks {
             .filter(scim_users::directory_id.eq(directory_id))
             .filter(scim_users::deleted_at.is_null())
             .filter(scim_users::id.ge(anchor))
-            .select(UserRow::as_select())
+            .select(ListedUser::as_select())
             .order(scim_users::id.asc())
             .offset(offset % STEP)
             .limit(limit)

@@ -12,7 +12,7 @@ use crate::events;
 use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::user_pages::Bookmarks;
-use crate::db::users::{self, UserRow};
+use crate::db::users::{self, ListedUser, UserRow};
 use crate::db::{DbConn, atomic, is_unique_violation};
 use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
@@ -111,30 +111,53 @@ impl From<diesel::result::Error> for ScimError {
     }
 }
 
-fn stored_user(row: &UserRow) -> Stored<'_> {
-    Stored {
-        id: &row.id,
-        document: &row.resource,
-        version: row.version,
-        created: row.created_at,
-        last_modified: row.updated_at,
+/// A user as read for rendering: the whole row, or a listing's (`ListedUser`).
+trait StoredUser {
+    fn stored(&self) -> Stored<'_>;
+}
+
+impl StoredUser for UserRow {
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            id: &self.id,
+            document: &self.resource,
+            version: self.version,
+            created: self.created_at,
+            last_modified: self.updated_at,
+        }
+    }
+}
+
+impl StoredUser for ListedUser {
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            id: &self.id,
+            document: &self.resource,
+            version: self.version,
+            created: self.created_at,
+            last_modified: self.updated_at,
+        }
     }
 }
 
 /// A user as SCIM JSON, ready to serialize (see `Rendering`).
-fn user_rendering<'a>(ctx: &Ctx<'a>, row: &'a UserRow, groups: &'a [Reference]) -> Rendering<'a> {
+fn user_rendering<'a>(
+    ctx: &Ctx<'a>,
+    row: &'a impl StoredUser,
+    groups: &'a [Reference],
+) -> Rendering<'a> {
     Rendering {
         kind: ResourceType::User,
-        stored: stored_user(row),
+        stored: row.stored(),
         base_url: ctx.base_url,
         references: Some(groups),
     }
 }
 
-fn render_user(ctx: &Ctx<'_>, row: &UserRow, groups: &[Reference]) -> Value {
+fn render_user(ctx: &Ctx<'_>, row: &impl StoredUser, groups: &[Reference]) -> Value {
     resource::render(
         ResourceType::User,
-        &stored_user(row),
+        &row.stored(),
         ctx.base_url,
         Some(groups),
     )
@@ -400,9 +423,9 @@ fn scan<R>(
 fn groups_by_user(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
-    rows: &[UserRow],
+    rows: &[impl StoredUser],
 ) -> Result<BTreeMap<String, Vec<Reference>>, ScimError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.stored().id.to_string()).collect();
     let mut groups: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
     for (user_id, r) in users::groups_of(conn, ctx.directory_id, &ids)? {
         groups.entry(user_id).or_default().push(r);
@@ -451,13 +474,13 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
                 .map(|r| {
                     let doc =
                         render_user(ctx, &r, groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]));
-                    (r.id.clone(), doc, r)
+                    (r.id.clone(), doc, ListedUser::from(r))
                 })
                 .collect())
         })?,
     };
     let groups = groups_by_user(conn, ctx, &rows)?;
-    let groups_of = |r: &UserRow| groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
+    let groups_of = |r: &ListedUser| groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
     if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
         // Whole resources: serialized straight from the stored text.
         let resources: Vec<Rendering<'_>> = rows
