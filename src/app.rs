@@ -120,6 +120,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(crate::nul_guard::guard))
             .wrap(session)
             .wrap(
                 DefaultHeaders::new()

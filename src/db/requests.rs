@@ -32,6 +32,34 @@ pub struct NewRequest {
     pub resource_id: Option<String>,
 }
 
+impl NewRequest {
+    /// A refused request is logged as it came, and its path or body may hold U+0000, which
+    /// PostgreSQL text cannot store (the whole batch of rows would be lost): it is kept as
+    /// U+FFFD instead, on both backends.
+    fn replace_nul(&mut self) {
+        let fix = |s: &mut String| {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{FFFD}");
+            }
+        };
+        for s in [&mut self.directory_id, &mut self.method, &mut self.path] {
+            fix(s);
+        }
+        for s in [
+            &mut self.request_body,
+            &mut self.response_excerpt,
+            &mut self.error_kind,
+            &mut self.resource_type,
+            &mut self.resource_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(s);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = scim_requests)]
 pub struct Request {
@@ -53,6 +81,7 @@ pub struct Request {
 /// of directories deleted meanwhile are dropped (their log went with them).
 pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<()> {
     use super::schema::directories;
+    rows.iter_mut().for_each(NewRequest::replace_nul);
     let mut dirs: Vec<&str> = rows.iter().map(|r| r.directory_id.as_str()).collect();
     dirs.sort_unstable();
     dirs.dedup();

@@ -171,7 +171,13 @@ enum Token {
     Word(String),
 }
 
+/// Why a filter holding U+0000 is refused (see `crate::scim::check_document`).
+const NUL_IN_FILTER: &str = "U+0000 (NUL) cannot appear in a filter";
+
 fn tokenize(input: &str) -> Result<Vec<Token>, String> {
+    if input.contains('\0') {
+        return Err(NUL_IN_FILTER.into());
+    }
     let mut tokens = Vec::new();
     let bytes = input.as_bytes();
     let mut i = 0;
@@ -216,6 +222,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
                 }
                 let s: String = serde_json::from_str(&input[start..i])
                     .map_err(|_| "invalid string escape".to_string())?;
+                if s.contains('\0') {
+                    return Err(NUL_IN_FILTER.into());
+                }
                 tokens.push(Token::Str(s));
             }
             _ => {

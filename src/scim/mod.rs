@@ -52,3 +52,63 @@ impl ResourceType {
         }
     }
 }
+
+/// The first string (key or value) of `value` that holds U+0000, as its JSON path. JSON allows
+/// `\u0000` but PostgreSQL text cannot store it, and no directory attribute needs it: such a
+/// document is refused on both backends alike, before it reaches storage.
+pub fn nul_in(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v).map(|at| format!("[{i}]{at}"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(format!(".{}", k.replace('\0', "\\u0000")));
+            }
+            nul_in(v).map(|at| format!(".{k}{at}"))
+        }),
+        _ => None,
+    }
+}
+
+/// A request document, refused (400 invalidValue) when a string in it holds U+0000.
+pub fn check_document(value: &serde_json::Value) -> Result<(), ScimError> {
+    match nul_in(value) {
+        None => Ok(()),
+        Some(at) => Err(ScimError::invalid_value(format!(
+            "the string at `{}` contains U+0000 (NUL), which SCIM attributes cannot hold",
+            at.trim_start_matches('.')
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_nul_anywhere_in_a_document_is_found_with_its_path() {
+        assert_eq!(super::nul_in(&json!({"userName": "a", "n": 1})), None);
+        assert_eq!(
+            super::nul_in(&json!({"name": {"givenName": "a\u{0}"}})).as_deref(),
+            Some(".name.givenName")
+        );
+        assert_eq!(
+            super::nul_in(&json!({"emails": [{"value": "x"}, {"value": "\u{0}"}]})).as_deref(),
+            Some(".emails[1].value")
+        );
+        assert_eq!(
+            super::nul_in(&json!({"a\u{0}": 1})).as_deref(),
+            Some(".a\\u0000")
+        );
+        let refused = super::check_document(&json!({"userName": "x\u{0}y"})).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.scim_type),
+            (400, Some("invalidValue"))
+        );
+        assert!(refused.detail.contains("`userName`"), "{}", refused.detail);
+    }
+}

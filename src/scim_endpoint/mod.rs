@@ -73,8 +73,11 @@ fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
             "the request body is empty; a JSON object is required",
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+    let value = serde_json::from_slice(body).map_err(|e| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+    })?;
+    crate::scim::check_document(&value)?;
+    Ok(value)
 }
 
 fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ScimError> {
@@ -122,7 +125,8 @@ fn route(tail: &str) -> Target {
         [s, t] if t.eq_ignore_ascii_case(".search") => kind(s)
             .map(|k| Target::Search(Some(k)))
             .unwrap_or(Target::NotFound),
-        [s, id] => kind(s)
+        // No id holds U+0000 (and PostgreSQL could not even compare one that did).
+        [s, id] if !id.contains('\0') => kind(s)
             .map(|k| Target::Resource(k, id.to_string()))
             .unwrap_or(Target::NotFound),
         _ => Target::NotFound,

@@ -584,3 +584,48 @@ async fn owner_manages_api_keys_and_webhooks_and_replays_deliveries() {
         );
     }
 }
+
+/// U+0000 in a form field, a search or an API body is refused with a 400 on both backends
+/// (PostgreSQL text cannot hold it), and nothing is created.
+#[actix_web::test]
+async fn nul_characters_in_forms_searches_and_api_bodies_are_refused() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
+        let mut owner = Browser::new(&app.base);
+        let form = owner.get(&format!("/owner/setup/{setup}")).await;
+        owner
+            .post_form(
+                &format!("/owner/setup/{setup}"),
+                &form.body,
+                &[
+                    ("password", "correct horse battery"),
+                    ("confirm", "correct horse battery"),
+                ],
+            )
+            .await;
+        let page = owner.get("/owner").await;
+        let created = owner
+            .post_form("/owner/orgs", &page.body, &[("name", "Evil\u{0}Corp")])
+            .await;
+        assert_eq!(created.status, 400, "{backend:?}: {}", created.body);
+        assert!(created.body.contains("U+0000"));
+        let search = owner.get("/owner?q=a%00").await;
+        assert_eq!(search.status, 400, "{backend:?}");
+        assert!(!owner.get("/owner").await.body.contains("Evil"));
+
+        let api = awc::Client::new()
+            .post(format!("{}/api/v1/organizations", app.base))
+            .insert_header(("Authorization", format!("Bearer {}", app.api_key())))
+            .send_json(&json!({"name": "Evil\u{0}Corp"}))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(api.as_u16(), 400, "{backend:?}");
+        let listed = roster::db::orgs::list(&mut app.conn(), "", 50).unwrap();
+        assert!(
+            listed.iter().all(|o| !o.name.contains("Evil")),
+            "{backend:?}"
+        );
+    }
+}

@@ -289,3 +289,87 @@ async fn scim_is_refused_while_the_org_has_scim_turned_off() {
         assert_eq!(scim.get("/Users").await.status, 200);
     }
 }
+
+/// U+0000 fits in JSON and in a URL but not in PostgreSQL text: wherever it arrives (a body, a
+/// filter, a path, a body that is not even JSON), the request gets a SCIM 400 or 404, nothing
+/// is stored, and the request log still records it (and the requests beside it).
+#[actix_web::test]
+async fn nul_characters_are_refused_on_every_backend_and_still_logged() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+
+        let user = scim
+            .post(
+                "/Users",
+                &json!({"userName": "nul@x.com", "name": {"givenName": "a\u{0}b"}}),
+            )
+            .await;
+        assert_scim_error(&user, 400, Some("invalidValue"));
+        assert!(
+            user.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("name.givenName")
+        );
+        let group = scim.post("/Groups", &json!({"displayName": "\u{0}"})).await;
+        assert_scim_error(&group, 400, Some("invalidValue"));
+        let id = scim
+            .post("/Users", &json!({"userName": "ok@x.com"}))
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let patch = scim
+            .patch(
+                &format!("/Users/{id}"),
+                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "displayName", "value": "x\u{0}"}]}),
+            )
+            .await;
+        assert_scim_error(&patch, 400, Some("invalidValue"));
+        assert_scim_error(&scim.get("/Users/a%00b").await, 404, None);
+        assert_scim_error(&scim.delete("/Groups/%00").await, 404, None);
+        for filter in [
+            "/Users?filter=userName%20eq%20%22a%5Cu0000b%22",
+            "/Users?filter=userName%20eq%20%22a%00b%22",
+            "/Groups?filter=displayName%20eq%20%22%5Cu0000%22",
+        ] {
+            assert_scim_error(&scim.get(filter).await, 400, Some("invalidFilter"));
+        }
+        let not_json = scim
+            .raw(
+                "POST",
+                "/Users",
+                Some("xx\u{0}yy".into()),
+                Some(&scim.token),
+            )
+            .await;
+        assert_scim_error(&not_json, 400, Some("invalidSyntax"));
+
+        // Nothing was stored, and the user that was is untouched.
+        assert_eq!(scim.get("/Users").await.json()["totalResults"], 1);
+        assert_eq!(scim.get("/Groups").await.json()["totalResults"], 0);
+        assert!(
+            scim.get(&format!("/Users/{id}")).await.json()["displayName"].is_null(),
+            "{backend:?}"
+        );
+        // Every request was logged: the refused ones with U+FFFD where the NUL was.
+        app.flush_request_log().await;
+        let rows = roster::db::requests::recent(&mut app.conn(), &dir, 50).unwrap();
+        assert_eq!(rows.len(), 13, "{backend:?}");
+        let refused_body = rows
+            .iter()
+            .find(|r| r.error_kind.as_deref() == Some("invalidSyntax"))
+            .and_then(|r| r.request_body.clone())
+            .unwrap();
+        assert_eq!(refused_body, "xx\u{FFFD}yy");
+        assert!(
+            rows.iter()
+                .any(|r| r.path == "/Users/a\u{FFFD}b" && r.status == 404)
+        );
+    }
+}
