@@ -139,7 +139,7 @@ diesel::define_sql_function! {
 fn prune(conn: &mut DbConn, directory_id: &str, last_id: i64) -> QueryResult<usize> {
     let cutoff = now() - Duration::days(KEEP_DAYS);
     // Ids grow across directories, so this keeps at most (not exactly) the newest rows.
-    let floor: Option<i64> = scim_requests::table
+    let beyond_count: Option<i64> = scim_requests::table
         .filter(scim_requests::directory_id.eq(directory_id))
         .filter(scim_requests::id.le(last_id))
         .order(scim_requests::id.desc())
@@ -147,14 +147,23 @@ fn prune(conn: &mut DbConn, directory_id: &str, last_id: i64) -> QueryResult<usi
         .select(scim_requests::id)
         .first(conn)
         .optional()?;
+    // Every row before the directory's oldest young one is old. Walked from the oldest, this
+    // stops at once when nothing is old (an `at < cutoff OR …` condition visited every row of
+    // the directory instead: a tenth of Postgres's work while creates streamed in).
+    let first_young: Option<i64> = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::id.le(last_id))
+        .filter(scim_requests::at.ge(cutoff))
+        .order(scim_requests::id.asc())
+        .select(scim_requests::id)
+        .first(conn)
+        .optional()?;
+    let beyond_age = first_young.map_or(last_id, |young| young - 1);
+    let floor = beyond_count.unwrap_or(0).max(beyond_age);
     diesel::delete(
         scim_requests::table
             .filter(scim_requests::directory_id.eq(directory_id))
-            .filter(
-                scim_requests::at
-                    .lt(cutoff)
-                    .or(scim_requests::id.le(floor.unwrap_or(0))),
-            ),
+            .filter(scim_requests::id.le(floor)),
     )
     .execute(conn)
 }

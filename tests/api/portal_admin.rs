@@ -629,3 +629,62 @@ async fn nul_characters_in_forms_searches_and_api_bodies_are_refused() {
         );
     }
 }
+
+/// The request inspector's retention: past `KEEP_PER_DIRECTORY` rows the oldest go, rows older
+/// than `KEEP_DAYS` go however few there are, the newest stay, and pruning one directory
+/// leaves another's rows alone.
+#[actix_web::test]
+async fn the_request_log_keeps_the_newest_rows_and_none_too_old() {
+    use roster::db::requests::{self, KEEP_DAYS, KEEP_PER_DIRECTORY, NewRequest};
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let dir_of = |scim: &Scim| scim.base.rsplit('/').next().unwrap().to_string();
+        let (a, b) = (
+            dir_of(&app.directory(&org, "okta")),
+            dir_of(&app.directory(&org, "entra")),
+        );
+        let row = |dir: &str, days_ago: i64, path: String| NewRequest {
+            directory_id: dir.to_string(),
+            at: roster::db::now() - chrono::Duration::days(days_ago),
+            method: "GET".into(),
+            path,
+            status: 200,
+            ..NewRequest::default()
+        };
+        let mut conn = app.conn();
+        let old: Vec<NewRequest> = [&a, &b]
+            .into_iter()
+            .flat_map(|dir| (0..5).map(|i| row(dir, KEEP_DAYS + 10, format!("/old{i}"))))
+            .collect();
+        requests::insert_many(&mut conn, old).unwrap();
+        // A young row among the old (a clock set back): kept while it is young.
+        requests::insert_many(&mut conn, vec![row(&a, 1, "/yesterday".into())]).unwrap();
+        let total = KEEP_PER_DIRECTORY as usize + 2_500;
+        for start in (0..total).step_by(500) {
+            let rows = (start..start + 500).map(|i| row(&a, 0, format!("/new{i}")));
+            requests::insert_many(&mut conn, rows.collect()).unwrap();
+        }
+
+        let kept = requests::recent(&mut conn, &a, 2 * KEEP_PER_DIRECTORY).unwrap();
+        let cutoff = roster::db::now() - chrono::Duration::days(KEEP_DAYS);
+        assert!(kept.iter().all(|r| r.at >= cutoff), "{backend:?}: old rows pruned");
+        assert!(
+            (KEEP_PER_DIRECTORY as usize..=KEEP_PER_DIRECTORY as usize + 2_000)
+                .contains(&kept.len()),
+            "{backend:?}: {} rows kept",
+            kept.len()
+        );
+        assert_eq!(kept[0].path, format!("/new{}", total - 1), "the newest stays");
+        assert!(!kept.iter().any(|r| r.path == "/yesterday"), "beyond the count");
+        let other = requests::recent(&mut conn, &b, 100).unwrap();
+        assert_eq!(other.len(), 5, "{backend:?}: another directory's rows stay");
+
+        // Far fewer rows than the count allows: only age decides.
+        let rows = (0..2_000).map(|i| row(&b, 0, format!("/new{i}")));
+        requests::insert_many(&mut conn, rows.collect()).unwrap();
+        let kept = requests::recent(&mut conn, &b, 3_000).unwrap();
+        assert_eq!(kept.len(), 2_000, "{backend:?}: only the old rows went");
+        assert!(kept.iter().all(|r| r.at >= cutoff));
+    }
+}
