@@ -1,5 +1,10 @@
 //! Directories (one identity provider connection each) and their bearer tokens.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
@@ -111,8 +116,6 @@ pub enum TokenCheck {
         token_id: String,
         last_used_at: Option<NaiveDateTime>,
         dir_last_request: Option<NaiveDateTime>,
-        /// The directory's event sequence: it rises with every change of its users.
-        event_seq: i64,
     },
     /// Unknown, or for another directory (indistinguishable to the caller).
     Invalid,
@@ -121,6 +124,130 @@ pub enum TokenCheck {
     /// Valid, but the organization's SCIM Provisioning is switched off, or the directory is
     /// disabled.
     Disabled,
+}
+
+/// A token's row with what decides whether it may be used.
+#[derive(Clone)]
+struct FoundToken {
+    token_id: String,
+    directory_id: String,
+    sha256: Vec<u8>,
+    last_used_at: Option<NaiveDateTime>,
+    revoked_at: Option<NaiveDateTime>,
+    status: String,
+    scim_enabled: bool,
+    dir_last_request: Option<NaiveDateTime>,
+}
+
+/// Token rows read in the last `TokenRows::TTL`, by hash: every SCIM request presents its
+/// token, and reading it was a third of a Postgres read's round trips. A revocation, a disabled
+/// directory or SCIM switched off in this process is seen at once (`forget_token_rows`);
+/// made by another instance or the CLI, within `TTL`.
+struct TokenRows {
+    /// Each row with when it was read and the generation it was read in.
+    rows: Mutex<HashMap<Vec<u8>, (Instant, u64, FoundToken)>>,
+    /// Raised by every change of what the rows hold: a row read before it is not used after.
+    generation: AtomicU64,
+}
+
+impl TokenRows {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Tokens remembered at most (all are forgotten past this; only found tokens get in).
+    const CAPACITY: usize = 4096;
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, (Instant, u64, FoundToken)>> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &[u8]) -> Option<FoundToken> {
+        let generation = self.generation();
+        self.lock()
+            .get(hash)
+            .filter(|(read, g, _)| *g == generation && read.elapsed() < Self::TTL)
+            .map(|(_, _, row)| row.clone())
+    }
+
+    /// Keeps `row`, read in `generation`.
+    fn keep(&self, generation: u64, row: FoundToken) {
+        let mut rows = self.lock();
+        if rows.len() >= Self::CAPACITY {
+            rows.clear();
+        }
+        rows.insert(row.sha256.clone(), (Instant::now(), generation, row));
+    }
+}
+
+static TOKEN_ROWS: LazyLock<TokenRows> = LazyLock::new(|| TokenRows {
+    rows: Mutex::default(),
+    generation: AtomicU64::default(),
+});
+
+/// Called after a committed change to a token, a directory's status or an organization's SCIM
+/// switch: no token check of this process uses a row read before it.
+pub(super) fn forget_token_rows() {
+    TOKEN_ROWS.generation.fetch_add(1, Ordering::SeqCst);
+}
+
+fn find_token(conn: &mut DbConn, hash: &[u8]) -> QueryResult<Option<FoundToken>> {
+    if let Some(row) = TOKEN_ROWS.get(hash) {
+        return Ok(Some(row));
+    }
+    // Taken before the read: a change committed meanwhile outdates this row.
+    let generation = TOKEN_ROWS.generation();
+    type Row = (
+        String,
+        String,
+        Vec<u8>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        String,
+        bool,
+        Option<NaiveDateTime>,
+    );
+    let found: Option<Row> = crate::on_backend!(conn, |c| directory_tokens::table
+        .inner_join(directories::table.inner_join(organizations::table))
+        .filter(directory_tokens::sha256.eq(hash))
+        .select((
+            directory_tokens::id,
+            directory_tokens::directory_id,
+            directory_tokens::sha256,
+            directory_tokens::last_used_at,
+            directory_tokens::revoked_at,
+            directories::status,
+            organizations::scim_enabled,
+            directories::last_request_at,
+        ))
+        .first(c)
+        .optional())?;
+    Ok(found.map(
+        |(
+            token_id,
+            directory_id,
+            sha256,
+            last_used_at,
+            revoked_at,
+            status,
+            scim_enabled,
+            dir_last_request,
+        )| {
+            let row = FoundToken {
+                token_id,
+                directory_id,
+                sha256,
+                last_used_at,
+                revoked_at,
+                status,
+                scim_enabled,
+                dir_last_request,
+            };
+            TOKEN_ROWS.keep(generation, row.clone());
+            row
+        },
+    ))
 }
 
 /// Checks a presented bearer token against a directory: lookup by hash, constant-time compare.
@@ -133,62 +260,32 @@ pub fn check_token(
         return Ok(TokenCheck::Invalid);
     }
     let hash = tokens::hash(presented);
-    type Found = (
-        String,
-        String,
-        Vec<u8>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        String,
-        bool,
-        Option<NaiveDateTime>,
-        i64,
-    );
-    let found: Option<Found> = crate::on_backend!(conn, |c| directory_tokens::table
-        .inner_join(directories::table.inner_join(organizations::table))
-        .filter(directory_tokens::sha256.eq(&hash))
-        .select((
-            directory_tokens::id,
-            directory_tokens::directory_id,
-            directory_tokens::sha256,
-            directory_tokens::last_used_at,
-            directory_tokens::revoked_at,
-            directories::status,
-            organizations::scim_enabled,
-            directories::last_request_at,
-            directories::event_seq,
-        ))
-        .first(c)
-        .optional())?;
-    let Some((
-        token_id,
-        token_dir,
-        stored,
-        last_used_at,
-        revoked_at,
-        status,
-        scim_enabled,
-        dir_last_request,
-        event_seq,
-    )) = found
-    else {
+    let Some(found) = find_token(conn, &hash)? else {
         return Ok(TokenCheck::Invalid);
     };
-    if !tokens::ct_eq(&stored, &hash) || token_dir != directory_id {
+    if !tokens::ct_eq(&found.sha256, &hash) || found.directory_id != directory_id {
         return Ok(TokenCheck::Invalid);
     }
-    if let Some(at) = revoked_at {
+    if let Some(at) = found.revoked_at {
         return Ok(TokenCheck::Revoked(at));
     }
-    if !scim_enabled || status != "active" {
+    if !found.scim_enabled || found.status != "active" {
         return Ok(TokenCheck::Disabled);
     }
     Ok(TokenCheck::Ok {
-        token_id,
-        last_used_at,
-        dir_last_request,
-        event_seq,
+        token_id: found.token_id,
+        last_used_at: found.last_used_at,
+        dir_last_request: found.dir_last_request,
     })
+}
+
+/// The directory's event sequence: it rises with every change of its users (see
+/// `db::user_pages`).
+pub fn event_seq(conn: &mut DbConn, directory_id: &str) -> QueryResult<i64> {
+    directories::table
+        .find(directory_id)
+        .select(directories::event_seq)
+        .first(conn)
 }
 
 /// Records that the directory received a request (throttled), and that the token was used
@@ -333,6 +430,7 @@ pub fn revoke_token(conn: &mut DbConn, directory_id: &str, token_id: &str) -> Qu
         .execute(c)
         .map(|n| n == 1)
     })
+    .inspect(|_| forget_token_rows())
 }
 
 /// Enables (`active`) or disables (`disabled`) a directory of the organization.
@@ -358,6 +456,7 @@ pub fn set_status(
         }
         Ok(n == 1)
     })
+    .inspect(|_| forget_token_rows())
 }
 
 /// Deletes a directory with its tokens, users, groups, memberships and request log.
@@ -387,6 +486,7 @@ pub fn delete(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResul
         diesel::delete(directories::table.find(&dir.id)).execute(c)?;
         Ok(true)
     })
+    .inspect(|_| forget_token_rows())
 }
 
 /// What the connection-health checklist shows.

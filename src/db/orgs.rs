@@ -83,6 +83,7 @@ pub fn set_scim_enabled(conn: &mut DbConn, org_id: &str, enabled: bool) -> Query
             .execute(c)
     })
     .map(|n| n == 1)
+    .inspect(|_| super::directories::forget_token_rows())
 }
 
 /// A new portal link; the plaintext is returned once and only its hash is stored.

@@ -421,8 +421,7 @@ async fn read(
     let (rendered, touch) = web::block(move || {
         let mut conn = pooled(&pool)?;
         let auth = authenticate(&mut conn, &inc)?;
-        let pages = Some((&*bookmarks, auth.event_seq));
-        let rendered = dispatch(&mut conn, &inc, &tgt, pages)?;
+        let rendered = dispatch(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
         Ok::<_, ScimError>((rendered, auth.touch))
     })
@@ -513,8 +512,6 @@ impl TokenTouch {
 struct Authenticated {
     /// Set when the token's last use is due to be recorded.
     touch: Option<TokenTouch>,
-    /// The directory's event sequence (see `db::user_pages`).
-    event_seq: i64,
 }
 
 /// Checks the bearer token.
@@ -539,13 +536,11 @@ fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated,
             token_id,
             last_used_at,
             dir_last_request,
-            event_seq,
         } => Ok(Authenticated {
             touch: directories::needs_touch(dir_last_request, last_used_at).then_some(TokenTouch {
                 token_id,
                 last_used_at,
             }),
-            event_seq,
         }),
     }
 }
@@ -562,13 +557,13 @@ fn not_modified(rendered: Rendered, if_none_match: Option<&str>) -> Rendered {
     }
 }
 
-/// Runs the operation a request asks for. `user_pages`: the process's bookmarks with the
-/// directory's event sequence, for reads (see `db::user_pages`).
+/// Runs the operation a request asks for. `user_pages`: the process's bookmarks, for reads
+/// (see `db::user_pages`).
 fn dispatch(
     conn: &mut DbConn,
     incoming: &Incoming,
     target: &Target,
-    user_pages: Option<(&Bookmarks, i64)>,
+    user_pages: Option<&Bookmarks>,
 ) -> Result<Rendered, ScimError> {
     use crate::scim::ResourceType::{Group, User};
     let ctx = &Ctx {

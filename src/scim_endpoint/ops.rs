@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::db::events as db_events;
 use crate::events;
 
+use crate::db::directories;
 use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::user_pages::Bookmarks;
@@ -28,8 +29,8 @@ pub struct Ctx<'a> {
     pub directory_id: &'a str,
     pub base_url: &'a str,
     pub if_match: Option<&'a str>,
-    /// Bookmarks for paging users in id order, with the event sequence the request read.
-    pub user_pages: Option<(&'a Bookmarks, i64)>,
+    /// Bookmarks for paging users in id order (reads only).
+    pub user_pages: Option<&'a Bookmarks>,
 }
 
 /// Rows loaded per round when a filter or sort is evaluated on the documents.
@@ -448,7 +449,9 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
     };
     let (total, rows) = match (compiled, sort, ctx.user_pages) {
         // Unfiltered, in id order: a provider paging through the whole directory.
-        (Ok(None), Ok(None | Some((users::SortColumn::Id, false))), Some((pages, event_seq))) => {
+        (Ok(None), Ok(None | Some((users::SortColumn::Id, false))), Some(pages)) => {
+            // Read first: bookmarks tagged with it describe at least what the page sees.
+            let event_seq = directories::event_seq(conn, ctx.directory_id)?;
             pages.page(
                 conn,
                 ctx.directory_id,

@@ -668,15 +668,25 @@ async fn the_request_log_keeps_the_newest_rows_and_none_too_old() {
 
         let kept = requests::recent(&mut conn, &a, 2 * KEEP_PER_DIRECTORY).unwrap();
         let cutoff = roster::db::now() - chrono::Duration::days(KEEP_DAYS);
-        assert!(kept.iter().all(|r| r.at >= cutoff), "{backend:?}: old rows pruned");
+        assert!(
+            kept.iter().all(|r| r.at >= cutoff),
+            "{backend:?}: old rows pruned"
+        );
         assert!(
             (KEEP_PER_DIRECTORY as usize..=KEEP_PER_DIRECTORY as usize + 2_000)
                 .contains(&kept.len()),
             "{backend:?}: {} rows kept",
             kept.len()
         );
-        assert_eq!(kept[0].path, format!("/new{}", total - 1), "the newest stays");
-        assert!(!kept.iter().any(|r| r.path == "/yesterday"), "beyond the count");
+        assert_eq!(
+            kept[0].path,
+            format!("/new{}", total - 1),
+            "the newest stays"
+        );
+        assert!(
+            !kept.iter().any(|r| r.path == "/yesterday"),
+            "beyond the count"
+        );
         let other = requests::recent(&mut conn, &b, 100).unwrap();
         assert_eq!(other.len(), 5, "{backend:?}: another directory's rows stay");
 

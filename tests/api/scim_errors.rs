@@ -290,6 +290,42 @@ async fn scim_is_refused_while_the_org_has_scim_turned_off() {
     }
 }
 
+/// A token revoked by another instance (here: straight in the database, as another process
+/// would) is refused within a second, although this instance remembers the tokens it checked.
+#[actix_web::test]
+async fn a_token_revoked_elsewhere_is_refused_within_a_second() {
+    use diesel::prelude::*;
+    use roster::db::schema::directory_tokens;
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+        assert_eq!(scim.get("/Users").await.status, 200);
+        let revoked = roster::on_backend!(&mut *app.conn(), |c| diesel::update(
+            directory_tokens::table.filter(directory_tokens::directory_id.eq(&dir))
+        )
+        .set(directory_tokens::revoked_at.eq(roster::db::now()))
+        .execute(c))
+        .unwrap();
+        assert_eq!(revoked, 1);
+        let started = std::time::Instant::now();
+        loop {
+            let r = scim.get("/Users").await;
+            if r.status == 401 {
+                assert_scim_error(&r, 401, None);
+                break;
+            }
+            assert_eq!(r.status, 200, "{backend:?}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{backend:?}: the revoked token is still accepted"
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// U+0000 fits in JSON and in a URL but not in PostgreSQL text: wherever it arrives (a body, a
 /// filter, a path, a body that is not even JSON), the request gets a SCIM 400 or 404, nothing
 /// is stored, and the request log still records it (and the requests beside it).
