@@ -55,20 +55,20 @@ macro_rules! on_backend {
     };
 }
 
-/// A SQLite statement of fixed text with text parameters (`?`), kept prepared by the
-/// connection under the query id `Id` (diesel prepares a `sql_query` anew every time). `ST` is
-/// the SQL type of its rows.
-pub struct FixedSqlite<Id, ST> {
+/// A statement of fixed text with text parameters (`?`, written as `$n` for Postgres), kept
+/// prepared by the connection under the query id `Id` (diesel prepares a `sql_query` anew
+/// every time). `ST` is the SQL type of its rows.
+pub struct FixedSql<Id, ST> {
     sql: &'static str,
     binds: Vec<String>,
     marker: std::marker::PhantomData<(Id, ST)>,
 }
 
-impl<Id, ST> FixedSqlite<Id, ST> {
+impl<Id, ST> FixedSql<Id, ST> {
     /// `binds` fill the `?`s of `sql` in order.
     pub fn new(sql: &'static str, binds: Vec<String>) -> Self {
         debug_assert_eq!(sql.matches('?').count(), binds.len());
-        FixedSqlite {
+        FixedSql {
             sql,
             binds,
             marker: std::marker::PhantomData,
@@ -76,19 +76,23 @@ impl<Id, ST> FixedSqlite<Id, ST> {
     }
 }
 
-impl<Id: 'static, ST> diesel::query_builder::QueryId for FixedSqlite<Id, ST> {
+impl<Id: 'static, ST> diesel::query_builder::QueryId for FixedSql<Id, ST> {
     type QueryId = Id;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<Id, ST> diesel::query_builder::Query for FixedSqlite<Id, ST> {
+impl<Id, ST> diesel::query_builder::Query for FixedSql<Id, ST> {
     type SqlType = ST;
 }
 
-impl<Id, ST> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for FixedSqlite<Id, ST> {
+impl<Id, ST, DB> diesel::query_builder::QueryFragment<DB> for FixedSql<Id, ST>
+where
+    DB: diesel::backend::Backend,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
     fn walk_ast<'b>(
         &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
         let mut pieces = self.sql.split('?');
         out.push_sql(pieces.next().unwrap_or_default());
@@ -100,7 +104,7 @@ impl<Id, ST> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for Fi
     }
 }
 
-impl<Id, ST, Conn> diesel::RunQueryDsl<Conn> for FixedSqlite<Id, ST> {}
+impl<Id, ST, Conn> diesel::RunQueryDsl<Conn> for FixedSql<Id, ST> {}
 
 /// Ids as a JSON array, for SQLite's `json_each`.
 pub fn json_array(ids: &[impl AsRef<str>]) -> String {

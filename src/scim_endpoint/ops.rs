@@ -345,10 +345,8 @@ fn find_user(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
     id: &str,
-) -> Result<(UserRow, Vec<Reference>), ScimError> {
-    let row = users::get(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-    let groups = user_groups(conn, ctx, id)?;
-    Ok((row, groups))
+) -> Result<(ListedUser, Vec<Reference>), ScimError> {
+    users::get_with_groups(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))
 }
 
 pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
@@ -367,7 +365,11 @@ pub fn get_user_text(
 }
 
 /// A user as SCIM JSON text.
-fn user_text(ctx: &Ctx<'_>, row: &UserRow, groups: &[Reference]) -> Result<String, ScimError> {
+fn user_text(
+    ctx: &Ctx<'_>,
+    row: &impl StoredUser,
+    groups: &[Reference],
+) -> Result<String, ScimError> {
     serde_json::to_string(&user_rendering(ctx, row, groups)).map_err(|_| ScimError::internal())
 }
 

@@ -539,5 +539,22 @@ async fn a_page_of_users_carries_each_users_groups() {
         assert_eq!(groups_of(&ids[1]), vec![a, z], "{backend:?}");
         assert_eq!(groups_of(&ids[2]), vec![], "a deleted group: {backend:?}");
         assert_eq!(groups_of(&ids[3]), vec![], "{backend:?}");
+        // A GET of one user (one statement on Postgres) carries the same groups in order.
+        for id in &ids {
+            let one = scim.get(&format!("/Users/{id}")).await.json();
+            let listed = page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["id"] == *id)
+                .unwrap();
+            assert_eq!(one["groups"], listed["groups"], "{backend:?}");
+        }
+        assert_scim_404(&scim.get(&format!("/Users/{gone}")).await);
     }
+}
+
+fn assert_scim_404(r: &crate::helpers::Resp) {
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["status"], "404");
 }
