@@ -85,40 +85,76 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
         .optional())
 }
 
+/// How `one_with_groups` finds a live user.
+#[derive(Clone, Copy)]
+pub enum UserKey<'a> {
+    Id(&'a str),
+    /// A userName, normalised (`resource::normalize`): live ones are unique per directory.
+    UserName(&'a str),
+}
+
 /// A live user as rendered (see `ListedUser`) with its groups, sorted as `groups_of` sorts
-/// them: a GET of one user. On Postgres in one statement (each statement is a round trip to
-/// the server, and this one runs for every GET by id).
-pub fn get_with_groups(
+/// them: a GET of one user, or a provider's lookup by userName before it creates one. On
+/// Postgres in one statement (each statement is a round trip to the server, and these run
+/// for every such request).
+pub fn one_with_groups(
     conn: &mut DbConn,
     directory_id: &str,
-    id: &str,
+    key: UserKey<'_>,
 ) -> QueryResult<Option<(ListedUser, Vec<Reference>)>> {
     use diesel::sql_types::{BigInt, Timestamp};
-    let DbConn::Postgres(c) = conn else {
-        let Some(user) = crate::on_backend!(conn, |c| scim_users::table
-            .filter(scim_users::directory_id.eq(directory_id))
-            .filter(scim_users::id.eq(id))
-            .filter(scim_users::deleted_at.is_null())
-            .select(ListedUser::as_select())
-            .first(c)
-            .optional())?
-        else {
-            return Ok(None);
-        };
-        let groups = groups_of(conn, directory_id, std::slice::from_ref(&user.id))?;
-        return Ok(Some((user, groups.into_iter().map(|(_, r)| r).collect())));
+    type St = (Text, Text, BigInt, Timestamp, Timestamp, Text);
+    let c = match conn {
+        DbConn::Postgres(c) => c,
+        DbConn::Sqlite(c) => {
+            let live = scim_users::table
+                .filter(scim_users::directory_id.eq(directory_id))
+                .filter(scim_users::deleted_at.is_null())
+                .select(ListedUser::as_select());
+            let found = match key {
+                UserKey::Id(id) => live.filter(scim_users::id.eq(id)).first(c).optional()?,
+                UserKey::UserName(name) => live
+                    .filter(scim_users::user_name_norm.eq(name))
+                    .first(c)
+                    .optional()?,
+            };
+            let Some(user) = found else {
+                return Ok(None);
+            };
+            let groups = groups_of(conn, directory_id, std::slice::from_ref(&user.id))?;
+            return Ok(Some((user, groups.into_iter().map(|(_, r)| r).collect())));
+        }
     };
+    // The user's columns as `ListedUser`, then its groups as `[[id, display, norm], …]`.
+    macro_rules! with_groups {
+        ($key:literal) => {
+            concat!(
+                "SELECT u.id, u.resource, u.version, u.created_at, u.updated_at, \
+                 COALESCE((SELECT json_agg(json_build_array(g.id, g.display_name, \
+                 g.display_name_norm))::text FROM group_members m \
+                 JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id \
+                 AND g.directory_id = u.directory_id AND g.deleted_at IS NULL), '[]') \
+                 FROM scim_users u WHERE u.directory_id = ? AND ",
+                $key,
+                " = ? AND u.deleted_at IS NULL"
+            )
+        };
+    }
     type Row = (String, String, i64, NaiveDateTime, NaiveDateTime, String);
-    let row: Option<Row> = super::FixedSql::<UserWithGroups, (Text, Text, BigInt, Timestamp, Timestamp, Text)>::new(
-        "SELECT u.id, u.resource, u.version, u.created_at, u.updated_at, \
-         COALESCE((SELECT json_agg(json_build_array(g.id, g.display_name, g.display_name_norm))::text \
-           FROM group_members m JOIN scim_groups g ON g.id = m.group_id \
-           WHERE m.user_id = u.id AND g.directory_id = u.directory_id AND g.deleted_at IS NULL), '[]') \
-         FROM scim_users u WHERE u.directory_id = ? AND u.id = ? AND u.deleted_at IS NULL",
-        vec![directory_id.to_string(), id.to_string()],
-    )
-    .get_result(c)
-    .optional()?;
+    let binds = |value: &str| vec![directory_id.to_string(), value.to_string()];
+    let row: Option<Row> = match key {
+        UserKey::Id(id) => {
+            super::FixedSql::<UserWithGroupsById, St>::new(with_groups!("u.id"), binds(id))
+                .get_result(c)
+                .optional()?
+        }
+        UserKey::UserName(name) => super::FixedSql::<UserWithGroupsByName, St>::new(
+            with_groups!("u.user_name_norm"),
+            binds(name),
+        )
+        .get_result(c)
+        .optional()?,
+    };
     let Some((id, resource, version, created_at, updated_at, groups)) = row else {
         return Ok(None);
     };
@@ -142,8 +178,9 @@ pub fn get_with_groups(
     Ok(Some((user, groups)))
 }
 
-/// Query id of `get_with_groups`'s Postgres statement.
-struct UserWithGroups;
+/// Query ids of `one_with_groups`'s Postgres statements.
+struct UserWithGroupsById;
+struct UserWithGroupsByName;
 
 /// The id of the live user holding `user_name` (case-insensitively), if any.
 pub fn id_by_user_name(

@@ -15,6 +15,7 @@ use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
 use crate::db::{DbConn, atomic, is_unique_violation};
+use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
 use crate::scim::resource::{
@@ -346,7 +347,8 @@ fn find_user(
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<(ListedUser, Vec<Reference>), ScimError> {
-    users::get_with_groups(conn, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))
+    users::one_with_groups(conn, ctx.directory_id, users::UserKey::Id(id))?
+        .ok_or_else(|| user_not_found(id))
 }
 
 pub fn get_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
@@ -438,6 +440,9 @@ fn groups_by_user(
 
 /// A page of users, as the ListResponse's text.
 pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<String, ScimError> {
+    if let Some(user_name) = user_name_lookup(q) {
+        return list_by_user_name(conn, ctx, q, &user_name);
+    }
     let compiled = match &q.filter {
         None => Ok(None),
         Some(f) => user_condition(ctx.directory_id, f)
@@ -485,6 +490,52 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
         })?,
     };
     let groups = groups_by_user(conn, ctx, &rows)?;
+    Ok(users_list_text(ctx, q, total, &rows, &groups))
+}
+
+/// The normalised userName of a `userName eq "…"` filter: the lookup every provider makes
+/// before it creates a user.
+fn user_name_lookup(q: &ListQuery) -> Option<String> {
+    match q.filter.as_ref()? {
+        Filter::Compare {
+            attr,
+            op: CompareOp::Eq,
+            value: CompValue::Str(name),
+        } if attr.is("userName") => Some(resource::normalize(name)),
+        _ => None,
+    }
+}
+
+/// A userName lookup's ListResponse: at most one user (live userNames are unique), found with
+/// its groups in one statement on Postgres.
+fn list_by_user_name(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    q: &ListQuery,
+    user_name: &str,
+) -> Result<String, ScimError> {
+    let found =
+        users::one_with_groups(conn, ctx.directory_id, users::UserKey::UserName(user_name))?;
+    let total = i64::from(found.is_some());
+    let on_page = q.start_index == 1 && q.count > 0;
+    let (rows, groups): (Vec<ListedUser>, BTreeMap<String, Vec<Reference>>) = found
+        .filter(|_| on_page)
+        .map(|(user, groups)| {
+            let id = user.id.clone();
+            (vec![user], BTreeMap::from([(id, groups)]))
+        })
+        .unwrap_or_default();
+    Ok(users_list_text(ctx, q, total, &rows, &groups))
+}
+
+/// A page of users with their groups, as the ListResponse's text.
+fn users_list_text(
+    ctx: &Ctx<'_>,
+    q: &ListQuery,
+    total: i64,
+    rows: &[ListedUser],
+    groups: &BTreeMap<String, Vec<Reference>>,
+) -> String {
     let groups_of = |r: &ListedUser| groups.get(&r.id).map(Vec::as_slice).unwrap_or(&[]);
     if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
         // Whole resources: serialized straight from the stored text.
@@ -492,13 +543,13 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
             .iter()
             .map(|r| user_rendering(ctx, r, groups_of(r)))
             .collect();
-        return Ok(list_response_text(total, q.start_index, &resources));
+        return list_response_text(total, q.start_index, &resources);
     }
     let resources: Vec<Value> = rows
         .iter()
         .map(|r| project(render_user(ctx, r, groups_of(r)), q))
         .collect();
-    Ok(list_response_text(total, q.start_index, &resources))
+    list_response_text(total, q.start_index, &resources)
 }
 
 /// Writes a validated user over an existing one (PUT and PATCH), checking `If-Match`.

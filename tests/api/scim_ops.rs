@@ -551,6 +551,36 @@ async fn a_page_of_users_carries_each_users_groups() {
             assert_eq!(one["groups"], listed["groups"], "{backend:?}");
         }
         assert_scim_404(&scim.get(&format!("/Users/{gone}")).await);
+        // So does a lookup by userName (also one statement on Postgres), in any case, and
+        // its total holds past the page.
+        let found = scim
+            .get("/Users?filter=userName%20eq%20%22BEN%40x.com%22")
+            .await
+            .json();
+        assert_eq!(found["totalResults"], 1, "{backend:?}");
+        assert_eq!(found["Resources"][0]["id"], ids[1].as_str());
+        assert_eq!(
+            found["Resources"][0]["groups"],
+            scim.get(&format!("/Users/{}", ids[1])).await.json()["groups"]
+        );
+        for past in ["startIndex=2", "count=0"] {
+            let page = scim
+                .get(&format!(
+                    "/Users?filter=userName%20eq%20%22ben%40x.com%22&{past}"
+                ))
+                .await
+                .json();
+            assert_eq!(page["totalResults"], 1, "{past}: {backend:?}");
+            assert!(
+                page["Resources"].as_array().is_none_or(Vec::is_empty),
+                "{past}: {backend:?}"
+            );
+        }
+        let missing = scim
+            .get("/Users?filter=userName%20eq%20%22nobody%40x.com%22")
+            .await
+            .json();
+        assert_eq!(missing["totalResults"], 0, "{backend:?}");
     }
 }
 
