@@ -237,6 +237,62 @@ pub fn emit_many<D: serde::Serialize>(
     }
 }
 
+/// Takes the order lock (`order_lock`), reserves `n` sequence numbers of the directory (its
+/// row's counter hands them out) and reads the webhook endpoints (id, event types) that may
+/// want its events; returns the last number, the organization and the endpoints. On Postgres
+/// in one statement: a batch's events cost three round trips fewer.
+fn reserve(
+    conn: &mut DbConn,
+    directory_id: &str,
+    n: i64,
+) -> QueryResult<(i64, String, Vec<Endpoint>)> {
+    use diesel::sql_types::{BigInt, Text};
+    let c = match conn {
+        DbConn::Postgres(c) => c,
+        DbConn::Sqlite(c) => {
+            // Writers are serialized already: no lock to take.
+            let (last, org_id): (i64, String) =
+                ReserveSequence { directory_id, n }.get_result(c)?;
+            let endpoints = webhook_endpoints::table
+                .filter(webhook_endpoints::disabled_at.is_null())
+                .filter(
+                    webhook_endpoints::org_id
+                        .is_null()
+                        .or(webhook_endpoints::org_id.eq(&org_id)),
+                )
+                .select((webhook_endpoints::id, webhook_endpoints::event_types))
+                .load(c)?;
+            return Ok((last, org_id, endpoints));
+        }
+    };
+    // The lock is taken before the update locks the directory's row: the join needs the
+    // lock's row before it yields the directory's.
+    let (last, org_id, endpoints): (i64, String, String) =
+        super::FixedSql::<ReserveOrdered, (BigInt, Text, Text)>::new(
+            "WITH ordered AS (SELECT pg_advisory_xact_lock(CAST(? AS bigint))) \
+             UPDATE directories SET event_seq = event_seq + CAST(? AS bigint) FROM ordered \
+             WHERE id = ? RETURNING event_seq, org_id, \
+             COALESCE((SELECT json_agg(json_build_array(w.id, w.event_types)) \
+             FROM webhook_endpoints w WHERE w.disabled_at IS NULL \
+             AND (w.org_id IS NULL OR w.org_id = directories.org_id))::text, '[]')",
+            vec![
+                EVENT_ORDER_LOCK.to_string(),
+                n.to_string(),
+                directory_id.to_string(),
+            ],
+        )
+        .get_result(c)?;
+    let endpoints = serde_json::from_str(&endpoints)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    Ok((last, org_id, endpoints))
+}
+
+/// Query id of `reserve`'s Postgres statement.
+struct ReserveOrdered;
+
+/// A webhook endpoint's id and the event types it takes (see `type_matches`).
+type Endpoint = (String, String);
+
 /// Writes events (type and serialized data) of one directory, with their deliveries.
 fn write_events(
     conn: &mut DbConn,
@@ -247,10 +303,7 @@ fn write_events(
         return Ok(());
     }
     let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
-    order_lock(conn)?;
-    // The directory row's counter hands out the per-directory sequence numbers.
-    let reserve = ReserveSequence { directory_id, n };
-    let (last, org_id): (i64, String) = crate::on_backend!(&mut *conn, |c| reserve.get_result(c))?;
+    let (last, org_id, endpoints) = reserve(conn, directory_id, n)?;
     let first = last - n + 1;
     let at = now();
     let created_at = crate::scim::resource::rfc3339(at);
@@ -304,16 +357,6 @@ fn write_events(
             }
         }
     }
-    let endpoints: Vec<(String, String)> =
-        crate::on_backend!(&mut *conn, |c| webhook_endpoints::table
-            .filter(webhook_endpoints::disabled_at.is_null())
-            .filter(
-                webhook_endpoints::org_id
-                    .is_null()
-                    .or(webhook_endpoints::org_id.eq(&org_id)),
-            )
-            .select((webhook_endpoints::id, webhook_endpoints::event_types))
-            .load(c))?;
     if endpoints.is_empty() {
         return Ok(());
     }

@@ -716,18 +716,34 @@ fn run_batch(
             events::discard_deferred(events);
         }
         events::write_deferred(c)?;
-        let rows = std::mem::take(logs);
-        let count = rows.len();
-        if count > 0
-            && let Err(e) = write_tx(c, |c| requests::insert_many(c, rows))
-        {
-            log::error!("{count} request log rows lost: {e}");
-        }
+        insert_log_rows(c, std::mem::take(logs));
         if relaxed {
             relax_commit(c)?;
         }
         Ok(())
     })
+}
+
+/// Inserts the batch's request-log rows in a savepoint of their own: failing to log must not
+/// lose the batch's changes. On Postgres the savepoint is left for the commit to release (a
+/// round trip less).
+fn insert_log_rows(c: &mut DbConn, rows: Vec<NewRequest>) {
+    let count = rows.len();
+    if count == 0 {
+        return;
+    }
+    let inserted = match c {
+        DbConn::Postgres(_) => c.batch_execute("SAVEPOINT request_log").and_then(|()| {
+            requests::insert_many(c, rows).or_else(|e| {
+                c.batch_execute("ROLLBACK TO SAVEPOINT request_log")?;
+                Err(e)
+            })
+        }),
+        DbConn::Sqlite(_) => write_tx(c, |c| requests::insert_many(c, rows)),
+    };
+    if let Err(e) = inserted {
+        log::error!("{count} request log rows lost: {e}");
+    }
 }
 
 mod sql {

@@ -696,5 +696,19 @@ async fn the_request_log_keeps_the_newest_rows_and_none_too_old() {
         let kept = requests::recent(&mut conn, &b, 3_000).unwrap();
         assert_eq!(kept.len(), 2_000, "{backend:?}: only the old rows went");
         assert!(kept.iter().all(|r| r.at >= cutoff));
+
+        // Rows of a directory deleted meanwhile are dropped; the others are kept.
+        let rows = vec![
+            row("deleted-meanwhile", 0, "/x".into()),
+            row(&b, 0, "/last".into()),
+        ];
+        requests::insert_many(&mut conn, rows).unwrap();
+        let newest = requests::recent(&mut conn, &b, 1).unwrap();
+        assert_eq!(newest[0].path, "/last", "{backend:?}");
+        assert!(
+            requests::recent(&mut conn, "deleted-meanwhile", 1)
+                .unwrap()
+                .is_empty()
+        );
     }
 }
