@@ -127,7 +127,7 @@ pub enum TokenCheck {
 }
 
 /// A token's row with what decides whether it may be used.
-#[derive(Clone)]
+#[derive(Clone, Queryable)]
 struct FoundToken {
     token_id: String,
     directory_id: String,
@@ -198,17 +198,7 @@ fn find_token(conn: &mut DbConn, hash: &[u8]) -> QueryResult<Option<FoundToken>>
     }
     // Taken before the read: a change committed meanwhile outdates this row.
     let generation = TOKEN_ROWS.generation();
-    type Row = (
-        String,
-        String,
-        Vec<u8>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        String,
-        bool,
-        Option<NaiveDateTime>,
-    );
-    let found: Option<Row> = crate::on_backend!(conn, |c| directory_tokens::table
+    let found: Option<FoundToken> = crate::on_backend!(conn, |c| directory_tokens::table
         .inner_join(directories::table.inner_join(organizations::table))
         .filter(directory_tokens::sha256.eq(hash))
         .select((
@@ -223,31 +213,10 @@ fn find_token(conn: &mut DbConn, hash: &[u8]) -> QueryResult<Option<FoundToken>>
         ))
         .first(c)
         .optional())?;
-    Ok(found.map(
-        |(
-            token_id,
-            directory_id,
-            sha256,
-            last_used_at,
-            revoked_at,
-            status,
-            scim_enabled,
-            dir_last_request,
-        )| {
-            let row = FoundToken {
-                token_id,
-                directory_id,
-                sha256,
-                last_used_at,
-                revoked_at,
-                status,
-                scim_enabled,
-                dir_last_request,
-            };
-            TOKEN_ROWS.keep(generation, row.clone());
-            row
-        },
-    ))
+    if let Some(row) = &found {
+        TOKEN_ROWS.keep(generation, row.clone());
+    }
+    Ok(found)
 }
 
 /// Checks a presented bearer token against a directory: lookup by hash, constant-time compare.

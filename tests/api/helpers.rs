@@ -164,6 +164,26 @@ impl TestApp {
     }
 
     /// A browser whose session opened the Admin Portal of `org_id`.
+    /// A browser signed in to the owner console (the owner account set up first, with the
+    /// password "correct horse battery").
+    pub async fn owner(&self) -> Browser {
+        let setup = db::owners::create_setup_link(&mut self.conn()).unwrap();
+        let mut owner = Browser::new(&self.base);
+        let form = owner.get(&format!("/owner/setup/{setup}")).await;
+        let done = owner
+            .post_form(
+                &format!("/owner/setup/{setup}"),
+                &form.body,
+                &[
+                    ("password", "correct horse battery"),
+                    ("confirm", "correct horse battery"),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        owner
+    }
+
     pub async fn portal(&self, org_id: &str) -> Browser {
         let (token, _) =
             db::orgs::create_portal_link(&mut self.conn(), org_id, chrono::Duration::days(1))

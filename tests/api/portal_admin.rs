@@ -296,19 +296,7 @@ async fn users_view_filters_by_status_and_group_and_sorts() {
 async fn owner_lists_and_revokes_portal_links_and_reads_users() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
-        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
-        let mut owner = Browser::new(&app.base);
-        let form = owner.get(&format!("/owner/setup/{setup}")).await;
-        owner
-            .post_form(
-                &format!("/owner/setup/{setup}"),
-                &form.body,
-                &[
-                    ("password", "correct horse battery"),
-                    ("confirm", "correct horse battery"),
-                ],
-            )
-            .await;
+        let mut owner = app.owner().await;
         let org = app.org("Globex", true);
         let scim = app.directory(&org, "rippling");
         scim.post(
@@ -394,19 +382,8 @@ async fn owner_sign_in_backoff_holds_across_instances() {
         let first = TestApp::spawn_on(backend, db).await;
         // A second instance on the same database.
         let second = TestApp::spawn_on(backend, TestDb { url, _dir: None }).await;
-        let setup = roster::db::owners::create_setup_link(&mut first.conn()).unwrap();
-        let mut owner = Browser::new(&first.base);
-        let form = owner.get(&format!("/owner/setup/{setup}")).await;
-        owner
-            .post_form(
-                &format!("/owner/setup/{setup}"),
-                &form.body,
-                &[
-                    ("password", "correct horse battery"),
-                    ("confirm", "correct horse battery"),
-                ],
-            )
-            .await;
+        // The owner account exists (the attacker guesses its password).
+        first.owner().await;
 
         let mut attacker = Browser::new(&first.base);
         let mut statuses = Vec::new();
@@ -456,19 +433,7 @@ async fn owner_sign_in_backoff_holds_across_instances() {
 async fn owner_manages_api_keys_and_webhooks_and_replays_deliveries() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
-        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
-        let mut owner = Browser::new(&app.base);
-        let form = owner.get(&format!("/owner/setup/{setup}")).await;
-        owner
-            .post_form(
-                &format!("/owner/setup/{setup}"),
-                &form.body,
-                &[
-                    ("password", "correct horse battery"),
-                    ("confirm", "correct horse battery"),
-                ],
-            )
-            .await;
+        let mut owner = app.owner().await;
         let org = app.org("Acme", true);
 
         let page = owner.get("/owner/settings").await;
@@ -591,19 +556,7 @@ async fn owner_manages_api_keys_and_webhooks_and_replays_deliveries() {
 async fn nul_characters_in_forms_searches_and_api_bodies_are_refused() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
-        let setup = roster::db::owners::create_setup_link(&mut app.conn()).unwrap();
-        let mut owner = Browser::new(&app.base);
-        let form = owner.get(&format!("/owner/setup/{setup}")).await;
-        owner
-            .post_form(
-                &format!("/owner/setup/{setup}"),
-                &form.body,
-                &[
-                    ("password", "correct horse battery"),
-                    ("confirm", "correct horse battery"),
-                ],
-            )
-            .await;
+        let mut owner = app.owner().await;
         let page = owner.get("/owner").await;
         let created = owner
             .post_form("/owner/orgs", &page.body, &[("name", "Evil\u{0}Corp")])
