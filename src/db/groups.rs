@@ -41,18 +41,25 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
         .optional()
 }
 
-/// Locks the group row for the rest of the transaction, so concurrent membership writes to one
-/// group are serialized (on SQLite, `BEGIN IMMEDIATE` already serializes writers).
-pub fn lock(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<()> {
-    if let DbConn::Postgres(c) = conn {
-        scim_groups::table
+/// The live group, locked for the rest of the transaction so concurrent membership writes to
+/// one group are serialized (on SQLite, `BEGIN IMMEDIATE` already serializes writers). On
+/// Postgres the lock comes with the row, in one statement.
+pub fn get_locked(
+    conn: &mut DbConn,
+    directory_id: &str,
+    id: &str,
+) -> QueryResult<Option<GroupRow>> {
+    match conn {
+        DbConn::Postgres(c) => scim_groups::table
             .filter(scim_groups::directory_id.eq(directory_id))
             .filter(scim_groups::id.eq(id))
-            .select(scim_groups::id)
+            .filter(scim_groups::deleted_at.is_null())
+            .select(GroupRow::as_select())
             .for_update()
-            .load::<String>(c)?;
+            .first(c)
+            .optional(),
+        DbConn::Sqlite(_) => get(conn, directory_id, id),
     }
-    Ok(())
 }
 
 /// Which of `ids` are live groups of the directory.
@@ -320,9 +327,25 @@ pub fn add_members(
     user_ids: &BTreeSet<String>,
 ) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
+    let at = now();
+    if let DbConn::Postgres(c) = conn {
+        // One prepared statement per chunk, which also tells which were new.
+        let mut added = BTreeSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let users = chunk.iter().map(|u| u.as_str()).collect();
+            added.extend(
+                AddMembers {
+                    group_id,
+                    at,
+                    users,
+                }
+                .load::<String>(c)?,
+            );
+        }
+        return Ok(added);
+    }
     let existing = present(conn, group_id, &ids)?;
     let new: Vec<&String> = ids.into_iter().filter(|u| !existing.contains(*u)).collect();
-    let at = now();
     for chunk in new.chunks(CHUNK) {
         let rows: Vec<_> = chunk
             .iter()
@@ -334,19 +357,53 @@ pub fn add_members(
                 )
             })
             .collect();
-        // Insert-or-ignore: a concurrent writer may have added the same member meanwhile.
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(group_members::table)
+        if let DbConn::Sqlite(c) = conn {
+            // Insert-or-ignore: a concurrent writer may have added the same member meanwhile.
+            diesel::insert_or_ignore_into(group_members::table)
                 .values(&rows)
-                .execute(c)?,
-            DbConn::Postgres(c) => diesel::insert_into(group_members::table)
-                .values(&rows)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
+                .execute(c)?;
+        }
     }
     Ok(new.into_iter().cloned().collect())
 }
+
+/// `INSERT INTO group_members … SELECT … unnest(…) ON CONFLICT DO NOTHING RETURNING user_id`,
+/// with a query type of its own so the connection keeps it prepared.
+struct AddMembers<'a> {
+    group_id: &'a str,
+    at: NaiveDateTime,
+    users: Vec<&'a str>,
+}
+
+struct AddMembersId;
+
+impl diesel::query_builder::QueryId for AddMembers<'_> {
+    type QueryId = AddMembersId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for AddMembers<'_> {
+    type SqlType = diesel::sql_types::Text;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text, Timestamp};
+        out.push_sql("INSERT INTO group_members (group_id, user_id, created_at) SELECT ");
+        out.push_bind_param::<Text, _>(self.group_id)?;
+        out.push_sql(", u, ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.users)?;
+        out.push_sql(") AS u ON CONFLICT DO NOTHING RETURNING user_id");
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for AddMembers<'_> {}
 
 /// Removes members; returns the ones actually removed.
 pub fn remove_members(

@@ -806,8 +806,8 @@ pub fn replace_group(
 ) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
     atomic(conn, |c| {
-        groups::lock(c, ctx.directory_id, id)?;
-        let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let existing =
+            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         ensure_display_name_free(c, ctx, &input, Some(id))?;
         let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
@@ -845,8 +845,8 @@ pub fn patch_group(
 ) -> Result<(), ScimError> {
     let ops = patch::parse_request(body)?;
     atomic(conn, |c| {
-        groups::lock(c, ctx.directory_id, id)?;
-        let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let existing =
+            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         let doc: Value =
             serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
@@ -876,8 +876,8 @@ pub fn patch_group(
 
 pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
     atomic(conn, |c| {
-        groups::lock(c, ctx.directory_id, id)?;
-        let existing = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let existing =
+            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         check_if_match(ctx, existing.version)?;
         groups::delete(c, ctx.directory_id, id)?;
         db_events::emit(
