@@ -64,6 +64,30 @@ impl Bookmarks {
         map.insert(directory_id.to_string(), Arc::new(marks));
     }
 
+    /// How many live users the directory has as of `event_seq` (the directory's sequence the
+    /// caller read): counted once per version. The portal's Users view shows it on every
+    /// refresh, and counting 100 000 users took Postgres 20–35 ms.
+    pub fn live_users(
+        &self,
+        conn: &mut DbConn,
+        directory_id: &str,
+        event_seq: i64,
+    ) -> QueryResult<i64> {
+        if let Some(marks) = self.current(directory_id, event_seq) {
+            return Ok(marks.total);
+        }
+        let (total, _) = users::search(conn, directory_id, None, None, 0, 0)?;
+        self.remember(
+            directory_id,
+            Marks {
+                event_seq,
+                total,
+                ids: None,
+            },
+        );
+        Ok(total)
+    }
+
     /// The directory's live users at positions `offset..offset + limit` in id order, and how
     /// many there are, as of `event_seq` (the directory's sequence this request read).
     pub fn page(

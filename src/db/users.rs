@@ -743,18 +743,22 @@ pub struct ViewQuery {
 
 /// Portal: one page of an organization's live users, searched by name, userName or email,
 /// filtered by status and group, sorted by an indexed column (ties broken by id).
+/// `counts` remembers each directory's number of live users per version (see
+/// `user_pages::Bookmarks::live_users`): the unfiltered view's total.
 pub fn org_page(
     conn: &mut DbConn,
     org_id: &str,
     v: &ViewQuery,
+    counts: &super::user_pages::Bookmarks,
 ) -> QueryResult<(i64, Vec<UserRow>)> {
     let needle = normalize(&v.search);
     // The org's directories first (usually one), so each sort walks an index of
     // `(directory_id, sort key)` instead of sorting every user of the org.
-    let dirs: Vec<String> = directories::table
+    let versions: Vec<(String, i64)> = directories::table
         .filter(directories::org_id.eq(org_id))
-        .select(directories::id)
+        .select((directories::id, directories::event_seq))
         .load(conn)?;
+    let dirs: Vec<String> = versions.iter().map(|(id, _)| id.clone()).collect();
     let trigram_filter = trigram_prefilter(conn, &needle);
     let postgres = matches!(conn, DbConn::Postgres(_));
     let base = || {
@@ -815,7 +819,15 @@ pub fn org_page(
         }
         q
     };
-    let total: i64 = base().count().get_result(conn)?;
+    let unfiltered = needle.is_empty() && v.active.is_none() && v.group_id.is_none();
+    let total: i64 = if unfiltered {
+        versions
+            .iter()
+            .map(|(id, seq)| counts.live_users(conn, id, *seq))
+            .sum::<QueryResult<i64>>()?
+    } else {
+        base().count().get_result(conn)?
+    };
     let q = base()
         .select(UserRow::as_select())
         .offset(v.offset)

@@ -525,6 +525,7 @@ async fn org_users(
     let q = crate::pages::search_text(query.q.as_deref());
     let page = crate::pages::page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
+    let counts = state.user_pages.clone();
     let (org, total, rows) = db(&state, move |c| {
         let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
         let view = db::users::ViewQuery {
@@ -536,7 +537,7 @@ async fn org_users(
             offset: (page - 1) * OWNER_PAGE_SIZE,
             limit: OWNER_PAGE_SIZE,
         };
-        let (total, rows) = db::users::org_page(c, &org.id, &view)?;
+        let (total, rows) = db::users::org_page(c, &org.id, &view, &counts)?;
         Ok((org, total, rows))
     })
     .await?;

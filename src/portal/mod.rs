@@ -294,8 +294,9 @@ async fn users_page(
         limit: PAGE_SIZE,
     };
     let org_id = org.id.clone();
+    let counts = state.user_pages.clone();
     let (total, rows, has_directory, groups) = db(&state, move |c| {
-        let (total, rows) = db::users::org_page(c, &org_id, &view)?;
+        let (total, rows) = db::users::org_page(c, &org_id, &view, &counts)?;
         let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
         let groups = db::groups::org_names(c, &org_id, 500)?;
         Ok((total, rows, has_directory, groups))

@@ -289,6 +289,18 @@ async fn users_view_filters_by_status_and_group_and_sorts() {
             both.find("bob@x.com").unwrap(),
         );
         assert!(a < b && b < c, "sorted across directories: {backend:?}");
+
+        // The total follows every change (it is remembered per version of each directory),
+        // and a search counts what it matched.
+        let bart = r.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(second.delete(&format!("/Users/{bart}")).await.status, 204);
+        let count = |body: &str| element_text(body, "user-count");
+        let after = admin.hx_get("/portal/users").await.body;
+        assert_eq!(count(&after).as_deref(), Some("3 users"), "{backend:?}");
+        let again = admin.hx_get("/portal/users").await.body;
+        assert_eq!(count(&again).as_deref(), Some("3 users"), "{backend:?}");
+        let searched = admin.hx_get("/portal/users?q=alice").await.body;
+        assert_eq!(count(&searched).as_deref(), Some("1 users"), "{backend:?}");
     }
 }
 
