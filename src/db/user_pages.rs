@@ -77,6 +77,13 @@ impl Bookmarks {
             return Ok(marks.total);
         }
         let (total, _) = users::search(conn, directory_id, None, None, 0, 0)?;
+        self.remember_count(directory_id, event_seq, total);
+        Ok(total)
+    }
+
+    /// Remembers the directory's number of live users as of `event_seq`; its bookmarks are
+    /// taken at the next page of that version.
+    fn remember_count(&self, directory_id: &str, event_seq: i64, total: i64) {
         self.remember(
             directory_id,
             Marks {
@@ -85,7 +92,6 @@ impl Bookmarks {
                 ids: None,
             },
         );
-        Ok(total)
     }
 
     /// The directory's live users at positions `offset..offset + limit` in id order, and how
@@ -104,14 +110,7 @@ impl Bookmarks {
             None => {
                 // First page of this version: count and skip as usual, remember the count.
                 let (total, rows) = users::search(conn, directory_id, None, None, offset, limit)?;
-                self.remember(
-                    directory_id,
-                    Marks {
-                        event_seq,
-                        total,
-                        ids: None,
-                    },
-                );
+                self.remember_count(directory_id, event_seq, total);
                 return Ok((total, rows));
             }
         };
