@@ -21,30 +21,37 @@ fn encodes_nul(text: &[u8]) -> bool {
     text.contains(&0) || text.windows(3).any(|w| w == b"%00")
 }
 
-fn is_body_with_text(req: &ServiceRequest) -> Option<bool> {
+/// The bodies checked: the pages' forms and the API's JSON.
+#[derive(Clone, Copy)]
+enum TextBody {
+    Form,
+    Json,
+}
+
+fn text_body(req: &ServiceRequest) -> Option<TextBody> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())?
         .to_ascii_lowercase();
     if ct.starts_with("application/x-www-form-urlencoded") {
-        Some(false)
+        Some(TextBody::Form)
     } else if ct.starts_with("application/json") {
-        Some(true)
+        Some(TextBody::Json)
     } else {
         None
     }
 }
 
-/// Whether a body (form or JSON) carries a NUL in any of its strings.
-fn body_has_nul(body: &[u8], json: bool) -> bool {
-    if !json {
-        return encodes_nul(body);
+/// Whether a body carries a NUL in any of its strings.
+fn body_has_nul(body: &[u8], kind: TextBody) -> bool {
+    match kind {
+        TextBody::Form => encodes_nul(body),
+        // Malformed JSON is the handler's to refuse; a raw NUL byte is never valid JSON anyway.
+        TextBody::Json => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .is_some_and(|v| crate::scim::nul_in(&v).is_some()),
     }
-    // Malformed JSON is the handler's to refuse; a raw NUL byte is never valid JSON anyway.
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .is_some_and(|v| crate::scim::nul_in(&v).is_some())
 }
 
 fn refuse(req: ServiceRequest) -> ServiceResponse<BoxBody> {
@@ -75,7 +82,7 @@ pub async fn guard(
     if in_uri {
         return Ok(refuse(req));
     }
-    if let Some(json) = is_body_with_text(&req) {
+    if let Some(kind) = text_body(&req) {
         let length = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -83,7 +90,7 @@ pub async fn guard(
             .and_then(|v| v.parse::<usize>().ok());
         if length.is_none_or(|n| n <= MAX_CHECKED_BODY) {
             let body = req.extract::<web::Bytes>().await.unwrap_or_default();
-            if body_has_nul(&body, json) {
+            if body_has_nul(&body, kind) {
                 return Ok(refuse(req));
             }
             req.set_payload(actix_web::dev::Payload::from(body));
@@ -103,8 +110,8 @@ mod tests {
         assert!(encodes_nul(b"name=a%00b"));
         assert!(encodes_nul(b"q=%00"));
         assert!(!encodes_nul(b"name=a%2500b&x=%0A"));
-        assert!(body_has_nul(br#"{"name":"a\u0000"}"#, true));
-        assert!(!body_has_nul(br#"{"name":"a\\u0000"}"#, true));
-        assert!(!body_has_nul(b"not json", true));
+        assert!(body_has_nul(br#"{"name":"a\u0000"}"#, TextBody::Json));
+        assert!(!body_has_nul(br#"{"name":"a\\u0000"}"#, TextBody::Json));
+        assert!(!body_has_nul(b"not json", TextBody::Json));
     }
 }
