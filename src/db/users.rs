@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use super::schema::{directories, group_members, scim_groups, scim_users, user_emails};
 use super::scim_filter::UserCond;
 use super::{DbConn, new_id, now};
-use crate::scim::resource::{Reference, UserInput, normalize};
+use crate::scim::resource::{EmailEntry, Reference, UserInput, normalize};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = scim_users)]
@@ -396,159 +396,293 @@ fn insert_emails(
     input: &UserInput,
 ) -> QueryResult<()> {
     for (position, e) in input.emails.iter().enumerate() {
-        let row = (
-            user_emails::user_id.eq(user_id),
-            user_emails::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
-            user_emails::directory_id.eq(directory_id),
-            user_emails::value_norm.eq(&e.value_norm),
-            user_emails::type_norm.eq(&e.type_norm),
-            user_emails::is_primary.eq(e.primary),
-        );
+        let row = email_row(directory_id, user_id, position, e);
         crate::on_backend!(&mut *conn, |c| diesel::insert_into(user_emails::table)
-            .values(row)
+            .values(&row)
             .execute(c))?;
     }
     Ok(())
 }
 
-/// Inserts a user; call inside a write transaction. Returns the row as stored (built here,
-/// not read back: one round trip less per create).
-pub fn insert(conn: &mut DbConn, directory_id: &str, input: &UserInput) -> QueryResult<UserRow> {
-    let at = now();
-    let full = full_name(input);
-    let row = UserRow {
-        id: new_id(),
-        directory_id: directory_id.to_string(),
-        user_name: input.user_name.clone(),
-        user_name_norm: normalize(&input.user_name),
-        external_id: input.external_id.clone(),
-        active: input.active,
-        display_name: input.display_name.clone(),
-        display_name_norm: input.display_name.as_deref().map(normalize),
-        full_name_norm: full.as_deref().map(normalize),
-        full_name: full,
-        primary_email: input.primary_email.clone(),
-        resource: input.document.to_string(),
-        version: 1,
-        created_at: at,
-        updated_at: at,
-        deleted_at: None,
-    };
+#[derive(Insertable)]
+#[diesel(table_name = user_emails)]
+struct EmailRow<'a> {
+    user_id: &'a str,
+    position: i32,
+    directory_id: &'a str,
+    value_norm: &'a str,
+    type_norm: Option<&'a str>,
+    is_primary: bool,
+}
+
+/// The row of a user's email; `position`: its place in the user's `emails`.
+fn email_row<'a>(
+    directory_id: &'a str,
+    user_id: &'a str,
+    position: usize,
+    e: &'a EmailEntry,
+) -> EmailRow<'a> {
+    EmailRow {
+        user_id,
+        position: i32::try_from(position).unwrap_or(i32::MAX),
+        directory_id,
+        value_norm: &e.value_norm,
+        type_norm: e.type_norm.as_deref(),
+        is_primary: e.primary,
+    }
+}
+
+/// A user ready to be inserted: its row as it will be stored, its emails and its
+/// `user.created` event. Built before the write transaction (the writer's time is what every
+/// change waits for); the row is returned as is once inserted (one round trip less per create
+/// than reading it back).
+pub struct NewUser {
+    pub row: UserRow,
+    emails: Vec<EmailEntry>,
+    /// The `data` of its `user.created` event, serialized.
+    created_event: Box<serde_json::value::RawValue>,
+}
+
+impl NewUser {
+    /// `event` renders the `data` of the user's `user.created` event from its row.
+    pub fn new<E>(
+        directory_id: &str,
+        input: &UserInput,
+        event: impl FnOnce(&UserRow) -> Result<Box<serde_json::value::RawValue>, E>,
+    ) -> Result<NewUser, E> {
+        let at = now();
+        let full = full_name(input);
+        let row = UserRow {
+            id: new_id(),
+            directory_id: directory_id.to_string(),
+            user_name: input.user_name.clone(),
+            user_name_norm: normalize(&input.user_name),
+            external_id: input.external_id.clone(),
+            active: input.active,
+            display_name: input.display_name.clone(),
+            display_name_norm: input.display_name.as_deref().map(normalize),
+            full_name_norm: full.as_deref().map(normalize),
+            full_name: full,
+            primary_email: input.primary_email.clone(),
+            resource: input.document.to_string(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        Ok(NewUser {
+            created_event: event(&row)?,
+            row,
+            emails: input.emails.clone(),
+        })
+    }
+}
+
+/// Creates users: inserts them (see `insert_new`) and records the `user.created` event of
+/// each that went in, in order. Says for each whether it went in.
+pub fn create_many(conn: &mut DbConn, users: &[&NewUser]) -> QueryResult<Vec<bool>> {
+    let inserted = insert_new(conn, users)?;
+    for (user, _) in users.iter().zip(&inserted).filter(|(_, went_in)| **went_in) {
+        record_created(conn, user)?;
+    }
+    Ok(inserted)
+}
+
+/// Records the `user.created` event of a user `insert_new` inserted.
+pub fn record_created(conn: &mut DbConn, user: &NewUser) -> QueryResult<()> {
+    super::events::emit(
+        conn,
+        &user.row.directory_id,
+        "user.created",
+        &user.created_event,
+    )
+}
+
+/// Inserts new users, leaving out each whose userName is taken (by a live user, or by an
+/// earlier one of `users`); says for each whether it went in. Call inside a write
+/// transaction. A taken userName is not an error: on Postgres a failed statement would spoil
+/// the whole transaction, and with it the writer's batch.
+///
+/// On Postgres every user and email goes in with one statement: a create's round trip, not
+/// the work in it, is most of what it costs the Postgres server.
+pub fn insert_new(conn: &mut DbConn, users: &[&NewUser]) -> QueryResult<Vec<bool>> {
     match conn {
-        DbConn::Sqlite(c) => {
-            diesel::insert_into(scim_users::table)
-                .values(&row)
-                .execute(c)?;
-            queue_for_search_index(c, &row.id)?;
-            insert_emails(conn, directory_id, &row.id, input)?;
-        }
-        DbConn::Postgres(c) => insert_with_emails(c, &row, input)?,
-    }
-    Ok(row)
-}
-
-/// Postgres: the user and its emails in one statement, so one round trip (a create's round
-/// trips, not the work in them, are most of what it costs the Postgres server).
-fn insert_with_emails(
-    c: &mut diesel::PgConnection,
-    row: &UserRow,
-    input: &UserInput,
-) -> QueryResult<()> {
-    InsertWithEmails {
-        row,
-        values: input.emails.iter().map(|e| e.value_norm.as_str()).collect(),
-        types: input
-            .emails
+        DbConn::Sqlite(c) => users
             .iter()
-            .map(|e| e.type_norm.as_deref())
+            .map(|user| insert_one_sqlite(c, user))
             .collect(),
-        primaries: input.emails.iter().map(|e| e.primary).collect(),
+        DbConn::Postgres(c) => {
+            if users.is_empty() {
+                return Ok(Vec::new());
+            }
+            let inserted: std::collections::HashSet<String> = InsertUsers::new(users)
+                .load::<String>(c)?
+                .into_iter()
+                .collect();
+            Ok(users.iter().map(|u| inserted.contains(&u.row.id)).collect())
+        }
     }
-    .execute(c)?;
-    Ok(())
 }
 
-/// `WITH new_user AS (INSERT INTO scim_users …) INSERT INTO user_emails … unnest(…)`, written
-/// out with a type of its own so the connection keeps it prepared (diesel prepares a
-/// `sql_query` anew each time: a third of its cost on the server).
-struct InsertWithEmails<'a> {
-    row: &'a UserRow,
-    values: Vec<&'a str>,
-    types: Vec<Option<&'a str>>,
-    primaries: Vec<bool>,
+fn insert_one_sqlite(c: &mut diesel::SqliteConnection, user: &NewUser) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(scim_users::table)
+        .values(&user.row)
+        .on_conflict_do_nothing()
+        .execute(c)?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    queue_for_search_index(c, &user.row.id)?;
+    for (position, e) in user.emails.iter().enumerate() {
+        diesel::insert_into(user_emails::table)
+            .values(email_row(&user.row.directory_id, &user.row.id, position, e))
+            .execute(c)?;
+    }
+    Ok(true)
 }
 
-/// The query id of every `InsertWithEmails` (whose text never changes).
-struct InsertWithEmailsId;
+/// `WITH new_users AS (INSERT INTO scim_users … unnest(…) ON CONFLICT DO NOTHING RETURNING id)
+/// INSERT INTO user_emails …` for the emails of the users that went in, written out with a
+/// type of its own so the connection keeps it prepared (diesel prepares a `sql_query` anew
+/// each time: a third of its cost on the server).
+struct InsertUsers<'a> {
+    ids: Vec<&'a str>,
+    directory_ids: Vec<&'a str>,
+    user_names: Vec<&'a str>,
+    user_name_norms: Vec<&'a str>,
+    external_ids: Vec<Option<&'a str>>,
+    actives: Vec<bool>,
+    display_names: Vec<Option<&'a str>>,
+    display_name_norms: Vec<Option<&'a str>>,
+    full_names: Vec<Option<&'a str>>,
+    full_name_norms: Vec<Option<&'a str>>,
+    primary_emails: Vec<Option<&'a str>>,
+    resources: Vec<&'a str>,
+    ats: Vec<NaiveDateTime>,
+    email_user_ids: Vec<&'a str>,
+    email_positions: Vec<i32>,
+    email_directory_ids: Vec<&'a str>,
+    email_values: Vec<&'a str>,
+    email_types: Vec<Option<&'a str>>,
+    email_primaries: Vec<bool>,
+}
 
-impl diesel::query_builder::QueryId for InsertWithEmails<'_> {
-    type QueryId = InsertWithEmailsId;
+impl<'a> InsertUsers<'a> {
+    fn new(users: &[&'a NewUser]) -> InsertUsers<'a> {
+        let rows = || users.iter().map(|u| &u.row);
+        let emails = || {
+            users.iter().flat_map(|u| {
+                u.emails
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, e)| (&u.row, position, e))
+            })
+        };
+        InsertUsers {
+            ids: rows().map(|r| r.id.as_str()).collect(),
+            directory_ids: rows().map(|r| r.directory_id.as_str()).collect(),
+            user_names: rows().map(|r| r.user_name.as_str()).collect(),
+            user_name_norms: rows().map(|r| r.user_name_norm.as_str()).collect(),
+            external_ids: rows().map(|r| r.external_id.as_deref()).collect(),
+            actives: rows().map(|r| r.active).collect(),
+            display_names: rows().map(|r| r.display_name.as_deref()).collect(),
+            display_name_norms: rows().map(|r| r.display_name_norm.as_deref()).collect(),
+            full_names: rows().map(|r| r.full_name.as_deref()).collect(),
+            full_name_norms: rows().map(|r| r.full_name_norm.as_deref()).collect(),
+            primary_emails: rows().map(|r| r.primary_email.as_deref()).collect(),
+            resources: rows().map(|r| r.resource.as_str()).collect(),
+            ats: rows().map(|r| r.created_at).collect(),
+            email_user_ids: emails().map(|(r, _, _)| r.id.as_str()).collect(),
+            email_positions: emails()
+                .map(|(_, p, _)| i32::try_from(p).unwrap_or(i32::MAX))
+                .collect(),
+            email_directory_ids: emails().map(|(r, _, _)| r.directory_id.as_str()).collect(),
+            email_values: emails().map(|(_, _, e)| e.value_norm.as_str()).collect(),
+            email_types: emails().map(|(_, _, e)| e.type_norm.as_deref()).collect(),
+            email_primaries: emails().map(|(_, _, e)| e.primary).collect(),
+        }
+    }
+}
+
+/// The query id of every `InsertUsers` (whose text never changes).
+struct InsertUsersId;
+
+impl diesel::query_builder::QueryId for InsertUsers<'_> {
+    type QueryId = InsertUsersId;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertWithEmails<'_> {
+impl diesel::query_builder::Query for InsertUsers<'_> {
+    type SqlType = Text;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertUsers<'_> {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
-        let r = self.row;
+        use diesel::sql_types::{Array, Bool, Integer, Nullable, Timestamp};
+        // `ORDER BY ord`: of two new users with one userName, the first goes in.
         out.push_sql(
-            "WITH new_user AS (INSERT INTO scim_users (id, directory_id, user_name, \
+            "WITH new_users AS (INSERT INTO scim_users (id, directory_id, user_name, \
              user_name_norm, external_id, active, display_name, display_name_norm, full_name, \
-             full_name_norm, primary_email, resource, version, created_at, updated_at, \
-             deleted_at) VALUES (",
+             full_name_norm, primary_email, resource, version, created_at, updated_at) \
+             SELECT id, directory_id, user_name, user_name_norm, external_id, active, \
+             display_name, display_name_norm, full_name, full_name_norm, primary_email, \
+             resource, 1, at, at FROM unnest(",
         );
-        out.push_bind_param::<Text, _>(&r.id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&r.directory_id)?;
-        for value in [&r.user_name, &r.user_name_norm] {
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        for texts in [&self.directory_ids, &self.user_names, &self.user_name_norms] {
             out.push_sql(", ");
-            out.push_bind_param::<Text, _>(value)?;
+            out.push_bind_param::<Array<Text>, _>(texts)?;
         }
         out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&r.external_id)?;
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.external_ids)?;
         out.push_sql(", ");
-        out.push_bind_param::<Bool, _>(&r.active)?;
-        for value in [
-            &r.display_name,
-            &r.display_name_norm,
-            &r.full_name,
-            &r.full_name_norm,
-            &r.primary_email,
+        out.push_bind_param::<Array<Bool>, _>(&self.actives)?;
+        for texts in [
+            &self.display_names,
+            &self.display_name_norms,
+            &self.full_names,
+            &self.full_name_norms,
+            &self.primary_emails,
         ] {
             out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(value)?;
+            out.push_bind_param::<Array<Nullable<Text>>, _>(texts)?;
         }
         out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&r.resource)?;
+        out.push_bind_param::<Array<Text>, _>(&self.resources)?;
         out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(&r.version)?;
-        for at in [&r.created_at, &r.updated_at] {
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(at)?;
-        }
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&r.deleted_at)?;
+        out.push_bind_param::<Array<Timestamp>, _>(&self.ats)?;
         out.push_sql(
-            ")) INSERT INTO user_emails (user_id, position, directory_id, value_norm, \
-             type_norm, is_primary) SELECT ",
+            ") WITH ORDINALITY AS u (id, directory_id, user_name, user_name_norm, external_id, \
+             active, display_name, display_name_norm, full_name, full_name_norm, \
+             primary_email, resource, at, ord) ORDER BY ord \
+             ON CONFLICT DO NOTHING RETURNING id), \
+             new_emails AS (INSERT INTO user_emails (user_id, position, directory_id, \
+             value_norm, type_norm, is_primary) SELECT e.user_id, e.position, e.directory_id, \
+             e.value_norm, e.type_norm, e.is_primary FROM unnest(",
         );
-        out.push_bind_param::<Text, _>(&r.id)?;
-        out.push_sql(", (e.ord - 1)::int, ");
-        out.push_bind_param::<Text, _>(&r.directory_id)?;
-        out.push_sql(", e.value_norm, e.type_norm, e.is_primary FROM unnest(");
-        out.push_bind_param::<Array<Text>, _>(&self.values)?;
+        out.push_bind_param::<Array<Text>, _>(&self.email_user_ids)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.types)?;
+        out.push_bind_param::<Array<Integer>, _>(&self.email_positions)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<Bool>, _>(&self.primaries)?;
-        out.push_sql(") WITH ORDINALITY AS e (value_norm, type_norm, is_primary, ord)");
+        out.push_bind_param::<Array<Text>, _>(&self.email_directory_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.email_values)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.email_types)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.email_primaries)?;
+        out.push_sql(
+            ") AS e (user_id, position, directory_id, value_norm, type_norm, is_primary) \
+             WHERE e.user_id IN (SELECT id FROM new_users)) SELECT id FROM new_users",
+        );
         Ok(())
     }
 }
 
-impl<Conn> RunQueryDsl<Conn> for InsertWithEmails<'_> {}
+impl<Conn> RunQueryDsl<Conn> for InsertUsers<'_> {}
 
 /// SQLite's search-index bookkeeping (see the migrations `user_search` and
 /// `search_once_per_commit`), not in `schema.rs`, which holds the tables both backends have.

@@ -18,6 +18,10 @@
 //! statement aborts the transaction) the batch is rolled back and run again with a savepoint
 //! per job.
 //!
+//! User creates, most of an initial sync, are jobs of their own kind: a batch inserts all its
+//! new users before it runs its jobs, on Postgres in one statement, and a taken userName only
+//! leaves its user out (a failed statement would spoil the batch on Postgres).
+//!
 //! Request-log rows of reads and refusals carry no change, so they are not waited for: they
 //! queue here and are inserted together, after at most `LOG_DELAY`. Whoever
 //! reads the log calls `flush` first, so this instance's pages always show every request.
@@ -28,10 +32,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use diesel::QueryResult;
 use diesel::connection::SimpleConnection;
 
 use super::events;
 use super::requests::{self, NewRequest};
+use super::users::{self, NewUser};
 use super::{DbConn, Pool, PooledConn, write_tx};
 
 /// Jobs committed together at most.
@@ -57,10 +63,22 @@ pub enum WriteError {
 
 /// A change queued for the writer.
 trait Job: Send {
+    /// The user this job creates. A batch inserts its jobs' new users together before it
+    /// runs them (on Postgres one statement for all: see `users::insert_new`); the job's
+    /// run records the creation (its event), in its turn.
+    fn new_user(&self) -> Option<&NewUser> {
+        None
+    }
     /// Runs the change on the writer's connection inside the batch transaction (it may add
     /// request-log rows to the batch's) and returns whether what it did stands (false: the
-    /// writer rolls it back). Runs again, from scratch, when its batch is replayed.
-    fn run(&mut self, conn: &mut DbConn, logs: &mut Vec<NewRequest>) -> bool;
+    /// writer rolls it back; an error gives up the whole batch). `inserted`: whether its new
+    /// user went in. Runs again, from scratch, when its batch is replayed.
+    fn run(
+        &mut self,
+        conn: &mut DbConn,
+        logs: &mut Vec<NewRequest>,
+        inserted: bool,
+    ) -> QueryResult<bool>;
     /// Hands the outcome of the last run to the caller once the batch's fate is known (`Ok`
     /// when it committed).
     fn settle(self: Box<Self>, batch: Result<(), WriteError>);
@@ -79,11 +97,11 @@ where
     T: Send,
     E: Send,
 {
-    fn run(&mut self, conn: &mut DbConn, logs: &mut Vec<NewRequest>) -> bool {
+    fn run(&mut self, conn: &mut DbConn, logs: &mut Vec<NewRequest>, _: bool) -> QueryResult<bool> {
         let result = (self.f)(conn, logs);
         let stands = result.is_ok();
         self.result = Some(result);
-        stands
+        Ok(stands)
     }
 
     fn settle(self: Box<Self>, batch: Result<(), WriteError>) {
@@ -107,15 +125,55 @@ impl<F> Job for Chore<F>
 where
     F: FnMut(&mut DbConn) -> Result<(), diesel::result::Error> + Send,
 {
-    fn run(&mut self, conn: &mut DbConn, _: &mut Vec<NewRequest>) -> bool {
+    fn run(&mut self, conn: &mut DbConn, _: &mut Vec<NewRequest>, _: bool) -> QueryResult<bool> {
         let done = (self.f)(conn);
         if let Err(e) = &done {
             log::error!("{} failed: {e}", self.what);
         }
-        done.is_ok()
+        Ok(done.is_ok())
     }
 
     fn settle(self: Box<Self>, _: Result<(), WriteError>) {}
+}
+
+/// A user create that is nothing but its insert: the caller hears whether the user went in
+/// (false: its userName is taken, which changes nothing and so never spoils the batch).
+struct Create<L> {
+    user: NewUser,
+    /// The request's log row, committed with the user.
+    log_row: L,
+    inserted: Option<bool>,
+    reply: tokio::sync::oneshot::Sender<Result<bool, WriteError>>,
+}
+
+impl<L: FnMut() -> NewRequest + Send> Job for Create<L> {
+    fn new_user(&self) -> Option<&NewUser> {
+        Some(&self.user)
+    }
+
+    fn run(
+        &mut self,
+        conn: &mut DbConn,
+        logs: &mut Vec<NewRequest>,
+        inserted: bool,
+    ) -> QueryResult<bool> {
+        if inserted {
+            // The user went in before the jobs ran: a failure here can't be undone alone.
+            users::record_created(conn, &self.user)?;
+            logs.push((self.log_row)());
+        }
+        self.inserted = Some(inserted);
+        Ok(true)
+    }
+
+    fn settle(self: Box<Self>, batch: Result<(), WriteError>) {
+        let outcome = match (batch, self.inserted) {
+            (Ok(()), Some(inserted)) => Ok(inserted),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => return,
+        };
+        let _ = self.reply.send(outcome);
+    }
 }
 
 struct Queued {
@@ -286,6 +344,27 @@ impl Writer {
             true,
         )
         .await
+    }
+
+    /// Creates `user` in the next batch, together with the batch's other new users (see
+    /// `users::insert_new`); true when it went in, false when its userName is taken.
+    /// `log_row` gives the request's log row, committed with the user (it may be called more
+    /// than once: only its last row counts).
+    pub async fn create_user<L>(&self, user: NewUser, log_row: L) -> Result<bool, WriteError>
+    where
+        L: FnMut() -> NewRequest + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Box::new(Create {
+            user,
+            log_row,
+            inserted: None,
+            reply,
+        });
+        self.send(Item::Job(Queued { job, durable: true }))?;
+        answer
+            .await
+            .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?
     }
 
     async fn submit<T, E, F>(&self, mut f: F, durable: bool) -> Result<Result<T, E>, WriteError>
@@ -692,7 +771,8 @@ fn run_batch(
 ) -> Result<(), BatchError> {
     write_tx(conn, |c| {
         let _deferral = events::defer();
-        for (i, job) in jobs.iter_mut().enumerate() {
+        let inserted = insert_new_users(c, jobs)?;
+        for (i, (job, inserted)) in jobs.iter_mut().zip(inserted).enumerate() {
             let events = events::deferred_mark();
             let changes_before = match isolation {
                 Isolation::Savepoints => {
@@ -702,8 +782,8 @@ fn run_batch(
                 Isolation::Optimistic => Some(total_changes(c)?),
             };
             // A panicking job leaves the transaction in an unknown state: give up the batch.
-            let stands = catch_unwind(AssertUnwindSafe(|| job.run(c, logs)))
-                .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+            let stands = catch_unwind(AssertUnwindSafe(|| job.run(c, logs, inserted)))
+                .map_err(|_| diesel::result::Error::RollbackTransaction)??;
             if stands {
                 continue;
             }
@@ -722,6 +802,23 @@ fn run_batch(
         }
         Ok(())
     })
+}
+
+/// Inserts the new users of the batch's jobs; says for each job whether its user went in.
+///
+/// Inserting them before the jobs run (their events are recorded by the jobs, in order) is
+/// one valid order of the batch's changes: none has been answered yet, so none can name a
+/// user another creates (ids are only known from the reply).
+fn insert_new_users(
+    c: &mut DbConn,
+    jobs: &[Box<dyn Job>],
+) -> Result<Vec<bool>, diesel::result::Error> {
+    let new_users: Vec<&NewUser> = jobs.iter().filter_map(|j| j.new_user()).collect();
+    let mut inserted = users::insert_new(c, &new_users)?.into_iter();
+    Ok(jobs
+        .iter()
+        .map(|j| j.new_user().is_some() && inserted.next().unwrap_or(false))
+        .collect())
 }
 
 /// Inserts the batch's request-log rows in a savepoint of their own: failing to log must not

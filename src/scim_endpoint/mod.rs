@@ -388,11 +388,23 @@ async fn write(
     // change waits for. A token revoked between this check and the commit lets this one
     // request through, as if it had arrived a moment earlier.
     let pool = state.pool.clone();
-    let inc = incoming.clone();
-    let auth = web::block(move || authenticate(&mut *pooled(&pool)?, &inc))
-        .await
-        .map_err(|_| ScimError::internal())??;
+    let (inc, tgt) = (incoming.clone(), target.clone());
+    let (auth, prepared) = web::block(move || {
+        let auth = authenticate(&mut *pooled(&pool)?, &inc)?;
+        Ok::<_, ScimError>((auth, prepare_create(&inc, &tgt)?))
+    })
+    .await
+    .map_err(|_| ScimError::internal())??;
     let touch = auth.touch.filter(|t| state.touches.claim(&t.token_id));
+    if let Some(prepared) = prepared {
+        if let Some(touch) = touch {
+            let directory_id = incoming.directory_id.clone();
+            state.writer.spawn("recording a token's use", move |c| {
+                touch.apply(c, &directory_id)
+            });
+        }
+        return create_user(state, &incoming, &target, prepared).await;
+    }
     state
         .writer
         .run_logged(move |c| {
@@ -406,6 +418,44 @@ async fn write(
         })
         .await
         .map_err(|e| unavailable(&e))?
+}
+
+/// A user create that is nothing but its insert, prepared beside the writer (see
+/// `ops::prepare_user`); `None` for any other write.
+fn prepare_create(
+    incoming: &Incoming,
+    target: &Target,
+) -> Result<Option<ops::PreparedUser>, ScimError> {
+    match (target, &incoming.method) {
+        (Target::Collection(crate::scim::ResourceType::User), &Method::POST) => {
+            let body = parse_json(incoming.body.as_deref().unwrap_or_default())?;
+            ops::prepare_user(&ctx(incoming, None), &body)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Queues a prepared user create on the writer, which inserts it with its batch's others.
+async fn create_user(
+    state: &web::Data<AppState>,
+    incoming: &Arc<Incoming>,
+    target: &Target,
+    prepared: ops::PreparedUser,
+) -> Result<Rendered, ScimError> {
+    let user_name = prepared.user.row.user_name.clone();
+    let rendered = Rendered::created_text(prepared.created);
+    let row = log_row(incoming, target, &rendered, None);
+    let started = incoming.started;
+    let log_row = move || NewRequest {
+        // Up to the moment the writer takes it, as for other changes.
+        duration_us: elapsed_us(started),
+        ..row.clone()
+    };
+    match state.writer.create_user(prepared.user, log_row).await {
+        Ok(true) => Ok(rendered),
+        Ok(false) => Err(ops::user_name_taken(&user_name)),
+        Err(e) => Err(unavailable(&e)),
+    }
 }
 
 /// A read on a pooled connection; its log row (and a due token touch) are queued on the
@@ -483,7 +533,7 @@ fn log_row(
         method: incoming.method.to_string(),
         path: redact::truncate(&incoming.logged_path, 2048),
         status: i32::from(rendered.status.as_u16()),
-        duration_us: i64::try_from(incoming.started.elapsed().as_micros()).unwrap_or(i64::MAX),
+        duration_us: elapsed_us(incoming.started),
         request_body: incoming.logged_body.clone(),
         response_excerpt: rendered
             .body
@@ -493,6 +543,10 @@ fn log_row(
         resource_type,
         resource_id,
     }
+}
+
+fn elapsed_us(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The token's last use (and the directory's last request) are recorded at most every few
@@ -557,6 +611,15 @@ fn not_modified(rendered: Rendered, if_none_match: Option<&str>) -> Rendered {
     }
 }
 
+fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a> {
+    Ctx {
+        directory_id: &incoming.directory_id,
+        base_url: &incoming.base_url,
+        if_match: incoming.if_match.as_deref(),
+        user_pages,
+    }
+}
+
 /// Runs the operation a request asks for. `user_pages`: the process's bookmarks, for reads
 /// (see `db::user_pages`).
 fn dispatch(
@@ -566,12 +629,7 @@ fn dispatch(
     user_pages: Option<&Bookmarks>,
 ) -> Result<Rendered, ScimError> {
     use crate::scim::ResourceType::{Group, User};
-    let ctx = &Ctx {
-        directory_id: &incoming.directory_id,
-        base_url: &incoming.base_url,
-        if_match: incoming.if_match.as_deref(),
-        user_pages,
-    };
+    let ctx = &ctx(incoming, user_pages);
     let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
     let query = || list::parse_query(&incoming.query);
     let base_url = ctx.base_url;

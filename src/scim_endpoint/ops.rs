@@ -208,15 +208,14 @@ fn ensure_user_name_free(
     except: Option<&str>,
 ) -> Result<(), ScimError> {
     match users::id_by_user_name(conn, ctx.directory_id, &input.user_name)? {
-        Some(id) if Some(id.as_str()) != except => Err(user_name_taken(input)),
+        Some(id) if Some(id.as_str()) != except => Err(user_name_taken(&input.user_name)),
         _ => Ok(()),
     }
 }
 
-fn user_name_taken(input: &UserInput) -> ScimError {
+pub fn user_name_taken(user_name: &str) -> ScimError {
     ScimError::uniqueness(format!(
-        "a user with userName `{}` already exists in this directory",
-        input.user_name
+        "a user with userName `{user_name}` already exists in this directory"
     ))
 }
 
@@ -313,32 +312,62 @@ pub struct Created {
 
 pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Created, ScimError> {
     let input = resource::user_from_json(body)?;
-    let (row, raw) = atomic(conn, |c| {
-        // The unique index on live userNames is the check (one statement less per create).
-        let row = users::insert(c, ctx.directory_id, &input).map_err(|e| {
-            if is_unique_violation(&e) {
-                user_name_taken(&input)
-            } else {
-                e.into()
-            }
-        })?;
-        let raw = user_event_raw(ctx, &row)?;
-        db_events::emit(c, ctx.directory_id, "user.created", user_event(&row, &raw)?)?;
-        apply_user_groups(c, ctx, &row.id, &input)?;
-        Ok::<_, ScimError>((row, raw))
+    let (user, raw) = new_user(ctx, &input)?;
+    atomic(conn, |c| {
+        if users::create_many(c, &[&user])?.first() != Some(&true) {
+            return Err(user_name_taken(&input.user_name));
+        }
+        apply_user_groups(c, ctx, &user.row.id, &input)
     })?;
     // A new user belongs only to the groups it was sent with: with none, the reply is the
     // event's resource.
     let text = match input.groups {
-        Some(_) => user_text(ctx, &row, &user_groups(conn, ctx, &row.id)?)?,
+        Some(_) => user_text(ctx, &user.row, &user_groups(conn, ctx, &user.row.id)?)?,
         None => raw,
     };
-    Ok(Created {
+    Ok(created(ctx, &user.row, text))
+}
+
+/// A create that is nothing but its insert (a user sent with no groups to join), prepared
+/// before the write: the writer inserts it together with its batch's other new users.
+pub struct PreparedUser {
+    pub user: users::NewUser,
+    /// The reply once it went in.
+    pub created: Created,
+}
+
+/// Prepares a user create for the writer's batch insert; `None` when the user names groups
+/// to join (`create_user` does that).
+pub fn prepare_user(ctx: &Ctx<'_>, body: &Value) -> Result<Option<PreparedUser>, ScimError> {
+    let input = resource::user_from_json(body)?;
+    if input.groups.as_ref().is_some_and(|g| !g.is_empty()) {
+        return Ok(None);
+    }
+    let (user, raw) = new_user(ctx, &input)?;
+    let created = created(ctx, &user.row, raw);
+    Ok(Some(PreparedUser { user, created }))
+}
+
+/// A new user's row and `user.created` event, and its resource as the event carries it.
+fn new_user(ctx: &Ctx<'_>, input: &UserInput) -> Result<(users::NewUser, String), ScimError> {
+    let mut raw = String::new();
+    let user = users::NewUser::new(ctx.directory_id, input, |row| {
+        raw = user_event_raw(ctx, row)?;
+        let data = serde_json::to_string(&user_event(row, &raw)?);
+        data.ok()
+            .and_then(|d| RawValue::from_string(d).ok())
+            .ok_or_else(ScimError::internal)
+    })?;
+    Ok((user, raw))
+}
+
+fn created(ctx: &Ctx<'_>, row: &UserRow, text: String) -> Created {
+    Created {
         location: resource::location(ctx.base_url, ResourceType::User, &row.id),
         etag: etag(row.version),
-        id: row.id,
+        id: row.id.clone(),
         text,
-    })
+    }
 }
 
 /// A live user of the directory with its groups.

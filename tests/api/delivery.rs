@@ -676,3 +676,115 @@ async fn refused_changes_leave_no_events_and_batched_ones_keep_theirs_in_sequenc
         );
     }
 }
+
+/// A batch inserts its user creates together (on Postgres in one statement), before its
+/// other jobs run. Creates of one userName (in any case) racing in one batch: one goes in,
+/// the others are refused with 409 and leave nothing, and the distinct creates beside them
+/// keep their users, emails, events and request-log rows.
+#[actix_web::test]
+async fn racing_creates_of_one_user_name_make_one_user_and_spoil_nothing_else() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let key = app.api_key();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let creates = (0..30).map(|i| {
+            let body = if i % 3 == 0 {
+                // Ten spellings of one userName, each with an email of its own.
+                let name = if i % 2 == 0 {
+                    "Same@X.com"
+                } else {
+                    "same@x.COM"
+                };
+                json!({"userName": name, "emails": [{"value": format!("same{i}@x.com")}]})
+            } else {
+                json!({
+                    "userName": format!("racer{i}@x.com"),
+                    "emails": [
+                        {"value": format!("racer{i}@x.com"), "type": "work", "primary": true},
+                        {"value": format!("home{i}@x.com"), "type": "home"},
+                    ],
+                })
+            };
+            let scim = &scim;
+            async move { (scim.post("/Users", &body).await, i) }
+        });
+        let replies = futures_util::future::join_all(creates).await;
+        let mut same_created = Vec::new();
+        for (reply, i) in &replies {
+            match (i % 3 == 0, reply.status) {
+                (true, 201) => same_created.push(reply.json()),
+                (true, 409) => assert_eq!(reply.json()["scimType"], "uniqueness"),
+                (false, 201) => {}
+                (_, s) => panic!("create {i}: unexpected status {s}: {}", reply.body),
+            }
+        }
+        assert_eq!(
+            same_created.len(),
+            1,
+            "exactly one of the racing creates won"
+        );
+        let winner = &same_created[0];
+        let winner_email = winner["emails"][0]["value"].as_str().unwrap();
+
+        // Each stored user has the emails its own create sent, and only those.
+        let listed = scim.get("/Users?count=100").await.json();
+        assert_eq!(listed["totalResults"], 21, "{listed}");
+        for i in [1, 2, 29] {
+            let found = scim
+                .get(&format!(
+                    "/Users?filter=emails.value%20eq%20%22home{i}@x.com%22"
+                ))
+                .await
+                .json();
+            assert_eq!(found["totalResults"], 1, "home{i}: {found}");
+            assert_eq!(found["Resources"][0]["userName"], format!("racer{i}@x.com"));
+        }
+        let found = scim
+            .get(&format!(
+                "/Users?filter=emails.value%20eq%20%22{winner_email}%22"
+            ))
+            .await
+            .json();
+        assert_eq!(found["Resources"][0]["id"], winner["id"], "{found}");
+        let losers = replies
+            .iter()
+            .filter(|(r, i)| i % 3 == 0 && r.status == 409)
+            .map(|(_, i)| format!("same{i}@x.com"));
+        for email in losers {
+            let found = scim
+                .get(&format!("/Users?filter=emails.value%20eq%20%22{email}%22"))
+                .await
+                .json();
+            assert_eq!(found["totalResults"], 0, "a refused create left {email}");
+        }
+
+        // One user.created per stored user, numbered without gaps.
+        let feed = api_get(&app, &key, &format!("/api/v1/events?organization_id={org}")).await;
+        let created: BTreeSet<String> = feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "user.created")
+            .map(|e| e["data"]["user"]["id"].as_str().unwrap().to_string())
+            .collect();
+        let stored: BTreeSet<String> = listed["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(created, stored);
+
+        // Every request is logged: 21 creations and 9 refusals.
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+        app.flush_request_log().await;
+        let rows = roster::db::requests::recent(&mut app.conn(), &dir, 100).unwrap();
+        let posts: Vec<_> = rows.iter().filter(|r| r.method == "POST").collect();
+        assert_eq!(posts.iter().filter(|r| r.status == 201).count(), 21);
+        assert_eq!(posts.iter().filter(|r| r.status == 409).count(), 9);
+        let logged_ids: BTreeSet<String> =
+            posts.iter().filter_map(|r| r.resource_id.clone()).collect();
+        assert_eq!(logged_ids, stored, "each creation's log row names its user");
+    }
+}
