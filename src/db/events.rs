@@ -120,19 +120,6 @@ impl<Conn> RunQueryDsl<Conn> for ReserveSequence<'_> {}
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
-/// An event as delivered (its `payload` column), but for its `data`, which is spliced in
-/// already serialized.
-#[derive(serde::Serialize)]
-struct PayloadHead<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    org_id: &'a str,
-    directory_id: &'a str,
-    sequence: i64,
-    created_at: &'a str,
-}
-
 /// An event emitted while the writer's batch defers them (see `defer`).
 struct DeferredEvent {
     directory_id: String,
@@ -237,58 +224,27 @@ pub fn emit_many<D: serde::Serialize>(
     }
 }
 
-/// Takes the order lock (`order_lock`), reserves `n` sequence numbers of the directory (its
-/// row's counter hands them out) and reads the webhook endpoints (id, event types) that may
-/// want its events; returns the last number, the organization and the endpoints. On Postgres
-/// in one statement: a batch's events cost three round trips fewer.
+/// Reserves `n` sequence numbers of the directory (its row's counter hands them out) and
+/// reads the webhook endpoints (id, event types) that may want its events; returns the last
+/// number, the organization and the endpoints. SQLite only: writers are serialized already,
+/// and Postgres does all of it in `WriteEvents`.
 fn reserve(
-    conn: &mut DbConn,
+    c: &mut diesel::SqliteConnection,
     directory_id: &str,
     n: i64,
 ) -> QueryResult<(i64, String, Vec<Endpoint>)> {
-    use diesel::sql_types::{BigInt, Text};
-    let c = match conn {
-        DbConn::Postgres(c) => c,
-        DbConn::Sqlite(c) => {
-            // Writers are serialized already: no lock to take.
-            let (last, org_id): (i64, String) =
-                ReserveSequence { directory_id, n }.get_result(c)?;
-            let endpoints = webhook_endpoints::table
-                .filter(webhook_endpoints::disabled_at.is_null())
-                .filter(
-                    webhook_endpoints::org_id
-                        .is_null()
-                        .or(webhook_endpoints::org_id.eq(&org_id)),
-                )
-                .select((webhook_endpoints::id, webhook_endpoints::event_types))
-                .load(c)?;
-            return Ok((last, org_id, endpoints));
-        }
-    };
-    // The lock is taken before the update locks the directory's row: the join needs the
-    // lock's row before it yields the directory's.
-    let (last, org_id, endpoints): (i64, String, String) =
-        super::FixedSql::<ReserveOrdered, (BigInt, Text, Text)>::new(
-            "WITH ordered AS (SELECT pg_advisory_xact_lock(CAST(? AS bigint))) \
-             UPDATE directories SET event_seq = event_seq + CAST(? AS bigint) FROM ordered \
-             WHERE id = ? RETURNING event_seq, org_id, \
-             COALESCE((SELECT json_agg(json_build_array(w.id, w.event_types)) \
-             FROM webhook_endpoints w WHERE w.disabled_at IS NULL \
-             AND (w.org_id IS NULL OR w.org_id = directories.org_id))::text, '[]')",
-            vec![
-                EVENT_ORDER_LOCK.to_string(),
-                n.to_string(),
-                directory_id.to_string(),
-            ],
+    let (last, org_id): (i64, String) = ReserveSequence { directory_id, n }.get_result(c)?;
+    let endpoints = webhook_endpoints::table
+        .filter(webhook_endpoints::disabled_at.is_null())
+        .filter(
+            webhook_endpoints::org_id
+                .is_null()
+                .or(webhook_endpoints::org_id.eq(&org_id)),
         )
-        .get_result(c)?;
-    let endpoints = serde_json::from_str(&endpoints)
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        .select((webhook_endpoints::id, webhook_endpoints::event_types))
+        .load(c)?;
     Ok((last, org_id, endpoints))
 }
-
-/// Query id of `reserve`'s Postgres statement.
-struct ReserveOrdered;
 
 /// A webhook endpoint's id and the event types it takes (see `type_matches`).
 type Endpoint = (String, String);
@@ -302,87 +258,29 @@ fn write_events(
     if items.is_empty() {
         return Ok(());
     }
-    let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
-    let (last, org_id, endpoints) = reserve(conn, directory_id, n)?;
-    let first = last - n + 1;
     let at = now();
     let created_at = crate::scim::resource::rfc3339(at);
-    let rows: Vec<_> = items
-        .iter()
-        .enumerate()
-        .map(|(i, (event_type, data))| {
-            let seq = first + i as i64;
-            let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-            let head = serde_json::to_string(&PayloadHead {
-                id: &id,
-                event_type,
-                org_id: &org_id,
-                directory_id,
-                sequence: seq,
-                created_at: &created_at,
-            })
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-            // `{…head…}` becomes `{…head…,"data":…}`.
-            let payload = format!("{},\"data\":{data}}}", &head[..head.len() - 1]);
-            Ok((
-                events::id.eq(id),
-                events::org_id.eq(org_id.clone()),
-                events::directory_id.eq(directory_id.to_string()),
-                events::directory_seq.eq(seq),
-                events::event_type.eq(event_type.clone()),
-                events::payload.eq(payload),
-                events::created_at.eq(at),
-            ))
-        })
+    let events: Vec<NewEvent> = items
+        .into_iter()
+        .map(|(event_type, data)| NewEvent::new(event_type, directory_id, &created_at, &data))
         .collect::<QueryResult<_>>()?;
-    match conn {
-        // One cached single-row statement per event: a multi-row INSERT would be prepared
-        // anew each time (and keep a statement journal); SQLite has no round trips to save.
-        DbConn::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(events::table).values(row).execute(c)?;
-            }
-        }
-        // One event (most changes): a single-row insert, whose prepared statement is cached.
-        DbConn::Postgres(c) if rows.len() == 1 => {
-            diesel::insert_into(events::table)
-                .values(rows[0].clone())
-                .execute(c)?;
-        }
-        DbConn::Postgres(c) => {
-            for chunk in rows.chunks(BATCH) {
-                diesel::insert_into(events::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-        }
-    }
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    let stored: Vec<(i64, String)> = events::table
-        .filter(events::directory_id.eq(directory_id))
-        .filter(events::directory_seq.between(first, last))
-        .order(events::directory_seq.asc())
-        .select((events::seq, events::event_type))
-        .load(conn)?;
-    let deliveries: Vec<_> = stored
+    let candidates = match conn {
+        DbConn::Postgres(c) => write_events_pg(c, directory_id, &events, at)?,
+        DbConn::Sqlite(c) => write_events_sqlite(c, directory_id, &events, at)?,
+    };
+    let deliveries: Vec<_> = candidates
         .iter()
-        .flat_map(|(seq, event_type)| {
-            endpoints
-                .iter()
-                .filter(|(_, types)| type_matches(types, event_type))
-                .map(move |(endpoint_id, _)| {
-                    (
-                        webhook_deliveries::endpoint_id.eq(endpoint_id.clone()),
-                        webhook_deliveries::event_seq.eq(*seq),
-                        webhook_deliveries::directory_id.eq(directory_id.to_string()),
-                        webhook_deliveries::status.eq("pending"),
-                        webhook_deliveries::attempts.eq(0),
-                        webhook_deliveries::next_attempt_at.eq(at),
-                        webhook_deliveries::created_at.eq(at),
-                    )
-                })
+        .filter(|(_, event_type, _, types)| type_matches(types, event_type))
+        .map(|(seq, _, endpoint_id, _)| {
+            (
+                webhook_deliveries::endpoint_id.eq(endpoint_id.clone()),
+                webhook_deliveries::event_seq.eq(*seq),
+                webhook_deliveries::directory_id.eq(directory_id.to_string()),
+                webhook_deliveries::status.eq("pending"),
+                webhook_deliveries::attempts.eq(0),
+                webhook_deliveries::next_attempt_at.eq(at),
+                webhook_deliveries::created_at.eq(at),
+            )
         })
         .collect();
     for chunk in deliveries.chunks(BATCH) {
@@ -397,6 +295,198 @@ fn write_events(
     }
     Ok(())
 }
+
+/// An event about to be written. Its payload, as delivered, is
+/// `{"id":…,"type":…,"org_id":…,"directory_id":…,"sequence":…,"created_at":…,"data":…}`
+/// (`data` spliced in already serialized), cut where the organization and the sequence
+/// number go: `head` + org + `middle` + sequence + `tail` (Postgres fills them in within the
+/// statement that reserves the number).
+struct NewEvent {
+    id: String,
+    event_type: String,
+    head: String,
+    middle: String,
+    tail: String,
+}
+
+impl NewEvent {
+    fn new(
+        event_type: String,
+        directory_id: &str,
+        created_at: &str,
+        data: &str,
+    ) -> QueryResult<NewEvent> {
+        let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+        let json = |v: &str| {
+            serde_json::to_string(v)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        };
+        Ok(NewEvent {
+            head: format!(
+                "{{\"id\":{},\"type\":{},\"org_id\":",
+                json(&id)?,
+                json(&event_type)?
+            ),
+            middle: format!(",\"directory_id\":{},\"sequence\":", json(directory_id)?),
+            tail: format!(",\"created_at\":{},\"data\":{data}}}", json(created_at)?),
+            id,
+            event_type,
+        })
+    }
+
+    fn payload(&self, org_id: &str, sequence: i64) -> QueryResult<String> {
+        let org = serde_json::to_string(org_id)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        Ok(format!(
+            "{}{org}{}{sequence}{}",
+            self.head, self.middle, self.tail
+        ))
+    }
+}
+
+/// An event's global sequence number and type, and a webhook endpoint (id and the types it
+/// takes) of its organization: a delivery when the types match.
+type Candidate = (i64, String, String, String);
+
+fn write_events_sqlite(
+    c: &mut diesel::SqliteConnection,
+    directory_id: &str,
+    events: &[NewEvent],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Candidate>> {
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let (last, org_id, endpoints) = reserve(c, directory_id, n)?;
+    let first = last - n + 1;
+    let mut candidates = Vec::new();
+    for (event, directory_seq) in events.iter().zip(first..) {
+        // One cached single-row statement per event: a multi-row INSERT would be prepared
+        // anew each time (and keep a statement journal); SQLite has no round trips to save.
+        let seq: i64 = diesel::insert_into(events::table)
+            .values((
+                events::id.eq(&event.id),
+                events::org_id.eq(&org_id),
+                events::directory_id.eq(directory_id),
+                events::directory_seq.eq(directory_seq),
+                events::event_type.eq(&event.event_type),
+                events::payload.eq(event.payload(&org_id, directory_seq)?),
+                events::created_at.eq(at),
+            ))
+            .returning(events::seq)
+            .get_result(c)?;
+        for (endpoint_id, types) in &endpoints {
+            candidates.push((
+                seq,
+                event.event_type.clone(),
+                endpoint_id.clone(),
+                types.clone(),
+            ));
+        }
+    }
+    Ok(candidates)
+}
+
+/// Postgres: one prepared statement takes the order lock (`order_lock`), reserves the
+/// directory's sequence numbers, inserts the events and returns the delivery candidates: a
+/// change costs no round trip for its events but this one.
+fn write_events_pg(
+    c: &mut diesel::PgConnection,
+    directory_id: &str,
+    events: &[NewEvent],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Candidate>> {
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let statement = WriteEvents {
+        lock: EVENT_ORDER_LOCK,
+        n,
+        directory_id,
+        middle: events.first().map_or("", |e| e.middle.as_str()),
+        at,
+        ids: events.iter().map(|e| e.id.as_str()).collect(),
+        types: events.iter().map(|e| e.event_type.as_str()).collect(),
+        heads: events.iter().map(|e| e.head.as_str()).collect(),
+        tails: events.iter().map(|e| e.tail.as_str()).collect(),
+    };
+    let (written, candidates): (i64, String) = statement.get_result(c)?;
+    if written != n {
+        // The directory is gone: its change cannot stand.
+        return Err(diesel::result::Error::NotFound);
+    }
+    serde_json::from_str(&candidates)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}
+
+/// See `write_events_pg`. The lock is taken before the update locks the directory's row (the
+/// join needs the lock's row before it yields the directory's); the events are numbered in
+/// their order, by the directory's counter and by the global sequence alike.
+struct WriteEvents<'a> {
+    lock: i64,
+    n: i64,
+    directory_id: &'a str,
+    middle: &'a str,
+    at: NaiveDateTime,
+    ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    heads: Vec<&'a str>,
+    tails: Vec<&'a str>,
+}
+
+struct WriteEventsId;
+
+impl diesel::query_builder::QueryId for WriteEvents<'_> {
+    type QueryId = WriteEventsId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for WriteEvents<'_> {
+    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::Text);
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for WriteEvents<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+        out.push_sql("WITH ordered AS (SELECT pg_advisory_xact_lock(");
+        out.push_bind_param::<BigInt, _>(&self.lock)?;
+        out.push_sql(
+            ")), reserved AS (UPDATE directories SET event_seq = event_seq + n.count \
+             FROM ordered, (SELECT ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.n)?;
+        out.push_sql(" AS count) n WHERE id = ");
+        out.push_bind_param::<Text, _>(&self.directory_id)?;
+        out.push_sql(
+            " RETURNING id, org_id, event_seq - n.count AS before), \
+             written AS (INSERT INTO events (id, org_id, directory_id, directory_seq, \
+             event_type, payload, created_at) SELECT e.id, r.org_id, r.id, r.before + e.ord, \
+             e.event_type, e.head || to_json(r.org_id)::text || ",
+        );
+        out.push_bind_param::<Text, _>(&self.middle)?;
+        out.push_sql(" || (r.before + e.ord)::text || e.tail, ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" FROM reserved r, unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.types)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.heads)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.tails)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS e (id, event_type, head, tail, ord) ORDER BY e.ord \
+             RETURNING seq, event_type, org_id) \
+             SELECT (SELECT count(*) FROM written), \
+             COALESCE((SELECT json_agg(json_build_array(w.seq, w.event_type, h.id, \
+             h.event_types) ORDER BY w.seq, h.id) FROM written w JOIN webhook_endpoints h \
+             ON h.disabled_at IS NULL AND (h.org_id IS NULL OR h.org_id = w.org_id))::text, \
+             '[]')",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for WriteEvents<'_> {}
 
 /// Which events a feed reads.
 #[derive(Debug, Clone, Default)]

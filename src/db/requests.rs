@@ -130,8 +130,14 @@ pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<
         return Ok(());
     }
     if first / PRUNE_EVERY != last / PRUNE_EVERY || first % PRUNE_EVERY == 0 {
-        for dir in &live {
-            prune(conn, dir, last)?;
+        // Bookkeeping, in a savepoint of its own: failing to prune (say, a deadlock with
+        // another instance pruning the same rows) must not fail the writer's batch.
+        let pruned = super::write_tx(conn, |c| {
+            live.iter()
+                .try_for_each(|dir| prune(c, dir, last).map(|_| ()))
+        });
+        if let Err(e) = pruned {
+            log::warn!("the request log was not pruned this time: {e}");
         }
     }
     Ok(())

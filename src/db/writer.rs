@@ -796,7 +796,7 @@ fn run_batch(
             events::discard_deferred(events);
         }
         events::write_deferred(c)?;
-        insert_log_rows(c, std::mem::take(logs));
+        insert_log_rows(c, std::mem::take(logs))?;
         if relaxed {
             relax_commit(c)?;
         }
@@ -821,26 +821,16 @@ fn insert_new_users(
         .collect())
 }
 
-/// Inserts the batch's request-log rows in a savepoint of their own: failing to log must not
-/// lose the batch's changes. On Postgres the savepoint is left for the commit to release (a
-/// round trip less).
-fn insert_log_rows(c: &mut DbConn, rows: Vec<NewRequest>) {
-    let count = rows.len();
-    if count == 0 {
-        return;
+/// Inserts the batch's request-log rows. They are part of the batch, like its events: rows
+/// that cannot be inserted fail it (its callers get a 503 and retry), so no change is ever
+/// acknowledged without its log row. A savepoint to keep the changes anyway cost a round
+/// trip per batch on Postgres, against a failure nothing in the rows can cause (rows of
+/// deleted directories are dropped, U+0000 is replaced).
+fn insert_log_rows(c: &mut DbConn, rows: Vec<NewRequest>) -> Result<(), diesel::result::Error> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    let inserted = match c {
-        DbConn::Postgres(_) => c.batch_execute("SAVEPOINT request_log").and_then(|()| {
-            requests::insert_many(c, rows).or_else(|e| {
-                c.batch_execute("ROLLBACK TO SAVEPOINT request_log")?;
-                Err(e)
-            })
-        }),
-        DbConn::Sqlite(_) => write_tx(c, |c| requests::insert_many(c, rows)),
-    };
-    if let Err(e) = inserted {
-        log::error!("{count} request log rows lost: {e}");
-    }
+    requests::insert_many(c, rows)
 }
 
 mod sql {
