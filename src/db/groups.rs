@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use super::schema::{directories, group_members, scim_groups, scim_users};
 use super::scim_filter::GroupCond;
+use super::users::UserRow;
 use super::{DbConn, new_id, now};
 use crate::scim::resource::{GroupInput, Reference, normalize};
 
@@ -404,6 +405,105 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
 }
 
 impl<Conn> RunQueryDsl<Conn> for AddMembers<'_> {}
+
+/// Adds users to the group, skipping those already in it, but only when every one of them is
+/// a live user of the directory. Returns the ids that are (all of them, unless some are
+/// unknown: then nothing was added) and the users added. On Postgres one statement: the
+/// check, the insert and reading the added users (for their events) cost one round trip.
+pub fn add_known_members(
+    conn: &mut DbConn,
+    directory_id: &str,
+    group_id: &str,
+    user_ids: &BTreeSet<String>,
+) -> QueryResult<(BTreeSet<String>, Vec<UserRow>)> {
+    if user_ids.is_empty() {
+        return Ok((BTreeSet::new(), Vec::new()));
+    }
+    match conn {
+        DbConn::Postgres(c) => {
+            let rows: Vec<(bool, UserRow)> = AddKnownMembers {
+                directory_id,
+                group_id,
+                at: now(),
+                users: user_ids.iter().map(String::as_str).collect(),
+            }
+            .load(c)?;
+            let known = rows.iter().map(|(_, u)| u.id.clone()).collect();
+            let added = rows
+                .into_iter()
+                .filter_map(|(added, u)| added.then_some(u))
+                .collect();
+            Ok((known, added))
+        }
+        DbConn::Sqlite(_) => {
+            let known = known_user_ids(conn, directory_id, user_ids)?;
+            if known.len() < user_ids.len() {
+                return Ok((known, Vec::new()));
+            }
+            let added = add_members(conn, group_id, &known)?;
+            let ids: Vec<&String> = added.iter().collect();
+            Ok((known, super::users::get_many(conn, directory_id, &ids)?))
+        }
+    }
+}
+
+/// See `add_known_members`: `known` is the directory's live users among the ids; they are
+/// inserted only when all were found.
+struct AddKnownMembers<'a> {
+    directory_id: &'a str,
+    group_id: &'a str,
+    at: NaiveDateTime,
+    users: Vec<&'a str>,
+}
+
+struct AddKnownMembersId;
+
+impl diesel::query_builder::QueryId for AddKnownMembers<'_> {
+    type QueryId = AddKnownMembersId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for AddKnownMembers<'_> {
+    type SqlType = (
+        diesel::sql_types::Bool,
+        diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<UserRow, diesel::pg::Pg>>,
+    );
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddKnownMembers<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text, Timestamp};
+        out.push_sql("WITH wanted AS (SELECT DISTINCT u FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.users)?;
+        out.push_sql(
+            ") AS u), known AS (SELECT s.* FROM scim_users s JOIN wanted w ON s.id = w.u \
+             WHERE s.directory_id = ",
+        );
+        out.push_bind_param::<Text, _>(&self.directory_id)?;
+        out.push_sql(
+            " AND s.deleted_at IS NULL), added AS (INSERT INTO group_members (group_id, \
+             user_id, created_at) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&self.group_id)?;
+        out.push_sql(", k.id, ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(
+            " FROM known k WHERE (SELECT count(*) FROM known) = (SELECT count(*) FROM wanted) \
+             ORDER BY k.id ON CONFLICT DO NOTHING RETURNING user_id) \
+             SELECT a.user_id IS NOT NULL, k.id, k.directory_id, k.user_name, \
+             k.user_name_norm, k.external_id, k.active, k.display_name, k.display_name_norm, \
+             k.full_name, k.full_name_norm, k.primary_email, k.resource, k.version, \
+             k.created_at, k.updated_at, k.deleted_at \
+             FROM known k LEFT JOIN added a ON a.user_id = k.id ORDER BY k.id",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for AddKnownMembers<'_> {}
 
 /// Removes members; returns the ones actually removed.
 pub fn remove_members(

@@ -237,15 +237,10 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
+    let user = users::get_many(c, ctx.directory_id, &[&user_id.to_string()])?;
     for group_id in users::add_to_groups(c, user_id, &ids)? {
         if let Some(group) = groups::get(c, ctx.directory_id, &group_id)? {
-            emit_memberships(
-                c,
-                ctx,
-                &group,
-                &BTreeSet::from([user_id.to_string()]),
-                &BTreeSet::new(),
-            )?;
+            emit_memberships(c, ctx, &group, &user, &BTreeSet::new())?;
         }
     }
     Ok(())
@@ -284,20 +279,26 @@ fn emit_memberships(
     c: &mut DbConn,
     ctx: &Ctx<'_>,
     group: &GroupRow,
-    added: &BTreeSet<String>,
+    added: &[UserRow],
     removed: &BTreeSet<String>,
 ) -> Result<(), ScimError> {
-    let mut items = Vec::with_capacity(added.len() + removed.len());
-    for (set, kind) in [(added, "group.user_added"), (removed, "group.user_removed")] {
-        let ids: Vec<&String> = set.iter().collect();
-        let group_json = events::group_json(group);
-        for user in users::get_many(c, ctx.directory_id, &ids)? {
-            items.push((
+    let group_json = &events::group_json(group);
+    let ids: Vec<&String> = removed.iter().collect();
+    let removed = users::get_many(c, ctx.directory_id, &ids)?;
+    let items = [
+        (added, "group.user_added"),
+        (&removed, "group.user_removed"),
+    ]
+    .into_iter()
+    .flat_map(|(users, kind)| {
+        users.iter().map(move |user| {
+            (
                 kind,
-                json!({"group": group_json, "user": events::user_json(&user)}),
-            ));
-        }
-    }
+                json!({"group": group_json, "user": events::user_json(user)}),
+            )
+        })
+    })
+    .collect();
     db_events::emit_many(c, ctx.directory_id, items)?;
     Ok(())
 }
@@ -688,28 +689,20 @@ fn ensure_display_name_free(
 }
 
 /// Refuses member ids that are not live users of this directory (never silently dropped).
-fn ensure_known_users(
-    conn: &mut DbConn,
-    ctx: &Ctx<'_>,
-    ids: &BTreeSet<String>,
-) -> Result<(), ScimError> {
-    if ids.is_empty() {
+/// The refusal of members that are not live users of the directory (at most five named).
+fn unknown_members(ids: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(), ScimError> {
+    let unknown: Vec<&String> = ids.difference(known).take(5).collect();
+    if unknown.is_empty() {
         return Ok(());
     }
-    let known = groups::known_user_ids(conn, ctx.directory_id, ids)?;
-    let unknown: Vec<&String> = ids.difference(&known).take(5).collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(ScimError::invalid_value(format!(
-            "members must be ids of users in this directory; unknown: {}",
-            unknown
-                .iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
-    }
+    Err(ScimError::invalid_value(format!(
+        "members must be ids of users in this directory; unknown: {}",
+        unknown
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// Applies membership changes, touching only changed rows, with one event per changed
@@ -734,8 +727,8 @@ fn apply_member_changes(
         }
         None => (changes.add.clone(), changes.remove.clone()),
     };
-    ensure_known_users(conn, ctx, &add)?;
-    let added = groups::add_members(conn, group_id, &add)?;
+    let (known, added) = groups::add_known_members(conn, ctx.directory_id, group_id, &add)?;
+    unknown_members(&add, &known)?;
     let removed = groups::remove_members(conn, group_id, &remove)?;
     emit_memberships(conn, ctx, group, &added, &removed)?;
     Ok(!added.is_empty() || !removed.is_empty())

@@ -409,3 +409,81 @@ async fn nul_characters_are_refused_on_every_backend_and_still_logged() {
         );
     }
 }
+
+/// Members a PATCH adds must all be live users of the directory: one unknown id (another
+/// directory's user, a deleted one, a made-up one) refuses the whole change and adds nobody,
+/// even the valid ones beside it. Adding members already in the group changes nothing for them.
+#[actix_web::test]
+async fn a_member_add_with_any_unknown_user_adds_nobody() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "entra");
+        let other = app.directory(&org, "okta");
+        let id = |r: &Resp| r.json()["id"].as_str().unwrap().to_string();
+        let alice = id(&scim
+            .post("/Users", &json!({"userName": "alice@acme.com"}))
+            .await);
+        let bob = id(&scim
+            .post("/Users", &json!({"userName": "bob@acme.com"}))
+            .await);
+        let gone = id(&scim
+            .post("/Users", &json!({"userName": "gone@acme.com"}))
+            .await);
+        assert_eq!(scim.delete(&format!("/Users/{gone}")).await.status, 204);
+        let elsewhere = id(&other
+            .post("/Users", &json!({"userName": "eve@acme.com"}))
+            .await);
+        let group = id(&scim.post("/Groups", &json!({"displayName": "Sales"})).await);
+        let add = |ids: &[&str]| {
+            let members: Vec<_> = ids.iter().map(|i| json!({"value": i})).collect();
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "Add", "path": "members", "value": members}]})
+        };
+        let members = || async {
+            let g = scim.get(&format!("/Groups/{group}")).await.json();
+            let mut ids: Vec<String> = g["members"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .map(|x| x["value"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ids.sort();
+            ids
+        };
+        for bad in [&elsewhere, &gone, &"no-such-user".to_string()] {
+            let r = scim
+                .patch(&format!("/Groups/{group}"), &add(&[&alice, bad, &bob]))
+                .await;
+            assert_scim_error(&r, 400, Some("invalidValue"));
+            assert!(r.body.contains(bad.as_str()), "names {bad}: {}", r.body);
+            assert!(members().await.is_empty(), "nobody was added beside {bad}");
+        }
+        let r = scim
+            .patch(&format!("/Groups/{group}"), &add(&[&alice]))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let r = scim
+            .patch(&format!("/Groups/{group}"), &add(&[&alice, &bob]))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let mut expected = vec![alice.clone(), bob.clone()];
+        expected.sort();
+        assert_eq!(members().await, expected);
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+        let scope = roster::db::events::FeedScope {
+            org_id: None,
+            directory_id: Some(dir),
+        };
+        let added: Vec<String> = roster::db::events::feed(&mut app.conn(), &scope, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event_type == "group.user_added")
+            .map(|e| e.payload)
+            .collect();
+        assert_eq!(added.len(), 2, "one event per membership added: {added:?}");
+        assert!(added[0].contains(&alice) && added[1].contains(&bob));
+    }
+}
