@@ -84,17 +84,10 @@ struct ReserveSequence<'a> {
     n: i64,
 }
 
-/// The query id of every `ReserveSequence` (whose text never changes).
-struct ReserveSequenceId;
-
-impl diesel::query_builder::QueryId for ReserveSequence<'_> {
-    type QueryId = ReserveSequenceId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for ReserveSequence<'_> {
-    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::Text);
-}
+super::prepared_statement!(
+    ReserveSequence,
+    (diesel::sql_types::BigInt, diesel::sql_types::Text)
+);
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for ReserveSequence<'_>
 where
@@ -114,8 +107,6 @@ where
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for ReserveSequence<'_> {}
 
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
@@ -430,16 +421,10 @@ struct WriteEvents<'a> {
     tails: Vec<&'a str>,
 }
 
-struct WriteEventsId;
-
-impl diesel::query_builder::QueryId for WriteEvents<'_> {
-    type QueryId = WriteEventsId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for WriteEvents<'_> {
-    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::Text);
-}
+super::prepared_statement!(
+    WriteEvents,
+    (diesel::sql_types::BigInt, diesel::sql_types::Text)
+);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for WriteEvents<'_> {
     fn walk_ast<'b>(
@@ -485,8 +470,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for WriteEvents<'_> {
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for WriteEvents<'_> {}
 
 /// Which events a feed reads.
 #[derive(Debug, Clone, Default)]

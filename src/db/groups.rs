@@ -376,16 +376,7 @@ struct AddMembers<'a> {
     users: Vec<&'a str>,
 }
 
-struct AddMembersId;
-
-impl diesel::query_builder::QueryId for AddMembers<'_> {
-    type QueryId = AddMembersId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for AddMembers<'_> {
-    type SqlType = diesel::sql_types::Text;
-}
+super::prepared_statement!(AddMembers, diesel::sql_types::Text);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
     fn walk_ast<'b>(
@@ -403,8 +394,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for AddMembers<'_> {}
 
 /// Adds users to the group, skipping those already in it, but only when every one of them is
 /// a live user of the directory. Returns the ids that are (all of them, unless some are
@@ -456,19 +445,13 @@ struct AddKnownMembers<'a> {
     users: Vec<&'a str>,
 }
 
-struct AddKnownMembersId;
-
-impl diesel::query_builder::QueryId for AddKnownMembers<'_> {
-    type QueryId = AddKnownMembersId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for AddKnownMembers<'_> {
-    type SqlType = (
+super::prepared_statement!(
+    AddKnownMembers,
+    (
         diesel::sql_types::Bool,
         diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<UserRow, diesel::pg::Pg>>,
-    );
-}
+    )
+);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddKnownMembers<'_> {
     fn walk_ast<'b>(
@@ -502,8 +485,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddKnownMembers<'_
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for AddKnownMembers<'_> {}
 
 /// Removes members; returns the ones actually removed.
 pub fn remove_members(

@@ -111,6 +111,25 @@ pub fn json_array(ids: &[impl AsRef<str>]) -> String {
     serde_json::Value::from(ids.iter().map(|i| i.as_ref()).collect::<Vec<_>>()).to_string()
 }
 
+/// What diesel needs to run a hand-written statement type (`$name<'a>`, with its own
+/// `QueryFragment`) that returns rows of `$sql_type`, and to keep it prepared: its text never
+/// changes, so the type itself is its query id.
+macro_rules! prepared_statement {
+    ($name:ident, $sql_type:ty) => {
+        impl diesel::query_builder::QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl diesel::query_builder::Query for $name<'_> {
+            type SqlType = $sql_type;
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $name<'_> {}
+    };
+}
+pub(crate) use prepared_statement;
+
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 

@@ -181,16 +181,10 @@ impl<'a> InsertRows<'a> {
     }
 }
 
-struct InsertRowsId;
-
-impl diesel::query_builder::QueryId for InsertRows<'_> {
-    type QueryId = InsertRowsId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for InsertRows<'_> {
-    type SqlType = (diesel::sql_types::BigInt, diesel::sql_types::Text);
-}
+super::prepared_statement!(
+    InsertRows,
+    (diesel::sql_types::BigInt, diesel::sql_types::Text)
+);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
     fn walk_ast<'b>(
@@ -229,8 +223,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for InsertRows<'_> {}
 
 diesel::define_sql_function! {
     /// SQLite's rowid of this connection's last insert.

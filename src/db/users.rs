@@ -604,17 +604,7 @@ impl<'a> InsertUsers<'a> {
     }
 }
 
-/// The query id of every `InsertUsers` (whose text never changes).
-struct InsertUsersId;
-
-impl diesel::query_builder::QueryId for InsertUsers<'_> {
-    type QueryId = InsertUsersId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl diesel::query_builder::Query for InsertUsers<'_> {
-    type SqlType = Text;
-}
+super::prepared_statement!(InsertUsers, Text);
 
 impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertUsers<'_> {
     fn walk_ast<'b>(
@@ -681,8 +671,6 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertUsers<'_> {
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for InsertUsers<'_> {}
 
 /// SQLite's search-index bookkeeping (see the migrations `user_search` and
 /// `search_once_per_commit`), not in `schema.rs`, which holds the tables both backends have.

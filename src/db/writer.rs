@@ -105,14 +105,23 @@ where
     }
 
     fn settle(self: Box<Self>, batch: Result<(), WriteError>) {
-        let outcome = match (batch, self.result) {
-            (Ok(()), Some(result)) => Ok(result),
-            (Err(e), _) => Err(e),
-            // Never ran: dropping the reply tells the caller the write was abandoned.
-            (Ok(()), None) => return,
-        };
-        let _ = self.reply.send(outcome);
+        reply(self.reply, batch, self.result);
     }
+}
+
+/// Hands a job's result (of its last run) to its caller once the batch's fate is known.
+fn reply<T>(
+    to: tokio::sync::oneshot::Sender<Result<T, WriteError>>,
+    batch: Result<(), WriteError>,
+    result: Option<T>,
+) {
+    let outcome = match (batch, result) {
+        (Ok(()), Some(result)) => Ok(result),
+        (Err(e), _) => Err(e),
+        // Never ran: dropping the sender tells the caller the write was abandoned.
+        (Ok(()), None) => return,
+    };
+    let _ = to.send(outcome);
 }
 
 /// Bookkeeping nobody waits for: a failure is only logged.
@@ -167,12 +176,7 @@ impl<L: FnMut() -> NewRequest + Send> Job for Create<L> {
     }
 
     fn settle(self: Box<Self>, batch: Result<(), WriteError>) {
-        let outcome = match (batch, self.inserted) {
-            (Ok(()), Some(inserted)) => Ok(inserted),
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => return,
-        };
-        let _ = self.reply.send(outcome);
+        reply(self.reply, batch, self.inserted);
     }
 }
 
@@ -888,6 +892,22 @@ mod tests {
         }
     }
 
+    /// A fresh SQLite database (alive while the returned directory is) with one directory.
+    fn database_with_directory() -> (
+        tempfile::TempDir,
+        crate::db::Pool,
+        crate::db::directories::Directory,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let pool = crate::db::connect(&url).unwrap();
+        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (directory, _) =
+            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
+                .unwrap();
+        (dir, pool, directory)
+    }
+
     /// Keeps the writer inside a job until the returned sender is used.
     fn hold(writer: &Writer) -> mpsc::Sender<()> {
         let (started, started_rx) = mpsc::channel();
@@ -990,6 +1010,84 @@ mod tests {
         assert_eq!(values, ["a", "c"]);
     }
 
+    /// A batch inserts its creates before its other jobs, and a replay (here caused by a job
+    /// failing after its writes) inserts them again from scratch: each create still hears
+    /// whether its user went in (one of two with one userName), and each user is stored once,
+    /// with one `user.created` event and one log row.
+    #[actix_rt::test]
+    async fn creates_in_a_replayed_batch_go_in_once() {
+        use diesel::RunQueryDsl;
+        let (_dir, pool, directory) = database_with_directory();
+        let new_user = |name: &str| {
+            let input =
+                crate::scim::resource::user_from_json(&serde_json::json!({"userName": name}))
+                    .unwrap();
+            NewUser::new(&directory.id, &input, |_| {
+                serde_json::value::RawValue::from_string("{}".into())
+            })
+            .unwrap()
+        };
+        let log_row = || {
+            let directory_id = directory.id.clone();
+            move || NewRequest {
+                directory_id: directory_id.clone(),
+                method: "POST".into(),
+                ..row()
+            }
+        };
+        let writer = Writer::start(pool.clone());
+        let release = hold(&writer);
+        let failing = |c: &mut DbConn| {
+            c.batch_execute("UPDATE directories SET name = name")?;
+            Err::<(), _>(diesel::result::Error::NotFound)
+        };
+        let jobs = futures_util::future::join4(
+            writer.create_user(new_user("a@x.com"), log_row()),
+            writer.run(failing),
+            writer.create_user(new_user("A@X.com"), log_row()),
+            writer.create_user(new_user("b@x.com"), log_row()),
+        );
+        let released = async {
+            actix_rt::task::yield_now().await;
+            release.send(()).unwrap();
+        };
+        let ((a, failed, a_again, b), ()) = futures_util::future::join(jobs, released).await;
+        assert!(
+            a.unwrap(),
+            "the first of two creates of one userName goes in"
+        );
+        assert!(failed.unwrap().is_err());
+        assert!(
+            !a_again.unwrap(),
+            "the second is told its userName is taken"
+        );
+        assert!(b.unwrap());
+        let mut conn = pool.get().unwrap();
+        let count = |sql: &str, conn: &mut DbConn| {
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let DbConn::Sqlite(c) = conn else {
+                unreachable!()
+            };
+            diesel::sql_query(sql).get_result::<N>(c).unwrap().n
+        };
+        assert_eq!(count("SELECT count(*) AS n FROM scim_users", &mut conn), 2);
+        assert_eq!(
+            count(
+                "SELECT count(*) AS n FROM events WHERE event_type = 'user.created'",
+                &mut conn
+            ),
+            2
+        );
+        assert_eq!(
+            count("SELECT count(*) AS n FROM scim_requests", &mut conn),
+            2
+        );
+    }
+
     /// The WAL is copied into the database file beside the writer, but must still start over
     /// once in a while: a steady stream of writes (here three times `WriterConn::WAL_FRAMES`
     /// pages) leaves it no longer than about `WAL_FRAMES` frames (SQLite's own checkpoint, the
@@ -1029,13 +1127,7 @@ mod tests {
     /// every row waiting, and `flush` waits for all of them.
     #[actix_rt::test]
     async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let pool = crate::db::connect(&url).unwrap();
-        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
-        let (directory, _) =
-            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
-                .unwrap();
+        let (_dir, pool, directory) = database_with_directory();
         let logged = |n: usize| {
             let rows =
                 crate::db::requests::recent(&mut pool.get().unwrap(), &directory.id, 1000).unwrap();

@@ -415,3 +415,17 @@ pub fn element_text(page: &str, id: &str) -> Option<String> {
     let close = open_end + page[open_end..].find("</")?;
     Some(page[open_end..close].trim().to_string())
 }
+
+/// A group's member ids, sorted.
+pub fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|x| x["value"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}

@@ -38,17 +38,7 @@ async fn new_group(scim: &Scim, name: &str, members: &[&str]) -> String {
 }
 
 async fn members(scim: &Scim, gid: &str) -> Vec<String> {
-    let g = scim.get(&format!("/Groups/{gid}")).await.json();
-    let mut ids: Vec<String> = g["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|x| x["value"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
+    crate::helpers::member_ids(&scim.get(&format!("/Groups/{gid}")).await.json())
 }
 
 fn sorted(ids: &[&str]) -> Vec<String> {

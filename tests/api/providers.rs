@@ -25,17 +25,7 @@ async fn user(scim: &Scim, id: &str) -> Value {
 }
 
 async fn member_ids(scim: &Scim, gid: &str) -> Vec<String> {
-    let g = ok(&scim.get(&format!("/Groups/{gid}")).await, 200);
-    let mut v: Vec<String> = g["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|x| x["value"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    crate::helpers::member_ids(&ok(&scim.get(&format!("/Groups/{gid}")).await, 200))
 }
 
 fn sorted(ids: &[&String]) -> Vec<String> {

@@ -441,17 +441,7 @@ async fn a_member_add_with_any_unknown_user_adds_nobody() {
                    "Operations": [{"op": "Add", "path": "members", "value": members}]})
         };
         let members = || async {
-            let g = scim.get(&format!("/Groups/{group}")).await.json();
-            let mut ids: Vec<String> = g["members"]
-                .as_array()
-                .map(|m| {
-                    m.iter()
-                        .map(|x| x["value"].as_str().unwrap().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            ids.sort();
-            ids
+            crate::helpers::member_ids(&scim.get(&format!("/Groups/{group}")).await.json())
         };
         for bad in [&elsewhere, &gone, &"no-such-user".to_string()] {
             let r = scim

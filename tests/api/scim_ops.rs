@@ -2,25 +2,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, backends};
+use crate::helpers::{TestApp, backends, member_ids};
 
 async fn user(scim: &crate::helpers::Scim, body: serde_json::Value) -> String {
     let r = scim.post("/Users", &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()["id"].as_str().unwrap().to_string()
-}
-
-fn member_ids(group: &serde_json::Value) -> Vec<String> {
-    let mut ids: Vec<String> = group["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|x| x["value"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 #[actix_web::test]
