@@ -253,11 +253,12 @@ fn write_events(
     let created_at = crate::scim::resource::rfc3339(at);
     let events: Vec<NewEvent> = items
         .into_iter()
-        .map(|(event_type, data)| NewEvent::new(event_type, directory_id, &created_at, &data))
+        .map(|(event_type, data)| NewEvent::new(event_type, &created_at, &data))
         .collect::<QueryResult<_>>()?;
+    let middle = payload_middle(directory_id)?;
     let candidates = match conn {
-        DbConn::Postgres(c) => write_events_pg(c, directory_id, &events, at)?,
-        DbConn::Sqlite(c) => write_events_sqlite(c, directory_id, &events, at)?,
+        DbConn::Postgres(c) => write_events_pg(c, directory_id, &events, &middle, at)?,
+        DbConn::Sqlite(c) => write_events_sqlite(c, directory_id, &events, &middle, at)?,
     };
     let deliveries: Vec<_> = candidates
         .iter()
@@ -275,14 +276,11 @@ fn write_events(
         })
         .collect();
     for chunk in deliveries.chunks(BATCH) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(webhook_deliveries::table)
-                .values(chunk)
-                .execute(c)?,
-            DbConn::Postgres(c) => diesel::insert_into(webhook_deliveries::table)
-                .values(chunk)
-                .execute(c)?,
-        };
+        crate::on_backend!(&mut *conn, |c| diesel::insert_into(
+            webhook_deliveries::table
+        )
+        .values(chunk)
+        .execute(c))?;
     }
     Ok(())
 }
@@ -290,48 +288,50 @@ fn write_events(
 /// An event about to be written. Its payload, as delivered, is
 /// `{"id":…,"type":…,"org_id":…,"directory_id":…,"sequence":…,"created_at":…,"data":…}`
 /// (`data` spliced in already serialized), cut where the organization and the sequence
-/// number go: `head` + org + `middle` + sequence + `tail` (Postgres fills them in within the
-/// statement that reserves the number).
+/// number go: `head` + org + `payload_middle` + sequence + `tail` (Postgres fills them in
+/// within the statement that reserves the number).
 struct NewEvent {
     id: String,
     event_type: String,
     head: String,
-    middle: String,
     tail: String,
 }
 
+/// `s` as a JSON string.
+fn json_string(s: &str) -> QueryResult<String> {
+    serde_json::to_string(s).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+/// The payload piece between the organization and the sequence number (the same for all of a
+/// directory's events).
+fn payload_middle(directory_id: &str) -> QueryResult<String> {
+    Ok(format!(
+        ",\"directory_id\":{},\"sequence\":",
+        json_string(directory_id)?
+    ))
+}
+
 impl NewEvent {
-    fn new(
-        event_type: String,
-        directory_id: &str,
-        created_at: &str,
-        data: &str,
-    ) -> QueryResult<NewEvent> {
+    fn new(event_type: String, created_at: &str, data: &str) -> QueryResult<NewEvent> {
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-        let json = |v: &str| {
-            serde_json::to_string(v)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-        };
         Ok(NewEvent {
             head: format!(
                 "{{\"id\":{},\"type\":{},\"org_id\":",
-                json(&id)?,
-                json(&event_type)?
+                json_string(&id)?,
+                json_string(&event_type)?
             ),
-            middle: format!(",\"directory_id\":{},\"sequence\":", json(directory_id)?),
-            tail: format!(",\"created_at\":{},\"data\":{data}}}", json(created_at)?),
+            tail: format!(
+                ",\"created_at\":{},\"data\":{data}}}",
+                json_string(created_at)?
+            ),
             id,
             event_type,
         })
     }
 
-    fn payload(&self, org_id: &str, sequence: i64) -> QueryResult<String> {
-        let org = serde_json::to_string(org_id)
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-        Ok(format!(
-            "{}{org}{}{sequence}{}",
-            self.head, self.middle, self.tail
-        ))
+    fn payload(&self, org_id: &str, middle: &str, sequence: i64) -> QueryResult<String> {
+        let org = json_string(org_id)?;
+        Ok(format!("{}{org}{middle}{sequence}{}", self.head, self.tail))
     }
 }
 
@@ -343,6 +343,7 @@ fn write_events_sqlite(
     c: &mut diesel::SqliteConnection,
     directory_id: &str,
     events: &[NewEvent],
+    middle: &str,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<Candidate>> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -359,7 +360,7 @@ fn write_events_sqlite(
                 events::directory_id.eq(directory_id),
                 events::directory_seq.eq(directory_seq),
                 events::event_type.eq(&event.event_type),
-                events::payload.eq(event.payload(&org_id, directory_seq)?),
+                events::payload.eq(event.payload(&org_id, middle, directory_seq)?),
                 events::created_at.eq(at),
             ))
             .returning(events::seq)
@@ -383,6 +384,7 @@ fn write_events_pg(
     c: &mut diesel::PgConnection,
     directory_id: &str,
     events: &[NewEvent],
+    middle: &str,
     at: NaiveDateTime,
 ) -> QueryResult<Vec<Candidate>> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
@@ -390,7 +392,7 @@ fn write_events_pg(
         lock: EVENT_ORDER_LOCK,
         n,
         directory_id,
-        middle: events.first().map_or("", |e| e.middle.as_str()),
+        middle,
         at,
         ids: events.iter().map(|e| e.id.as_str()).collect(),
         types: events.iter().map(|e| e.event_type.as_str()).collect(),

@@ -358,17 +358,18 @@ impl Writer {
     where
         L: FnMut() -> NewRequest + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Box::new(Create {
-            user,
-            log_row,
-            inserted: None,
-            reply,
-        });
-        self.send(Item::Job(Queued { job, durable: true }))?;
-        answer
-            .await
-            .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?
+        self.queue(
+            |reply| {
+                Box::new(Create {
+                    user,
+                    log_row,
+                    inserted: None,
+                    reply,
+                })
+            },
+            true,
+        )
+        .await
     }
 
     async fn submit<T, E, F>(&self, mut f: F, durable: bool) -> Result<Result<T, E>, WriteError>
@@ -386,13 +387,30 @@ impl Writer {
         T: Send + 'static,
         E: Send + 'static,
     {
+        self.queue(
+            |reply| {
+                Box::new(Call {
+                    f,
+                    result: None,
+                    reply,
+                })
+            },
+            durable,
+        )
+        .await
+    }
+
+    /// Queues the job `job` builds around the sender of its reply, and waits for the reply.
+    async fn queue<T>(
+        &self,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, WriteError>>) -> Box<dyn Job>,
+        durable: bool,
+    ) -> Result<T, WriteError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Box::new(Call {
-            f,
-            result: None,
-            reply,
-        });
-        self.send(Item::Job(Queued { job, durable }))?;
+        self.send(Item::Job(Queued {
+            job: job(reply),
+            durable,
+        }))?;
         answer
             .await
             .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?

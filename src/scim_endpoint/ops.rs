@@ -224,7 +224,7 @@ pub fn user_name_taken(user_name: &str) -> ScimError {
 fn apply_user_groups(
     c: &mut DbConn,
     ctx: &Ctx<'_>,
-    user_id: &str,
+    user: &UserRow,
     input: &UserInput,
 ) -> Result<(), ScimError> {
     let Some(ids) = &input.groups else {
@@ -237,10 +237,9 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
-    let user = users::get_many(c, ctx.directory_id, &[&user_id.to_string()])?;
-    for group_id in users::add_to_groups(c, user_id, &ids)? {
+    for group_id in users::add_to_groups(c, &user.id, &ids)? {
         if let Some(group) = groups::get(c, ctx.directory_id, &group_id)? {
-            emit_memberships(c, ctx, &group, &user, &BTreeSet::new())?;
+            emit_memberships(c, ctx, &group, std::slice::from_ref(user), &BTreeSet::new())?;
         }
     }
     Ok(())
@@ -318,7 +317,7 @@ pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Cre
         if users::create_many(c, &[&user])?.first() != Some(&true) {
             return Err(user_name_taken(&input.user_name));
         }
-        apply_user_groups(c, ctx, &user.row.id, &input)
+        apply_user_groups(c, ctx, &user.row, &input)
     })?;
     // A new user belongs only to the groups it was sent with: with none, the reply is the
     // event's resource.
@@ -612,7 +611,7 @@ fn save_user(
         };
         db_events::emit(c, ctx.directory_id, "user.updated", data)?;
     }
-    apply_user_groups(c, ctx, id, input)?;
+    apply_user_groups(c, ctx, &row, input)?;
     let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }

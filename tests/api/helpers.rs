@@ -163,7 +163,6 @@ impl TestApp {
         Scim::new(format!("{}/scim/v2/{}", self.base, dir.id), token)
     }
 
-    /// A browser whose session opened the Admin Portal of `org_id`.
     /// A browser signed in to the owner console (the owner account set up first, with the
     /// password "correct horse battery").
     pub async fn owner(&self) -> Browser {
@@ -184,6 +183,7 @@ impl TestApp {
         owner
     }
 
+    /// A browser whose session opened the Admin Portal of `org_id`.
     pub async fn portal(&self, org_id: &str) -> Browser {
         let (token, _) =
             db::orgs::create_portal_link(&mut self.conn(), org_id, chrono::Duration::days(1))
