@@ -663,43 +663,89 @@ impl std::ops::DerefMut for WriterConn {
 /// `userName eq` lookup by walking the whole directory instead of the unique index (10× slower
 /// at a few thousand users), and SQLite walks every user of the organization in name order
 /// for a portal search instead of starting from the few the trigram index found. Autovacuum
-/// analyzes at most once a minute and SQLite never does on its own, so the writer analyzes
-/// the SCIM tables itself after 500 changes, then each time the number of changes since has
-/// doubled (at most every 100 000). SQLite samples (`analysis_limit`), so this takes a few
-/// milliseconds. (Measured on the 100 000-user sync: sampled statistics gave 36.5 s, full ones
-/// 50.3 s, with group writes 4× slower; no statistics, 64.7 s.)
+/// analyzes at most once a minute and SQLite never does on its own, so the writer does:
+/// - SQLite after 500 changes, then each time the number of changes since has doubled (at
+///   most every 100 000). It samples (`analysis_limit`), so this takes a few milliseconds.
+///   (Measured on the 100 000-user sync: sampled statistics gave 36.5 s, full ones 50.3 s,
+///   with group writes 4× slower; no statistics, 64.7 s.)
+/// - Postgres table by table, each time a table's size has doubled since it was last
+///   analyzed, looked at every 100 changes. Counting requests instead missed a table that
+///   fills late: a PingOne sync sends every user before any group, so the memberships were
+///   last analyzed empty, and Postgres kept a plan that read every membership to list one
+///   group's members (9 ms a group write at 100 000 users; the 1 000-group sync took 26 s
+///   instead of 4). Sizes, not Postgres's own counts of changed rows, because those reach
+///   other sessions up to a second late, and a second is 5 000 users.
 #[derive(Default)]
 struct Statistics {
     changes: usize,
     next: usize,
 }
 
+/// The tables whose statistics the writer keeps up.
+const SCIM_TABLES: [&str; 4] = ["scim_users", "user_emails", "scim_groups", "group_members"];
+
 impl Statistics {
     const FIRST: usize = 500;
     const MAX_STEP: usize = 100_000;
+    const POSTGRES_STEP: usize = 100;
 
     fn after(&mut self, conn: &mut DbConn, changes: usize) {
         self.changes += changes;
-        if self.changes < self.next.max(Self::FIRST) {
-            return;
-        }
         let analyzed = match conn {
             DbConn::Postgres(pg) => {
-                // VACUUM too: it sets the visibility map, without which counting a directory
-                // visits every row instead of only the index (52 ms at 100 000 users).
-                pg.batch_execute(
-                    "VACUUM (ANALYZE) scim_users, user_emails, scim_groups, group_members",
-                )
+                if self.changes < self.next {
+                    return;
+                }
+                self.next = self.changes + Self::POSTGRES_STEP;
+                analyze_grown_tables(pg)
             }
-            DbConn::Sqlite(_) => write_tx(conn, |c| {
-                c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")
-            }),
+            DbConn::Sqlite(_) => {
+                if self.changes < self.next.max(Self::FIRST) {
+                    return;
+                }
+                self.next = self.changes + self.changes.min(Self::MAX_STEP);
+                write_tx(conn, |c| {
+                    c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;")
+                })
+            }
         };
         if let Err(e) = analyzed {
             log::warn!("could not refresh planner statistics: {e}");
         }
-        self.next = self.changes + self.changes.min(Self::MAX_STEP);
     }
+}
+
+/// Analyzes the SCIM tables that have at least doubled in size since they were last analyzed
+/// (or vacuumed), from 64 KB on. VACUUM too: it sets the visibility map, without which
+/// counting a directory visits every row instead of only the index (52 ms at 100 000 users).
+/// SKIP_LOCKED: another instance's writer may be at it already.
+fn analyze_grown_tables(pg: &mut diesel::PgConnection) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let grown: Vec<Table> = diesel::sql_query(
+        "SELECT relname::text AS name FROM pg_class \
+         WHERE relnamespace = current_schema()::regnamespace AND relname = ANY($1) \
+         AND pg_relation_size(oid) >= \
+             greatest(2 * relpages, 8) * current_setting('block_size')::bigint",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&SCIM_TABLES[..])
+    .load(pg)?;
+    // Names from the fixed list only, never text from the catalog.
+    let tables: Vec<&str> = SCIM_TABLES
+        .into_iter()
+        .filter(|t| grown.iter().any(|g| g.name == *t))
+        .collect();
+    if tables.is_empty() {
+        return Ok(());
+    }
+    pg.batch_execute(&format!(
+        "VACUUM (ANALYZE, SKIP_LOCKED) {}",
+        tables.join(", ")
+    ))
 }
 
 #[derive(Default)]
@@ -1166,5 +1212,92 @@ mod tests {
         }
         drop(writer);
         logged(LOG_COMPANY + 8);
+    }
+
+    /// A Postgres table is analyzed when it has doubled since it was last analyzed, and only
+    /// then: one that filled after being analyzed empty (the memberships of a PingOne sync)
+    /// is caught, whatever the other tables did meanwhile. Needs `TEST_DATABASE_URL`.
+    #[test]
+    fn postgres_tables_are_analyzed_when_they_double() {
+        use diesel::{Connection, RunQueryDsl};
+        let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+            );
+            return;
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&base).unwrap();
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let pool = crate::db::connect(&format!(
+            "{base}{sep}sslmode=disable&options=-csearch_path%3D{schema}"
+        ))
+        .unwrap();
+        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (directory, _) =
+            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
+                .unwrap();
+        let mut conn = pool.get().unwrap();
+        let DbConn::Postgres(pg) = &mut *conn else {
+            panic!("a Postgres connection")
+        };
+        let add_users = |pg: &mut diesel::PgConnection, from: i32, to: i32| {
+            diesel::sql_query(
+                "INSERT INTO scim_users (id, directory_id, user_name, user_name_norm, resource, \
+                 created_at, updated_at) SELECT 'u' || i, $1, 'u' || i, 'u' || i, '{}', now(), \
+                 now() FROM generate_series($2, $3) AS i",
+            )
+            .bind::<diesel::sql_types::Text, _>(&directory.id)
+            .bind::<diesel::sql_types::Integer, _>(from)
+            .bind::<diesel::sql_types::Integer, _>(to)
+            .execute(pg)
+            .unwrap();
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Estimate {
+            #[diesel(sql_type = diesel::sql_types::Float)]
+            reltuples: f32,
+        }
+        let estimate = |pg: &mut diesel::PgConnection, table: &str| {
+            diesel::sql_query(
+                "SELECT reltuples FROM pg_class \
+                 WHERE relnamespace = current_schema()::regnamespace AND relname = $1",
+            )
+            .bind::<diesel::sql_types::Text, _>(table)
+            .get_result::<Estimate>(pg)
+            .unwrap()
+            .reltuples
+        };
+        // Autovacuum must not analyze in the test's stead.
+        pg.batch_execute(
+            "ALTER TABLE scim_users SET (autovacuum_enabled = false); \
+             ALTER TABLE scim_groups SET (autovacuum_enabled = false)",
+        )
+        .unwrap();
+        let groups_before = estimate(pg, "scim_groups");
+
+        add_users(pg, 1, 1000);
+        analyze_grown_tables(pg).unwrap();
+        assert_eq!(estimate(pg, "scim_users"), 1000.0);
+        // Unchanged tables are left alone.
+        assert_eq!(estimate(pg, "scim_groups"), groups_before);
+
+        add_users(pg, 1001, 1100);
+        analyze_grown_tables(pg).unwrap();
+        assert_eq!(estimate(pg, "scim_users"), 1000.0, "10 % more is not twice");
+
+        add_users(pg, 1101, 2500);
+        analyze_grown_tables(pg).unwrap();
+        assert_eq!(estimate(pg, "scim_users"), 2500.0);
+
+        drop(conn);
+        drop(pool);
+        admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
     }
 }

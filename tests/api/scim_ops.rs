@@ -463,9 +463,12 @@ async fn planner_statistics_follow_an_initial_sync() {
                 .await;
             assert_eq!(r.status, 201);
         }
+        // SQLite is analyzed after 500 changes, Postgres each time the table has doubled:
+        // either way the estimate is at least half the truth.
+        let estimate = analyzed(&app);
         assert!(
-            analyzed(&app) >= 500.0,
-            "the writer analyzed scim_users after 500 changes ({backend:?})"
+            estimate >= 260.0,
+            "the writer analyzed scim_users as it filled ({backend:?}: {estimate} of 520)"
         );
     }
 }

@@ -1,0 +1,11 @@
+-- A membership's user is no longer a foreign key on Postgres. Postgres checks a foreign key by
+-- locking the referenced row (FOR KEY SHARE), which writes the user's heap page: an Entra-style
+-- `PATCH Add members` of 100 users dirtied up to 100 user pages, each a full-page image in the
+-- WAL after a checkpoint (46 MB of WAL against 8 MB without, for 200 such PATCHes, and twice
+-- the time). The key guarded nothing the writer does not already guarantee:
+-- - users are never hard-deleted but with their directory, which deletes its groups, and the
+--   group foreign key (kept: one row per PATCH) still cascades their memberships, waiting for
+--   any membership add in flight;
+-- - a membership is added only for a live user of the group's directory, checked in the same
+--   statement (groups::add_members, groups::add_known_members).
+ALTER TABLE group_members DROP CONSTRAINT group_members_user_id_fkey;
