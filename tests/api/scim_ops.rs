@@ -295,6 +295,29 @@ async fn filters_paging_and_path_tolerance() {
     }
 }
 
+/// A change of members alone is a change of the group: its version (its ETag) moves.
+#[actix_web::test]
+async fn a_member_change_alone_moves_the_groups_version() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "entra");
+        let alice = user(&scim, json!({"userName": "alice@acme.com"})).await;
+        let r = scim.post("/Groups", &json!({"displayName": "Team"})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let group = r.json();
+        let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+        let add =
+            json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": alice}]}]});
+        assert_eq!(scim.patch(&path, &add).await.status, 204);
+        let after = scim.get(&path).await.json();
+        assert_eq!(after["meta"]["version"], "W/\"2\"", "{backend:?}");
+        // The same add again changes nothing, so the version stays.
+        assert_eq!(scim.patch(&path, &add).await.status, 204);
+        assert_eq!(scim.get(&path).await.json()["meta"]["version"], "W/\"2\"");
+    }
+}
+
 #[actix_web::test]
 async fn etags_if_match_and_if_none_match() {
     for backend in backends() {
