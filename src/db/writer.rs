@@ -1232,11 +1232,16 @@ mod tests {
         admin
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .unwrap();
+        // Without TLS, as the HTTP tests (libpq's TLS teardown at exit can race open
+        // connections).
+        let tls = if base.contains("sslmode=") {
+            ""
+        } else {
+            "sslmode=disable&"
+        };
         let sep = if base.contains('?') { '&' } else { '?' };
-        let pool = crate::db::connect(&format!(
-            "{base}{sep}sslmode=disable&options=-csearch_path%3D{schema}"
-        ))
-        .unwrap();
+        let pool = crate::db::connect(&format!("{base}{sep}{tls}options=-csearch_path%3D{schema}"))
+            .unwrap();
         let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
         let (directory, _) =
             crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
