@@ -623,12 +623,12 @@ fn main() {
                 .map(|c| c.split(';').next().unwrap_or_default().to_string())
         })
         .unwrap_or_default();
-    let view = |q: &str| {
+    let view = |path: &str| {
         let t = Instant::now();
         let n = 50;
         for _ in 0..n {
             let _ = portal
-                .get(format!("{base}/portal/users{q}"))
+                .get(format!("{base}{path}"))
                 .header("cookie", &cookie)
                 .header("hx-request", "true")
                 .call()
@@ -636,8 +636,10 @@ fn main() {
         }
         t.elapsed().as_secs_f64() * 1000.0 / n as f64
     };
-    let view_first = view("");
-    let view_search = view("?q=given9876");
+    let view_first = view("/portal/users");
+    let view_search = view("/portal/users?q=given9876");
+    // The SCIM tab: each directory with its numbers of users and groups.
+    let scim_tab = view("/portal/scim");
 
     let rss = rss_peak_mb(server.child.id());
 
@@ -674,6 +676,7 @@ fn main() {
         "portal Users view at {} users: first page {view_first:.1} ms, search {view_search:.1} ms (mean of 50, client-side wall time)",
         ids.len() + sync_ids.len()
     );
+    println!("portal SCIM tab: {scim_tab:.1} ms (mean of 50)");
     println!("server peak RSS: {rss:.1} MB");
     drop(server);
     if let Some(path) = db.strip_prefix("sqlite://")

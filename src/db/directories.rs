@@ -93,19 +93,14 @@ pub fn list_for_org(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<Director
         .load(conn)
 }
 
-/// User and group counts of a directory.
-pub fn counts(conn: &mut DbConn, directory_id: &str) -> QueryResult<(i64, i64)> {
-    let users = scim_users::table
-        .filter(scim_users::directory_id.eq(directory_id))
-        .filter(scim_users::deleted_at.is_null())
-        .count()
-        .get_result(conn)?;
-    let groups = scim_groups::table
+/// How many live groups a directory has. (Its users are counted once per version of the
+/// directory: `user_pages::Bookmarks::live_users`.)
+pub fn live_groups(conn: &mut DbConn, directory_id: &str) -> QueryResult<i64> {
+    scim_groups::table
         .filter(scim_groups::directory_id.eq(directory_id))
         .filter(scim_groups::deleted_at.is_null())
         .count()
-        .get_result(conn)?;
-    Ok((users, groups))
+        .get_result(conn)
 }
 
 /// What a bearer token authenticates.
@@ -470,7 +465,12 @@ pub struct Health {
     pub last_error: Option<super::requests::Request>,
 }
 
-pub fn health(conn: &mut DbConn, dir: &Directory) -> QueryResult<Health> {
+/// `user_counts` remembers the directory's number of live users per version.
+pub fn health(
+    conn: &mut DbConn,
+    dir: &Directory,
+    user_counts: &super::user_pages::Bookmarks,
+) -> QueryResult<Health> {
     let first_user_at = scim_users::table
         .filter(scim_users::directory_id.eq(&dir.id))
         .select(diesel::dsl::min(scim_users::created_at))
@@ -479,7 +479,8 @@ pub fn health(conn: &mut DbConn, dir: &Directory) -> QueryResult<Health> {
         .filter(scim_groups::directory_id.eq(&dir.id))
         .select(diesel::dsl::min(scim_groups::created_at))
         .first::<Option<NaiveDateTime>>(conn)?;
-    let (users, groups) = counts(conn, &dir.id)?;
+    let users = user_counts.live_users(conn, &dir.id, dir.event_seq)?;
+    let groups = live_groups(conn, &dir.id)?;
     Ok(Health {
         first_request_at: dir.first_request_at,
         last_request_at: dir.last_request_at,

@@ -325,11 +325,12 @@ async fn load_org_page(
     s: &Session,
     id: String,
 ) -> Result<OrgPage, PageError> {
+    let user_counts = state.user_pages.clone();
     let (org, directories, links) = db(state, move |c| {
         let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
         let mut out = Vec::new();
         for dir in db::directories::list_for_org(c, &org.id)? {
-            let health = db::directories::health(c, &dir)?;
+            let health = db::directories::health(c, &dir, &user_counts)?;
             let provider_name = crate::portal::providers::by_slug(&dir.provider)
                 .map(|p| p.name)
                 .unwrap_or("Unknown")

@@ -128,9 +128,10 @@ async fn load(
     id: String,
 ) -> Result<DirectoryPage, PageError> {
     let org_id = org.id.clone();
+    let user_counts = state.user_pages.clone();
     let (dir, health, tokens) = db(state, move |c| {
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let health = db::directories::health(c, &d)?;
+        let health = db::directories::health(c, &d, &user_counts)?;
         let tokens = db::directories::tokens(c, &d.id)?;
         Ok((d, health, tokens))
     })

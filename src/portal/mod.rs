@@ -142,11 +142,14 @@ async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse
         return Err(PageError::Redirect("/portal".into()));
     }
     let org_id = org.id.clone();
+    // Users counted once per version of the directory, as for the Users view.
+    let user_counts = state.user_pages.clone();
     let dirs = db(&state, move |c| {
         let mut out = Vec::new();
         for d in db::directories::list_for_org(c, &org_id)? {
-            let (u, g) = db::directories::counts(c, &d.id)?;
-            out.push((d, u, g));
+            let users = user_counts.live_users(c, &d.id, d.event_seq)?;
+            let groups = db::directories::live_groups(c, &d.id)?;
+            out.push((d, users, groups));
         }
         Ok(out)
     })

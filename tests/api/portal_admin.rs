@@ -178,6 +178,61 @@ async fn inspector_explains_each_request_and_filters_by_user() {
     }
 }
 
+/// The SCIM tab and the directory page count users once per version of the directory: each
+/// create and delete shows at the next view.
+#[actix_web::test]
+async fn directory_counts_follow_each_change() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, dir) = configured(&app, "okta").await;
+        let path = format!("/portal/scim/directories/{dir}");
+        let counts = |body: &str| {
+            let row = body.split("<tbody>").nth(1).unwrap_or_default();
+            // Provider, endpoint URL, then users and groups.
+            row.split("<td>")
+                .skip(3)
+                .take(2)
+                .map(|c| c.split('<').next().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(&admin.get("/portal/scim").await.body), ["0", "0"]);
+        assert!(
+            admin
+                .get(&path)
+                .await
+                .body
+                .contains("its 0 users, 0 groups, tokens")
+        );
+
+        let r = scim.post("/Users", &json!({"userName": "a@x.com"})).await;
+        let a = r.json()["id"].as_str().unwrap().to_string();
+        scim.post("/Users", &json!({"userName": "b@x.com"})).await;
+        scim.post("/Groups", &json!({"displayName": "G"})).await;
+        assert_eq!(
+            counts(&admin.get("/portal/scim").await.body),
+            ["2", "1"],
+            "{backend:?}"
+        );
+        assert!(
+            admin
+                .get(&path)
+                .await
+                .body
+                .contains("its 2 users, 1 groups, tokens")
+        );
+
+        assert_eq!(scim.delete(&format!("/Users/{a}")).await.status, 204);
+        assert_eq!(counts(&admin.get("/portal/scim").await.body), ["1", "1"]);
+        assert!(
+            admin
+                .get(&path)
+                .await
+                .body
+                .contains("its 1 users, 1 groups, tokens")
+        );
+    }
+}
+
 #[actix_web::test]
 async fn disabling_and_deleting_a_directory() {
     for backend in backends() {
