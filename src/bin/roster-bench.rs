@@ -638,8 +638,12 @@ fn main() {
     };
     let view_first = view("/portal/users");
     let view_search = view("/portal/users?q=given9876");
-    // The SCIM tab: each directory with its numbers of users and groups.
+    // The SCIM tab: each directory with its numbers of users and groups; a directory's page.
     let scim_tab = view("/portal/scim");
+    let directory_page = view(&format!(
+        "/portal/scim/directories/{}",
+        dir["id"].as_str().unwrap_or_default()
+    ));
 
     let rss = rss_peak_mb(server.child.id());
 
@@ -676,7 +680,9 @@ fn main() {
         "portal Users view at {} users: first page {view_first:.1} ms, search {view_search:.1} ms (mean of 50, client-side wall time)",
         ids.len() + sync_ids.len()
     );
-    println!("portal SCIM tab: {scim_tab:.1} ms (mean of 50)");
+    println!(
+        "portal SCIM tab: {scim_tab:.1} ms, a directory's page: {directory_page:.1} ms (mean of 50)"
+    );
     println!("server peak RSS: {rss:.1} MB");
     drop(server);
     if let Some(path) = db.strip_prefix("sqlite://")

@@ -233,6 +233,46 @@ async fn directory_counts_follow_each_change() {
     }
 }
 
+/// The directory page's checklist: the first user and the first group show once they arrive,
+/// and stay when they are deleted; the last error is the newest failed request, whatever
+/// succeeded since.
+#[actix_web::test]
+async fn directory_checklist_keeps_first_arrivals_and_the_last_error() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, dir) = configured(&app, "okta").await;
+        let path = format!("/portal/scim/directories/{dir}");
+        let no_user = "not yet: assign users";
+        let no_group = "not yet: push groups";
+        let page = admin.get(&path).await.body;
+        assert!(page.contains(no_user) && page.contains(no_group));
+        assert!(!page.contains("id=\"last-error\""));
+
+        let r = scim.post("/Users", &json!({"userName": "a@x.com"})).await;
+        let a = r.json()["id"].as_str().unwrap().to_string();
+        let page = admin.get(&path).await.body;
+        assert!(
+            !page.contains(no_user) && page.contains(no_group),
+            "{backend:?}"
+        );
+        scim.post("/Groups", &json!({"displayName": "G"})).await;
+        assert!(!admin.get(&path).await.body.contains(no_group));
+
+        assert_eq!(scim.delete(&format!("/Users/{a}")).await.status, 204);
+        assert!(
+            !admin.get(&path).await.body.contains(no_user),
+            "a first user stays"
+        );
+
+        assert_eq!(scim.post("/Users", &json!({"name": {}})).await.status, 400);
+        scim.post("/Users", &json!({"userName": "b@x.com"})).await;
+        assert!(
+            admin.get(&path).await.body.contains("id=\"last-error\""),
+            "{backend:?}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn disabling_and_deleting_a_directory() {
     for backend in backends() {
