@@ -263,6 +263,7 @@ struct TouchGroup<'a> {
     at: NaiveDateTime,
 }
 
+// It returns no rows: the row type is never used.
 super::prepared_statement!(TouchGroup, diesel::sql_types::BigInt);
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for TouchGroup<'_>
