@@ -486,7 +486,7 @@ pub fn health(
 }
 
 /// When a directory's first user and first group arrived.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct FirstArrivals {
     user: Option<NaiveDateTime>,
     group: Option<NaiveDateTime>,
@@ -521,7 +521,8 @@ fn first_arrivals(conn: &mut DbConn, directory_id: &str) -> QueryResult<FirstArr
             .first::<Option<NaiveDateTime>>(conn)?,
     };
     let found = FirstArrivals { user, group };
-    if user.is_some() || group.is_some() {
+    // Remembered only when something new was found (usually once or twice a directory).
+    if found != known {
         lock().insert(directory_id.to_string(), found);
     }
     Ok(found)
