@@ -426,13 +426,16 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
 
 /// Adds users to the group, skipping those already in it, but only when every one of them is
 /// a live user of the directory. Returns the ids that are (all of them, unless some are
-/// unknown: then nothing was added) and the users added. On Postgres one statement: the
-/// check, the insert and reading the added users (for their events) cost one round trip.
+/// unknown: then nothing was added) and the users added. With `touch`, a group that gained
+/// members is touched (see `touch`). On Postgres one statement: the check, the insert, the
+/// touch and reading the added users (for their events) cost one round trip, where a single
+/// member's add is mostly round trips.
 pub fn add_known_members(
     conn: &mut DbConn,
     directory_id: &str,
     group_id: &str,
     user_ids: &BTreeSet<String>,
+    touch: bool,
 ) -> QueryResult<(BTreeSet<String>, Vec<UserRow>)> {
     if user_ids.is_empty() {
         return Ok((BTreeSet::new(), Vec::new()));
@@ -443,6 +446,7 @@ pub fn add_known_members(
                 directory_id,
                 group_id,
                 at: now(),
+                touch,
                 users: user_ids.iter().map(String::as_str).collect(),
             }
             .load(c)?;
@@ -459,6 +463,9 @@ pub fn add_known_members(
                 return Ok((known, Vec::new()));
             }
             let added = add_members(conn, group_id, &known)?;
+            if touch && !added.is_empty() {
+                self::touch(conn, directory_id, group_id)?;
+            }
             let ids: Vec<&String> = added.iter().collect();
             Ok((known, super::users::get_many(conn, directory_id, &ids)?))
         }
@@ -471,6 +478,7 @@ struct AddKnownMembers<'a> {
     directory_id: &'a str,
     group_id: &'a str,
     at: NaiveDateTime,
+    touch: bool,
     users: Vec<&'a str>,
 }
 
@@ -487,7 +495,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddKnownMembers<'_
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{Array, Text, Timestamp};
+        use diesel::sql_types::{Array, Bool, Text, Timestamp};
         out.push_sql("WITH wanted AS (SELECT DISTINCT u FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&self.users)?;
         out.push_sql(
@@ -504,7 +512,18 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddKnownMembers<'_
         out.push_bind_param::<Timestamp, _>(&self.at)?;
         out.push_sql(
             " FROM known k WHERE (SELECT count(*) FROM known) = (SELECT count(*) FROM wanted) \
-             ORDER BY k.id ON CONFLICT DO NOTHING RETURNING user_id) \
+             ORDER BY k.id ON CONFLICT DO NOTHING RETURNING user_id), \
+             touched AS (UPDATE scim_groups SET version = version + 1, updated_at = ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" WHERE ");
+        out.push_bind_param::<Bool, _>(&self.touch)?;
+        out.push_sql(" AND directory_id = ");
+        out.push_bind_param::<Text, _>(&self.directory_id)?;
+        out.push_sql(" AND id = ");
+        out.push_bind_param::<Text, _>(&self.group_id)?;
+        out.push_sql(
+            " AND EXISTS (SELECT 1 FROM added)) \
              SELECT a.user_id IS NOT NULL, k.id, k.directory_id, k.user_name, \
              k.user_name_norm, k.external_id, k.active, k.display_name, k.display_name_norm, \
              k.full_name, k.full_name_norm, k.primary_email, k.resource, k.version, \

@@ -625,6 +625,7 @@ impl WriterConn {
             &mut conn,
             &format!("wal_autocheckpoint = {}", 2 * Self::WAL_FRAMES),
         );
+        Self::set_pg(&mut conn, "SET plan_cache_mode = force_generic_plan");
         WriterConn(conn)
     }
 
@@ -635,13 +636,22 @@ impl WriterConn {
             log::warn!("database writer: {pragma}: {e}");
         }
     }
+
+    fn set_pg(conn: &mut DbConn, statement: &str) {
+        if let DbConn::Postgres(c) = conn
+            && let Err(e) = c.batch_execute(statement)
+        {
+            log::warn!("database writer: {statement}: {e}");
+        }
+    }
 }
 
 impl Drop for WriterConn {
     fn drop(&mut self) {
-        // SQLite's defaults, for whoever gets the connection from the pool next.
+        // The defaults, for whoever gets the connection from the pool next.
         Self::set(&mut self.0, "temp_store = DEFAULT");
         Self::set(&mut self.0, "wal_autocheckpoint = 1000");
+        Self::set_pg(&mut self.0, "RESET plan_cache_mode");
     }
 }
 
@@ -1214,53 +1224,100 @@ mod tests {
         logged(LOG_COMPANY + 8);
     }
 
+    /// A schema of its own on the test Postgres server (`TEST_DATABASE_URL`), with a pool and
+    /// one directory; dropped with it. `None` when there is no test server.
+    struct PgSchema {
+        admin: diesel::PgConnection,
+        schema: String,
+        pool: Option<Pool>,
+        directory_id: String,
+    }
+
+    impl PgSchema {
+        fn new() -> Option<PgSchema> {
+            use diesel::Connection;
+            let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+                assert!(
+                    std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+                );
+                return None;
+            };
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = diesel::PgConnection::establish(&base).unwrap();
+            admin
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .unwrap();
+            // Without TLS, as the HTTP tests (libpq's TLS teardown at exit can race open
+            // connections).
+            let tls = if base.contains("sslmode=") {
+                ""
+            } else {
+                "sslmode=disable&"
+            };
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let pool =
+                crate::db::connect(&format!("{base}{sep}{tls}options=-csearch_path%3D{schema}"))
+                    .unwrap();
+            let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+            let (directory, _) =
+                crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
+                    .unwrap();
+            Some(PgSchema {
+                admin,
+                schema,
+                pool: Some(pool),
+                directory_id: directory.id,
+            })
+        }
+
+        fn pool(&self) -> &Pool {
+            self.pool
+                .as_ref()
+                .expect("the pool lives as long as the schema")
+        }
+    }
+
+    impl Drop for PgSchema {
+        fn drop(&mut self) {
+            // Every connection closes before the schema goes.
+            self.pool = None;
+            let _ = self
+                .admin
+                .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
+        }
+    }
+
+    /// Adds users `u{from}`…`u{to}` to the directory, straight into the table.
+    fn add_users(pg: &mut diesel::PgConnection, directory_id: &str, from: i32, to: i32) {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(
+            "INSERT INTO scim_users (id, directory_id, user_name, user_name_norm, resource, \
+             created_at, updated_at) SELECT 'u' || i, $1, 'u' || i, 'u' || i, '{}', now(), \
+             now() FROM generate_series($2, $3) AS i",
+        )
+        .bind::<diesel::sql_types::Text, _>(directory_id)
+        .bind::<diesel::sql_types::Integer, _>(from)
+        .bind::<diesel::sql_types::Integer, _>(to)
+        .execute(pg)
+        .unwrap();
+    }
+
     /// A Postgres table is analyzed when it has doubled since it was last analyzed, and only
     /// then: one that filled after being analyzed empty (the memberships of a PingOne sync)
     /// is caught, whatever the other tables did meanwhile. Needs `TEST_DATABASE_URL`.
     #[test]
     fn postgres_tables_are_analyzed_when_they_double() {
-        use diesel::{Connection, RunQueryDsl};
-        let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
-            );
+        use diesel::RunQueryDsl;
+        let Some(db) = PgSchema::new() else {
             return;
         };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = diesel::PgConnection::establish(&base).unwrap();
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .unwrap();
-        // Without TLS, as the HTTP tests (libpq's TLS teardown at exit can race open
-        // connections).
-        let tls = if base.contains("sslmode=") {
-            ""
-        } else {
-            "sslmode=disable&"
-        };
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let pool = crate::db::connect(&format!("{base}{sep}{tls}options=-csearch_path%3D{schema}"))
-            .unwrap();
-        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
-        let (directory, _) =
-            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
-                .unwrap();
-        let mut conn = pool.get().unwrap();
+        let mut conn = db.pool().get().unwrap();
         let DbConn::Postgres(pg) = &mut *conn else {
             panic!("a Postgres connection")
         };
         let add_users = |pg: &mut diesel::PgConnection, from: i32, to: i32| {
-            diesel::sql_query(
-                "INSERT INTO scim_users (id, directory_id, user_name, user_name_norm, resource, \
-                 created_at, updated_at) SELECT 'u' || i, $1, 'u' || i, 'u' || i, '{}', now(), \
-                 now() FROM generate_series($2, $3) AS i",
-            )
-            .bind::<diesel::sql_types::Text, _>(&directory.id)
-            .bind::<diesel::sql_types::Integer, _>(from)
-            .bind::<diesel::sql_types::Integer, _>(to)
-            .execute(pg)
-            .unwrap();
+            add_users(pg, &db.directory_id, from, to)
         };
         #[derive(diesel::QueryableByName)]
         struct Estimate {
@@ -1298,11 +1355,82 @@ mod tests {
         add_users(pg, 1101, 2500);
         analyze_grown_tables(pg).unwrap();
         assert_eq!(estimate(pg, "scim_users"), 2500.0);
+    }
 
-        drop(conn);
-        drop(pool);
-        admin
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+    /// On Postgres the writer's statements are planned once per connection, not at every run:
+    /// Postgres would plan a one-member add anew each time (its generic plan, made for ten
+    /// members, looks dearer), and that planning took longer than the add itself.
+    #[test]
+    fn the_writers_postgres_statements_are_planned_once() {
+        use diesel::RunQueryDsl;
+        let Some(db) = PgSchema::new() else {
+            return;
+        };
+        let mut conn = WriterConn::new(db.pool().get().unwrap());
+        let DbConn::Postgres(pg) = &mut *conn else {
+            panic!("a Postgres connection")
+        };
+        add_users(pg, &db.directory_id, 1, 10);
+        let group = crate::db::groups::insert(
+            &mut conn,
+            &db.directory_id,
+            &crate::scim::resource::GroupInput {
+                display_name: "Team".into(),
+                external_id: None,
+                members: None,
+                document: serde_json::json!({"displayName": "Team"}),
+            },
+        )
+        .unwrap();
+        for i in 1..=10 {
+            let user = std::collections::BTreeSet::from([format!("u{i}")]);
+            let (_, added) = crate::db::groups::add_known_members(
+                &mut conn,
+                &db.directory_id,
+                &group.id,
+                &user,
+                true,
+            )
             .unwrap();
+            assert_eq!(added.len(), 1);
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Plans {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            generic_plans: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            custom_plans: i64,
+        }
+        let DbConn::Postgres(pg) = &mut *conn else {
+            unreachable!()
+        };
+        let plans: Plans = diesel::sql_query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%INSERT INTO group_members%'",
+        )
+        .get_result(pg)
+        .unwrap();
+        assert_eq!((plans.generic_plans, plans.custom_plans), (10, 0));
+        // The group moved once per add.
+        let version = crate::db::groups::get(&mut conn, &db.directory_id, &group.id)
+            .unwrap()
+            .unwrap()
+            .version;
+        assert_eq!(version, 11);
+        // Pooled readers plan as Postgres chooses.
+        drop(conn);
+        let mut reader = db.pool().get().unwrap();
+        let DbConn::Postgres(pg) = &mut *reader else {
+            unreachable!()
+        };
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            plan_cache_mode: String,
+        }
+        let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
+            .get_result(pg)
+            .unwrap();
+        assert_eq!(mode.plan_cache_mode, "auto");
     }
 }

@@ -315,6 +315,30 @@ async fn a_member_change_alone_moves_the_groups_version() {
         // The same add again changes nothing, so the version stays.
         assert_eq!(scim.patch(&path, &add).await.status, 204);
         assert_eq!(scim.get(&path).await.json()["meta"]["version"], "W/\"2\"");
+        // An add naming an unknown user is refused whole: nothing moves.
+        let bob = user(&scim, json!({"userName": "bob@acme.com"})).await;
+        let unknown = json!({"Operations": [{"op": "add", "path": "members",
+            "value": [{"value": bob}, {"value": "no-such-user"}]}]});
+        assert_eq!(scim.patch(&path, &unknown).await.status, 400);
+        assert_eq!(scim.get(&path).await.json()["meta"]["version"], "W/\"2\"");
+        // A remove alone moves it once.
+        let remove = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{alice}\"]")}]});
+        assert_eq!(scim.patch(&path, &remove).await.status, 204);
+        assert_eq!(scim.get(&path).await.json()["meta"]["version"], "W/\"3\"");
+        // A name and a member in one PATCH move it once, not twice.
+        let both = json!({"Operations": [
+            {"op": "replace", "path": "displayName", "value": "Team 2"},
+            {"op": "add", "path": "members", "value": [{"value": bob}]}]});
+        assert_eq!(scim.patch(&path, &both).await.status, 204);
+        let after = scim.get(&path).await.json();
+        assert_eq!(after["meta"]["version"], "W/\"4\"", "{backend:?}");
+        assert_eq!(after["members"].as_array().map(Vec::len), Some(1));
+        // So does a PUT that changes only the members (an add and a remove at once).
+        let put = json!({"displayName": "Team 2", "members": [{"value": alice}]});
+        assert_eq!(scim.put(&path, &put).await.status, 200);
+        let after = scim.get(&path).await.json();
+        assert_eq!(after["meta"]["version"], "W/\"5\"", "{backend:?}");
+        assert_eq!(after["members"][0]["value"], json!(alice));
     }
 }
 
