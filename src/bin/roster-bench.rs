@@ -296,6 +296,34 @@ end
 /// Runs wrk (2 threads, `concurrency` connections) for `seconds` against `paths` (picked at
 /// random). wrk is a C load generator: on this machine it reaches ~10× the requests/s of a
 /// Rust blocking client, so it leaves the cores to the server.
+/// Requests/s of a bare actix-web handler on the machine issue 6 measured its targets on
+/// ("a bare actix-web handler does ~52 000 req/s"), with this load tool over loopback.
+const REFERENCE_BARE_ACTIX: f64 = 52_000.0;
+
+/// Starts a bare actix-web handler in this process (idle while Roster is measured) and
+/// returns its base URL: what this machine does per request with no Roster in it, so that
+/// a run's figures can be read against the issue's targets on a machine of another speed.
+fn start_bare_actix() -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("a bound port");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            HttpServer::new(|| {
+                App::new().route(
+                    "/",
+                    web::get()
+                        .to(|| async { HttpResponse::Ok().content_type("text/plain").body("ok") }),
+                )
+            })
+            .listen(listener)?
+            .run()
+            .await
+        })
+    });
+    format!("http://{addr}")
+}
+
 fn wrk(
     name: &str,
     base: &str,
@@ -442,6 +470,17 @@ fn main() {
         secs,
         o.concurrency,
     ));
+    let bare = wrk(
+        "calibration: bare actix-web handler",
+        &start_bare_actix(),
+        &["/".to_string()],
+        &token,
+        None,
+        secs,
+        o.concurrency,
+    );
+    let machine = bare.rate() / REFERENCE_BARE_ACTIX;
+    results.push(bare);
     results.push(wrk(
         "POST /Users (distinct)",
         &base,
@@ -684,6 +723,15 @@ fn main() {
         "portal SCIM tab: {scim_tab:.1} ms, a directory's page: {directory_page:.1} ms (mean of 50)"
     );
     println!("server peak RSS: {rss:.1} MB");
+    println!(
+        "\nthis machine runs a bare actix-web handler at {machine:.2}× the issue's reference \
+         machine ({REFERENCE_BARE_ACTIX:.0}/s): its SQLite targets read, here, POST ≥ {:.0}, \
+         GET by id ≥ {:.0}, userName eq ≥ {:.0}, pages ≥ {:.0} req/s",
+        8000.0 * machine,
+        16000.0 * machine,
+        14000.0 * machine,
+        3000.0 * machine,
+    );
     drop(server);
     if let Some(path) = db.strip_prefix("sqlite://")
         && let Some(dir) = std::path::Path::new(path).parent()
