@@ -1165,7 +1165,9 @@ mod tests {
     /// The WAL is copied into the database file beside the writer, but must still start over
     /// once in a while: a steady stream of writes (here three times `WriterConn::WAL_FRAMES`
     /// pages) leaves it no longer than about `WAL_FRAMES` frames (SQLite's own checkpoint, the
-    /// backstop, would let it reach twice that).
+    /// backstop, would let it reach twice that). The writer starts it over once the thread
+    /// beside it has reported `WAL_FRAMES`, and on a loaded machine that report comes late:
+    /// CI saw 1.51 × `WAL_FRAMES` once, so the bound is 1.75 ×, still short of the backstop's 2 ×.
     #[actix_rt::test]
     async fn the_wal_starts_over_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1188,7 +1190,7 @@ mod tests {
             }
             let wal = std::fs::metadata(dir.path().join("w.db-wal")).map_or(0, |m| m.len());
             // A frame is a page and a 24-byte header.
-            let most = u64::from(WriterConn::WAL_FRAMES) * 3 / 2 * (4096 + 24);
+            let most = u64::from(WriterConn::WAL_FRAMES) * 7 / 4 * (4096 + 24);
             assert!(
                 wal <= most,
                 "WAL of {wal} bytes after {} rows",
