@@ -32,6 +32,10 @@ pub struct GroupRow {
 /// Rows per statement when inserting or deleting memberships in bulk.
 const CHUNK: usize = 500;
 
+/// Query ids of SQLite statements written out (see `FixedSql`).
+struct KnownUsersOf;
+struct RemoveMembersOf;
+
 pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
     scim_groups::table
         .filter(scim_groups::directory_id.eq(directory_id))
@@ -315,12 +319,22 @@ pub fn known_user_ids(
     let ids: Vec<&String> = ids.iter().collect();
     let mut found = BTreeSet::new();
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<String> = scim_users::table
-            .filter(scim_users::directory_id.eq(directory_id))
-            .filter(scim_users::deleted_at.is_null())
-            .filter(scim_users::id.eq_any(chunk))
-            .select(scim_users::id)
-            .load(conn)?;
+        let rows: Vec<String> = match &mut *conn {
+            // The ids as one JSON array: an `IN (…)` list is prepared anew for every size,
+            // which was a ninth of a whole-group PUT's membership work.
+            DbConn::Sqlite(c) => super::FixedSql::<KnownUsersOf, diesel::sql_types::Text>::new(
+                "SELECT s.id FROM json_each(?) AS ids CROSS JOIN scim_users AS s \
+                 ON s.id = ids.value WHERE s.directory_id = ? AND s.deleted_at IS NULL",
+                vec![super::json_array(chunk), directory_id.to_string()],
+            )
+            .load(c)?,
+            conn => scim_users::table
+                .filter(scim_users::directory_id.eq(directory_id))
+                .filter(scim_users::deleted_at.is_null())
+                .filter(scim_users::id.eq_any(chunk))
+                .select(scim_users::id)
+                .load(conn)?,
+        };
         found.extend(rows);
     }
     Ok(found)
@@ -374,27 +388,51 @@ pub fn add_members(
         }
         return Ok(added);
     }
-    let existing = present(conn, group_id, &ids)?;
-    let new: Vec<&String> = ids.into_iter().filter(|u| !existing.contains(*u)).collect();
-    for chunk in new.chunks(CHUNK) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|u| {
-                (
-                    group_members::group_id.eq(group_id),
-                    group_members::user_id.eq(*u),
-                    group_members::created_at.eq(at),
-                )
-            })
-            .collect();
-        if let DbConn::Sqlite(c) = conn {
-            // Insert-or-ignore: a concurrent writer may have added the same member meanwhile.
-            diesel::insert_or_ignore_into(group_members::table)
-                .values(&rows)
-                .execute(c)?;
-        }
+    // Insert-or-ignore, which also tells which were new: a concurrent writer may have
+    // added the same member meanwhile.
+    let DbConn::Sqlite(c) = conn else {
+        unreachable!("Postgres returned above")
+    };
+    let mut added = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        added.extend(
+            AddMembersSqlite {
+                group_id,
+                at,
+                users: super::json_array(chunk),
+            }
+            .load::<String>(c)?,
+        );
     }
-    Ok(new.into_iter().cloned().collect())
+    Ok(added)
+}
+
+/// SQLite's `AddMembers`: the ids as one JSON array, so that the statement's text, and with
+/// it the prepared statement, is the same for any number of members.
+struct AddMembersSqlite<'a> {
+    group_id: &'a str,
+    at: NaiveDateTime,
+    users: String,
+}
+
+super::prepared_statement!(AddMembersSqlite, diesel::sql_types::Text);
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AddMembersSqlite<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("INSERT INTO group_members (group_id, user_id, created_at) SELECT ");
+        out.push_bind_param::<Text, _>(self.group_id)?;
+        out.push_sql(", ids.value, ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" FROM json_each(");
+        out.push_bind_param::<Text, _>(&self.users)?;
+        // `WHERE true`: without it SQLite would read `ON CONFLICT` as a join's `ON`.
+        out.push_sql(") AS ids WHERE true ON CONFLICT DO NOTHING RETURNING user_id");
+        Ok(())
+    }
 }
 
 /// `INSERT INTO group_members … SELECT … unnest(…) ON CONFLICT DO NOTHING RETURNING user_id`,
@@ -541,6 +579,21 @@ pub fn remove_members(
     user_ids: &BTreeSet<String>,
 ) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
+    if let DbConn::Sqlite(c) = conn {
+        // One fixed statement that also tells which were members (see `known_user_ids`).
+        let mut removed = BTreeSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            removed.extend(
+                super::FixedSql::<RemoveMembersOf, diesel::sql_types::Text>::new(
+                    "DELETE FROM group_members WHERE group_id = ? \
+                     AND user_id IN (SELECT value FROM json_each(?)) RETURNING user_id",
+                    vec![group_id.to_string(), super::json_array(chunk)],
+                )
+                .load::<String>(c)?,
+            );
+        }
+        return Ok(removed);
+    }
     let existing = present(conn, group_id, &ids)?;
     let gone: Vec<&String> = existing.iter().collect();
     for chunk in gone.chunks(CHUNK) {

@@ -836,9 +836,10 @@ pub fn groups_of(
     Ok(out)
 }
 
-/// Query ids of `groups_of`'s SQLite statements.
+/// Query ids of `groups_of`'s and `get_many`'s SQLite statements.
 struct MembershipsOf;
 struct GroupNamesOf;
+struct UsersOf;
 
 /// How the portal's Users view sorts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1097,13 +1098,26 @@ pub fn get_many(
 ) -> QueryResult<Vec<UserRow>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        out.extend(
-            scim_users::table
+        out.extend(match &mut *conn {
+            // The ids as one JSON array: the statement stays prepared whatever their number.
+            DbConn::Sqlite(c) => super::FixedSql::<
+                UsersOf,
+                diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<UserRow, diesel::sqlite::Sqlite>>,
+            >::new(
+                "SELECT s.id, s.directory_id, s.user_name, s.user_name_norm, s.external_id, \
+                 s.active, s.display_name, s.display_name_norm, s.full_name, s.full_name_norm, \
+                 s.primary_email, s.resource, s.version, s.created_at, s.updated_at, \
+                 s.deleted_at FROM json_each(?) AS ids CROSS JOIN scim_users AS s \
+                 ON s.id = ids.value WHERE s.directory_id = ?",
+                vec![super::json_array(chunk), directory_id.to_string()],
+            )
+            .load::<UserRow>(c)?,
+            conn => scim_users::table
                 .filter(scim_users::directory_id.eq(directory_id))
                 .filter(scim_users::id.eq_any(chunk))
                 .select(UserRow::as_select())
                 .load(conn)?,
-        );
+        });
     }
     Ok(out)
 }
