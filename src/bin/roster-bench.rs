@@ -293,9 +293,6 @@ function done(summary, latency, requests)
 end
 "#;
 
-/// Runs wrk (2 threads, or 1 for a single connection; `concurrency` connections) for `seconds` against `paths` (picked at
-/// random). wrk is a C load generator: on this machine it reaches ~10× the requests/s of a
-/// Rust blocking client, so it leaves the cores to the server.
 /// Requests/s of a bare actix-web handler on the machine issue 6 measured its targets on
 /// ("a bare actix-web handler does ~52 000 req/s"), with this load tool over loopback.
 const REFERENCE_BARE_ACTIX: f64 = 52_000.0;
@@ -324,6 +321,10 @@ fn start_bare_actix() -> String {
     format!("http://{addr}")
 }
 
+/// Runs wrk (2 threads, or 1 for a single connection; `concurrency` connections) for
+/// `seconds` against `paths` (picked at random). wrk is a C load generator: on this machine
+/// it reaches ~10× the requests/s of a Rust blocking client, so it leaves the cores to the
+/// server.
 fn wrk(
     name: &str,
     base: &str,

@@ -372,37 +372,24 @@ pub fn add_members(
 ) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
     let at = now();
-    if let DbConn::Postgres(c) = conn {
-        // One prepared statement per chunk, which also tells which were new.
-        let mut added = BTreeSet::new();
-        for chunk in ids.chunks(CHUNK) {
-            let users = chunk.iter().map(|u| u.as_str()).collect();
-            added.extend(
-                AddMembers {
-                    group_id,
-                    at,
-                    users,
-                }
-                .load::<String>(c)?,
-            );
-        }
-        return Ok(added);
-    }
-    // Insert-or-ignore, which also tells which were new: a concurrent writer may have
-    // added the same member meanwhile.
-    let DbConn::Sqlite(c) = conn else {
-        unreachable!("Postgres returned above")
-    };
+    // One prepared statement per chunk, which also tells which were new (insert-or-ignore:
+    // a concurrent writer may have added the same member meanwhile).
     let mut added = BTreeSet::new();
     for chunk in ids.chunks(CHUNK) {
-        added.extend(
-            AddMembersSqlite {
+        added.extend(match &mut *conn {
+            DbConn::Postgres(c) => AddMembers {
+                group_id,
+                at,
+                users: chunk.iter().map(|u| u.as_str()).collect(),
+            }
+            .load::<String>(c)?,
+            DbConn::Sqlite(c) => AddMembersSqlite {
                 group_id,
                 at,
                 users: super::json_array(chunk),
             }
             .load::<String>(c)?,
-        );
+        });
     }
     Ok(added)
 }

@@ -1162,12 +1162,58 @@ mod tests {
         );
     }
 
-    /// The WAL is copied into the database file beside the writer, but must still start over
-    /// once in a while: a steady stream of writes (here three times `WriterConn::WAL_FRAMES`
-    /// pages) leaves it no longer than about `WAL_FRAMES` frames (SQLite's own checkpoint, the
-    /// backstop, would let it reach twice that). The writer starts it over once the thread
-    /// beside it has reported `WAL_FRAMES`, and on a loaded machine that report comes late:
-    /// CI saw 1.51 × `WAL_FRAMES` once, so the bound is 1.75 ×, still short of the backstop's 2 ×.
+    /// The first 4 bytes after the WAL header's magic, format and page size: the checkpoint
+    /// sequence number, which SQLite raises each time the WAL starts over.
+    fn wal_generation(wal: &std::path::Path) -> u32 {
+        let bytes = std::fs::read(wal).unwrap();
+        u32::from_be_bytes(bytes[12..16].try_into().unwrap())
+    }
+
+    /// A busy writer's WAL never starts over by itself (a checkpoint beside it rarely copies
+    /// everything): once the checkpoint thread has reported `WAL_FRAMES` frames, the writer's
+    /// next `after` copies what is left and starts it over. The report is set by hand here,
+    /// so nothing depends on when the thread runs.
+    #[test]
+    fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool =
+            crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+        let wal = dir.path().join("w.db-wal");
+        let mut checkpoints = Checkpointer::start(&pool).unwrap();
+        let mut conn = WriterConn::new(pool.get().unwrap());
+        let write = |conn: &mut WriterConn| {
+            write_tx(conn, |c| {
+                c.batch_execute("INSERT INTO t VALUES (zeroblob(4000))")
+            })
+            .unwrap()
+        };
+        conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
+            .unwrap();
+        for _ in 0..50 {
+            write(&mut conn);
+        }
+        let before = wal_generation(&wal);
+        // Below the mark, `after` leaves the WAL alone: writes go on appending to it.
+        checkpoints.wal_frames.store(100, Ordering::SeqCst);
+        checkpoints.after(&mut conn, 0);
+        write(&mut conn);
+        assert_eq!(wal_generation(&wal), before);
+        // At the mark it starts the WAL over; the next write begins it anew.
+        checkpoints
+            .wal_frames
+            .store(WriterConn::WAL_FRAMES as usize, Ordering::SeqCst);
+        checkpoints.after(&mut conn, 0);
+        assert_eq!(checkpoints.wal_frames.load(Ordering::SeqCst), 0);
+        write(&mut conn);
+        assert_eq!(wal_generation(&wal), before + 1);
+    }
+
+    /// Under a steady stream of writes through the writer (six times `WriterConn::WAL_FRAMES`
+    /// pages) the WAL stays bounded. Where it starts over depends on how late the checkpoint
+    /// thread's report comes, and on a loaded machine that is late (1.75 × `WAL_FRAMES` was
+    /// seen; 1.2–1.4 × is usual, SQLite's own checkpoint alone gives 2–2.1 ×), so the bound
+    /// here is loose; `the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames`
+    /// checks the start-over itself, with no timing in it.
     #[actix_rt::test]
     async fn the_wal_starts_over_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1179,7 +1225,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let frames = 3 * WriterConn::WAL_FRAMES as usize;
+        let frames = 6 * WriterConn::WAL_FRAMES as usize;
         for burst in 0..frames / 100 {
             let rows = (0..100).map(|_| {
                 // A page each: 4 000 bytes of zeroes.
@@ -1190,7 +1236,7 @@ mod tests {
             }
             let wal = std::fs::metadata(dir.path().join("w.db-wal")).map_or(0, |m| m.len());
             // A frame is a page and a 24-byte header.
-            let most = u64::from(WriterConn::WAL_FRAMES) * 7 / 4 * (4096 + 24);
+            let most = u64::from(WriterConn::WAL_FRAMES) * 5 / 2 * (4096 + 24);
             assert!(
                 wal <= most,
                 "WAL of {wal} bytes after {} rows",
