@@ -350,20 +350,6 @@ pub fn member_ids(conn: &mut DbConn, group_id: &str) -> QueryResult<BTreeSet<Str
         .collect())
 }
 
-/// Which of `ids` are members of the group now.
-fn present(conn: &mut DbConn, group_id: &str, ids: &[&String]) -> QueryResult<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<String> = group_members::table
-            .filter(group_members::group_id.eq(group_id))
-            .filter(group_members::user_id.eq_any(chunk))
-            .select(group_members::user_id)
-            .load(conn)?;
-        out.extend(rows);
-    }
-    Ok(out)
-}
-
 /// Adds members, skipping those already present; returns the ones actually added.
 pub fn add_members(
     conn: &mut DbConn,
@@ -566,32 +552,29 @@ pub fn remove_members(
     user_ids: &BTreeSet<String>,
 ) -> QueryResult<BTreeSet<String>> {
     let ids: Vec<&String> = user_ids.iter().collect();
-    if let DbConn::Sqlite(c) = conn {
-        // One fixed statement that also tells which were members (see `known_user_ids`).
-        let mut removed = BTreeSet::new();
-        for chunk in ids.chunks(CHUNK) {
-            removed.extend(
-                super::FixedSql::<RemoveMembersOf, diesel::sql_types::Text>::new(
-                    "DELETE FROM group_members WHERE group_id = ? \
-                     AND user_id IN (SELECT value FROM json_each(?)) RETURNING user_id",
-                    vec![group_id.to_string(), super::json_array(chunk)],
-                )
-                .load::<String>(c)?,
-            );
-        }
-        return Ok(removed);
+    // One statement per chunk, which also tells which were members.
+    let mut removed = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        removed.extend(match &mut *conn {
+            // The ids as one JSON array, so that the statement stays prepared (see
+            // `known_user_ids`).
+            DbConn::Sqlite(c) => super::FixedSql::<RemoveMembersOf, diesel::sql_types::Text>::new(
+                "DELETE FROM group_members WHERE group_id = ? \
+                 AND user_id IN (SELECT value FROM json_each(?)) RETURNING user_id",
+                vec![group_id.to_string(), super::json_array(chunk)],
+            )
+            .load::<String>(c)?,
+            // Postgres binds the list as one array: its statement is prepared once.
+            DbConn::Postgres(c) => diesel::delete(
+                group_members::table
+                    .filter(group_members::group_id.eq(group_id))
+                    .filter(group_members::user_id.eq_any(chunk)),
+            )
+            .returning(group_members::user_id)
+            .load::<String>(c)?,
+        });
     }
-    let existing = present(conn, group_id, &ids)?;
-    let gone: Vec<&String> = existing.iter().collect();
-    for chunk in gone.chunks(CHUNK) {
-        diesel::delete(
-            group_members::table
-                .filter(group_members::group_id.eq(group_id))
-                .filter(group_members::user_id.eq_any(chunk)),
-        )
-        .execute(conn)?;
-    }
-    Ok(existing)
+    Ok(removed)
 }
 
 /// A member as the portal and SCIM `members` show it.
