@@ -25,6 +25,10 @@ pub struct AppState {
     pub user_pages: std::sync::Arc<db::user_pages::Bookmarks>,
     /// Which tokens' use this process recorded lately (see `db::directories::TouchGate`).
     pub touches: std::sync::Arc<db::directories::TouchGate>,
+    /// Memory for SCIM bodies being received, shared by all requests.
+    pub body_budget: crate::scim_endpoint::body::BodyBudget,
+    /// This instance's webhook worker, as `/readyz` reports it.
+    pub worker_health: std::sync::Arc<crate::events::WorkerHealth>,
 }
 
 impl AppState {
@@ -37,6 +41,8 @@ impl AppState {
             writer,
             user_pages: Default::default(),
             touches: Default::default(),
+            worker_health: Default::default(),
+            body_budget: Default::default(),
         }
     }
 }
@@ -60,18 +66,6 @@ pub fn session_key(pool: &Pool) -> Result<Key, String> {
     Key::try_from(bytes.as_slice()).map_err(|e| format!("stored session key is unusable: {e}"))
 }
 
-/// Paths that carry a secret (portal and setup links) are logged without it.
-fn redacted_path(path: &str) -> String {
-    for prefix in ["/portal/link/", "/owner/setup/"] {
-        if let Some(rest) = path.strip_prefix(prefix)
-            && !rest.is_empty()
-        {
-            return format!("{prefix}[redacted]");
-        }
-    }
-    path.to_string()
-}
-
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
@@ -87,12 +81,17 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     })
     .await
     .unwrap_or(false);
+    // The worker's line is informative: an instance without one (tests, or between a crash
+    // and its restart) still serves SCIM; only the database decides readiness.
+    let worker = state.worker_health.describe();
     if ok {
-        HttpResponse::Ok().content_type("text/plain").body("ready")
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body(format!("ready\n{worker}\n"))
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type("text/plain")
-            .body("database unavailable")
+            .body(format!("database unavailable\n{worker}\n"))
     }
 }
 
@@ -101,6 +100,9 @@ async fn root() -> HttpResponse {
         .insert_header(("Location", "/owner"))
         .finish()
 }
+
+/// How long a client may take to send a request's head (its line and headers).
+pub const REQUEST_HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts the HTTP server on `listener`.
 pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::io::Result<Server> {
@@ -120,6 +122,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(crate::auth::live_session::guard))
             .wrap(from_fn(crate::nul_guard::guard))
             .wrap(session)
             .wrap(
@@ -132,7 +135,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .wrap(
                 Logger::new("%{method}xi %{path}xi %s %Dms")
                     .custom_request_replace("method", |req| req.method().to_string())
-                    .custom_request_replace("path", |req| redacted_path(req.path())),
+                    .custom_request_replace("path", |req| crate::loggable::path(req.path())),
             )
             .route("/", web::get().to(root))
             .route("/healthz", web::get().to(healthz))
@@ -144,23 +147,10 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
             .configure(crate::owner::configure)
             .configure(crate::portal::configure)
     })
+    // A client has this long to send a request's head; bodies have their own deadlines
+    // (SCIM bodies in `scim_endpoint::body`, forms in the CSRF check).
+    .client_request_timeout(REQUEST_HEAD_DEADLINE)
     .listen(listener)?
     .run();
     Ok(server)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secrets_in_paths_are_redacted() {
-        assert_eq!(
-            super::redacted_path("/portal/link/roster_portal_abc"),
-            "/portal/link/[redacted]"
-        );
-        assert_eq!(
-            super::redacted_path("/owner/setup/roster_setup_abc"),
-            "/owner/setup/[redacted]"
-        );
-        assert_eq!(super::redacted_path("/portal/users"), "/portal/users");
-    }
 }

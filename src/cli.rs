@@ -222,6 +222,7 @@ fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
         database_url: g.database_url.clone(),
         public_url,
         product_name: g.product_name.clone(),
+        command: crate::config::self_command(),
     })
 }
 
@@ -244,14 +245,19 @@ pub fn parse_ttl(s: &str) -> Result<Duration, CliError> {
         _ => (s, 'd'),
     };
     let n: i64 = num.parse().map_err(|_| bad())?;
+    // Checked constructors: a huge number is a bad flag, not a panic.
     let d = match unit {
-        'd' => Duration::days(n),
-        'h' => Duration::hours(n),
-        'm' => Duration::minutes(n),
-        _ => return Err(bad()),
-    };
+        'd' => Duration::try_days(n),
+        'h' => Duration::try_hours(n),
+        'm' => Duration::try_minutes(n),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
     if n <= 0 || d > Duration::days(365) {
-        return Err(bad());
+        return Err(CliError {
+            message: format!("invalid --ttl `{s}`: a link lives from 1 minute to 365 days"),
+            code: 2,
+        });
     }
     Ok(d)
 }
@@ -264,8 +270,11 @@ fn find_org(conn: &mut db::DbConn, org: &str) -> Result<db::orgs::Org, CliError>
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
+    // Every flag is checked before anything runs: a bad value is exit 2 with its reason.
+    let delivery = delivery_config(g)?;
+    config(g, None)?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(g),
+        Command::Serve => serve(g, delivery),
         Command::Migrate => {
             connect(g)?;
             println!("migrations applied to {}", db::redact_url(&g.database_url));
@@ -431,35 +440,69 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// The webhook worker's settings from the flags.
+/// Longest wait a retry schedule may name: a week (the default's longest is 8 hours).
+const MAX_RETRY_WAIT_SECS: f64 = 7.0 * 24.0 * 3600.0;
+/// Most retries a schedule may name.
+const MAX_RETRIES: usize = 1000;
+/// Longest a webhook receiver may be given to answer.
+const MAX_WEBHOOK_TIMEOUT_SECS: u64 = 300;
+/// Longest events may be kept (ten years).
+const MAX_EVENT_RETENTION_DAYS: i64 = 3650;
+
+fn bad_flag(message: String) -> CliError {
+    CliError { message, code: 2 }
+}
+
+/// The webhook worker's settings from the flags, each checked against its range, so that no
+/// value an operator can type makes the worker fail later.
 pub fn delivery_config(g: &Global) -> Result<crate::events::DeliveryConfig, CliError> {
+    let bad_schedule = |why: &str| {
+        bad_flag(format!(
+            "invalid --webhook-retry-schedule `{}`: {why}",
+            g.webhook_retry_schedule
+        ))
+    };
     let schedule = g
         .webhook_retry_schedule
         .split(',')
         .map(|s| {
-            s.trim()
+            let secs = s
+                .trim()
                 .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite() && *x >= 0.0)
-                .map(std::time::Duration::from_secs_f64)
+                .map_err(|_| bad_schedule("use seconds separated by commas, e.g. 5,30,120"))?;
+            if !(secs.is_finite() && secs > 0.0 && secs <= MAX_RETRY_WAIT_SECS) {
+                return Err(bad_schedule(&format!(
+                    "each wait must be more than 0 and at most {MAX_RETRY_WAIT_SECS} seconds (a week)"
+                )));
+            }
+            std::time::Duration::try_from_secs_f64(secs)
+                .map_err(|_| bad_schedule("a wait is out of range"))
         })
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| CliError {
-            message: format!(
-                "invalid --webhook-retry-schedule `{}`: use seconds separated by commas",
-                g.webhook_retry_schedule
-            ),
-            code: 2,
-        })?;
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedule.len() > MAX_RETRIES {
+        return Err(bad_schedule(&format!("at most {MAX_RETRIES} retries")));
+    }
+    if !(1..=MAX_WEBHOOK_TIMEOUT_SECS).contains(&g.webhook_timeout) {
+        return Err(bad_flag(format!(
+            "invalid --webhook-timeout `{}`: use 1 to {MAX_WEBHOOK_TIMEOUT_SECS} seconds",
+            g.webhook_timeout
+        )));
+    }
+    if !(1..=MAX_EVENT_RETENTION_DAYS).contains(&g.event_retention_days) {
+        return Err(bad_flag(format!(
+            "invalid --event-retention-days `{}`: use 1 to {MAX_EVENT_RETENTION_DAYS} days",
+            g.event_retention_days
+        )));
+    }
     Ok(crate::events::DeliveryConfig {
         retry_schedule: schedule,
-        timeout: std::time::Duration::from_secs(g.webhook_timeout.max(1)),
-        retention_days: g.event_retention_days.max(1),
+        timeout: std::time::Duration::from_secs(g.webhook_timeout),
+        retention_days: g.event_retention_days,
         ..Default::default()
     })
 }
 
-fn serve(g: &Global) -> Result<(), CliError> {
+fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliError> {
     let listener = TcpListener::bind(&g.bind).map_err(|e| CliError {
         message: format!("cannot listen on {}: {e}", g.bind),
         code: 1,
@@ -481,16 +524,17 @@ fn serve(g: &Global) -> Result<(), CliError> {
         if !db::owners::exists(&mut conn)? {
             let token = db::owners::create_setup_link(&mut conn)?;
             println!(
-                "\nNo owner account yet. Open this one-time setup link to set the owner password (valid {} h):\n  {}/owner/setup/{token}\n",
+                "\nNo owner account yet. Open this one-time setup link to set the owner password (valid {} h):\n  {}/owner/setup/{token}\nAsk for a fresh one any time with: {} owner setup-link\n",
                 db::owners::SETUP_LINK_TTL_HOURS,
-                cfg.public_url
+                cfg.public_url,
+                cfg.command
             );
         } else {
             println!("Owner console: {}/owner", cfg.public_url);
         }
     }
-    let _worker = crate::events::start(pool.clone(), delivery_config(g)?);
-    let state = web::Data::new(AppState::new(pool, cfg));
+    let state = web::Data::new(AppState::new(pool.clone(), cfg));
+    let _worker = crate::events::start(pool, delivery, state.worker_health.clone());
     actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
     Ok(())
 }
@@ -509,6 +553,9 @@ mod tests {
         assert!(parse_ttl("5y").is_err());
         assert!(parse_ttl("1000d").is_err());
         assert!(parse_ttl("x").is_err());
+        assert!(parse_ttl("99999999999999999d").is_err());
+        assert!(parse_ttl("9223372036854775807m").is_err());
+        assert!(parse_ttl("-5d").is_err());
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct Config {
     pub public_url: String,
     /// The vendor's product name, shown in the portal header.
     pub product_name: String,
+    /// How the operator runs this binary from where they started it (e.g. `cargo run --release
+    /// --`), so pages and messages can name a command that works: see [`self_command`].
+    pub command: String,
 }
 
 impl Config {
@@ -38,6 +41,35 @@ impl Config {
     /// The SCIM base URL of a directory (what the IT admin pastes into the provider).
     pub fn scim_base(&self, directory_id: &str) -> String {
         format!("{}/scim/v2/{directory_id}", self.public_url)
+    }
+}
+
+/// The command that runs this binary again, as the operator can type it where they started it:
+/// `cargo run [--release] --` under cargo (there is no `roster` on PATH after `cargo run`),
+/// `roster` when that is what PATH finds, otherwise the binary's own path.
+pub fn self_command() -> String {
+    let exe = std::env::current_exe().ok();
+    if std::env::var_os("CARGO").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        let release = exe
+            .as_ref()
+            .and_then(|p| p.parent())
+            .is_some_and(|dir| dir.ends_with("release"));
+        return if release {
+            "cargo run --release --".into()
+        } else {
+            "cargo run --".into()
+        };
+    }
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+    };
+    match exe {
+        Some(p) if p.file_name().is_some_and(|n| n == "roster") && on_path("roster") => {
+            "roster".into()
+        }
+        Some(p) => p.display().to_string(),
+        None => "roster".into(),
     }
 }
 

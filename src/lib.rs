@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod loggable;
 pub mod nul_guard;
 pub mod owner;
 pub mod pages;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Roster's whole test suite: formatting and lints, unit tests, the HTTP integration tests
-# on SQLite and PostgreSQL, and the browser test in headless Chromium.
+# on SQLite and PostgreSQL, a strict third-party SCIM client (Python, scim2-tester) against
+# the real server on both, and the browser tests in headless Chromium.
 #
 #   bash tests/run.sh
 #
@@ -46,6 +47,11 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test (unit and HTTP integration tests)"
 cargo test --locked
+
+# --- A strict third-party SCIM client -------------------------------------------------------
+step "strict SCIM client (scim2-tester): discovery and CRUD on every backend"
+cargo build --locked --bin roster
+ROSTER_BIN="$PWD/target/debug/roster" bash tests/scim_client/run.sh
 
 # --- Browser ------------------------------------------------------------------------------
 step "browser test (headless Chromium)"

@@ -16,6 +16,8 @@ pub const HEADER: &str = "x-csrf-token";
 pub const FIELD: &str = "csrf_token";
 /// Largest form body read for the token; forms here are small.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// How long a form's body may take to arrive.
+const FORM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn protected(req: &ServiceRequest) -> bool {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -51,7 +53,11 @@ fn same_origin(req: &ServiceRequest, public_origin: &str) -> bool {
 }
 
 fn refuse(req: ServiceRequest, why: &str) -> ServiceResponse<BoxBody> {
-    log::warn!("CSRF check refused {} {}: {why}", req.method(), req.path());
+    log::warn!(
+        "CSRF check refused {} {}: {why}",
+        req.method(),
+        crate::loggable::path(req.path())
+    );
     let resp = HttpResponse::Forbidden()
         .content_type("text/html; charset=utf-8")
         .body(
@@ -91,7 +97,13 @@ pub async fn guard(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
             if is_form {
-                let body = req.extract::<web::Bytes>().await.unwrap_or_default();
+                // A form trickling in byte by byte must not hold its connection for ever.
+                let Ok(body) =
+                    actix_web::rt::time::timeout(FORM_DEADLINE, req.extract::<web::Bytes>()).await
+                else {
+                    return Ok(refuse(req, "form body too slow"));
+                };
+                let body = body.unwrap_or_default();
                 if body.len() > MAX_FORM_BYTES {
                     return Ok(refuse(req, "form too large"));
                 }

@@ -25,6 +25,25 @@ pub fn verify(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// How many argon2 computations may run at once: each takes ~19 MiB and a core for a while,
+/// so a burst of sign-in attempts queues here instead of taking the machine's memory.
+const MAX_CONCURRENT_HASHING: usize = 2;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHING);
+
+/// Runs a password computation off the async workers, at most `MAX_CONCURRENT_HASHING` at a time.
+pub async fn bounded<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
+    actix_web::web::block(f).await.map_err(|e| e.to_string())
+}
+
+/// [`verify`], bounded as [`bounded`] says.
+pub async fn verify_bounded(password: String, stored: String) -> Result<bool, String> {
+    bounded(move || verify(&password, &stored)).await
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,6 +8,8 @@ const CSRF: &str = "csrf";
 const OWNER: &str = "owner";
 const PORTAL_ORG: &str = "portal_org";
 const SIGNED_IN_AT: &str = "signed_in_at";
+/// The server-side session row (`db::sessions`) this sign-in is valid only as long as.
+const SESSION_ID: &str = "sid";
 
 /// How long an owner or portal sign-in lasts, enforced on the server (not only by the
 /// cookie's expiry, which a client controls).
@@ -51,11 +53,29 @@ pub fn owner_id(session: &Session) -> Option<String> {
 }
 
 /// Signs the owner in, with a fresh session id and CSRF token (no session fixation).
-pub fn sign_in_owner(session: &Session, owner_id: &str) {
+/// `session_id`: the row `db::sessions::open` recorded for this sign-in.
+pub fn sign_in_owner(session: &Session, owner_id: &str, session_id: &str) {
     session.renew();
     let _ = session.remove(CSRF);
     let _ = session.insert(OWNER, owner_id);
+    let _ = session.insert(SESSION_ID, session_id);
     stamp(session);
+}
+
+/// The server-side session row this cookie's sign-in belongs to.
+pub fn session_id(session: &Session) -> Option<String> {
+    session.get::<String>(SESSION_ID).ok().flatten()
+}
+
+/// Who the cookie says is signed in, before the server-side check: the owner's id or the
+/// portal's organization, with the session row.
+pub fn claimed(session: &Session) -> Option<(crate::db::sessions::Kind, String, Option<String>)> {
+    use crate::db::sessions::Kind;
+    let get = |key: &str| session.get::<String>(key).ok().flatten();
+    let sid = session_id(session);
+    get(OWNER)
+        .map(|o| (Kind::Owner, o, sid.clone()))
+        .or_else(|| get(PORTAL_ORG).map(|org| (Kind::Portal, org, sid)))
 }
 
 pub fn sign_out(session: &Session) {
@@ -71,9 +91,11 @@ pub fn portal_org(session: &Session) -> Option<String> {
 }
 
 /// Scopes the session's portal to one organization (the one the link opened).
-pub fn open_portal(session: &Session, org_id: &str) {
+/// `session_id`: the row `db::sessions::open` recorded for this sign-in.
+pub fn open_portal(session: &Session, org_id: &str, session_id: &str) {
     session.renew();
     let _ = session.remove(CSRF);
     let _ = session.insert(PORTAL_ORG, org_id);
+    let _ = session.insert(SESSION_ID, session_id);
     stamp(session);
 }

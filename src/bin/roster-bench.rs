@@ -293,13 +293,13 @@ function done(summary, latency, requests)
 end
 "#;
 
-/// Requests/s of a bare actix-web handler on the machine issue 6 measured its targets on
-/// ("a bare actix-web handler does ~52 000 req/s"), with this load tool over loopback.
+/// Requests/s of a bare actix-web handler, with this load tool over loopback, on the machine
+/// where Roster's throughput targets (printed at the end of a run; see BENCHMARKS.md) were set.
 const REFERENCE_BARE_ACTIX: f64 = 52_000.0;
 
 /// Starts a bare actix-web handler in this process (idle while Roster is measured) and
 /// returns its base URL: what this machine does per request with no Roster in it, so that
-/// a run's figures can be read against the issue's targets on a machine of another speed.
+/// a run's figures can be read against the targets on a machine of another speed.
 fn start_bare_actix() -> String {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -730,7 +730,7 @@ fn main() {
     );
     println!("server peak RSS: {rss:.1} MB");
     println!(
-        "\nthis machine runs a bare actix-web handler at {machine:.2}× the issue's reference \
+        "\nthis machine runs a bare actix-web handler at {machine:.2}× the targets' reference \
          machine ({REFERENCE_BARE_ACTIX:.0}/s): its SQLite targets read, here, POST ≥ {:.0}, \
          GET by id ≥ {:.0}, userName eq ≥ {:.0}, pages ≥ {:.0} req/s",
         8000.0 * machine,

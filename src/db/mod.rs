@@ -11,6 +11,7 @@ pub mod owners;
 pub mod requests;
 pub mod schema;
 pub mod scim_filter;
+pub mod sessions;
 pub mod settings;
 mod timestamp;
 pub use timestamp::DbTimestamp;
@@ -294,6 +295,22 @@ fn ensure_sqlite_parent_dir(url: &str) {
     {
         let _ = std::fs::create_dir_all(parent);
     }
+    create_private(path);
+}
+
+/// Creates the database file readable by its owner only (it holds the directories' data and
+/// webhook secrets), whatever the umask; SQLite gives its WAL and shared-memory files the
+/// same mode. An existing file keeps the mode its operator chose.
+fn create_private(path: &str) {
+    if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
+        return;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // Already there (the usual case after the first run): nothing to do.
+    let _ = options.open(path);
 }
 
 /// Applies pending migrations; on Postgres under an advisory lock so that several instances

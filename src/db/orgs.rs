@@ -127,11 +127,11 @@ type LinkRow = (
     Option<NaiveDateTime>,
 );
 
-/// The organization a presented portal link opens, recording its first use.
+/// The organization a presented portal link opens and the link's id, recording its first use.
 pub fn redeem_portal_link(
     conn: &mut DbConn,
     presented: &str,
-) -> QueryResult<Result<Org, LinkProblem>> {
+) -> QueryResult<Result<(Org, String), LinkProblem>> {
     if !tokens::plausible(SecretKind::PortalLink, presented) {
         return Ok(Err(LinkProblem::Unknown));
     }
@@ -167,7 +167,9 @@ pub fn redeem_portal_link(
                 .execute(c)
         })?;
     }
-    Ok(get(conn, &org_id)?.ok_or(LinkProblem::Unknown))
+    Ok(get(conn, &org_id)?
+        .map(|org| (org, link_id))
+        .ok_or(LinkProblem::Unknown))
 }
 
 /// A portal link as the owner console lists it (never the link itself).
@@ -188,6 +190,16 @@ pub fn portal_links(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<PortalLi
         .limit(50)
         .select(PortalLink::as_select())
         .load(conn)
+}
+
+/// Whether `link_id` is one of the organization's portal links.
+pub fn link_of_org(conn: &mut DbConn, org_id: &str, link_id: &str) -> QueryResult<bool> {
+    let found: i64 = portal_links::table
+        .filter(portal_links::org_id.eq(org_id))
+        .filter(portal_links::id.eq(link_id))
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
 }
 
 pub fn revoke_portal_link(conn: &mut DbConn, org_id: &str, link_id: &str) -> QueryResult<bool> {

@@ -80,6 +80,8 @@ pub fn claim_setup_link(
         diesel::update(owner_setup_links::table.find(&link_id))
             .set(owner_setup_links::used_at.eq(now()))
             .execute(c)?;
+        // A new password ends every session the old one opened.
+        super::sessions::end_owner_sessions(c)?;
         let owner_id = match get(c)? {
             Some((id, _)) => {
                 diesel::update(owners::table.find(&id))
@@ -118,38 +120,66 @@ pub fn locked_until(conn: &mut DbConn, key: &str) -> QueryResult<Option<NaiveDat
     Ok(until.flatten().filter(|t| *t > now()))
 }
 
-/// Records a failed sign-in; after `FREE_ATTEMPTS`, each failure doubles the lockout (1 s, 2 s,
-/// 4 s … up to 15 min). Returns the new lock, if any.
-pub fn record_failure(conn: &mut DbConn, key: &str) -> QueryResult<Option<NaiveDateTime>> {
+/// The lockout after the `n`-th attempt in a row without success: none for the first
+/// `FREE_ATTEMPTS - 1`, then 1 s, 2 s, 4 s … up to 15 min.
+fn lock_after(n: i32) -> Option<NaiveDateTime> {
+    let over = i64::from(n - FREE_ATTEMPTS + 1);
+    (over > 0)
+        .then(|| now() + Duration::seconds((1i64 << (over - 1).min(20)).min(MAX_LOCK_SECONDS)))
+}
+
+/// Whether a sign-in attempt may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Counted as a failure until it succeeds ([`record_success`] clears the count).
+    Reserved,
+    /// Refused without checking the password, until then.
+    Locked(NaiveDateTime),
+}
+
+/// Reserves a sign-in attempt for `key` before the password is checked: the count goes up and
+/// the lock is set in the same transaction as the check, so concurrent attempts cannot all
+/// pass a check made before any of them failed. At most `FREE_ATTEMPTS` attempts in a row get
+/// to check a password; each one after a lock has expired doubles the next lock.
+pub fn reserve_attempt(conn: &mut DbConn, key: &str) -> QueryResult<Attempt> {
     write_tx(conn, |c| {
-        let failures: i32 = login_attempts::table
-            .find(key)
-            .select(login_attempts::failures)
-            .first(c)
-            .optional()?
-            .unwrap_or(0)
-            + 1;
-        let over = i64::from(failures - FREE_ATTEMPTS);
-        let lock = (over > 0)
-            .then(|| now() + Duration::seconds((1i64 << (over - 1).min(20)).min(MAX_LOCK_SECONDS)));
-        let n = diesel::update(login_attempts::table.find(key))
-            .set((
-                login_attempts::failures.eq(failures),
-                login_attempts::locked_until.eq(lock),
-                login_attempts::updated_at.eq(now()),
-            ))
-            .execute(c)?;
-        if n == 0 {
-            diesel::insert_into(login_attempts::table)
-                .values((
-                    login_attempts::key.eq(key),
-                    login_attempts::failures.eq(failures),
-                    login_attempts::locked_until.eq(lock),
-                    login_attempts::updated_at.eq(now()),
-                ))
+        let counter = diesel::insert_into(login_attempts::table).values((
+            login_attempts::key.eq(key),
+            login_attempts::failures.eq(0),
+            login_attempts::updated_at.eq(now()),
+        ));
+        // The counter's row, if this is the first attempt (each backend spells the upsert).
+        match c {
+            DbConn::Postgres(pg) => counter.on_conflict_do_nothing().execute(pg)?,
+            DbConn::Sqlite(lite) => counter.on_conflict_do_nothing().execute(lite)?,
+        };
+        let t = now();
+        // One statement, so that on PostgreSQL a concurrent attempt waits for this row and
+        // then sees the lock this transaction sets.
+        let reserved: Option<i32> = diesel::update(
+            login_attempts::table.find(key).filter(
+                login_attempts::locked_until
+                    .is_null()
+                    .or(login_attempts::locked_until.le(t)),
+            ),
+        )
+        .set((
+            login_attempts::failures.eq(login_attempts::failures + 1),
+            login_attempts::updated_at.eq(t),
+        ))
+        .returning(login_attempts::failures)
+        .get_result(c)
+        .optional()?;
+        let Some(n) = reserved else {
+            let until = locked_until(c, key)?.unwrap_or(t);
+            return Ok(Attempt::Locked(until));
+        };
+        if let Some(lock) = lock_after(n) {
+            diesel::update(login_attempts::table.find(key))
+                .set(login_attempts::locked_until.eq(lock))
                 .execute(c)?;
         }
-        Ok(lock)
+        Ok(Attempt::Reserved)
     })
 }
 

@@ -1,5 +1,7 @@
 //! The SCIM request log of each directory (the request inspector reads it), with bounded
-//! retention: the newest `KEEP_PER_DIRECTORY` rows, none older than `KEEP_DAYS`.
+//! retention: the newest `KEEP_PER_DIRECTORY` rows, none older than `KEEP_DAYS`. Requests
+//! refused for their credentials (401: anyone can send them) are bounded apart, to
+//! `KEEP_UNAUTHENTICATED_PER_DIRECTORY`, so they can never evict authenticated history.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -9,6 +11,10 @@ use super::{DbConn, now};
 
 /// Rows kept per directory.
 pub const KEEP_PER_DIRECTORY: i64 = 10_000;
+/// Rows of requests refused for their credentials (401) kept per directory, besides the others.
+pub const KEEP_UNAUTHENTICATED_PER_DIRECTORY: i64 = 500;
+/// The status of a request refused for its credentials.
+const UNAUTHENTICATED: i32 = 401;
 /// Days a row is kept at most.
 pub const KEEP_DAYS: i64 = 30;
 /// Pruning runs on every this many inserts (by row id), so it costs nothing per request (it
@@ -231,21 +237,32 @@ diesel::define_sql_function! {
 
 fn prune(conn: &mut DbConn, directory_id: &str, last_id: i64) -> QueryResult<usize> {
     let cutoff = now() - Duration::days(KEEP_DAYS);
-    // Ids grow across directories, so this keeps at most (not exactly) the newest rows.
-    let beyond_count: Option<i64> = scim_requests::table
-        .filter(scim_requests::directory_id.eq(directory_id))
-        .filter(scim_requests::id.le(last_id))
+    let of_directory = || {
+        scim_requests::table
+            .filter(scim_requests::directory_id.eq(directory_id))
+            .filter(scim_requests::id.le(last_id))
+    };
+    // The refused-for-credentials rows, newest first, on their own partial index.
+    let unauthenticated = || of_directory().filter(scim_requests::status.eq(UNAUTHENTICATED));
+    let unauthenticated_count: i64 = unauthenticated().count().get_result(conn)?;
+    let beyond_unauthenticated: Option<i64> = unauthenticated()
         .order(scim_requests::id.desc())
-        .offset(KEEP_PER_DIRECTORY)
+        .offset(KEEP_UNAUTHENTICATED_PER_DIRECTORY)
+        .select(scim_requests::id)
+        .first(conn)
+        .optional()?;
+    // Ids grow across directories, so this keeps at most (not exactly) the newest rows. Past
+    // this many rows of any kind, at least `KEEP_PER_DIRECTORY` authenticated ones are newer.
+    let beyond_count: Option<i64> = of_directory()
+        .order(scim_requests::id.desc())
+        .offset(KEEP_PER_DIRECTORY + unauthenticated_count)
         .select(scim_requests::id)
         .first(conn)
         .optional()?;
     // Every row before the directory's oldest young one is old. Walked from the oldest, this
     // stops at once when nothing is old (an `at < cutoff OR …` condition visited every row of
     // the directory instead: a tenth of Postgres's work while creates streamed in).
-    let first_young: Option<i64> = scim_requests::table
-        .filter(scim_requests::directory_id.eq(directory_id))
-        .filter(scim_requests::id.le(last_id))
+    let first_young: Option<i64> = of_directory()
         .filter(scim_requests::at.ge(cutoff))
         .order(scim_requests::id.asc())
         .select(scim_requests::id)
@@ -253,12 +270,24 @@ fn prune(conn: &mut DbConn, directory_id: &str, last_id: i64) -> QueryResult<usi
         .optional()?;
     let beyond_age = first_young.map_or(last_id, |young| young - 1);
     let floor = beyond_count.unwrap_or(0).max(beyond_age);
-    diesel::delete(
+    let unauthenticated_floor = beyond_unauthenticated.unwrap_or(0).max(beyond_age);
+    let mut deleted = diesel::delete(
         scim_requests::table
             .filter(scim_requests::directory_id.eq(directory_id))
-            .filter(scim_requests::id.le(floor)),
+            .filter(scim_requests::id.le(floor))
+            .filter(scim_requests::status.ne(UNAUTHENTICATED)),
     )
-    .execute(conn)
+    .execute(conn)?;
+    if unauthenticated_floor > 0 {
+        deleted += diesel::delete(
+            scim_requests::table
+                .filter(scim_requests::directory_id.eq(directory_id))
+                .filter(scim_requests::id.le(unauthenticated_floor))
+                .filter(scim_requests::status.eq(UNAUTHENTICATED)),
+        )
+        .execute(conn)?;
+    }
+    Ok(deleted)
 }
 
 /// The newest requests of a directory, newest first.

@@ -1,6 +1,17 @@
 //! Hand-kept diesel schema, shared by the SQLite and PostgreSQL migrations.
 
 diesel::table! {
+    sessions (id) {
+        id -> Text,
+        kind -> Text,
+        subject -> Text,
+        portal_link_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     settings (key) {
         key -> Text,
         value -> Text,
@@ -252,4 +263,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     api_keys,
+    sessions,
 );

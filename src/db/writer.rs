@@ -807,6 +807,18 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
         logs.truncate(log_rows);
         outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Savepoints);
     }
+    // Another instance's transaction took the same rows in the other order (Postgres then
+    // aborts one of the two): nothing of the batch stands, so it runs again, as the provider
+    // would have had to. A valid request never hears of it.
+    let mut tries = 1;
+    while tries < MAX_BATCH_TRIES
+        && matches!(&outcome, Err(BatchError::Db(e)) if is_transient_conflict(e))
+    {
+        tries += 1;
+        log::warn!("database writer: batch run again after a transient conflict (try {tries})");
+        logs.truncate(log_rows);
+        outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Savepoints);
+    }
     let committed = outcome.is_ok();
     let outcome = outcome.map_err(|e| {
         log::error!(
@@ -819,6 +831,20 @@ fn commit_batch(conn: &mut DbConn, batch: Batch) -> bool {
         job.settle(outcome.clone().map_err(WriteError::Commit));
     }
     committed
+}
+
+/// How many times a batch is run when it keeps meeting transient conflicts.
+const MAX_BATCH_TRIES: u32 = 5;
+
+/// A deadlock or serialization failure: the database aborted the transaction to let another
+/// go on, and running it again succeeds.
+fn is_transient_conflict(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
 }
 
 /// How a batch keeps a failing job's changes apart from the others'.

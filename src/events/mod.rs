@@ -138,7 +138,7 @@ pub fn next_retry(cfg: &DeliveryConfig, attempts: i32) -> Option<chrono::Duratio
     chrono::Duration::from_std(base.mul_f64(jitter)).ok()
 }
 
-fn attempt(agent: &ureq::Agent, due: &db::webhooks::Due) -> db::webhooks::Outcome {
+pub fn attempt(agent: &ureq::Agent, due: &db::webhooks::Due) -> db::webhooks::Outcome {
     let ts = chrono::Utc::now().timestamp();
     let started = Instant::now();
     let Some(signature) = sign(&due.endpoint.secret, &due.event_id, ts, &due.payload) else {
@@ -183,15 +183,46 @@ fn attempt(agent: &ureq::Agent, due: &db::webhooks::Due) -> db::webhooks::Outcom
     }
 }
 
+/// How one delivery is attempted: [`attempt`] in production; tests may wrap it.
+pub type Deliver =
+    Arc<dyn Fn(&ureq::Agent, &db::webhooks::Due) -> db::webhooks::Outcome + Send + Sync>;
+
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// Runs one round: claims due deliveries and attempts them. Returns how many were attempted.
-pub fn run_once(pool: &Pool, agent: &ureq::Agent, cfg: &DeliveryConfig) -> Result<usize, String> {
+/// A delivery whose attempt panics is recorded as a failed attempt (and retried on schedule),
+/// so one bad delivery never stops the others.
+pub fn run_once(
+    pool: &Pool,
+    agent: &ureq::Agent,
+    cfg: &DeliveryConfig,
+    deliver: &Deliver,
+    health: &WorkerHealth,
+) -> Result<usize, String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let lease = chrono::Duration::from_std(cfg.timeout + Duration::from_secs(30))
         .unwrap_or(chrono::Duration::seconds(60));
     let due = db::webhooks::claim(&mut conn, 16, lease).map_err(|e| e.to_string())?;
     drop(conn);
     for d in &due {
-        let outcome = attempt(agent, d);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(agent, d)))
+            .unwrap_or_else(|payload| {
+                let why = panic_message(payload.as_ref());
+                health.record_failure(&format!("a delivery attempt panicked: {why}"));
+                db::webhooks::Outcome {
+                    status_code: None,
+                    latency_ms: 0,
+                    error: Some(format!("internal error in Roster's delivery worker: {why}")),
+                    response_excerpt: None,
+                }
+            });
         let retry = if outcome.succeeded() {
             None
         } else {
@@ -212,6 +243,46 @@ pub fn run_once(pool: &Pool, agent: &ureq::Agent, cfg: &DeliveryConfig) -> Resul
     Ok(due.len())
 }
 
+/// What `/readyz` says of this instance's delivery worker.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    /// Whether a worker thread is running now (false between a crash and its restart).
+    running: AtomicBool,
+    /// Panics recovered from: in an attempt, or of the whole thread (then restarted).
+    failures: std::sync::atomic::AtomicU64,
+    last_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl WorkerHealth {
+    fn record_failure(&self, why: &str) {
+        log::error!("webhook worker: {why}");
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(why.to_string());
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// One line for `/readyz`: running or not, and the panics recovered from.
+    pub fn describe(&self) -> String {
+        let failures = self.failures.load(Ordering::Relaxed);
+        let state = if self.running() {
+            "running"
+        } else {
+            "not running"
+        };
+        match self.last_failure.lock().ok().and_then(|l| l.clone()) {
+            Some(last) if failures > 0 => format!(
+                "webhook worker: {state}; recovered from {failures} failure(s), last: {last}"
+            ),
+            _ => format!("webhook worker: {state}"),
+        }
+    }
+}
+
 /// A running delivery worker; dropping the handle stops it.
 pub struct Worker {
     stop: Arc<AtomicBool>,
@@ -224,34 +295,78 @@ impl Drop for Worker {
 }
 
 /// Starts the delivery worker on its own thread (one per instance; instances share the work).
-pub fn start(pool: Pool, cfg: DeliveryConfig) -> Worker {
+pub fn start(pool: Pool, cfg: DeliveryConfig, health: Arc<WorkerHealth>) -> Worker {
+    start_with(pool, cfg, health, Arc::new(attempt))
+}
+
+/// [`start`] with another way to attempt a delivery. A supervisor thread restarts the worker
+/// if it ever dies (the log and `health` say why), so delivery never stops silently.
+pub fn start_with(
+    pool: Pool,
+    cfg: DeliveryConfig,
+    health: Arc<WorkerHealth>,
+    deliver: Deliver,
+) -> Worker {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut last_prune = Instant::now();
         while !flag.load(Ordering::Relaxed) {
-            match run_once(&pool, &agent, &cfg) {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => log::error!("webhook worker: {e}"),
-            }
-            if last_prune.elapsed() > Duration::from_secs(600) {
-                last_prune = Instant::now();
-                if let Ok(mut c) = pool.get()
-                    && let Err(e) = db::events::prune(&mut c, cfg.retention_days)
-                {
-                    log::error!("pruning events: {e}");
+            let (pool, cfg, flag, health_in, deliver) = (
+                pool.clone(),
+                cfg.clone(),
+                flag.clone(),
+                health.clone(),
+                deliver.clone(),
+            );
+            health.running.store(true, Ordering::Relaxed);
+            let run = std::thread::Builder::new()
+                .name("webhook-worker".into())
+                .spawn(move || work(&pool, &cfg, &flag, &health_in, &deliver))
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.join().map_err(|p| panic_message(p.as_ref())));
+            health.running.store(false, Ordering::Relaxed);
+            match run {
+                Ok(()) => break,
+                Err(why) => {
+                    health.record_failure(&format!("the worker died ({why}); restarting it"));
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
-            std::thread::sleep(cfg.poll_interval);
         }
     });
     Worker { stop }
+}
+
+/// The worker's loop: deliver what is due, prune old events now and then, until stopped.
+fn work(
+    pool: &Pool,
+    cfg: &DeliveryConfig,
+    stop: &AtomicBool,
+    health: &WorkerHealth,
+    deliver: &Deliver,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(cfg.timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut last_prune = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match run_once(pool, &agent, cfg, deliver, health) {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => log::error!("webhook worker: {e}"),
+        }
+        if last_prune.elapsed() > Duration::from_secs(600) {
+            last_prune = Instant::now();
+            if let Ok(mut c) = pool.get()
+                && let Err(e) = db::events::prune(&mut c, cfg.retention_days)
+            {
+                log::error!("pruning events: {e}");
+            }
+        }
+        std::thread::sleep(cfg.poll_interval);
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,8 @@ struct LoginPage {
     layout: Layout,
     error: Option<String>,
     has_owner: bool,
+    /// The command that prints a setup link, as the operator can run it.
+    setup_command: String,
 }
 
 async fn login_form(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
@@ -91,6 +93,7 @@ async fn login_form(state: web::Data<AppState>, s: Session) -> Result<HttpRespon
     }
     let has_owner = db(&state, |c| Ok(db::owners::exists(c)?)).await?;
     html(&LoginPage {
+        setup_command: format!("{} owner setup-link", state.config.command),
         layout: Layout::new(&state, &s),
         error: None,
         has_owner,
@@ -112,6 +115,7 @@ fn login_refused(
     error: String,
 ) -> Result<HttpResponse, PageError> {
     let page = LoginPage {
+        setup_command: format!("{} owner setup-link", state.config.command),
         layout: Layout::new(state, s),
         error: Some(error),
         has_owner: true,
@@ -128,12 +132,16 @@ async fn login(
 ) -> Result<HttpResponse, PageError> {
     use actix_web::http::StatusCode;
     let pw = form.into_inner().password;
-    // Brute-force protection lives in the database, so every instance enforces it.
-    let (owner, locked) = db(&state, |c| {
-        Ok((db::owners::get(c)?, db::owners::locked_until(c, LOGIN_KEY)?))
+    // Brute-force protection lives in the database, so every instance enforces it; the
+    // attempt is reserved (counted) before the password is checked.
+    let (owner, attempt) = db(&state, |c| {
+        Ok((
+            db::owners::get(c)?,
+            db::owners::reserve_attempt(c, LOGIN_KEY)?,
+        ))
     })
     .await?;
-    if let Some(until) = locked {
+    if let db::owners::Attempt::Locked(until) = attempt {
         let secs = (until - db::now()).num_seconds().max(1);
         return login_refused(
             &state,
@@ -142,21 +150,31 @@ async fn login(
             format!("Too many failed attempts. Try again in {secs} seconds."),
         );
     }
-    // argon2 is deliberately slow: verify off the async workers.
     let verified = match owner {
-        Some((id, hash)) => web::block(move || password::verify(&pw, &hash).then_some(id))
+        Some((id, hash)) => password::verify_bounded(pw, hash)
             .await
-            .map_err(|e| PageError::Internal(e.to_string()))?,
+            .map_err(PageError::Internal)?
+            .then_some(id),
         None => None,
     };
     match verified {
         Some(id) => {
-            db(&state, |c| Ok(db::owners::record_success(c, LOGIN_KEY)?)).await?;
-            session::sign_in_owner(&s, &id);
+            let owner = id.clone();
+            let sid = db(&state, move |c| {
+                db::owners::record_success(c, LOGIN_KEY)?;
+                Ok(db::sessions::open(
+                    c,
+                    db::sessions::Kind::Owner,
+                    &owner,
+                    None,
+                )?)
+            })
+            .await?;
+            session::sign_in_owner(&s, &id, &sid);
             Err(PageError::Redirect("/owner".into()))
         }
         None => {
-            let lock = db(&state, |c| Ok(db::owners::record_failure(c, LOGIN_KEY)?)).await?;
+            let lock = db(&state, |c| Ok(db::owners::locked_until(c, LOGIN_KEY)?)).await?;
             log::warn!("failed owner sign-in");
             let message = match lock {
                 Some(until) => format!(
@@ -170,7 +188,14 @@ async fn login(
     }
 }
 
-async fn logout(s: Session) -> HttpResponse {
+async fn logout(state: web::Data<AppState>, s: Session) -> HttpResponse {
+    // Ended on the server too: a copy of this cookie signs nobody in any more.
+    if let Some(sid) = session::session_id(&s) {
+        let ended = db(&state, move |c| Ok(db::sessions::end(c, &sid)?)).await;
+        if let Err(e) = ended {
+            log::error!("ending an owner session: {e}");
+        }
+    }
     session::sign_out(&s);
     HttpResponse::SeeOther()
         .insert_header(("Location", "/owner/login"))
@@ -184,6 +209,8 @@ struct SetupPage {
     valid: bool,
     error: Option<String>,
     min_len: usize,
+    /// The command that prints a setup link, as the operator can run it.
+    setup_command: String,
 }
 
 async fn setup_form(
@@ -197,6 +224,7 @@ async fn setup_form(
     })
     .await?;
     html(&SetupPage {
+        setup_command: format!("{} owner setup-link", state.config.command),
         layout: Layout::new(&state, &s),
         valid,
         error: None,
@@ -227,6 +255,7 @@ async fn setup(
     };
     if let Some(error) = problem {
         let page = SetupPage {
+            setup_command: format!("{} owner setup-link", state.config.command),
             layout: Layout::new(&state, &s),
             valid: true,
             error: Some(error),
@@ -236,9 +265,9 @@ async fn setup(
             .content_type("text/html; charset=utf-8")
             .body(page.render()?));
     }
-    let hash = web::block(move || password::hash(&form.password))
+    let hash = password::bounded(move || password::hash(&form.password))
         .await
-        .map_err(|e| PageError::Internal(e.to_string()))?
+        .map_err(PageError::Internal)?
         .map_err(|e| PageError::Internal(e.to_string()))?;
     let owner = db(&state, move |c| {
         Ok(db::owners::claim_setup_link(c, &token, &hash)?)
@@ -246,10 +275,21 @@ async fn setup(
     .await?;
     match owner {
         Some(id) => {
-            session::sign_in_owner(&s, &id);
+            let owner = id.clone();
+            let sid = db(&state, move |c| {
+                Ok(db::sessions::open(
+                    c,
+                    db::sessions::Kind::Owner,
+                    &owner,
+                    None,
+                )?)
+            })
+            .await?;
+            session::sign_in_owner(&s, &id, &sid);
             Err(PageError::Redirect("/owner".into()))
         }
         None => html(&SetupPage {
+            setup_command: format!("{} owner setup-link", state.config.command),
             layout: Layout::new(&state, &s),
             valid: false,
             error: None,
@@ -382,16 +422,28 @@ async fn load_org_page(
     })
 }
 
+#[derive(Deserialize)]
+struct RevokeLinkForm {
+    /// "on": also end the Admin Portal sessions this link opened.
+    end_sessions: Option<String>,
+}
+
 async fn revoke_portal_link(
     state: web::Data<AppState>,
     s: Session,
     path: web::Path<(String, String)>,
+    form: web::Form<RevokeLinkForm>,
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
     let (org_id, link_id) = path.into_inner();
     let org = org_id.clone();
+    let end_sessions = form.end_sessions.as_deref() == Some("on");
     db(&state, move |c| {
-        Ok(db::orgs::revoke_portal_link(c, &org, &link_id)?)
+        let revoked = db::orgs::revoke_portal_link(c, &org, &link_id)?;
+        if end_sessions && db::orgs::link_of_org(c, &org, &link_id)? {
+            db::sessions::end_for_portal_link(c, &link_id)?;
+        }
+        Ok(revoked)
     })
     .await?;
     Err(PageError::Redirect(format!("/owner/orgs/{org_id}")))
@@ -474,13 +526,16 @@ async fn create_portal_link(
         when(&expires),
     ));
     page.link_ttl_days = days;
-    if is_htmx(&req) {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page.as_portal_link().render()?))
+    let body = if is_htmx(&req) {
+        page.as_portal_link().render()?
     } else {
-        html(&page)
-    }
+        page.render()?
+    };
+    // The page shows a live link: no cache may keep it.
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body))
 }
 
 #[derive(Deserialize)]

@@ -59,12 +59,19 @@ async fn open_link(
 ) -> Result<HttpResponse, PageError> {
     let token = token.into_inner();
     let result = db(&state, move |c| {
-        Ok(db::orgs::redeem_portal_link(c, &token)?)
+        Ok(match db::orgs::redeem_portal_link(c, &token)? {
+            Ok((org, link_id)) => {
+                let sid =
+                    db::sessions::open(c, db::sessions::Kind::Portal, &org.id, Some(&link_id))?;
+                Ok((org, sid))
+            }
+            Err(problem) => Err(problem),
+        })
     })
     .await?;
     match result {
-        Ok(org) => {
-            session::open_portal(&s, &org.id);
+        Ok((org, sid)) => {
+            session::open_portal(&s, &org.id, &sid);
             Err(PageError::Redirect("/portal".into()))
         }
         Err(problem) => {

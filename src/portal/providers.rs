@@ -1,7 +1,8 @@
 //! The directory providers the Admin Portal offers, with each one's setup guide.
 //!
-//! Content follows `provider-guides.md` (the admin's clicks) and `provider-quirks.md`
-//! (what each provider sends). Steps and warnings are trusted static HTML.
+//! Steps follow each provider's admin console (the admin's clicks, as the vendor documents
+//! them); warnings cover the settings that break setups and what each provider sends
+//! (docs/provider-pitfalls.md). Steps and warnings are trusted static HTML.
 
 /// One identity provider the IT admin can pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::limits::{MAX_MEMBERS_PER_REQUEST, MAX_MULTI_VALUED};
 use super::list::MAX_COUNT;
 use super::patch::MAX_OPERATIONS;
 use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
@@ -10,10 +11,16 @@ use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 /// Largest request body accepted, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
 
+/// Roster's extension of `ServiceProviderConfig`: the limits a strict client should know.
+pub const LIMITS_SCHEMA: &str =
+    "urn:roster:params:scim:schemas:extension:limits:2.0:ServiceProviderConfig";
+
 pub fn service_provider_config(base_url: &str) -> Value {
     json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "documentationUri": null,
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
+            LIMITS_SCHEMA
+        ],
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": MAX_PAYLOAD_BYTES},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
@@ -30,15 +37,21 @@ pub fn service_provider_config(base_url: &str) -> Value {
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base_url}/ServiceProviderConfig"),
         },
-        "urn:roster:params:scim:limits": {"maxPatchOperations": MAX_OPERATIONS}
+        LIMITS_SCHEMA: {
+            "maxPatchOperations": MAX_OPERATIONS,
+            "maxMultiValuedValues": MAX_MULTI_VALUED,
+            "maxGroupMembersPerRequest": MAX_MEMBERS_PER_REQUEST
+        }
     })
 }
 
-pub fn resource_types(base_url: &str) -> Value {
-    let items = vec![
+/// The resource types, by id (`User`, `Group`).
+fn resource_type_documents(base_url: &str) -> Vec<Value> {
+    vec![
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
             "id": "User", "name": "User", "endpoint": "/Users",
+            "description": "User Account",
             "schema": USER_SCHEMA,
             "schemaExtensions": [{"schema": ENTERPRISE_USER_SCHEMA, "required": false}],
             "meta": {"resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/User")}
@@ -46,53 +59,100 @@ pub fn resource_types(base_url: &str) -> Value {
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
             "id": "Group", "name": "Group", "endpoint": "/Groups",
+            "description": "Group",
             "schema": GROUP_SCHEMA,
+            "schemaExtensions": [],
             "meta": {"resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/Group")}
         }),
-    ];
-    super::list::list_response(2, 1, items)
+    ]
 }
 
-fn attr(
-    name: &str,
-    ty: &str,
-    multi: bool,
-    required: bool,
-    case_exact: bool,
-    mutability: &str,
-    uniqueness: &str,
-) -> Value {
-    json!({
-        "name": name, "type": ty, "multiValued": multi, "required": required,
-        "caseExact": case_exact, "mutability": mutability, "returned": "default",
-        "uniqueness": uniqueness
-    })
+fn list(items: Vec<Value>) -> Value {
+    let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    super::list::list_response(n, 1, items)
+}
+
+pub fn resource_types(base_url: &str) -> Value {
+    list(resource_type_documents(base_url))
+}
+
+/// One resource type by its id (as RFC 7644 §4 writes it, `User` or `Group`; any case).
+pub fn resource_type(base_url: &str, id: &str) -> Option<Value> {
+    resource_type_documents(base_url)
+        .into_iter()
+        .find(|r| r["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+}
+
+/// The schema documents (RFC 7643 §7, §8.7), complete and true to what Roster stores,
+/// returns and validates; kept as JSON beside this file.
+const SCHEMA_DOCUMENTS: [&str; 7] = [
+    include_str!("schemas/user.json"),
+    include_str!("schemas/enterprise_user.json"),
+    include_str!("schemas/group.json"),
+    include_str!("schemas/roster_limits.json"),
+    include_str!("schemas/service_provider_config.json"),
+    include_str!("schemas/resource_type.json"),
+    include_str!("schemas/schema.json"),
+];
+
+fn schema_documents(base_url: &str) -> Vec<Value> {
+    SCHEMA_DOCUMENTS
+        .iter()
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .map(|mut doc| {
+            let id = doc["id"].as_str().unwrap_or_default().to_string();
+            doc["meta"] = json!({
+                "resourceType": "Schema",
+                "location": format!("{base_url}/Schemas/{id}")
+            });
+            doc
+        })
+        .collect()
 }
 
 pub fn schemas(base_url: &str) -> Value {
-    let user = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-        "id": USER_SCHEMA, "name": "User", "description": "User Account",
-        "attributes": [
-            attr("userName", "string", false, true, false, "readWrite", "server"),
-            attr("externalId", "string", false, false, true, "readWrite", "none"),
-            attr("displayName", "string", false, false, false, "readWrite", "none"),
-            attr("active", "boolean", false, false, false, "readWrite", "none"),
-            attr("name", "complex", false, false, false, "readWrite", "none"),
-            attr("emails", "complex", true, false, false, "readWrite", "none"),
-            attr("groups", "complex", true, false, false, "readOnly", "none"),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{USER_SCHEMA}")}
-    });
-    let group = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
-        "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
-        "attributes": [
-            attr("displayName", "string", false, true, false, "readWrite", "server"),
-            attr("externalId", "string", false, false, true, "readWrite", "none"),
-            attr("members", "complex", true, false, false, "readWrite", "none"),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{GROUP_SCHEMA}")}
-    });
-    super::list::list_response(2, 1, vec![user, group])
+    list(schema_documents(base_url))
+}
+
+/// One schema by its URN (compared without regard to case, as URNs are).
+pub fn schema(base_url: &str, id: &str) -> Option<Value> {
+    schema_documents(base_url)
+        .into_iter()
+        .find(|s| s["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_document_parses_and_is_served() {
+        for text in SCHEMA_DOCUMENTS {
+            let doc: Value = serde_json::from_str(text).expect("schema documents are JSON");
+            let id = doc["id"].as_str().expect("a schema has an id");
+            assert!(schema("http://x", id).is_some(), "{id}");
+            assert!(
+                doc["attributes"].as_array().is_some_and(|a| !a.is_empty()),
+                "{id}"
+            );
+        }
+        assert_eq!(schemas("http://x")["totalResults"], SCHEMA_DOCUMENTS.len());
+        assert!(schema("http://x", "nope").is_none());
+        assert!(resource_type("http://x", "user").is_some());
+        assert!(resource_type("http://x", "Nope").is_none());
+    }
+
+    #[test]
+    fn every_advertised_schema_has_a_document() {
+        let spc = service_provider_config("http://x");
+        for urn in spc["schemas"].as_array().unwrap() {
+            assert!(schema("http://x", urn.as_str().unwrap()).is_some(), "{urn}");
+        }
+        for rt in resource_type_documents("http://x") {
+            assert!(schema("http://x", rt["schema"].as_str().unwrap()).is_some());
+            for ext in rt["schemaExtensions"].as_array().unwrap() {
+                assert!(schema("http://x", ext["schema"].as_str().unwrap()).is_some());
+            }
+        }
+    }
 }

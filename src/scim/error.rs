@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+const CONCURRENT_CONFLICT: &str = "a concurrent change got in the way; retry shortly";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {detail}")]
 pub struct ScimError {
@@ -17,6 +19,16 @@ impl ScimError {
             scim_type,
             detail: detail.into(),
         }
+    }
+
+    /// A change that gave way to a concurrent one (a deadlock or serialization failure):
+    /// nothing of it stands, and it can simply run again.
+    pub fn concurrent_conflict() -> Self {
+        ScimError::unavailable(CONCURRENT_CONFLICT)
+    }
+
+    pub fn is_concurrent_conflict(&self) -> bool {
+        self.status == 503 && self.detail == CONCURRENT_CONFLICT
     }
 
     pub fn invalid_filter(detail: impl Into<String>) -> Self {

@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod limits;
 pub mod list;
 pub mod patch;
 pub mod redact;
@@ -74,10 +75,11 @@ pub fn nul_in(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// A request document, refused (400 invalidValue) when a string in it holds U+0000.
+/// A request document, refused (400 invalidValue) when a string in it holds U+0000, and
+/// (400 tooMany) when it carries more values than `limits` allows.
 pub fn check_document(value: &serde_json::Value) -> Result<(), ScimError> {
     match nul_in(value) {
-        None => Ok(()),
+        None => limits::check(value),
         Some(at) => Err(ScimError::invalid_value(format!(
             "the string at `{}` contains U+0000 (NUL), which SCIM attributes cannot hold",
             at.trim_start_matches('.')

@@ -337,6 +337,9 @@ fn normalize_enterprise(doc: &mut Map<String, Value>) -> Result<(), ScimError> {
             if let Some(Value::String(d)) = get_ci(&one, "displayName") {
                 m.insert("displayName".into(), Value::String(d.clone()));
             }
+            if let Some(Value::String(r)) = get_ci(&one, "$ref") {
+                m.insert("$ref".into(), Value::String(r.clone()));
+            }
             ext.insert("manager".into(), Value::Object(m));
         }
     }

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::app::AppState;
@@ -17,11 +16,13 @@ use crate::db::DbConn;
 use crate::db::directories::{self, TokenCheck};
 use crate::db::requests::NewRequest;
 use crate::db::user_pages::Bookmarks;
-use crate::scim::discovery::{self, MAX_PAYLOAD_BYTES};
+use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery};
 use crate::scim::redact;
 use crate::scim::{CONTENT_TYPE, ScimError};
 use ops::Ctx;
+
+pub mod body;
 
 /// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
 /// regular expression, which cost a seventh of a read's time in the server's own threads.
@@ -51,22 +52,6 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// Reads the body, refusing more than `MAX_PAYLOAD_BYTES` with a SCIM 413.
-async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ScimError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ScimError::invalid_syntax("could not read the request body"))?;
-        if body.len() + chunk.len() > MAX_PAYLOAD_BYTES {
-            return Err(ScimError::payload_too_large(format!(
-                "request body is larger than {MAX_PAYLOAD_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
 fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax(
@@ -81,7 +66,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
 }
 
 fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ScimError> {
-    // `+` and `%20` both mean a space (item 3 of the provider pitfalls).
+    // `+` and `%20` both mean a space (docs/provider-pitfalls.md, item 3).
     serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
         .map_err(|_| ScimError::invalid_syntax("the query string is not valid"))
 }
@@ -92,8 +77,10 @@ enum Target {
     Resource(crate::scim::ResourceType, String),
     Search(Option<crate::scim::ResourceType>),
     ServiceProviderConfig,
-    ResourceTypes,
-    Schemas,
+    /// `/ResourceTypes` or one of them by id.
+    ResourceTypes(Option<String>),
+    /// `/Schemas` or one of them by URN.
+    Schemas(Option<String>),
     Unsupported(&'static str),
     NotFound,
 }
@@ -112,8 +99,12 @@ fn route(tail: &str) -> Target {
         {
             Target::ServiceProviderConfig
         }
-        [s, ..] if s.eq_ignore_ascii_case("ResourceTypes") => Target::ResourceTypes,
-        [s, ..] if s.eq_ignore_ascii_case("Schemas") => Target::Schemas,
+        [s] if s.eq_ignore_ascii_case("ResourceTypes") => Target::ResourceTypes(None),
+        [s, id] if s.eq_ignore_ascii_case("ResourceTypes") => {
+            Target::ResourceTypes(Some(id.to_string()))
+        }
+        [s] if s.eq_ignore_ascii_case("Schemas") => Target::Schemas(None),
+        [s, id] if s.eq_ignore_ascii_case("Schemas") => Target::Schemas(Some(id.to_string())),
         [s] if s.eq_ignore_ascii_case(".search") => Target::Search(None),
         [s] if s.eq_ignore_ascii_case("Me") => {
             Target::Unsupported("/Me is not supported: Roster has no authenticated subject")
@@ -318,63 +309,102 @@ async fn serve(
     started: Instant,
 ) -> Rendered {
     let method = req.method().clone();
-    // Read the body first (bounded), so even refused requests are logged with it.
-    let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        match read_body(payload).await {
-            Ok(b) => Some(b),
-            Err(e) => return Rendered::error(&e),
-        }
-    } else {
-        None
-    };
-    let logged_path = match req.query_string() {
-        "" => format!("/{tail}"),
-        q => format!("/{tail}?{q}"),
-    };
+    let has_body = matches!(method, Method::POST | Method::PUT | Method::PATCH);
     let query = query_pairs(req);
-    let incoming = Arc::new(Incoming {
+    let mut incoming = Incoming {
         base_url: state.config.scim_base(&directory_id),
         directory_id,
         method,
-        logged_path,
+        logged_path: logged_path(&tail, req.query_string()),
         token: bearer(req),
-        logged_body: body.as_deref().and_then(redact::request_body),
-        body,
+        logged_body: None,
+        body: None,
         query: query.as_ref().cloned().unwrap_or_default(),
         if_match: header(req, header::IF_MATCH),
         if_none_match: header(req, header::IF_NONE_MATCH),
         started,
         tail,
-    });
+    };
     let target = Arc::new(route(&incoming.tail));
+    // A request with a body is authenticated from its headers before the body is read, so
+    // one without a valid token costs no memory and no parsing; the body then has a
+    // deadline and a share of a bounded budget.
+    let mut authenticated = None;
+    if has_body {
+        let received = match authenticate_apart(state, &incoming).await {
+            Ok(auth) => {
+                authenticated = Some(auth);
+                match body::check_declared_length(req) {
+                    Ok(()) => body::receive(payload, &state.body_budget).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match received {
+            Ok(b) => {
+                incoming.logged_body = redact::request_body(&b);
+                incoming.body = Some(b);
+            }
+            Err(e) => return refused(state, &incoming, &target, e).await,
+        }
+    }
+    let incoming = Arc::new(incoming);
     let is_write = matches!(
         incoming.method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) && !matches!(*target, Target::Search(_));
     let outcome = match query {
         Err(e) => Err(e),
-        Ok(_) if is_write => write(state, incoming.clone(), target.clone()).await,
-        Ok(_) => read(state, incoming.clone(), target.clone()).await,
+        Ok(_) if is_write => write(state, incoming.clone(), target.clone(), authenticated).await,
+        Ok(_) => read(state, incoming.clone(), target.clone(), authenticated).await,
     };
     match outcome {
         Ok(rendered) => rendered,
-        Err(e) => {
-            if e.status >= 500 {
-                log::error!(
-                    "SCIM {} /scim/v2/{}/{} failed: {}",
-                    incoming.method,
-                    incoming.directory_id,
-                    incoming.tail,
-                    e.detail
-                );
-            }
-            let rendered = Rendered::error(&e);
-            // Refused requests are logged on their own (their effect, if any, was rolled back).
-            let row = log_row(&incoming, &target, &rendered, Some(error_kind(&e)));
-            state.writer.log(row).await;
-            rendered
-        }
+        Err(e) => refused(state, &incoming, &target, e).await,
     }
+}
+
+/// A refused request: its error, logged on its own (its effect, if any, was rolled back).
+async fn refused(
+    state: &web::Data<AppState>,
+    incoming: &Incoming,
+    target: &Target,
+    e: ScimError,
+) -> Rendered {
+    if e.status >= 500 {
+        log::error!(
+            "SCIM {} /scim/v2/{}/{} failed: {}",
+            incoming.method,
+            incoming.directory_id,
+            crate::loggable::path(&incoming.tail),
+            e.detail
+        );
+    }
+    let rendered = Rendered::error(&e);
+    let row = log_row(incoming, target, &rendered, Some(error_kind(&e)));
+    state.writer.log(row).await;
+    rendered
+}
+
+/// The path the request log keeps: the query's secret-looking values redacted.
+fn logged_path(tail: &str, query: &str) -> String {
+    match query {
+        "" => format!("/{tail}"),
+        q => format!("/{tail}?{}", crate::loggable::query(q)),
+    }
+}
+
+/// [`authenticate`] on a pooled connection of its own, off the async workers.
+async fn authenticate_apart(
+    state: &web::Data<AppState>,
+    incoming: &Incoming,
+) -> Result<Authenticated, ScimError> {
+    let pool = state.pool.clone();
+    let (directory_id, token) = (incoming.directory_id.clone(), incoming.token.clone());
+    web::block(move || authenticate(&mut *pooled(&pool)?, &directory_id, token.as_deref()))
+        .await
+        .map_err(|_| ScimError::internal())?
 }
 
 /// A change: authenticated on a pooled connection, then applied and logged as one job of the
@@ -383,18 +413,16 @@ async fn write(
     state: &web::Data<AppState>,
     incoming: Arc<Incoming>,
     target: Arc<Target>,
+    authenticated: Option<Authenticated>,
 ) -> Result<Rendered, ScimError> {
     // The token is checked beside the writer, not on it: the writer's thread is what every
     // change waits for. A token revoked between this check and the commit lets this one
     // request through, as if it had arrived a moment earlier.
-    let pool = state.pool.clone();
-    let (inc, tgt) = (incoming.clone(), target.clone());
-    let (auth, prepared) = web::block(move || {
-        let auth = authenticate(&mut *pooled(&pool)?, &inc)?;
-        Ok::<_, ScimError>((auth, prepare_create(&inc, &tgt)?))
-    })
-    .await
-    .map_err(|_| ScimError::internal())??;
+    let auth = match authenticated {
+        Some(auth) => auth,
+        None => authenticate_apart(state, &incoming).await?,
+    };
+    let prepared = prepare_create_apart(&incoming, &target).await?;
     let touch = auth.touch.filter(|t| state.touches.claim(&t.token_id));
     if let Some(prepared) = prepared {
         if let Some(touch) = touch {
@@ -405,19 +433,55 @@ async fn write(
         }
         return create_user(state, &incoming, &target, prepared).await;
     }
-    state
-        .writer
-        .run_logged(move |c| {
-            if let Some(touch) = &touch {
-                touch.apply(c, &incoming.directory_id)?;
-            }
-            let rendered = dispatch(c, &incoming, &target, None)?;
-            // The change and its log row commit together, or neither does.
-            let row = log_row(&incoming, &target, &rendered, None);
-            Ok((rendered, row))
-        })
+    let mut touch = touch;
+    let mut tries = 1;
+    loop {
+        let (inc, tgt, touch_now) = (incoming.clone(), target.clone(), touch.take());
+        let result: Result<Rendered, ScimError> = state
+            .writer
+            .run_logged(move |c| {
+                if let Some(touch) = &touch_now {
+                    touch.apply(c, &inc.directory_id)?;
+                }
+                let rendered = dispatch(c, &inc, &tgt, None)?;
+                // The change and its log row commit together, or neither does.
+                let row = log_row(&inc, &tgt, &rendered, None);
+                Ok((rendered, row))
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        // Rolled back after giving way to another instance's change on the same rows: run
+        // it again rather than hand the provider a 5xx for a valid request.
+        match result {
+            Err(e) if e.is_concurrent_conflict() && tries < MAX_CONFLICT_TRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// How many times a change that gave way to a concurrent one is run.
+const MAX_CONFLICT_TRIES: u32 = 5;
+
+/// Bodies up to this size are parsed on the async worker; larger ones on the blocking pool,
+/// so that one large body never holds up the requests that share its worker.
+const PARSE_INLINE_BYTES: usize = 64 * 1024;
+
+/// [`prepare_create`], off the async workers when the body is large.
+async fn prepare_create_apart(
+    incoming: &Arc<Incoming>,
+    target: &Arc<Target>,
+) -> Result<Option<ops::PreparedUser>, ScimError> {
+    let small = incoming
+        .body
+        .as_ref()
+        .is_none_or(|b| b.len() <= PARSE_INLINE_BYTES);
+    if small {
+        return prepare_create(incoming, target);
+    }
+    let (inc, tgt) = (incoming.clone(), target.clone());
+    web::block(move || prepare_create(&inc, &tgt))
         .await
-        .map_err(|e| unavailable(&e))?
+        .map_err(|_| ScimError::internal())?
 }
 
 /// A user create that is nothing but its insert, prepared beside the writer (see
@@ -464,13 +528,17 @@ async fn read(
     state: &web::Data<AppState>,
     incoming: Arc<Incoming>,
     target: Arc<Target>,
+    authenticated: Option<Authenticated>,
 ) -> Result<Rendered, ScimError> {
     let pool = state.pool.clone();
     let (inc, tgt) = (incoming.clone(), target.clone());
     let bookmarks = state.user_pages.clone();
     let (rendered, touch) = web::block(move || {
         let mut conn = pooled(&pool)?;
-        let auth = authenticate(&mut conn, &inc)?;
+        let auth = match authenticated {
+            Some(auth) => auth,
+            None => authenticate(&mut conn, &inc.directory_id, inc.token.as_deref())?,
+        };
         let rendered = dispatch(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
         Ok::<_, ScimError>((rendered, auth.touch))
@@ -508,6 +576,7 @@ fn error_kind(e: &ScimError) -> String {
         (403, _) => "forbidden".into(),
         (404, _) => "notFound".into(),
         (405, _) => "methodNotAllowed".into(),
+        (408, _) => "requestTimeout".into(),
         (412, _) => "preconditionFailed".into(),
         (413, _) => "payloadTooLarge".into(),
         (501, _) => "notImplemented".into(),
@@ -569,13 +638,17 @@ struct Authenticated {
 }
 
 /// Checks the bearer token.
-fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated, ScimError> {
-    let Some(token) = &incoming.token else {
+fn authenticate(
+    conn: &mut DbConn,
+    directory_id: &str,
+    token: Option<&str>,
+) -> Result<Authenticated, ScimError> {
+    let Some(token) = token else {
         return Err(ScimError::unauthorized(
             "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
         ));
     };
-    match directories::check_token(conn, &incoming.directory_id, token)? {
+    match directories::check_token(conn, directory_id, token)? {
         TokenCheck::Invalid => Err(ScimError::unauthorized(
             "the bearer token is not valid for this directory (wrong, or for another directory)",
         )),
@@ -637,8 +710,22 @@ fn dispatch(
         (Target::ServiceProviderConfig, &Method::GET) => {
             Rendered::ok(discovery::service_provider_config(base_url))
         }
-        (Target::ResourceTypes, &Method::GET) => Rendered::ok(discovery::resource_types(base_url)),
-        (Target::Schemas, &Method::GET) => Rendered::ok(discovery::schemas(base_url)),
+        (Target::ResourceTypes(None), &Method::GET) => {
+            Rendered::ok(discovery::resource_types(base_url))
+        }
+        (Target::ResourceTypes(Some(id)), &Method::GET) => {
+            Rendered::ok(discovery::resource_type(base_url, id).ok_or_else(|| {
+                ScimError::not_found(format!(
+                    "no resource type `{id}`: Roster serves User and Group"
+                ))
+            })?)
+        }
+        (Target::Schemas(None), &Method::GET) => Rendered::ok(discovery::schemas(base_url)),
+        (Target::Schemas(Some(id)), &Method::GET) => {
+            Rendered::ok(discovery::schema(base_url, id).ok_or_else(|| {
+                ScimError::not_found(format!("no schema `{id}`; GET /Schemas lists them"))
+            })?)
+        }
         (Target::Collection(User), &Method::GET) => {
             Rendered::ok_text(ops::list_users(conn, ctx, &query()?)?)
         }
@@ -651,7 +738,8 @@ fn dispatch(
                 Some(Group) => Rendered::ok(ops::list_groups(conn, ctx, &q)?),
                 Some(User) => Rendered::ok_text(ops::list_users(conn, ctx, &q)?),
                 None => {
-                    return Err(ScimError::invalid_syntax(
+                    // RFC 7644 §3.4.3: a server without root search answers 501.
+                    return Err(ScimError::not_implemented(
                         "search at the root is not supported; POST to /Users/.search or /Groups/.search",
                     ));
                 }

@@ -94,8 +94,8 @@ impl From<diesel::result::Error> for ScimError {
                 diesel::result::DatabaseErrorKind::SerializationFailure
             ) || info.message().contains("deadlock detected"))
         {
-            log::warn!("SCIM change refused, to be retried: {e}");
-            return ScimError::unavailable("a concurrent change got in the way; retry shortly");
+            log::warn!("SCIM change gave way to a concurrent one, to be run again: {e}");
+            return ScimError::concurrent_conflict();
         }
         // The directory (or a user or group the change refers to) was deleted between the
         // request's authentication and its write.
@@ -649,9 +649,27 @@ pub fn patch_user(
             let groups = user_groups(c, ctx, id)?;
             return Ok(render_user(ctx, &existing, &groups));
         }
-        let input = resource::user_from_json(&patched)?;
+        let input = user_after_patch(&patched, existing.active)?;
         save_user(c, ctx, &existing, &input)
     })
+}
+
+/// The user a patched document describes. A PATCH that removes `active` leaves it unassigned
+/// in the resource, but never reactivates (or deactivates) the user for the application: its
+/// state stays what it was, as when a PUT omits `active`.
+fn user_after_patch(patched: &Value, was_active: bool) -> Result<resource::UserInput, ScimError> {
+    if crate::scim::filter::get_ci(patched, "active").is_some() {
+        return resource::user_from_json(patched);
+    }
+    let mut with_state = patched.clone();
+    if let Some(obj) = with_state.as_object_mut() {
+        obj.insert("active".into(), Value::Bool(was_active));
+    }
+    let mut input = resource::user_from_json(&with_state)?;
+    if let Some(doc) = input.document.as_object_mut() {
+        doc.remove("active");
+    }
+    Ok(input)
 }
 
 pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {

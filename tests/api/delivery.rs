@@ -788,3 +788,52 @@ async fn racing_creates_of_one_user_name_make_one_user_and_spoil_nothing_else() 
         assert_eq!(logged_ids, stored, "each creation's log row names its user");
     }
 }
+
+/// A delivery attempt that panics inside the worker does not stop delivery: the attempt is
+/// recorded as failed, retried on schedule, the event arrives, and `/readyz` says what happened.
+#[actix_web::test]
+async fn a_panicking_delivery_attempt_is_retried_and_delivery_goes_on() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for backend in backends() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let deliver: roster::events::Deliver = Arc::new(move |agent, due| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("injected failure in a delivery attempt");
+            }
+            roster::events::attempt(agent, due)
+        });
+        let app = TestApp::spawn(backend)
+            .await
+            .with_worker_delivering(&[0.05, 0.05], deliver);
+        let mut rx = receiver::start(None, 0, None);
+        let endpoint = roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        scim.post("/Users", &json!({"userName": "first@x.com"}))
+            .await;
+        let got = rx.next(10).await;
+        assert!(signature_valid(&endpoint.secret, &got), "{backend:?}");
+        assert!(
+            calls.load(Ordering::SeqCst) >= 2,
+            "{backend:?}: the panicking attempt was not retried"
+        );
+        let attempts = roster::db::webhooks::attempts(&mut app.conn(), &endpoint.id, 10).unwrap();
+        assert!(
+            attempts.iter().any(|a| a
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("injected failure"))),
+            "{backend:?}: the panic is not recorded as a failed attempt: {attempts:?}"
+        );
+        let ready = crate::helpers::Browser::new(&app.base)
+            .get("/readyz")
+            .await
+            .body;
+        assert!(
+            ready.contains("webhook worker: running") && ready.contains("injected failure"),
+            "{backend:?}: /readyz does not report the recovered failure: {ready}"
+        );
+    }
+}

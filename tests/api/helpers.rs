@@ -109,6 +109,7 @@ impl TestApp {
             database_url: db.url.clone(),
             public_url: base.clone(),
             product_name: "Roster Test".into(),
+            command: "roster".into(),
         };
         let key = app::session_key(&pool).unwrap();
         let state = web::Data::new(AppState::new(pool.clone(), config));
@@ -126,7 +127,16 @@ impl TestApp {
     }
 
     /// Starts this instance's webhook worker with a fast retry schedule (in seconds).
-    pub fn with_worker(mut self, retry_schedule: &[f64]) -> TestApp {
+    pub fn with_worker(self, retry_schedule: &[f64]) -> TestApp {
+        self.with_worker_delivering(retry_schedule, std::sync::Arc::new(roster::events::attempt))
+    }
+
+    /// [`Self::with_worker`] attempting each delivery with `deliver`.
+    pub fn with_worker_delivering(
+        mut self,
+        retry_schedule: &[f64],
+        deliver: roster::events::Deliver,
+    ) -> TestApp {
         let cfg = roster::events::DeliveryConfig {
             retry_schedule: retry_schedule
                 .iter()
@@ -136,7 +146,12 @@ impl TestApp {
             poll_interval: std::time::Duration::from_millis(20),
             retention_days: 30,
         };
-        self._worker = Some(roster::events::start(self.pool.clone(), cfg));
+        self._worker = Some(roster::events::start_with(
+            self.pool.clone(),
+            cfg,
+            self.state.worker_health.clone(),
+            deliver,
+        ));
         self
     }
 
@@ -305,6 +320,7 @@ impl Scim {
 }
 
 /// A cookie-keeping browser for the HTML surfaces.
+#[derive(Clone)]
 pub struct Browser {
     base: String,
     cookies: BTreeMap<String, String>,

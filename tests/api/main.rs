@@ -11,4 +11,5 @@ mod providers;
 mod receiver;
 mod scim_errors;
 mod scim_ops;
+mod security;
 mod seed_flow;

@@ -1,4 +1,5 @@
-//! The 48 pitfalls of provider-quirks.md §10, each named by a test (on every backend).
+//! The 48 provider pitfalls of docs/provider-pitfalls.md, each pinned by the test `pitfall_NN_…`
+//! of its item number (on every backend).
 
 use serde_json::{Value, json};
 
@@ -1157,8 +1158,32 @@ async fn pitfall_46_discovery_tells_the_truth() {
         );
         let types = scim.get("/ResourceTypes").await.json();
         assert_eq!(types["Resources"][0]["endpoint"], "/Users");
+        let user_type = scim.get("/ResourceTypes/User").await.json();
+        assert_eq!(user_type["id"], "User", "one resource, not a list");
+        assert_eq!(scim.get("/ResourceTypes/Nope").await.status, 404);
         let schemas = scim.get("/Schemas").await.json();
-        assert_eq!(schemas["totalResults"], 2);
+        let ids: Vec<&str> = schemas["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        for urn in [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        ] {
+            assert!(ids.contains(&urn), "{urn} missing from {ids:?}");
+            let one = scim.get(&format!("/Schemas/{urn}")).await.json();
+            assert_eq!(one["id"], urn, "one schema, not a list");
+        }
+        let missing = scim.get("/Schemas/nope").await;
+        assert_eq!(missing.status, 404);
+        assert_eq!(missing.json()["status"], "404");
+        // Every schema the config names is served.
+        for urn in spc["schemas"].as_array().unwrap() {
+            assert!(ids.contains(&urn.as_str().unwrap()), "{urn}");
+        }
     });
 }
 

@@ -1,4 +1,5 @@
-//! Each provider's transcript (provider-quirks.md §2–§8) replayed in its own dialect — test
+//! Each provider's transcript (docs/provider-pitfalls.md, "Provider transcripts", which also
+//! defines the step labels T0, T1, … used below) replayed in its own dialect — test
 //! connection, lookup before create, create, update, group create, membership changes, rename,
 //! deactivate, reactivate, delete — with the resulting state checked by GETs after each step.
 

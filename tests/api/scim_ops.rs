@@ -625,3 +625,37 @@ fn assert_scim_404(r: &crate::helpers::Resp) {
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(r.json()["status"], "404");
 }
+
+/// A PATCH that removes `active` unassigns it in the resource but never reactivates a
+/// deactivated user (nor deactivates an active one) for the application.
+#[actix_web::test]
+async fn removing_active_keeps_the_users_state() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let id = scim
+            .post(
+                "/Users",
+                &json!({"userName": "gone@x.com", "active": false}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = scim
+            .patch(
+                &format!("/Users/{id}"),
+                &json!({"Operations": [{"op": "remove", "path": "active"}]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{backend:?}: {}", r.body);
+        assert!(r.json().get("active").is_none(), "{backend:?}: {}", r.body);
+        let inactive = scim.get("/Users?filter=active%20eq%20false").await.json();
+        assert_eq!(
+            inactive["totalResults"], 1,
+            "{backend:?}: the user was reactivated"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! The seed flow of DESIGN §2, end to end over HTTP: owner → Admin Portal → Configure
+//! The seed flow, end to end over HTTP: owner → Admin Portal → Configure
 //! PingIdentity → PingOne's requests → state through SCIM GETs and the portal's pages.
 
 use serde_json::json;
@@ -171,7 +171,8 @@ async fn seed_flow(app: &TestApp) {
     };
     assert_eq!(stored, vec![roster::auth::tokens::hash(&bearer)]);
 
-    // 4. PingOne's requests (provider-quirks §2.3), with the token shown.
+    // 4. PingOne's requests (steps T0–T10 of the PingOne transcript in
+    // docs/provider-pitfalls.md), with the token shown.
     let scim = Scim::new(endpoint.clone(), bearer.clone());
     let lookup = scim
         .get("/Users?filter=username%20Eq%20%22jdoe%40acme.com%22")

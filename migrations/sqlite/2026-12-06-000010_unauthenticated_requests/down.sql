@@ -1,0 +1,1 @@
+DROP INDEX scim_requests_unauthenticated;

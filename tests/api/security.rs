@@ -1,0 +1,485 @@
+//! Attacks from outside and a careless operator: what must not leak, drain or stall.
+
+use futures_util::future::join_all;
+
+use crate::helpers::{Browser, TestApp, backends};
+
+/// A burst of concurrent wrong passwords: each attempt is counted before its password is
+/// checked, so at most the free attempts reach argon2 and the rest are refused as locked.
+#[actix_web::test]
+async fn concurrent_wrong_passwords_check_at_most_the_free_attempts() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.owner().await;
+        let mut attackers = Vec::new();
+        for _ in 0..60 {
+            let mut b = Browser::new(&app.base);
+            let page = b.get("/owner/login").await.body;
+            attackers.push((b, page));
+        }
+        let statuses: Vec<u16> = join_all(attackers.iter_mut().map(|(b, page)| async move {
+            b.post_form("/owner/login", page, &[("password", "guess guess guess")])
+                .await
+                .status
+        }))
+        .await;
+        let checked = statuses.iter().filter(|s| **s == 401).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!(
+            checked + refused,
+            statuses.len(),
+            "{backend:?}: {statuses:?}"
+        );
+        assert!(
+            checked <= roster::db::owners::FREE_ATTEMPTS as usize,
+            "{backend:?}: {checked} passwords were checked: {statuses:?}"
+        );
+        assert!(checked >= 1, "{backend:?}: {statuses:?}");
+    }
+}
+
+/// The owner's "new portal link" page shows a live link: no cache may keep it.
+#[actix_web::test]
+async fn a_new_portal_link_is_not_cached() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let mut owner = app.owner().await;
+        let page = owner.get(&format!("/owner/orgs/{org}")).await.body;
+        for htmx in [false, true] {
+            let r = if htmx {
+                let token = crate::helpers::csrf_token(&page);
+                owner
+                    .send(
+                        "POST",
+                        &format!("/owner/orgs/{org}/portal-links"),
+                        Some(&[("csrf_token", token.as_str()), ("ttl_days", "7")]),
+                        &[("HX-Request", "true")],
+                    )
+                    .await
+            } else {
+                owner
+                    .post_form(
+                        &format!("/owner/orgs/{org}/portal-links"),
+                        &page,
+                        &[("ttl_days", "7")],
+                    )
+                    .await
+            };
+            assert_eq!(r.status, 200, "{backend:?}: {}", r.body);
+            assert!(r.body.contains("/portal/link/roster_portal_"), "{}", r.body);
+            assert_eq!(
+                r.header("cache-control"),
+                Some("no-store"),
+                "{backend:?} htmx={htmx}"
+            );
+        }
+    }
+}
+
+/// Requests refused for their credentials are kept apart and bounded on their own: a flood of
+/// them (more than the log keeps) leaves every authenticated row in place.
+#[actix_web::test]
+async fn a_flood_of_unauthenticated_requests_does_not_evict_authenticated_history() {
+    use roster::db::requests::{
+        self, KEEP_PER_DIRECTORY, KEEP_UNAUTHENTICATED_PER_DIRECTORY, NewRequest,
+    };
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let dir = scim.base.rsplit('/').next().unwrap().to_string();
+        let created = scim
+            .post("/Users", &serde_json::json!({"userName": "kept@x.com"}))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        // The attack, over HTTP: wrong tokens are answered 401 and logged as such.
+        let wrong = crate::helpers::Scim::new(scim.base.clone(), "roster_scim_wrong".into());
+        for _ in 0..20 {
+            assert_eq!(
+                wrong
+                    .post("/Users", &serde_json::json!({"userName": "x"}))
+                    .await
+                    .status,
+                401
+            );
+        }
+        app.flush_request_log().await;
+        // The rest of the flood, as the writer records such rows (faster than HTTP).
+        let flood = KEEP_PER_DIRECTORY as usize + 2_500;
+        let mut conn = app.conn();
+        for start in (0..flood).step_by(500) {
+            let rows = (start..start + 500).map(|i| NewRequest {
+                directory_id: dir.clone(),
+                at: roster::db::now(),
+                method: "POST".into(),
+                path: format!("/Users?flood={i}"),
+                status: 401,
+                error_kind: Some("unauthorized".into()),
+                ..NewRequest::default()
+            });
+            requests::insert_many(&mut conn, rows.collect()).unwrap();
+        }
+        let kept = requests::recent(&mut conn, &dir, 3 * KEEP_PER_DIRECTORY).unwrap();
+        assert!(
+            kept.iter().any(|r| r.status == 201 && r.path == "/Users"),
+            "{backend:?}: the authenticated create was evicted"
+        );
+        let refused = kept.iter().filter(|r| r.status == 401).count();
+        assert!(
+            refused >= 1,
+            "{backend:?}: a sample of refused requests stays"
+        );
+        assert!(
+            refused <= KEEP_UNAUTHENTICATED_PER_DIRECTORY as usize + 2_000,
+            "{backend:?}: {refused} refused rows kept"
+        );
+    }
+}
+
+/// Sends `head` on a fresh connection, then nothing more, and returns what the server answers
+/// within `secs` (bounded): the status line, or "" when it answered nothing.
+fn answer_without_body(base: &str, head: &str, secs: u64) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(secs)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut got = [0u8; 512];
+    let n = stream.read(&mut got).unwrap_or(0);
+    String::from_utf8_lossy(&got[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A request with a body is authenticated from its headers first: a wrong token is refused
+/// before any of its (announced 8 MiB) body arrives, so it costs the server no memory.
+#[actix_web::test]
+async fn a_body_is_not_read_before_the_token_is_checked() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let path = scim
+            .base
+            .split_once("//")
+            .unwrap()
+            .1
+            .split_once('/')
+            .unwrap()
+            .1
+            .to_string();
+        let head = format!(
+            "POST /{path}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer roster_scim_wrong\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: 8000000\r\n\r\n"
+        );
+        let base = app.base.clone();
+        let status =
+            actix_web::rt::task::spawn_blocking(move || answer_without_body(&base, &head, 10))
+                .await
+                .unwrap();
+        assert!(status.contains(" 401 "), "{backend:?}: answered {status:?}");
+        // A declared body over the cap is refused at once, once the token is good.
+        let base = app.base.clone();
+        let token = scim.token.clone();
+        let status = actix_web::rt::task::spawn_blocking(move || {
+            let head = format!(
+                "POST /{path}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/scim+json\r\nContent-Length: 9000000\r\n\r\n"
+            );
+            answer_without_body(&base, &head, 10)
+        })
+        .await
+        .unwrap();
+        assert!(status.contains(" 413 "), "{backend:?}: answered {status:?}");
+    }
+}
+
+/// One multi-valued attribute carrying far more values than any provider sends is refused
+/// (400 tooMany, naming it) instead of being written by the shared writer.
+#[actix_web::test]
+async fn oversized_multi_valued_attributes_are_refused() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let emails: Vec<_> = (0..5_000)
+            .map(|i| serde_json::json!({"value": format!("a{i}@x.com")}))
+            .collect();
+        let r = scim
+            .post(
+                "/Users",
+                &serde_json::json!({"userName": "many@x.com", "emails": emails}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{backend:?}: {}", r.body);
+        assert_eq!(r.json()["scimType"], "tooMany", "{}", r.body);
+        assert!(r.json()["detail"].as_str().unwrap().contains("emails"));
+        let spc = scim.get("/ServiceProviderConfig").await.json();
+        let limits = &spc[roster::scim::discovery::LIMITS_SCHEMA];
+        assert_eq!(
+            limits["maxMultiValuedValues"],
+            roster::scim::limits::MAX_MULTI_VALUED
+        );
+        let fine = scim
+            .post(
+                "/Users",
+                &serde_json::json!({"userName": "few@x.com", "emails": [{"value": "few@x.com"}]}),
+            )
+            .await;
+        assert_eq!(fine.status, 201, "{}", fine.body);
+    }
+}
+
+/// Sign-out and a password change end the owner's session on the server: a copied cookie
+/// signs nobody in afterwards. Revoking a portal link can end the sessions it opened.
+#[actix_web::test]
+async fn sessions_end_on_the_server_when_signed_out_or_revoked() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+
+        // Sign-out.
+        let mut owner = app.owner().await;
+        let mut copy = owner.clone();
+        assert_eq!(copy.get("/owner").await.status, 200, "{backend:?}");
+        let page = owner.get("/owner").await.body;
+        let out = owner.post_form("/owner/logout", &page, &[]).await;
+        assert_eq!(out.status, 303, "{}", out.body);
+        let after = copy.get("/owner").await;
+        assert_eq!(
+            after.status, 303,
+            "{backend:?}: a copied cookie outlived sign-out"
+        );
+        assert_eq!(after.header("location"), Some("/owner/login"));
+
+        // A password change (a setup link used) ends the sessions the old password opened.
+        let mut before_reset = app.owner().await;
+        assert_eq!(before_reset.get("/owner").await.status, 200);
+        let mut after_reset = app.owner().await;
+        assert_eq!(after_reset.get("/owner").await.status, 200);
+        assert_eq!(
+            before_reset.get("/owner").await.status,
+            303,
+            "{backend:?}: a session outlived a password change"
+        );
+
+        // Portal sessions opened by a revoked link end when the owner asks for it.
+        let mut admin = app.portal(&org).await;
+        let mut admin_copy = admin.clone();
+        assert_eq!(admin.get("/portal/users").await.status, 200);
+        let link_id = roster::db::orgs::portal_links(&mut app.conn(), &org).unwrap()[0]
+            .id
+            .clone();
+        let org_page = after_reset.get(&format!("/owner/orgs/{org}")).await.body;
+        let revoked = after_reset
+            .post_form(
+                &format!("/owner/orgs/{org}/portal-links/{link_id}/revoke"),
+                &org_page,
+                &[("end_sessions", "on")],
+            )
+            .await;
+        assert_eq!(revoked.status, 303, "{}", revoked.body);
+        assert_eq!(
+            admin_copy.get("/portal/users").await.status,
+            401,
+            "{backend:?}: a portal session outlived its revoked link"
+        );
+    }
+}
+
+/// Starts the real binary with `RUST_LOG=level`, its log going to `log`; returns it and its
+/// base URL.
+fn start_logging_server(
+    db_url: &str,
+    level: &str,
+    log: &std::path::Path,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "--database-url",
+            db_url,
+            "--bind",
+            "127.0.0.1:0",
+            "--webhook-retry-schedule",
+            "0.1",
+            "serve",
+        ])
+        .env("RUST_LOG", level)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server printed where it listens")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Roster listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+/// Every route that carries a secret (setup and portal links in paths, bearer tokens and API
+/// keys in headers, a token pasted in a query or a path, passwords in PATCH bodies, webhook
+/// signing secrets) is exercised against the real binary at `info` and `debug`; none of the
+/// secrets may appear in its log, and no password in the request log.
+#[actix_web::test]
+async fn no_secret_reaches_the_server_log_or_the_request_log() {
+    use roster::db;
+    for backend in backends() {
+        for level in ["info", "debug"] {
+            let test_db = crate::helpers::TestDb::new(backend);
+            let pool = db::connect(&test_db.url).unwrap();
+            let mut conn = pool.get().unwrap();
+            let org = db::orgs::create(&mut conn, "Acme", true).unwrap();
+            let (dir, scim_token) =
+                db::directories::create(&mut conn, &org.id, "okta", "Okta").unwrap();
+            let setup = db::owners::create_setup_link(&mut conn).unwrap();
+            let (portal, _) =
+                db::orgs::create_portal_link(&mut conn, &org.id, chrono::Duration::days(1))
+                    .unwrap();
+            let (_, api_key) = db::api_keys::create(&mut conn, "tests").unwrap();
+            drop(conn);
+            let log = tempfile::NamedTempFile::new().unwrap();
+            let (mut server, base) = start_logging_server(&test_db.url, level, log.path());
+            let mut rx = crate::receiver::start(None, 0, None);
+
+            // Links in paths: opened, and posted to without a session (refused by CSRF).
+            let mut b = Browser::new(&base);
+            for path in [
+                format!("/owner/setup/{setup}"),
+                format!("/portal/link/{portal}"),
+            ] {
+                b.send("POST", &path, Some(&[("password", "x")]), &[]).await;
+                Browser::new(&base)
+                    .send("POST", &path, None, &[("Origin", "https://evil.example")])
+                    .await;
+            }
+            let form = b.get(&format!("/owner/setup/{setup}")).await;
+            assert_eq!(
+                form.status, 200,
+                "{backend:?} {level}: the refused posts did not use the link"
+            );
+            Browser::new(&base)
+                .get(&format!("/portal/link/{portal}"))
+                .await;
+
+            // Tokens in headers, queries and paths; a password in PATCH bodies and non-JSON.
+            let scim =
+                crate::helpers::Scim::new(format!("{base}/scim/v2/{}", dir.id), scim_token.clone());
+            let user = scim
+                .post(
+                    "/Users",
+                    &serde_json::json!({"userName": "a@x.com", "password": "hunter2-post"}),
+                )
+                .await;
+            let id = user.json()["id"].as_str().unwrap().to_string();
+            for op in ["replace", "add", "Replace"] {
+                scim.patch(&format!("/Users/{id}"), &serde_json::json!({"Operations": [{"op": op, "path": "password", "value": "hunter2-patch"}]})).await;
+            }
+            let broken =
+                r#"{"Operations":[{"op":"replace","path":"password","value":"hunter2-broken""#;
+            scim.raw(
+                "PATCH",
+                &format!("/Users/{id}"),
+                Some(broken.to_string()),
+                Some(&scim_token),
+            )
+            .await;
+            scim.get(&format!("/Users?access_token={scim_token}")).await;
+            crate::helpers::Scim::new(format!("{base}/scim/v2/{scim_token}"), scim_token.clone())
+                .get("/Users")
+                .await;
+            crate::helpers::Scim::new(
+                format!("{base}/scim/v2/{}", dir.id),
+                format!("{scim_token}x"),
+            )
+            .get("/Users")
+            .await;
+
+            // API key in a header; a webhook secret in a response and in signatures.
+            let created = awc::Client::new()
+                .post(format!("{base}/api/v1/webhooks"))
+                .insert_header(("Authorization", format!("Bearer {api_key}")))
+                .send_json(&serde_json::json!({"url": rx.url}))
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap();
+            let whsec = created["secret"].as_str().unwrap_or_default().to_string();
+            assert!(whsec.starts_with("whsec_"), "{created}");
+            scim.post("/Users", &serde_json::json!({"userName": "b@x.com"}))
+                .await;
+            rx.next(15).await;
+
+            server.kill().unwrap();
+            server.wait().unwrap();
+            let text = std::fs::read_to_string(log.path()).unwrap();
+            assert!(
+                text.contains("CSRF check refused"),
+                "{backend:?} {level}: the refusals were not logged:\n{text}"
+            );
+            let secrets = [
+                setup.as_str(),
+                portal.as_str(),
+                scim_token.as_str(),
+                api_key.as_str(),
+                whsec.as_str(),
+                whsec.trim_start_matches("whsec_"),
+                "hunter2",
+            ];
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "{backend:?} {level}: `{secret}` is in the server's log:\n{}",
+                    text.lines()
+                        .filter(|l| l.contains(secret))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            let mut conn = pool.get().unwrap();
+            for row in db::requests::recent(&mut conn, &dir.id, 1000).unwrap() {
+                let stored = format!(
+                    "{} {:?} {:?}",
+                    row.path, row.request_body, row.response_excerpt
+                );
+                for secret in secrets {
+                    assert!(
+                        !stored.contains(secret),
+                        "{backend:?}: `{secret}` is in the request log: {stored}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A new SQLite database (and its WAL) is readable by its owner only, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn a_new_sqlite_database_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/roster.db");
+    let pool = roster::db::connect(&format!("sqlite://{}", path.display())).unwrap();
+    roster::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+    for file in ["roster.db", "roster.db-wal"] {
+        let mode = std::fs::metadata(dir.path().join("sub").join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is open to others: {mode:o}");
+    }
+}
