@@ -483,3 +483,120 @@ fn a_new_sqlite_database_is_private() {
         assert_eq!(mode & 0o077, 0, "{file} is open to others: {mode:o}");
     }
 }
+
+/// `kill -9` under a steady load of creates: every create acknowledged with a 201 before the
+/// kill is there after a restart, with its `user.created` event and its request-log row.
+#[actix_web::test]
+async fn nothing_acknowledged_is_lost_to_a_kill_under_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    for backend in backends() {
+        let test_db = crate::helpers::TestDb::new(backend);
+        let pool = roster::db::connect(&test_db.url).unwrap();
+        let org = roster::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (dir, token) =
+            roster::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "Okta")
+                .unwrap();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let (mut server, base) = start_logging_server(&test_db.url, "warn", log.path());
+        let scim = Arc::new(crate::helpers::Scim::new(
+            format!("{base}/scim/v2/{}", dir.id),
+            token,
+        ));
+        let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, sent) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        // Eight clients, each creating users until the server goes away (bounded).
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let (scim, acknowledged, stop, sent) = (
+                    scim.clone(),
+                    acknowledged.clone(),
+                    stop.clone(),
+                    sent.clone(),
+                );
+                actix_web::rt::spawn(async move {
+                    for i in 0..400 {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let name = format!("u{c}-{i}@x.com");
+                        let r = awc::Client::new()
+                            .post(format!("{}/Users", scim.base))
+                            .insert_header(("Authorization", format!("Bearer {}", scim.token)))
+                            .insert_header(("Content-Type", "application/scim+json"))
+                            .send_body(format!(r#"{{"userName":"{name}"}}"#))
+                            .await;
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        match r {
+                            Ok(resp) if resp.status() == 201 => {
+                                acknowledged.lock().unwrap().push(name)
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Kill once the load is well under way (a count, not a clock).
+        for _ in 0..6000 {
+            if sent.load(Ordering::SeqCst) >= 300 {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        server.kill().unwrap(); // SIGKILL, in the middle of the load
+        server.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            c.await.unwrap();
+        }
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        assert!(
+            acknowledged.len() >= 50,
+            "{backend:?}: only {} creates went through",
+            acknowledged.len()
+        );
+
+        let (mut restarted, base) = start_logging_server(&test_db.url, "warn", log.path());
+        let scim =
+            crate::helpers::Scim::new(format!("{base}/scim/v2/{}", dir.id), scim.token.clone());
+        let mut conn = pool.get().unwrap();
+        let scope = roster::db::events::FeedScope {
+            org_id: None,
+            directory_id: Some(dir.id.clone()),
+        };
+        let events = roster::db::events::feed(&mut conn, &scope, 0, 100_000).unwrap();
+        let logged = roster::db::requests::recent(&mut conn, &dir.id, 100_000).unwrap();
+        let created_ids: std::collections::HashSet<String> = logged
+            .iter()
+            .filter(|r| r.status == 201)
+            .filter_map(|r| r.resource_id.clone())
+            .collect();
+        for name in &acknowledged {
+            let found = scim
+                .get(&format!("/Users?filter=userName%20eq%20%22{name}%22"))
+                .await
+                .json();
+            assert_eq!(
+                found["totalResults"], 1,
+                "{backend:?}: acknowledged {name} is gone"
+            );
+            let id = found["Resources"][0]["id"].as_str().unwrap().to_string();
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.event_type == "user.created" && e.payload.contains(&id)),
+                "{backend:?}: {name}'s event is gone"
+            );
+            assert!(
+                created_ids.contains(&id),
+                "{backend:?}: {name}'s log row is gone"
+            );
+        }
+        restarted.kill().unwrap();
+        restarted.wait().unwrap();
+    }
+}
