@@ -35,6 +35,8 @@ impl AppState {
     /// The state of one instance; starts its database writer thread.
     pub fn new(pool: Pool, config: Config) -> AppState {
         let writer = db::writer::Writer::start(pool.clone());
+        let body_budget =
+            crate::scim_endpoint::body::BodyBudget::new(config.limits.in_flight_body_bytes);
         AppState {
             pool,
             config,
@@ -42,7 +44,7 @@ impl AppState {
             user_pages: Default::default(),
             touches: Default::default(),
             worker_health: Default::default(),
-            body_budget: Default::default(),
+            body_budget,
         }
     }
 }

@@ -223,6 +223,7 @@ fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
         public_url,
         product_name: g.product_name.clone(),
         command: crate::config::self_command(),
+        limits: Default::default(),
     })
 }
 

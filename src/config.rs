@@ -16,6 +16,28 @@ pub struct Config {
     /// How the operator runs this binary from where they started it (e.g. `cargo run --release
     /// --`), so pages and messages can name a command that works: see [`self_command`].
     pub command: String,
+    /// How much a client may take of the server while it sends a request.
+    pub limits: RequestLimits,
+}
+
+/// Bounds on receiving requests (see `scim_endpoint::body`).
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// How long a client has to send a whole SCIM body.
+    pub body_deadline: std::time::Duration,
+    /// Memory all SCIM bodies being received at once may take, in bytes.
+    pub in_flight_body_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            // 8 MiB at 300 KiB/s; providers send far less.
+            body_deadline: std::time::Duration::from_secs(30),
+            // Eight of the largest bodies.
+            in_flight_body_bytes: 8 * crate::scim::discovery::MAX_PAYLOAD_BYTES,
+        }
+    }
 }
 
 impl Config {

@@ -10,21 +10,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::scim::ScimError;
 use crate::scim::discovery::MAX_PAYLOAD_BYTES;
 
-/// How long a client has to send a whole body (8 MiB at 300 KiB/s; providers send far less).
-pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Memory all bodies being received at once may take: eight of the largest.
-pub const MAX_IN_FLIGHT_BODY_BYTES: usize = 8 * MAX_PAYLOAD_BYTES;
-
 /// The process's budget of bytes for bodies being received.
 pub struct BodyBudget {
     bytes: std::sync::Arc<Semaphore>,
-}
-
-impl Default for BodyBudget {
-    fn default() -> Self {
-        BodyBudget::new(MAX_IN_FLIGHT_BODY_BYTES)
-    }
 }
 
 impl BodyBudget {
@@ -62,17 +50,21 @@ fn too_large() -> ScimError {
 }
 
 /// Reads the body: a SCIM 413 past `MAX_PAYLOAD_BYTES` (at once when `Content-Length` says
-/// so), 408 past `BODY_DEADLINE`, 503 when the budget is spent. The budget is given back
-/// once the body is received (or refused).
-pub async fn receive(payload: web::Payload, budget: &BodyBudget) -> Result<web::Bytes, ScimError> {
-    match actix_web::rt::time::timeout(BODY_DEADLINE, read(payload, budget)).await {
+/// so), 408 past `deadline`, 503 when the budget is spent. The budget is given back once the
+/// body is received (or refused).
+pub async fn receive(
+    payload: web::Payload,
+    budget: &BodyBudget,
+    deadline: Duration,
+) -> Result<web::Bytes, ScimError> {
+    match actix_web::rt::time::timeout(deadline, read(payload, budget)).await {
         Ok(result) => result,
         Err(_) => Err(ScimError::new(
             408,
             None,
             format!(
                 "the request body did not arrive within {} seconds",
-                BODY_DEADLINE.as_secs()
+                deadline.as_secs_f64()
             ),
         )),
     }

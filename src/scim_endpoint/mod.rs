@@ -335,7 +335,10 @@ async fn serve(
             Ok(auth) => {
                 authenticated = Some(auth);
                 match body::check_declared_length(req) {
-                    Ok(()) => body::receive(payload, &state.body_budget).await,
+                    Ok(()) => {
+                        let deadline = state.config.limits.body_deadline;
+                        body::receive(payload, &state.body_budget, deadline).await
+                    }
                     Err(e) => Err(e),
                 }
             }

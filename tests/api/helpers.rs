@@ -100,7 +100,16 @@ impl TestApp {
     }
 
     /// Runs the app on an existing database.
-    pub async fn spawn_on(_backend: Backend, db: TestDb) -> TestApp {
+    pub async fn spawn_on(backend: Backend, db: TestDb) -> TestApp {
+        Self::spawn_configured(backend, db, |_| {}).await
+    }
+
+    /// Runs the app on an existing database with settings changed by `configure`.
+    pub async fn spawn_configured(
+        _backend: Backend,
+        db: TestDb,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let pool = db::connect(&db.url).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -110,7 +119,10 @@ impl TestApp {
             public_url: base.clone(),
             product_name: "Roster Test".into(),
             command: "roster".into(),
+            limits: Default::default(),
         };
+        let mut config = config;
+        configure(&mut config);
         let key = app::session_key(&pool).unwrap();
         let state = web::Data::new(AppState::new(pool.clone(), config));
         let server = app::run(state.clone(), key, listener).unwrap();

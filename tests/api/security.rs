@@ -600,3 +600,56 @@ async fn nothing_acknowledged_is_lost_to_a_kill_under_load() {
         restarted.wait().unwrap();
     }
 }
+
+/// A body that trickles in is cut off at the deadline (408), and bodies being received at once
+/// share a bounded budget (503, retry) instead of taking the server's memory.
+#[actix_web::test]
+async fn bodies_have_a_deadline_and_a_shared_budget() {
+    for backend in backends() {
+        let app = TestApp::spawn_configured(backend, crate::helpers::TestDb::new(backend), |c| {
+            c.limits.body_deadline = std::time::Duration::from_secs(1);
+            c.limits.in_flight_body_bytes = 1_000;
+        })
+        .await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let path = scim
+            .base
+            .split_once("//")
+            .unwrap()
+            .1
+            .split_once('/')
+            .unwrap()
+            .1
+            .to_string();
+        let head = |len: usize| {
+            format!(
+                "POST /{path}/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/scim+json\r\nContent-Length: {len}\r\n\r\n",
+                scim.token
+            )
+        };
+        // Ten bytes of a hundred, then nothing.
+        let (base, slow) = (app.base.clone(), format!("{}{{\"userName", head(100)));
+        let status =
+            actix_web::rt::task::spawn_blocking(move || answer_without_body(&base, &slow, 20))
+                .await
+                .unwrap();
+        assert!(status.contains(" 408 "), "{backend:?}: answered {status:?}");
+        // More than the whole budget arriving at once.
+        let (base, big) = (
+            app.base.clone(),
+            format!("{}{}", head(5_000), " ".repeat(2_000)),
+        );
+        let status =
+            actix_web::rt::task::spawn_blocking(move || answer_without_body(&base, &big, 20))
+                .await
+                .unwrap();
+        assert!(status.contains(" 503 "), "{backend:?}: answered {status:?}");
+        // The budget is given back: a small create goes through.
+        let ok = scim
+            .post("/Users", &serde_json::json!({"userName": "small@x.com"}))
+            .await;
+        assert_eq!(ok.status, 201, "{backend:?}: {}", ok.body);
+    }
+}
