@@ -8,6 +8,7 @@ pub mod events;
 pub mod groups;
 pub mod orgs;
 pub mod owners;
+pub mod renormalize;
 pub mod requests;
 pub mod schema;
 pub mod scim_filter;
@@ -313,24 +314,31 @@ fn create_private(path: &str) {
     let _ = options.open(path);
 }
 
-/// Applies pending migrations; on Postgres under an advisory lock so that several instances
-/// starting together do not race.
+/// Applies pending migrations, then brings stored comparison forms up to date (see
+/// `renormalize`); on Postgres under an advisory lock so that several instances starting
+/// together do not race.
 pub fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
-    match conn {
-        DbConn::Postgres(c) => {
-            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-            let result = c
-                .run_pending_migrations(PG_MIGRATIONS)
-                .map(|_| ())
-                .map_err(|e| DbError::Migration(e.to_string()));
-            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
-            result
-        }
-        DbConn::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .map_err(|e| DbError::Migration(e.to_string())),
+    let postgres = matches!(conn, DbConn::Postgres(_));
+    if postgres {
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
     }
+    let result = apply_migrations(conn).and_then(|()| {
+        renormalize::run(conn)
+            .map(|_| ())
+            .map_err(|e| DbError::Migration(format!("bringing comparison forms up to date: {e}")))
+    });
+    if postgres {
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+    }
+    result
+}
+
+fn apply_migrations(conn: &mut DbConn) -> Result<(), DbError> {
+    match conn {
+        DbConn::Postgres(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|_| ()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+    }
+    .map_err(|e| DbError::Migration(e.to_string()))
 }
 
 /// Serializes this process's SQLite write transactions (see `write_tx`).

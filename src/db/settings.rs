@@ -13,6 +13,21 @@ pub fn get(conn: &mut DbConn, key: &str) -> QueryResult<Option<String>> {
         .optional()
 }
 
+/// Stores `value` under `key`, replacing what was there.
+pub fn set(conn: &mut DbConn, key: &str, value: &str) -> QueryResult<()> {
+    write_tx(conn, |c| {
+        let updated = diesel::update(settings::table.find(key))
+            .set(settings::value.eq(value))
+            .execute(c)?;
+        if updated == 0 {
+            diesel::insert_into(settings::table)
+                .values((settings::key.eq(key), settings::value.eq(value)))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}
+
 /// Returns the value stored under `key`, storing `make()` first if there is none. Concurrent
 /// first starts agree on one value: the loser's insert fails and it reads the winner's.
 pub fn get_or_insert(

@@ -18,10 +18,39 @@ const LEGACY_ENTERPRISE: &[&str] = &[
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0User",
 ];
 
-/// Case-insensitive, trimmed form used for uniqueness and case-insensitive filters.
-pub fn normalize(s: &str) -> String {
-    s.trim().to_lowercase()
+/// Characters that render as nothing: a name with one is a look-alike of the name without.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
 }
+
+/// The form compared for uniqueness and case-insensitive filters: trimmed, invisible
+/// characters dropped, Unicode compatibility-normalized (NFKC: `Ａ`, `ﬁ`, a decomposed `é`
+/// compare as `A`, `fi`, `é`) and lowercased. Two userNames with the same form are one user.
+pub fn normalize(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let trimmed = s.trim();
+    if trimmed.is_ascii() {
+        return trimmed.to_ascii_lowercase();
+    }
+    let visible: String = trimmed.chars().filter(|c| !invisible(*c)).collect();
+    // Lowercasing can leave a string out of normal form; normalizing again settles it.
+    visible
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfkc()
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Which `normalize` the stored comparison forms were made with: `db::renormalize` brings a
+/// database made by an older one up to date.
+pub const NORMALIZATION_VERSION: &str = "nfkc-lower-1";
 
 /// One email address of a user, as indexed for filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,6 +557,27 @@ struct Meta {
     last_modified: String,
     location: String,
     version: String,
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize;
+
+    #[test]
+    fn look_alikes_normalize_to_one_form() {
+        let plain = normalize("Jose@Acme.com");
+        assert_eq!(plain, "jose@acme.com");
+        assert_eq!(normalize("  JOSE@acme.COM "), plain);
+        // Decomposed and composed é, fullwidth letters, zero-width characters.
+        assert_eq!(
+            normalize("Jose\u{301}@acme.com"),
+            normalize("Jos\u{e9}@acme.com")
+        );
+        assert_eq!(normalize("\u{FF2A}ose@acme.com"), plain);
+        assert_eq!(normalize("jo\u{200B}se@acme.com"), plain);
+        assert_eq!(normalize("jose@acme.com\u{FEFF}"), plain);
+        assert_ne!(normalize("josé@acme.com"), plain, "accents still count");
+    }
 }
 
 #[cfg(test)]

@@ -653,3 +653,104 @@ async fn bodies_have_a_deadline_and_a_shared_budget() {
         assert_eq!(ok.status, 201, "{backend:?}: {}", ok.body);
     }
 }
+
+/// Unicode look-alikes of a userName (decomposed accents, fullwidth letters, zero-width
+/// characters) are the same user: a create is a 409 and a filter finds the first.
+#[actix_web::test]
+async fn look_alike_user_names_are_one_user() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let first = scim
+            .post(
+                "/Users",
+                &serde_json::json!({"userName": "Jos\u{e9}@acme.com"}),
+            )
+            .await;
+        assert_eq!(first.status, 201, "{}", first.body);
+        for look_alike in [
+            "Jose\u{301}@acme.com",
+            "\u{FF2A}os\u{e9}@acme.com",
+            "Jo\u{200B}s\u{e9}@acme.com",
+        ] {
+            let r = scim
+                .post("/Users", &serde_json::json!({"userName": look_alike}))
+                .await;
+            assert_eq!(
+                r.status, 409,
+                "{backend:?}: {look_alike:?} became a second user: {}",
+                r.body
+            );
+            let filter = format!("userName eq \"{look_alike}\"");
+            let found = scim
+                .get(&format!(
+                    "/Users?filter={}",
+                    url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+                ))
+                .await
+                .json();
+            assert_eq!(found["totalResults"], 1, "{backend:?}: {look_alike:?}");
+        }
+    }
+}
+
+/// A database whose comparison forms were made before look-alikes were folded is brought up
+/// to date at start; two users the old forms kept apart stay apart.
+#[actix_web::test]
+async fn old_comparison_forms_are_brought_up_to_date_at_start() {
+    use diesel::prelude::*;
+    use roster::db::schema::scim_users;
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let id_of = |r: crate::helpers::Resp| r.json()["id"].as_str().unwrap().to_string();
+        let a = id_of(
+            scim.post(
+                "/Users",
+                &serde_json::json!({"userName": "Jos\u{e9}@acme.com"}),
+            )
+            .await,
+        );
+        let b = id_of(
+            scim.post("/Users", &serde_json::json!({"userName": "zoe@acme.com"}))
+                .await,
+        );
+        // As an older Roster stored them: a decomposed name lowercased only, and a second user
+        // that the old form told apart from `a` but the new one does not.
+        let mut conn = app.conn();
+        diesel::update(scim_users::table.find(&a))
+            .set((
+                scim_users::user_name.eq("Jose\u{301}@acme.com"),
+                scim_users::user_name_norm.eq("jose\u{301}@acme.com"),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+        diesel::update(scim_users::table.find(&b))
+            .set((
+                scim_users::user_name.eq("\u{FF2A}os\u{e9}@acme.com"),
+                scim_users::user_name_norm.eq("\u{FF4A}os\u{e9}@acme.com"),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+        roster::db::settings::set(&mut conn, "normalization_version", "old").unwrap();
+        let done = roster::db::renormalize::run(&mut conn).unwrap();
+        assert_eq!(
+            (done.rows, done.kept_apart),
+            (1, 1),
+            "{backend:?}: {done:?}"
+        );
+        let norm: String = scim_users::table
+            .find(&a)
+            .select(scim_users::user_name_norm)
+            .first(&mut *conn)
+            .unwrap();
+        assert_eq!(norm, "jos\u{e9}@acme.com");
+        // Done once: a second start changes nothing.
+        assert_eq!(
+            roster::db::renormalize::run(&mut conn).unwrap(),
+            Default::default()
+        );
+    }
+}
