@@ -141,6 +141,9 @@ pub enum ApiKeyCommand {
     /// Create an API key; prints it once.
     Create {
         name: String,
+        /// Scope the key to one organization (id or exact name): it reaches nothing else.
+        #[arg(long)]
+        org: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -421,11 +424,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Err(not_found(&format!("no webhook endpoint `{id}`")))
             }
         }
-        Command::ApiKey(ApiKeyCommand::Create { name, json }) => {
+        Command::ApiKey(ApiKeyCommand::Create { name, org, json }) => {
             let pool = connect(g)?;
-            let (id, key) = db::api_keys::create(&mut *pool.get()?, name.trim())?;
+            let mut conn = pool.get()?;
+            let org_id = match org {
+                Some(o) => Some(find_org(&mut conn, &o)?.id),
+                None => None,
+            };
+            let (id, key) = db::api_keys::create_scoped(&mut conn, name.trim(), org_id.as_deref())?;
             if json {
-                println!("{}", json!({"id": id, "key": key}));
+                println!(
+                    "{}",
+                    json!({"id": id, "key": key, "organization_id": org_id})
+                );
             } else {
                 println!("API key {id}: {key}\n(shown only now)");
             }

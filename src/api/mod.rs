@@ -59,6 +59,8 @@ pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("the server is busy; retry shortly")]
     Unavailable,
@@ -78,6 +80,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +91,7 @@ impl ResponseError for ApiError {
         let code = match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
@@ -103,11 +107,62 @@ fn rfc3339(t: chrono::NaiveDateTime) -> String {
     crate::scim::resource::rfc3339(t)
 }
 
-/// Authenticates the API key, then runs `f` on a pooled connection off the async workers.
+/// What an API key may reach: every organization, or one.
+#[derive(Debug, Clone)]
+enum Scope {
+    All,
+    Organization(String),
+}
+
+impl Scope {
+    /// Whether the key may see `org_id`. What it may not see reads as absent (404).
+    fn allows(&self, org_id: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Organization(own) => own == org_id,
+        }
+    }
+
+    /// The organization a list is limited to: what was asked for, and for a scoped key its
+    /// own organization (asking for another is a 403).
+    fn restrict(&self, asked: Option<String>) -> Result<Option<String>, ApiError> {
+        match (self, asked) {
+            (Scope::All, asked) => Ok(asked),
+            (Scope::Organization(own), None) => Ok(Some(own.clone())),
+            (Scope::Organization(own), Some(asked)) if *own == asked => Ok(Some(asked)),
+            (Scope::Organization(_), Some(_)) => Err(ApiError::Forbidden(
+                "this API key is scoped to another organization".into(),
+            )),
+        }
+    }
+
+    fn vendor_wide_only(&self, what: &str) -> Result<(), ApiError> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Organization(_) => Err(ApiError::Forbidden(format!(
+                "an organization-scoped API key cannot {what}; use a vendor-wide key"
+            ))),
+        }
+    }
+
+    /// 404 for a directory outside the key's organization.
+    fn directory(&self, c: &mut DbConn, directory_id: &str) -> Result<(), ApiError> {
+        if let Scope::Organization(own) = self {
+            let org = db::directories::api_get(c, directory_id)?.map(|d| d.org_id);
+            if org.as_deref() != Some(own.as_str()) {
+                return Err(ApiError::NotFound(format!("no directory `{directory_id}`")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Authenticates the API key, then runs `f` on a pooled connection off the async workers,
+/// with what the key may reach.
 async fn with_key<T, F>(req: &HttpRequest, state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut DbConn, &Scope) -> Result<T, ApiError> + Send + 'static,
 {
     let key = req
         .headers()
@@ -122,8 +177,12 @@ where
     let pool = state.pool.clone();
     web::block(move || {
         let mut conn = pool.get().map_err(|_| ApiError::Unavailable)?;
-        db::api_keys::check(&mut conn, &key)?.ok_or(ApiError::Unauthorized)?;
-        f(&mut conn)
+        let key = db::api_keys::check(&mut conn, &key)?.ok_or(ApiError::Unauthorized)?;
+        let scope = match key.org_id {
+            Some(org) => Scope::Organization(org),
+            None => Scope::All,
+        };
+        f(&mut conn, &scope)
     })
     .await
     .map_err(|_| ApiError::Internal)?
@@ -192,8 +251,12 @@ fn directory_json(state: &AppState, d: &db::directories::Directory) -> Value {
 async fn list_orgs(req: HttpRequest, state: web::Data<AppState>, p: web::Query<Page>) -> ApiResult {
     let limit = p.limit()?;
     let cursor = p.cursor.clone();
-    let rows = with_key(&req, &state, move |c| {
-        Ok(db::orgs::api_list(c, cursor.as_deref(), limit + 1)?)
+    let rows = with_key(&req, &state, move |c, scope| match scope {
+        Scope::All => Ok(db::orgs::api_list(c, cursor.as_deref(), limit + 1)?),
+        Scope::Organization(own) => Ok(db::orgs::get(c, own)?
+            .filter(|o| cursor.as_deref().is_none_or(|after| o.id.as_str() > after))
+            .into_iter()
+            .collect()),
     })
     .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, |o| o.id.clone(), org_json)))
@@ -218,7 +281,8 @@ async fn create_org(
             "`name` must be 1 to 200 characters".into(),
         ));
     }
-    let org = with_key(&req, &state, move |c| {
+    let org = with_key(&req, &state, move |c, scope| {
+        scope.vendor_wide_only("create organizations")?;
         Ok(db::orgs::create(c, &name, body.scim_enabled)?)
     })
     .await?;
@@ -231,8 +295,10 @@ fn org_not_found(id: &str) -> ApiError {
 
 async fn get_org(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult {
     let id = id.into_inner();
-    let org = with_key(&req, &state, move |c| {
-        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))
+    let org = with_key(&req, &state, move |c, scope| {
+        db::orgs::get(c, &id)?
+            .filter(|o| scope.allows(&o.id))
+            .ok_or_else(|| org_not_found(&id))
     })
     .await?;
     Ok(HttpResponse::Ok().json(org_json(&org)))
@@ -260,8 +326,10 @@ async fn update_org(
             "`name` must be 1 to 200 characters".into(),
         ));
     }
-    let org = with_key(&req, &state, move |c| {
-        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))?;
+    let org = with_key(&req, &state, move |c, scope| {
+        db::orgs::get(c, &id)?
+            .filter(|o| scope.allows(&o.id))
+            .ok_or_else(|| org_not_found(&id))?;
         if let Some(n) = &body.name {
             db::orgs::rename(c, &id, n.trim())?;
         }
@@ -292,8 +360,10 @@ async fn create_portal_link(
             "`ttl_seconds` must be from 60 to 31536000".into(),
         ));
     }
-    let (token, expires) = with_key(&req, &state, move |c| {
-        db::orgs::get(c, &id)?.ok_or_else(|| org_not_found(&id))?;
+    let (token, expires) = with_key(&req, &state, move |c, scope| {
+        db::orgs::get(c, &id)?
+            .filter(|o| scope.allows(&o.id))
+            .ok_or_else(|| org_not_found(&id))?;
         Ok(db::orgs::create_portal_link(
             c,
             &id,
@@ -323,10 +393,11 @@ async fn list_directories(
         cursor: None,
     }
     .limit()?;
-    let rows = with_key(&req, &state, move |c| {
+    let rows = with_key(&req, &state, move |c, scope| {
+        let org = scope.restrict(q.organization_id)?;
         Ok(db::directories::api_list(
             c,
-            q.organization_id.as_deref(),
+            org.as_deref(),
             q.cursor.as_deref(),
             limit + 1,
         )?)
@@ -346,8 +417,9 @@ async fn get_directory(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let d = with_key(&req, &state, move |c| {
+    let d = with_key(&req, &state, move |c, scope| {
         db::directories::api_get(c, &id)?
+            .filter(|d| scope.allows(&d.org_id))
             .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))
     })
     .await?;
@@ -397,7 +469,7 @@ async fn list_users(
                 })
         })
         .transpose()?;
-    let filter = db::users::ApiFilter {
+    let mut filter = db::users::ApiFilter {
         organization_id: q.organization_id,
         directory_id: q.directory_id,
         group_id: q.group_id,
@@ -405,7 +477,8 @@ async fn list_users(
         updated_after,
     };
     let cursor = q.cursor;
-    let rows = with_key(&req, &state, move |c| {
+    let rows = with_key(&req, &state, move |c, scope| {
+        filter.organization_id = scope.restrict(filter.organization_id.take())?;
         Ok(db::users::api_list(
             c,
             &filter,
@@ -423,8 +496,13 @@ async fn get_user(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let u = with_key(&req, &state, move |c| {
-        db::users::api_get(c, &id)?.ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))
+    let u = with_key(&req, &state, move |c, scope| {
+        let u = db::users::api_get(c, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))?;
+        scope
+            .directory(c, &u.directory_id)
+            .map_err(|_| ApiError::NotFound(format!("no user `{id}`")))?;
+        Ok(u)
     })
     .await?;
     Ok(HttpResponse::Ok().json(user_json(&u)))
@@ -443,10 +521,11 @@ async fn list_groups(
     }
     .limit()?;
     let directory_id = d.into_inner().directory_id;
-    let rows = with_key(&req, &state, move |c| {
+    let rows = with_key(&req, &state, move |c, scope| {
+        let org = scope.restrict(q.organization_id)?;
         Ok(db::groups::api_list(
             c,
-            q.organization_id.as_deref(),
+            org.as_deref(),
             directory_id.as_deref(),
             q.cursor.as_deref(),
             limit + 1,
@@ -467,8 +546,13 @@ async fn get_group(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let g = with_key(&req, &state, move |c| {
-        db::groups::api_get(c, &id)?.ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))
+    let g = with_key(&req, &state, move |c, scope| {
+        let g = db::groups::api_get(c, &id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+        scope
+            .directory(c, &g.directory_id)
+            .map_err(|_| ApiError::NotFound(format!("no group `{id}`")))?;
+        Ok(g)
     })
     .await?;
     Ok(HttpResponse::Ok().json(group_json(&g)))
@@ -483,9 +567,12 @@ async fn list_members(
     let id = id.into_inner();
     let limit = p.limit()?;
     let cursor = p.cursor.clone();
-    let rows = with_key(&req, &state, move |c| {
-        db::groups::api_get(c, &id)?
+    let rows = with_key(&req, &state, move |c, scope| {
+        let g = db::groups::api_get(c, &id)?
             .ok_or_else(|| ApiError::NotFound(format!("no group `{id}`")))?;
+        scope
+            .directory(c, &g.directory_id)
+            .map_err(|_| ApiError::NotFound(format!("no group `{id}`")))?;
         Ok(db::groups::api_members(
             c,
             &id,
@@ -523,12 +610,12 @@ async fn list_events(
             ApiError::BadRequest("`after` must be a cursor from a previous response".into())
         })?,
     };
-    let scope = db::events::FeedScope {
-        org_id: q.organization_id,
-        directory_id: q.directory_id,
-    };
-    let rows = with_key(&req, &state, move |c| {
-        Ok(db::events::feed(c, &scope, after, limit)?)
+    let rows = with_key(&req, &state, move |c, scope| {
+        let feed = db::events::FeedScope {
+            org_id: scope.restrict(q.organization_id)?,
+            directory_id: q.directory_id,
+        };
+        Ok(db::events::feed(c, &feed, after, limit)?)
     })
     .await?;
     let next = rows
@@ -551,7 +638,14 @@ fn webhook_json(e: &db::webhooks::Endpoint) -> Value {
 }
 
 async fn list_webhooks(req: HttpRequest, state: web::Data<AppState>) -> ApiResult {
-    let rows = with_key(&req, &state, |c| Ok(db::webhooks::list(c)?)).await?;
+    let rows = with_key(&req, &state, |c, scope| {
+        let mut rows = db::webhooks::list(c)?;
+        if let Scope::Organization(own) = scope {
+            rows.retain(|e| e.org_id.as_deref() == Some(own.as_str()));
+        }
+        Ok(rows)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(
         json!({"data": rows.iter().map(webhook_json).collect::<Vec<_>>(), "next_cursor": null}),
     ))
@@ -597,16 +691,13 @@ async fn create_webhook(
     let body = body.into_inner();
     let types = validate_webhook(&body.url, body.event_types.as_deref().unwrap_or(&[]))
         .map_err(ApiError::BadRequest)?;
-    let endpoint = with_key(&req, &state, move |c| {
-        if let Some(o) = &body.organization_id {
+    let endpoint = with_key(&req, &state, move |c, scope| {
+        // A scoped key's endpoints receive its organization's events only.
+        let org = scope.restrict(body.organization_id)?;
+        if let Some(o) = &org {
             db::orgs::get(c, o)?.ok_or_else(|| org_not_found(o))?;
         }
-        Ok(db::webhooks::create(
-            c,
-            &body.url,
-            body.organization_id.as_deref(),
-            &types,
-        )?)
+        Ok(db::webhooks::create(c, &body.url, org.as_deref(), &types)?)
     })
     .await?;
     let mut out = webhook_json(&endpoint);
@@ -618,13 +709,28 @@ fn webhook_not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no webhook endpoint `{id}`"))
 }
 
+/// The endpoint `id`, if the key may reach it (a scoped key: its organization's only).
+fn own_endpoint(
+    c: &mut DbConn,
+    scope: &Scope,
+    id: &str,
+) -> Result<db::webhooks::Endpoint, ApiError> {
+    db::webhooks::get(c, id)?
+        .filter(|e| match scope {
+            Scope::All => true,
+            Scope::Organization(own) => e.org_id.as_deref() == Some(own.as_str()),
+        })
+        .ok_or_else(|| webhook_not_found(id))
+}
+
 async fn delete_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    with_key(&req, &state, move |c| {
+    with_key(&req, &state, move |c, scope| {
+        own_endpoint(c, scope, &id)?;
         if db::webhooks::remove(c, &id)? {
             Ok(())
         } else {
@@ -653,8 +759,8 @@ async fn replay_webhook(
             "give `event_id` (one event) or `since_sequence` (everything from that point)".into(),
         ));
     }
-    let n = with_key(&req, &state, move |c| {
-        db::webhooks::get(c, &id)?.ok_or_else(|| webhook_not_found(&id))?;
+    let n = with_key(&req, &state, move |c, scope| {
+        own_endpoint(c, scope, &id)?;
         Ok(db::webhooks::replay(
             c,
             &id,
@@ -672,8 +778,8 @@ async fn list_deliveries(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let (deliveries, attempts) = with_key(&req, &state, move |c| {
-        db::webhooks::get(c, &id)?.ok_or_else(|| webhook_not_found(&id))?;
+    let (deliveries, attempts) = with_key(&req, &state, move |c, scope| {
+        own_endpoint(c, scope, &id)?;
         Ok((
             db::webhooks::deliveries(c, &id, 100)?,
             db::webhooks::attempts(c, &id, 300)?,

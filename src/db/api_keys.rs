@@ -16,10 +16,21 @@ pub struct ApiKey {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The one organization the key may reach; `None`: every organization.
+    pub org_id: Option<String>,
 }
 
-/// Creates a key; returns its id and the key itself (shown once).
+/// Creates a vendor-wide key; returns its id and the key itself (shown once).
 pub fn create(conn: &mut DbConn, name: &str) -> QueryResult<(String, String)> {
+    create_scoped(conn, name, None)
+}
+
+/// Creates a key that reaches only `org_id` (every organization when `None`).
+pub fn create_scoped(
+    conn: &mut DbConn,
+    name: &str,
+    org_id: Option<&str>,
+) -> QueryResult<(String, String)> {
     let secret = NewSecret::generate(SecretKind::ApiKey);
     let id = new_id();
     write_tx(conn, |c| {
@@ -30,6 +41,7 @@ pub fn create(conn: &mut DbConn, name: &str) -> QueryResult<(String, String)> {
                 api_keys::sha256.eq(&secret.sha256),
                 api_keys::suffix.eq(secret.suffix()),
                 api_keys::created_at.eq(now()),
+                api_keys::org_id.eq(org_id),
             ))
             .execute(c)
     })?;
@@ -56,16 +68,24 @@ pub fn revoke(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     })
 }
 
-/// id, sha256, revoked_at, last_used_at of a key.
+/// id, sha256, revoked_at, last_used_at, org_id of a key.
 type KeyRow = (
     String,
     Vec<u8>,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    Option<String>,
 );
 
-/// The id of the live key presented, if any (lookup by hash, constant-time compare).
-pub fn check(conn: &mut DbConn, presented: &str) -> QueryResult<Option<String>> {
+/// A live key: its id and the organization it is scoped to, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedKey {
+    pub id: String,
+    pub org_id: Option<String>,
+}
+
+/// The live key presented, if any (lookup by hash, constant-time compare).
+pub fn check(conn: &mut DbConn, presented: &str) -> QueryResult<Option<CheckedKey>> {
     if !tokens::plausible(SecretKind::ApiKey, presented) {
         return Ok(None);
     }
@@ -77,10 +97,11 @@ pub fn check(conn: &mut DbConn, presented: &str) -> QueryResult<Option<String>> 
             api_keys::sha256,
             api_keys::revoked_at,
             api_keys::last_used_at,
+            api_keys::org_id,
         ))
         .first(conn)
         .optional()?;
-    let Some((id, stored, revoked, last_used)) = found else {
+    let Some((id, stored, revoked, last_used, org_id)) = found else {
         return Ok(None);
     };
     if !tokens::ct_eq(&stored, &hash) || revoked.is_some() {
@@ -93,5 +114,5 @@ pub fn check(conn: &mut DbConn, presented: &str) -> QueryResult<Option<String>> 
                 .execute(c)
         })?;
     }
-    Ok(Some(id))
+    Ok(Some(CheckedKey { id, org_id }))
 }

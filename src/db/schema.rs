@@ -229,6 +229,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        org_id -> Nullable<Text>,
     }
 }
 

@@ -754,3 +754,181 @@ async fn old_comparison_forms_are_brought_up_to_date_at_start() {
         );
     }
 }
+
+/// An API key scoped to one organization reaches that organization only, on every endpoint.
+#[actix_web::test]
+async fn an_organization_scoped_api_key_reaches_its_organization_only() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mine, theirs) = (app.org("Mine", true), app.org("Theirs", true));
+        let (my_dir, their_dir) = (app.directory(&mine, "okta"), app.directory(&theirs, "okta"));
+        let dir_id = |s: &crate::helpers::Scim| s.base.rsplit('/').next().unwrap().to_string();
+        let (my_dir_id, their_dir_id) = (dir_id(&my_dir), dir_id(&their_dir));
+        let id_of = |r: crate::helpers::Resp| r.json()["id"].as_str().unwrap().to_string();
+        let my_user = id_of(
+            my_dir
+                .post("/Users", &serde_json::json!({"userName": "me@x.com"}))
+                .await,
+        );
+        let their_user = id_of(
+            their_dir
+                .post("/Users", &serde_json::json!({"userName": "them@x.com"}))
+                .await,
+        );
+        let their_group = id_of(
+            their_dir
+                .post("/Groups", &serde_json::json!({"displayName": "G"}))
+                .await,
+        );
+        let (_, key) =
+            roster::db::api_keys::create_scoped(&mut app.conn(), "mine", Some(&mine)).unwrap();
+        let api = |method: &str, path: String, body: Option<serde_json::Value>| {
+            let (base, key, method) = (app.base.clone(), key.clone(), method.to_string());
+            async move {
+                let req = awc::Client::new()
+                    .request(method.parse().unwrap(), format!("{base}/api/v1{path}"))
+                    .insert_header(("Authorization", format!("Bearer {key}")));
+                let mut resp = match body {
+                    Some(b) => req.send_json(&b).await.unwrap(),
+                    None => req.send().await.unwrap(),
+                };
+                let status = resp.status().as_u16();
+                let body = resp.body().await.unwrap();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+                )
+            }
+        };
+        // Its own organization, as a vendor-wide key would see it.
+        let (s, orgs) = api("GET", "/organizations".into(), None).await;
+        assert_eq!(
+            (s, orgs["data"].as_array().unwrap().len()),
+            (200, 1),
+            "{backend:?}: {orgs}"
+        );
+        assert_eq!(orgs["data"][0]["id"], mine.as_str());
+        assert_eq!(api("GET", format!("/users/{my_user}"), None).await.0, 200);
+        let (_, users) = api("GET", "/users".into(), None).await;
+        let ids: Vec<&str> = users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![my_user.as_str()], "{backend:?}");
+        assert_eq!(
+            api("GET", format!("/directories/{my_dir_id}"), None)
+                .await
+                .0,
+            200
+        );
+        // Nothing of the other organization: 404 for what it names, 403 for asking.
+        for path in [
+            format!("/organizations/{theirs}"),
+            format!("/directories/{their_dir_id}"),
+            format!("/users/{their_user}"),
+            format!("/groups/{their_group}"),
+            format!("/groups/{their_group}/members"),
+        ] {
+            assert_eq!(
+                api("GET", path.clone(), None).await.0,
+                404,
+                "{backend:?}: {path}"
+            );
+        }
+        for path in [
+            format!("/users?organization_id={theirs}"),
+            format!("/groups?organization_id={theirs}"),
+            format!("/directories?organization_id={theirs}"),
+            format!("/events?organization_id={theirs}"),
+        ] {
+            assert_eq!(
+                api("GET", path.clone(), None).await.0,
+                403,
+                "{backend:?}: {path}"
+            );
+        }
+        let (s, events) = api("GET", "/events".into(), None).await;
+        assert_eq!(s, 200);
+        assert!(
+            events["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["org_id"] == mine.as_str()),
+            "{backend:?}: {events}"
+        );
+        assert_eq!(
+            api(
+                "PATCH",
+                format!("/organizations/{theirs}"),
+                Some(serde_json::json!({"name": "x"}))
+            )
+            .await
+            .0,
+            404
+        );
+        assert_eq!(
+            api(
+                "POST",
+                format!("/organizations/{theirs}/portal-links"),
+                Some(serde_json::json!({}))
+            )
+            .await
+            .0,
+            404
+        );
+        assert_eq!(
+            api(
+                "POST",
+                "/organizations".into(),
+                Some(serde_json::json!({"name": "New"}))
+            )
+            .await
+            .0,
+            403
+        );
+        // Its webhook endpoints are its organization's.
+        let (s, hook) = api(
+            "POST",
+            "/webhooks".into(),
+            Some(serde_json::json!({"url": "http://127.0.0.1:9/x"})),
+        )
+        .await;
+        assert_eq!(
+            (s, hook["organization_id"].as_str()),
+            (201, Some(mine.as_str())),
+            "{hook}"
+        );
+        let theirs_hook = roster::db::webhooks::create(
+            &mut app.conn(),
+            "http://127.0.0.1:9/y",
+            Some(&theirs),
+            "*",
+        )
+        .unwrap();
+        let (_, hooks) = api("GET", "/webhooks".into(), None).await;
+        assert_eq!(
+            hooks["data"].as_array().unwrap().len(),
+            1,
+            "{backend:?}: {hooks}"
+        );
+        assert_eq!(
+            api("DELETE", format!("/webhooks/{}", theirs_hook.id), None)
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            api(
+                "GET",
+                format!("/webhooks/{}/deliveries", theirs_hook.id),
+                None
+            )
+            .await
+            .0,
+            404
+        );
+    }
+}
