@@ -37,19 +37,27 @@ fn split_scim_path(rest: &str) -> Option<(String, String)> {
     (!directory.is_empty()).then(|| (directory.to_string(), tail.to_string()))
 }
 
-/// The presented bearer token (scheme matched case-insensitively).
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+/// The presented bearer token (scheme matched case-insensitively), or what is wrong with the
+/// `Authorization` header: each cause gets its own `detail`, which the inspector explains.
+fn bearer(req: &HttpRequest) -> Result<String, &'static str> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(NO_AUTHORIZATION);
+    };
+    let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim().to_string()),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => Err(BASIC_AUTH),
+        Some(_) => Err(OTHER_SCHEME),
+        None if value.is_empty() => Err(NO_AUTHORIZATION),
+        None => Err(NOT_BEARER),
+    }
 }
+
+/// The `detail` of each refused `Authorization` header (`portal::explain` keys on their starts).
+pub const NO_AUTHORIZATION: &str = "no Authorization header: send `Authorization: Bearer <token>` with the token shown in the Admin Portal";
+pub const BASIC_AUTH: &str = "the Authorization header uses Basic authentication; Roster takes `Authorization: Bearer <token>`: set the provider's authentication type to Bearer and paste the token shown in the Admin Portal";
+pub const NOT_BEARER: &str = "the Authorization header has no `Bearer ` before the token: send `Authorization: Bearer <token>`";
+pub const OTHER_SCHEME: &str = "the Authorization header uses a scheme other than Bearer: send `Authorization: Bearer <token>`";
 
 /// Reads the body, refusing more than `MAX_PAYLOAD_BYTES` with a SCIM 413.
 async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, ScimError> {
@@ -179,7 +187,8 @@ struct Incoming {
     tail: String,
     method: Method,
     logged_path: String,
-    token: Option<String>,
+    /// The bearer token, or why the `Authorization` header has none.
+    token: Result<String, &'static str>,
     body: Option<web::Bytes>,
     /// The body as the request log keeps it (secrets redacted), prepared before a change is
     /// queued: the writer's thread is what every change waits for.
@@ -209,6 +218,8 @@ struct Rendered {
     created_id: Option<String>,
     /// Set on errors: 401s get a `WWW-Authenticate` challenge.
     challenge: bool,
+    /// What a write changed (for the request log).
+    change_summary: Option<String>,
 }
 
 impl Rendered {
@@ -220,6 +231,7 @@ impl Rendered {
             body: None,
             created_id: None,
             challenge: false,
+            change_summary: None,
         }
     }
 
@@ -265,6 +277,7 @@ impl Rendered {
             body: Some(created.text),
             created_id: Some(created.id),
             challenge: false,
+            change_summary: None,
         }
     }
 
@@ -542,6 +555,7 @@ fn log_row(
         error_kind,
         resource_type,
         resource_id,
+        change_summary: rendered.change_summary.clone(),
     }
 }
 
@@ -570,10 +584,9 @@ struct Authenticated {
 
 /// Checks the bearer token.
 fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated, ScimError> {
-    let Some(token) = &incoming.token else {
-        return Err(ScimError::unauthorized(
-            "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
-        ));
+    let token = match &incoming.token {
+        Ok(token) => token,
+        Err(detail) => return Err(ScimError::unauthorized(*detail)),
     };
     match directories::check_token(conn, &incoming.directory_id, token)? {
         TokenCheck::Invalid => Err(ScimError::unauthorized(
@@ -584,7 +597,10 @@ fn authenticate(conn: &mut DbConn, incoming: &Incoming) -> Result<Authenticated,
             crate::scim::resource::rfc3339(at)
         ))),
         TokenCheck::Disabled => Err(ScimError::forbidden(
-            "SCIM provisioning is turned off for this organization or directory; ask the app owner",
+            "this directory is disabled in the Admin Portal: its requests are refused until an IT admin enables it again",
+        )),
+        TokenCheck::ScimOff => Err(ScimError::forbidden(
+            "SCIM Provisioning is turned off for this organization; ask the app owner to turn it on",
         )),
         TokenCheck::Ok {
             token_id,
@@ -617,6 +633,7 @@ fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a>
         base_url: &incoming.base_url,
         if_match: incoming.if_match.as_deref(),
         user_pages,
+        notes: Default::default(),
     }
 }
 
@@ -633,7 +650,7 @@ fn dispatch(
     let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
     let query = || list::parse_query(&incoming.query);
     let base_url = ctx.base_url;
-    Ok(match (target, &incoming.method) {
+    let rendered = match (target, &incoming.method) {
         (Target::ServiceProviderConfig, &Method::GET) => {
             Rendered::ok(discovery::service_provider_config(base_url))
         }
@@ -712,5 +729,9 @@ fn dispatch(
                 incoming.tail
             )));
         }
+    };
+    Ok(Rendered {
+        change_summary: ctx.change_summary(),
+        ..rendered
     })
 }
