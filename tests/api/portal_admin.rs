@@ -17,13 +17,15 @@ async fn configured(app: &TestApp, provider: &str) -> (Browser, Scim, String) {
 /// Configures `provider` on the SCIM Provisioning tab: a client of its endpoint, and its id.
 async fn configure(admin: &mut Browser, provider: &str) -> (Scim, String) {
     let tab = admin.get("/portal/scim").await;
-    let page = admin
+    let posted = admin
         .post_form(
             "/portal/scim/configure",
             &tab.body,
             &[("provider", provider)],
         )
         .await;
+    assert_eq!(posted.status, 303, "{}", posted.body);
+    let page = admin.get(posted.header("location").unwrap()).await;
     let endpoint = element_text(&page.body, "endpoint-url").unwrap();
     let token = element_text(&page.body, "bearer-token").unwrap();
     let dir = endpoint.rsplit('/').next().unwrap().to_string();

@@ -98,7 +98,11 @@ test("turning SCIM off while a directory page is open shows a banner, not a seco
   const { page } = await freshPage();
   await configure(page, link, "Okta");
   await page.locator("#connection-status").waitFor(WAIT);
-  roster("org", "scim", org.id, "off");
+  // The owner turns SCIM Provisioning off in the console.
+  const owner = await ownerPage();
+  await owner.page.goto(`${base}/owner/orgs/${org.id}`);
+  await owner.page.getByRole("button", { name: "Turn SCIM Provisioning off" }).click();
+  await owner.page.getByRole("button", { name: "Turn SCIM Provisioning on" }).waitFor(WAIT);
   await waitForText(page, "main", { has: ["SCIM Provisioning was turned off"] }, "a banner saying SCIM was turned off");
   assert.equal(await topbars(page), 1, "no page nested into the directory page");
   await page.getByRole("alert").filter({ hasText: "turned off" }).waitFor(WAIT);
