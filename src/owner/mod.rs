@@ -488,7 +488,9 @@ async fn toggle_scim(
     form: web::Form<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    toggle_scim_inner(req, state, s, id, form).await.map_err(|e| e.live(&req2))
+    toggle_scim_inner(req, state, s, id, form)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn toggle_scim_inner(
@@ -531,7 +533,9 @@ async fn create_portal_link(
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    create_portal_link_inner(req, state, s, id, form).await.map_err(|e| e.live(&req2))
+    create_portal_link_inner(req, state, s, id, form)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn create_portal_link_inner(

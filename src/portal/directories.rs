@@ -142,8 +142,7 @@ async fn load(
             Some(e) => db::requests::successes_after(c, &d.id, e.id, SUCCESS_CAP)?,
             None => 0,
         };
-        let counts =
-            db::requests::counts_since(c, &d.id, db::now() - chrono::Duration::hours(24))?;
+        let counts = db::requests::counts_since(c, &d.id, db::now() - chrono::Duration::hours(24))?;
         Ok((d, health, tokens, since_error, counts))
     })
     .await?;
@@ -298,7 +297,9 @@ async fn create_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    create_token_inner(req, state, s, id).await.map_err(|e| e.live(&req2))
+    create_token_inner(req, state, s, id)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn create_token_inner(
@@ -337,7 +338,9 @@ async fn revoke_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    revoke_token_inner(req, state, s, path).await.map_err(|e| e.live(&req2))
+    revoke_token_inner(req, state, s, path)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn revoke_token_inner(
@@ -487,7 +490,9 @@ async fn activity(
     q: web::Query<ActivityQuery>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    activity_inner(req, state, s, id, q).await.map_err(|e| e.live(&req2))
+    activity_inner(req, state, s, id, q)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn activity_inner(

@@ -396,13 +396,27 @@ mod tests {
     #[test]
     fn writes_are_summarised_from_what_was_recorded() {
         // The logged body was cut short: the recorded summary is what counts.
-        let mut r = req("PUT", "/Groups/g", 200, Some(r#"{"displayName":"All","members":[{"va"#), None, None);
+        let mut r = req(
+            "PUT",
+            "/Groups/g",
+            200,
+            Some(r#"{"displayName":"All","members":[{"va"#),
+            None,
+            None,
+        );
         r.change_summary = Some("+200 members".into());
         assert_eq!(
             explain(&r, "PingIdentity", Some("All")),
             "replaced group All: +200 members"
         );
-        let mut r = req("PUT", "/Users/u", 200, Some(r#"{"userName":"jo"}"#), None, None);
+        let mut r = req(
+            "PUT",
+            "/Users/u",
+            200,
+            Some(r#"{"userName":"jo"}"#),
+            None,
+            None,
+        );
         r.change_summary = Some("familyName Gonzalez → Nakamura".into());
         assert_eq!(
             explain(&r, "Okta", Some("Jo")),
@@ -423,10 +437,18 @@ mod tests {
             .iter()
             .map(|detail| {
                 let body = serde_json::json!({"status": "401", "detail": detail}).to_string();
-                explain(&req("GET", "/Users", 401, None, Some(&body), None), "PingIdentity", None)
+                explain(
+                    &req("GET", "/Users", 401, None, Some(&body), None),
+                    "PingIdentity",
+                    None,
+                )
             })
             .collect();
         assert_eq!(explained.len(), causes.len(), "{explained:?}");
-        assert!(explained.iter().any(|e| e.contains("set Auth Type Header to Bearer in PingIdentity")));
+        assert!(
+            explained
+                .iter()
+                .any(|e| e.contains("set Auth Type Header to Bearer in PingIdentity"))
+        );
     }
 }

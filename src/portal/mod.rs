@@ -271,7 +271,9 @@ async fn users_page(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    users_page_inner(req, state, s, query).await.map_err(|e| e.live(&req2))
+    users_page_inner(req, state, s, query)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn users_page_inner(
@@ -528,7 +530,9 @@ async fn groups_page(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let req2 = req.clone();
-    groups_page_inner(req, state, s, query).await.map_err(|e| e.live(&req2))
+    groups_page_inner(req, state, s, query)
+        .await
+        .map_err(|e| e.live(&req2))
 }
 
 async fn groups_page_inner(

@@ -45,7 +45,9 @@ fn bearer(req: &HttpRequest) -> Result<String, &'static str> {
     };
     let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim().to_string()),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(token.trim().to_string())
+        }
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => Err(BASIC_AUTH),
         Some(_) => Err(OTHER_SCHEME),
         None if value.is_empty() => Err(NO_AUTHORIZATION),

@@ -137,7 +137,10 @@ async fn seed_flow(app: &TestApp) {
         .await;
     assert_eq!(posted.status, 303, "{}", posted.body);
     let location = posted.header("location").unwrap().to_string();
-    assert!(location.starts_with("/portal/scim/directories/"), "{location}");
+    assert!(
+        location.starts_with("/portal/scim/directories/"),
+        "{location}"
+    );
     let configured = admin.get(&location).await;
     assert_eq!(configured.status, 200, "{}", configured.body);
     assert_eq!(configured.header("cache-control"), Some("no-store"));
