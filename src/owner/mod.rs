@@ -360,6 +360,8 @@ pub struct DirectorySummary {
     pub last_request: Option<String>,
     /// When and why the last request failed.
     pub last_error: Option<(String, String)>,
+    /// Requests succeeded after the last error (it no longer happens).
+    pub error_resolved: bool,
 }
 
 /// A portal link as listed (never the link itself).
@@ -395,6 +397,10 @@ async fn load_org_page(
         let mut out = Vec::new();
         for dir in db::directories::list_for_org(c, &org.id)? {
             let health = db::directories::health(c, &dir, &user_counts)?;
+            let error_resolved = match &health.last_error {
+                Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
+                None => false,
+            };
             let provider_name = crate::portal::providers::by_slug(&dir.provider)
                 .map(|p| p.name)
                 .unwrap_or("Unknown")
@@ -406,6 +412,7 @@ async fn load_org_page(
                         crate::portal::explain::explain(r, &provider_name, None),
                     )
                 }),
+                error_resolved,
                 provider_name,
                 last_request: dir.last_request_at.as_ref().map(when),
                 users: health.users,

@@ -199,7 +199,7 @@ test("a PUT of a 200-member group is summarised from what Roster recorded", asyn
 });
 
 test("the last error says when it is resolved, with the error rate of the last 24 h", async () => {
-  const { link } = orgWithLink("Resolved");
+  const { org, link } = orgWithLink("Resolved");
   const { page } = await freshPage();
   const { endpoint, token } = await configure(page, link, "Okta");
   assert.equal((await scim("GET", `${endpoint}/Users?filter=userName%20zz%20%22x%22`, token)).status, 400);
@@ -207,6 +207,10 @@ test("the last error says when it is resolved, with the error rate of the last 2
   for (let i = 0; i < 3; i++) assert.equal((await scim("GET", `${endpoint}/Users`, token)).status, 200);
   await waitForText(page, "#connection-status", { has: ["resolved — 3 successful requests since", "1 of 4 requests failed in the last 24 h"] },
     "the last error marked resolved, and the error rate");
+  // The owner console says so too.
+  const owner = await ownerPage();
+  await owner.page.goto(`${base}/owner/orgs/${org.id}`);
+  await waitForText(owner.page, "#directories-table", { has: ["resolved"], lacks: ["still failing"] }, "the owner's view of the error");
 });
 
 test("the request inspector pages to older requests and keeps its filters", async () => {
@@ -221,7 +225,7 @@ test("the request inspector pages to older requests and keeps its filters", asyn
   const code = (i) => page.locator("#requests code", { hasText: new RegExp(`startIndex=${i}$`) });
   await code(110).waitFor(WAIT);
   assert.equal(await code(5).count(), 0, "the oldest requests are on an older page");
-  await page.getByRole("link", { name: "Older →" }).click();
+  await page.getByRole("link", { name: "Older →" }).click(WAIT);
   await code(5).waitFor(WAIT);
   const url = new URL(page.url());
   assert.equal(url.searchParams.get("method"), "GET", `filters kept: ${url}`);
@@ -268,7 +272,7 @@ test("each 401 and 403 cause is explained with its fix, to the admin and to the 
 });
 
 test("no portal page scrolls sideways on a 390 px phone", async () => {
-  const { link } = orgWithLink("Narrow Screens Incorporated With A Rather Long Name");
+  const { org, link } = orgWithLink("Narrow Screens Incorporated With A Rather Long Name");
   const { page } = await freshPage({ width: 390, height: 844 });
   const { endpoint, token, dirUrl } = await configure(page, link, "Microsoft Entra ID");
   await page.getByRole("button", { name: "Create a second token" }).click();
@@ -294,6 +298,14 @@ test("no portal page scrolls sideways on a 390 px phone", async () => {
   }
   await page.goto(dirUrl);
   await page.screenshot({ path: join(shots, "23-directory-390.png"), fullPage: true });
+  // The invalid-link page, and the portal's home once the owner turned SCIM off.
+  roster("org", "scim", org.id, "off");
+  for (const url of [`${base}/portal/link/roster_portal_notavalidlinkatall`, `${base}/portal`]) {
+    await page.goto(url);
+    await page.locator("main").waitFor(WAIT);
+    const { sw, iw } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, iw: window.innerWidth }));
+    assert.ok(sw <= iw, `${url} is ${sw} px wide on a ${iw} px screen`);
+  }
 });
 
 test("a new portal link appears in the owner's Portal links list at once", async () => {
