@@ -411,3 +411,34 @@ test("the owner's organization list shows directories, users and health, and fla
   await owner.page.goto(`${base}/owner/orgs/${twin.id}`);
   await owner.page.locator("#duplicate-name").waitFor(WAIT);
 });
+
+test("a live view that cannot reach the server says it is retrying, then recovers", async () => {
+  const { link } = orgWithLink("Offline");
+  const { page } = await freshPage();
+  await configure(page, link, "Okta");
+  await waitForText(page, ".live-status", { has: ["Live · updated"] }, "a live indicator");
+  await page.route("**/status", (route) => route.abort("internetdisconnected"));
+  await waitForText(page, ".live-status", { has: ["Cannot reach the server, retrying"] }, "the indicator to say it is retrying");
+  await page.unroute("**/status");
+  await waitForText(page, ".live-status", { has: ["Live · updated"], lacks: ["retrying"] }, "the indicator to recover");
+  assert.equal(await page.locator("[data-live-error]").count(), 0, "no banner for a passing network failure");
+});
+
+test("a live view never swaps a whole page or an error page into itself", async () => {
+  const { link } = orgWithLink("Odd Answers");
+  for (const [status, body] of [
+    [200, "<!doctype html><html><body><header class=\"topbar\">Roster</header><main>Another page</main></body></html>"],
+    [500, "<!doctype html><html><body><header class=\"topbar\">Roster</header><main>Something went wrong</main></body></html>"],
+    [502, "Bad Gateway"],
+  ]) {
+    const { page, context } = await freshPage();
+    await page.goto(link);
+    await page.goto(`${base}/portal/users`);
+    await waitForText(page, ".live-status", { has: ["Live · updated"] }, "a live indicator");
+    await page.route("**/portal/users*", (route) => route.fulfill({ status, contentType: "text/html", body }));
+    await waitForText(page, "main", { has: ["Live updates stopped"] }, `a banner for a ${status} answer`);
+    assert.equal(await topbars(page), 1, `no page nested by a ${status} answer`);
+    assert.equal(await page.getByText("Another page").count(), 0);
+    await context.close();
+  }
+});
