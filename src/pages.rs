@@ -37,6 +37,16 @@ struct ErrorPage<'a> {
 pub enum PageError {
     #[error("not found")]
     NotFound,
+    /// Not found in the owner console (its page links back there).
+    #[error("not found")]
+    OwnerNotFound,
+    /// The portal page needs SCIM Provisioning, which the owner turned off: a page goes to the
+    /// portal's home, a live fragment says so.
+    #[error("SCIM provisioning is off")]
+    ScimOff,
+    /// What a live (htmx) fragment shows in place when its refresh failed.
+    #[error("live update refused: {0:?}")]
+    Live(LiveProblem),
     #[error("redirect to {0}")]
     Redirect(String),
     #[error("portal session ended")]
@@ -59,10 +69,103 @@ impl From<askama::Error> for PageError {
     }
 }
 
+/// Why a live fragment could not be refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveProblem {
+    SessionEnded,
+    OwnerSignedOut,
+    ScimOff,
+    /// The directory (or what the fragment shows) no longer exists.
+    Gone,
+    Unavailable,
+    Failed,
+}
+
+#[derive(Template)]
+#[template(path = "live_error.html")]
+struct LiveBanner<'a> {
+    title: &'a str,
+    message: &'a str,
+    action: Option<(&'a str, &'a str)>,
+}
+
+impl LiveProblem {
+    fn status(self) -> StatusCode {
+        match self {
+            LiveProblem::SessionEnded | LiveProblem::OwnerSignedOut => StatusCode::UNAUTHORIZED,
+            LiveProblem::ScimOff => StatusCode::FORBIDDEN,
+            LiveProblem::Gone => StatusCode::NOT_FOUND,
+            LiveProblem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            LiveProblem::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn banner(self) -> LiveBanner<'static> {
+        let (title, message, action) = match self {
+            LiveProblem::SessionEnded => (
+                "Your session ended.",
+                "Live updates stopped. Open the portal link your application's owner sent you again (ask them for a new one if it expired) to sign back in.",
+                None,
+            ),
+            LiveProblem::OwnerSignedOut => (
+                "You are signed out of the owner console.",
+                "Your session ended, so this was not saved.",
+                Some(("/owner/login", "Sign in again")),
+            ),
+            LiveProblem::ScimOff => (
+                "SCIM Provisioning was turned off for this organization.",
+                "The application's owner turned it off, so live updates stopped and your provider's requests are refused. Your directories and their users are kept: ask the owner to turn it back on.",
+                Some(("/portal", "Admin Portal home")),
+            ),
+            LiveProblem::Gone => (
+                "This directory was deleted.",
+                "Live updates stopped: the directory, its tokens and its users are gone.",
+                Some(("/portal/scim", "Back to SCIM Provisioning")),
+            ),
+            LiveProblem::Unavailable => (
+                "The server is busy.",
+                "Live updates stopped for now. Reload the page in a moment.",
+                None,
+            ),
+            LiveProblem::Failed => (
+                "Live updates stopped.",
+                "The server could not refresh this view. Reload the page to try again.",
+                None,
+            ),
+        };
+        LiveBanner {
+            title,
+            message,
+            action,
+        }
+    }
+}
+
+impl PageError {
+    /// The error as a live fragment's refresh (an htmx request) shows it: a banner in place of
+    /// a page that would otherwise be swapped into the fragment. Other requests keep it.
+    pub fn live(self, req: &HttpRequest) -> PageError {
+        if !is_htmx(req) {
+            return self;
+        }
+        PageError::Live(match self {
+            PageError::PortalSignedOut => LiveProblem::SessionEnded,
+            PageError::ScimOff => LiveProblem::ScimOff,
+            PageError::NotFound | PageError::OwnerNotFound => LiveProblem::Gone,
+            PageError::Unavailable => LiveProblem::Unavailable,
+            PageError::Live(p) => p,
+            PageError::Redirect(to) if to == "/owner/login" => LiveProblem::OwnerSignedOut,
+            PageError::Redirect(_) | PageError::Internal(_) => LiveProblem::Failed,
+        })
+    }
+}
+
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::NotFound | PageError::OwnerNotFound => StatusCode::NOT_FOUND,
+            PageError::ScimOff => StatusCode::SEE_OTHER,
+            PageError::Live(p) => p.status(),
             PageError::Redirect(_) => StatusCode::SEE_OTHER,
             PageError::PortalSignedOut => StatusCode::UNAUTHORIZED,
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,14 +179,31 @@ impl ResponseError for PageError {
                 .insert_header(("Location", to.as_str()))
                 .finish();
         }
+        if let PageError::ScimOff = self {
+            return HttpResponse::SeeOther()
+                .insert_header(("Location", "/portal"))
+                .finish();
+        }
+        if let PageError::Live(p) = self {
+            let body = p.banner().render().unwrap_or_default();
+            return HttpResponse::build(p.status())
+                .content_type(ContentType::html())
+                .insert_header(("Cache-Control", "no-store"))
+                .body(body);
+        }
         if let PageError::Internal(cause) = self {
             log::error!("page error: {cause}");
         }
         let (title, message, action) = match self {
             PageError::NotFound => (
-                "Not found",
+                "Page not found",
                 "This page does not exist, or it belongs to another organization.",
-                None,
+                Some(("/portal", "Back to the Admin Portal")),
+            ),
+            PageError::OwnerNotFound => (
+                "Page not found",
+                "This page does not exist: the organization may have been deleted.",
+                Some(("/owner", "Back to the owner console")),
             ),
             PageError::PortalSignedOut => (
                 "Your session has ended",
@@ -108,6 +228,43 @@ impl ResponseError for PageError {
             .content_type(ContentType::html())
             .body(body)
     }
+}
+
+/// Any URL no route serves: JSON under the APIs (`/scim/`, `/api/`), an HTML page elsewhere
+/// with a link back to where the visitor is signed in.
+pub async fn not_found(req: HttpRequest, s: actix_session::Session) -> HttpResponse {
+    let path = req.path();
+    if path.starts_with("/api/") {
+        return HttpResponse::NotFound().json(serde_json::json!({
+            "error": {"code": "not_found", "message": format!("no API endpoint at {path}")}
+        }));
+    }
+    if path.starts_with("/scim/") {
+        return HttpResponse::NotFound()
+            .content_type(crate::scim::CONTENT_TYPE)
+            .body(
+                crate::scim::ScimError::not_found(format!("no SCIM endpoint at {path}"))
+                    .to_json()
+                    .to_string(),
+            );
+    }
+    let action = if crate::auth::session::portal_org(&s).is_some() {
+        ("/portal", "Back to the Admin Portal")
+    } else if crate::auth::session::owner_id(&s).is_some() {
+        ("/owner", "Back to the owner console")
+    } else {
+        ("/", "Back to the start page")
+    };
+    let body = ErrorPage {
+        title: "Page not found",
+        message: "There is no page at this address. It may have moved, or the link may be mistyped.",
+        action: Some(action),
+    }
+    .render()
+    .unwrap_or_else(|_| "Page not found".to_string());
+    HttpResponse::NotFound()
+        .content_type(ContentType::html())
+        .body(body)
 }
 
 /// True for an htmx request that wants a fragment (not a history restore, which needs a page).

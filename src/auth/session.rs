@@ -99,3 +99,21 @@ pub fn open_portal(session: &Session, org_id: &str, session_id: &str) {
     let _ = session.insert(SESSION_ID, session_id);
     stamp(session);
 }
+
+const NEW_TOKEN: &str = "new_token";
+
+/// Keeps a directory's new bearer token for the one page view that shows it (the page that
+/// Configure redirects to).
+pub fn flash_token(session: &Session, directory_id: &str, token: &str) {
+    let _ = session.insert(NEW_TOKEN, (directory_id, token));
+}
+
+/// The token kept by `flash_token` for this directory, removed from the session.
+pub fn take_token(session: &Session, directory_id: &str) -> Option<String> {
+    let (dir, token) = session.get::<(String, String)>(NEW_TOKEN).ok().flatten()?;
+    if dir != directory_id {
+        return None;
+    }
+    session.remove(NEW_TOKEN);
+    Some(token)
+}

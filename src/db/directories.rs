@@ -116,9 +116,10 @@ pub enum TokenCheck {
     Invalid,
     /// A token of this directory that was revoked (the inspector explains the 401).
     Revoked(NaiveDateTime),
-    /// Valid, but the organization's SCIM Provisioning is switched off, or the directory is
-    /// disabled.
+    /// Valid, but the directory is disabled.
     Disabled,
+    /// Valid, but the organization's SCIM Provisioning is switched off.
+    ScimOff,
 }
 
 /// A token's row with what decides whether it may be used.
@@ -233,7 +234,10 @@ pub fn check_token(
     if let Some(at) = found.revoked_at {
         return Ok(TokenCheck::Revoked(at));
     }
-    if !found.scim_enabled || found.status != "active" {
+    if !found.scim_enabled {
+        return Ok(TokenCheck::ScimOff);
+    }
+    if found.status != "active" {
         return Ok(TokenCheck::Disabled);
     }
     Ok(TokenCheck::Ok {

@@ -36,6 +36,8 @@ pub struct NewRequest {
     pub error_kind: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
+    /// What the write changed, as recorded while applying it (see `ChangeNotes`).
+    pub change_summary: Option<String>,
 }
 
 impl NewRequest {
@@ -57,6 +59,7 @@ impl NewRequest {
             &mut self.error_kind,
             &mut self.resource_type,
             &mut self.resource_id,
+            &mut self.change_summary,
         ]
         .into_iter()
         .flatten()
@@ -81,6 +84,8 @@ pub struct Request {
     pub error_kind: Option<String>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
+    /// What the write changed, as recorded while applying it (see `ChangeNotes`).
+    pub change_summary: Option<String>,
 }
 
 /// Records the writer's batch of rows (changes' rows and queued ones) and prunes when due. Rows
@@ -160,8 +165,8 @@ struct InsertRows<'a> {
     path: Vec<&'a str>,
     status: Vec<i32>,
     duration_us: Vec<i64>,
-    /// request_body, response_excerpt, error_kind, resource_type, resource_id.
-    optional: [Vec<Option<&'a str>>; 5],
+    /// request_body, response_excerpt, error_kind, resource_type, resource_id, change_summary.
+    optional: [Vec<Option<&'a str>>; 6],
 }
 
 impl<'a> InsertRows<'a> {
@@ -182,6 +187,7 @@ impl<'a> InsertRows<'a> {
                 optional(|r| &r.error_kind),
                 optional(|r| &r.resource_type),
                 optional(|r| &r.resource_id),
+                optional(|r| &r.change_summary),
             ],
         }
     }
@@ -200,9 +206,11 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
         use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamp};
         out.push_sql(
             "INSERT INTO scim_requests (directory_id, at, method, path, status, duration_us, \
-             request_body, response_excerpt, error_kind, resource_type, resource_id) \
+             request_body, response_excerpt, error_kind, resource_type, resource_id, \
+             change_summary) \
              SELECT r.directory_id, r.at, r.method, r.path, r.status, r.duration_us, \
-             r.request_body, r.response_excerpt, r.error_kind, r.resource_type, r.resource_id \
+             r.request_body, r.response_excerpt, r.error_kind, r.resource_type, r.resource_id, \
+             r.change_summary \
              FROM unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.directory_id)?;
@@ -222,7 +230,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
         }
         out.push_sql(
             ") WITH ORDINALITY AS r (directory_id, at, method, path, status, duration_us, \
-             request_body, response_excerpt, error_kind, resource_type, resource_id, ord) \
+             request_body, response_excerpt, error_kind, resource_type, resource_id, \
+             change_summary, ord) \
              JOIN directories d ON d.id = r.directory_id ORDER BY r.ord FOR KEY SHARE OF d \
              RETURNING id, directory_id",
         );
@@ -363,4 +372,42 @@ pub fn search(
         q = q.filter(scim_requests::id.lt(b));
     }
     q.load(conn)
+}
+
+/// How many requests after `after_id` succeeded (status below 400), counted up to `cap`.
+pub fn successes_after(
+    conn: &mut DbConn,
+    directory_id: &str,
+    after_id: i64,
+    cap: i64,
+) -> QueryResult<i64> {
+    let ids: Vec<i64> = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::id.gt(after_id))
+        .filter(scim_requests::status.lt(400))
+        .order(scim_requests::id.asc())
+        .limit(cap)
+        .select(scim_requests::id)
+        .load(conn)?;
+    Ok(i64::try_from(ids.len()).unwrap_or(cap))
+}
+
+/// A directory's logged requests since `since`: how many in all, and how many failed.
+pub fn counts_since(
+    conn: &mut DbConn,
+    directory_id: &str,
+    since: NaiveDateTime,
+) -> QueryResult<(i64, i64)> {
+    let total: i64 = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::at.ge(since))
+        .count()
+        .get_result(conn)?;
+    let failed: i64 = scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::status.ge(400))
+        .filter(scim_requests::at.ge(since))
+        .count()
+        .get_result(conn)?;
+    Ok((total, failed))
 }

@@ -152,6 +152,7 @@ diesel::table! {
         error_kind -> Nullable<Text>,
         resource_type -> Nullable<Text>,
         resource_id -> Nullable<Text>,
+        change_summary -> Nullable<Text>,
     }
 }
 

@@ -1051,6 +1051,23 @@ pub fn org_get(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// A deleted user of the organization (its tombstone) and when it was deleted.
+pub fn org_get_deleted(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+) -> QueryResult<Option<(UserRow, NaiveDateTime)>> {
+    let found: Option<(UserRow, Option<NaiveDateTime>)> = scim_users::table
+        .inner_join(directories::table)
+        .filter(directories::org_id.eq(org_id))
+        .filter(scim_users::id.eq(id))
+        .filter(scim_users::deleted_at.is_not_null())
+        .select((UserRow::as_select(), scim_users::deleted_at))
+        .first(conn)
+        .optional()?;
+    Ok(found.and_then(|(row, at)| at.map(|at| (row, at))))
+}
+
 /// Current names (displayName, else full name, else userName) of users, deleted ones included.
 pub fn labels(
     conn: &mut DbConn,

@@ -44,11 +44,71 @@ pub(crate) fn require_owner(s: &Session) -> Result<String, PageError> {
     session::owner_id(s).ok_or_else(|| PageError::Redirect("/owner/login".into()))
 }
 
+/// An organization as the list shows it: its directories, users and health at a glance.
+pub struct OrgRow {
+    pub org: Org,
+    pub directories: usize,
+    pub users: i64,
+    /// CSS class and words: `ok`/connected, `error`/failing, `waiting`, `off`.
+    pub health: (&'static str, &'static str),
+    /// Another organization has the same name (case and spaces aside).
+    pub duplicate: bool,
+}
+
+fn name_key(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The organizations matching `search`, each with its directories' numbers and health.
+fn org_rows(
+    c: &mut db::DbConn,
+    counts: &db::user_pages::Bookmarks,
+    search: &str,
+) -> Result<Vec<OrgRow>, PageError> {
+    let all = db::orgs::list(c, "", i64::MAX)?;
+    let mut names = std::collections::HashMap::<String, usize>::new();
+    for o in &all {
+        *names.entry(name_key(&o.name)).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for org in db::orgs::list(c, search, 500)? {
+        let dirs = db::directories::list_for_org(c, &org.id)?;
+        let (mut users, mut failing, mut connected) = (0, false, false);
+        for d in &dirs {
+            users += counts.live_users(c, &d.id, d.event_seq)?;
+            if d.status != "active" {
+                continue;
+            }
+            connected |= d.last_request_at.is_some();
+            if let Some(e) = db::requests::last_error(c, &d.id)? {
+                failing |= db::requests::successes_after(c, &d.id, e.id, 1)? == 0;
+            }
+        }
+        let health = match (dirs.is_empty(), failing, connected) {
+            (true, _, _) => ("off", "no directory"),
+            (_, true, _) => ("error", "failing"),
+            (_, _, true) => ("ok", "connected"),
+            _ => ("waiting", "waiting"),
+        };
+        out.push(OrgRow {
+            duplicate: names.get(&name_key(&org.name)).is_some_and(|n| *n > 1),
+            directories: dirs.len(),
+            users,
+            health,
+            org,
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Template)]
 #[template(path = "owner/orgs.html")]
 struct OrgsPage {
     layout: Layout,
-    orgs: Vec<Org>,
+    orgs: Vec<OrgRow>,
     q: String,
     error: Option<String>,
 }
@@ -68,7 +128,8 @@ async fn home(
     }
     let q = query.into_inner().q.unwrap_or_default();
     let search = q.clone();
-    let orgs = db(&state, move |c| Ok(db::orgs::list(c, &search, 500)?)).await?;
+    let counts = state.user_pages.clone();
+    let orgs = db(&state, move |c| org_rows(c, &counts, &search)).await?;
     html(&OrgsPage {
         layout: Layout::new(&state, &s),
         orgs,
@@ -313,7 +374,8 @@ async fn create_org(
     let form = form.into_inner();
     let name = form.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
-        let orgs = db(&state, |c| Ok(db::orgs::list(c, "", 500)?)).await?;
+        let counts = state.user_pages.clone();
+        let orgs = db(&state, move |c| org_rows(c, &counts, "")).await?;
         let page = OrgsPage {
             layout: Layout::new(&state, &s),
             orgs,
@@ -338,6 +400,8 @@ pub struct DirectorySummary {
     pub last_request: Option<String>,
     /// When and why the last request failed.
     pub last_error: Option<(String, String)>,
+    /// Requests succeeded after the last error (it no longer happens).
+    pub error_resolved: bool,
 }
 
 /// A portal link as listed (never the link itself).
@@ -350,7 +414,7 @@ pub struct LinkRow {
 }
 
 #[derive(Template)]
-#[template(path = "owner/org.html", blocks = ["scim_toggle", "portal_link"])]
+#[template(path = "owner/org.html", blocks = ["scim_toggle", "portal_link", "links"])]
 struct OrgPage {
     layout: Layout,
     org: Org,
@@ -358,6 +422,8 @@ struct OrgPage {
     links: Vec<LinkRow>,
     new_link: Option<(String, String)>,
     link_ttl_days: i64,
+    /// How many other organizations have the same name.
+    same_name: usize,
 }
 
 async fn load_org_page(
@@ -366,11 +432,15 @@ async fn load_org_page(
     id: String,
 ) -> Result<OrgPage, PageError> {
     let user_counts = state.user_pages.clone();
-    let (org, directories, links) = db(state, move |c| {
-        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+    let (org, directories, links, same_name) = db(state, move |c| {
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
         let mut out = Vec::new();
         for dir in db::directories::list_for_org(c, &org.id)? {
             let health = db::directories::health(c, &dir, &user_counts)?;
+            let error_resolved = match &health.last_error {
+                Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
+                None => false,
+            };
             let provider_name = crate::portal::providers::by_slug(&dir.provider)
                 .map(|p| p.name)
                 .unwrap_or("Unknown")
@@ -382,6 +452,7 @@ async fn load_org_page(
                         crate::portal::explain::explain(r, &provider_name, None),
                     )
                 }),
+                error_resolved,
                 provider_name,
                 last_request: dir.last_request_at.as_ref().map(when),
                 users: health.users,
@@ -390,7 +461,11 @@ async fn load_org_page(
             });
         }
         let links = db::orgs::portal_links(c, &org.id)?;
-        Ok((org, out, links))
+        let same_name = db::orgs::list(c, "", i64::MAX)?
+            .iter()
+            .filter(|o| o.id != org.id && name_key(&o.name) == name_key(&org.name))
+            .count();
+        Ok((org, out, links, same_name))
     })
     .await?;
     let now = db::now();
@@ -419,6 +494,7 @@ async fn load_org_page(
         links,
         new_link: None,
         link_ttl_days: DEFAULT_LINK_TTL_DAYS,
+        same_name,
     })
 }
 
@@ -470,6 +546,19 @@ async fn toggle_scim(
     id: web::Path<String>,
     form: web::Form<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    toggle_scim_inner(req, state, s, id, form)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn toggle_scim_inner(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    form: web::Form<ToggleForm>,
+) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
     let id = id.into_inner();
     let enabled = form.enabled == "on" || form.enabled == "true";
@@ -479,7 +568,7 @@ async fn toggle_scim(
     })
     .await?;
     if !found {
-        return Err(PageError::NotFound);
+        return Err(PageError::OwnerNotFound);
     }
     if !is_htmx(&req) {
         return Err(PageError::Redirect(format!("/owner/orgs/{id}")));
@@ -502,6 +591,19 @@ async fn create_portal_link(
     id: web::Path<String>,
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    create_portal_link_inner(req, state, s, id, form)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn create_portal_link_inner(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    form: web::Form<LinkForm>,
+) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
     let days = form
         .ttl_days
@@ -512,7 +614,7 @@ async fn create_portal_link(
     let id = id.into_inner();
     let org_id = id.clone();
     let (token, expires) = db(&state, move |c| {
-        db::orgs::get(c, &org_id)?.ok_or(PageError::NotFound)?;
+        db::orgs::get(c, &org_id)?.ok_or(PageError::OwnerNotFound)?;
         Ok(db::orgs::create_portal_link(
             c,
             &org_id,
@@ -527,7 +629,8 @@ async fn create_portal_link(
     ));
     page.link_ttl_days = days;
     let body = if is_htmx(&req) {
-        page.as_portal_link().render()?
+        // The new link, and the list of links (out of band: it is elsewhere on the page).
+        page.as_portal_link().render()? + &page.as_links().render()?
     } else {
         page.render()?
     };
@@ -583,7 +686,7 @@ async fn org_users(
     let (id, search) = (id.into_inner(), q.clone());
     let counts = state.user_pages.clone();
     let (org, total, rows) = db(&state, move |c| {
-        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
         let view = db::users::ViewQuery {
             search,
             active: None,
@@ -640,7 +743,7 @@ async fn org_groups(
     let page = crate::pages::page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
     let (org, total, groups) = db(&state, move |c| {
-        let org = db::orgs::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let org = db::orgs::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
         let (total, groups) = db::groups::org_page(
             c,
             &org.id,

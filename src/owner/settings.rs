@@ -166,7 +166,7 @@ async fn create_webhook(
     let org = form.org.filter(|o| !o.is_empty());
     let endpoint = db(&state, move |c| {
         if let Some(o) = &org {
-            db::orgs::get(c, o)?.ok_or(PageError::NotFound)?;
+            db::orgs::get(c, o)?.ok_or(PageError::OwnerNotFound)?;
         }
         Ok(db::webhooks::create(c, &url, org.as_deref(), &filter)?)
     })
@@ -209,7 +209,7 @@ async fn load_webhook(
     id: String,
 ) -> Result<WebhookPage, PageError> {
     let (endpoint, deliveries, attempts) = db(state, move |c| {
-        let e = db::webhooks::get(c, &id)?.ok_or(PageError::NotFound)?;
+        let e = db::webhooks::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
         let d = db::webhooks::deliveries(c, &id, 100)?;
         let a = db::webhooks::attempts(c, &id, 500)?;
         Ok((e, d, a))

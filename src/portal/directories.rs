@@ -106,6 +106,11 @@ struct DirectoryPage {
     checks: Vec<Check>,
     /// When and why the last request failed.
     last_error: Option<(String, String)>,
+    /// Successful requests since the last error (0: it is still happening).
+    since_error: String,
+    resolved: bool,
+    /// "1 of 4 requests failed in the last 24 h (25 %)", when there were requests.
+    error_rate: Option<String>,
     tokens: Vec<TokenRow>,
     live_tokens: usize,
     /// A token just created for rotation (shown once).
@@ -116,7 +121,7 @@ struct DirectoryPage {
 async fn scim_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
     let org = portal_org(state, s).await?;
     if !org.scim_enabled {
-        return Err(PageError::Redirect("/portal".into()));
+        return Err(PageError::ScimOff);
     }
     Ok(org)
 }
@@ -129,11 +134,16 @@ async fn load(
 ) -> Result<DirectoryPage, PageError> {
     let org_id = org.id.clone();
     let user_counts = state.user_pages.clone();
-    let (dir, health, tokens) = db(state, move |c| {
+    let (dir, health, tokens, since_error, counts) = db(state, move |c| {
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let health = db::directories::health(c, &d, &user_counts)?;
         let tokens = db::directories::tokens(c, &d.id)?;
-        Ok((d, health, tokens))
+        let since_error = match &health.last_error {
+            Some(e) => db::requests::successes_after(c, &d.id, e.id, SUCCESS_CAP)?,
+            None => 0,
+        };
+        let counts = db::requests::counts_since(c, &d.id, db::now() - chrono::Duration::hours(24))?;
+        Ok((d, health, tokens, since_error, counts))
     })
     .await?;
     let provider = providers::by_slug(&dir.provider)
@@ -165,6 +175,13 @@ async fn load(
         active: dir.status == "active",
         checks: checklist(&health),
         last_error,
+        resolved: since_error > 0,
+        since_error: match since_error {
+            n if n >= SUCCESS_CAP => format!("{SUCCESS_CAP}+ successful requests"),
+            1 => "1 successful request".to_string(),
+            n => format!("{n} successful requests"),
+        },
+        error_rate: error_rate(counts),
         live_tokens: tokens.iter().filter(|t| t.revoked.is_none()).count(),
         tokens,
         card: card(state, dir, health.users, health.groups),
@@ -172,6 +189,26 @@ async fn load(
         new_token: None,
         token_error: None,
     })
+}
+
+/// Successes after the last error are counted up to this many.
+const SUCCESS_CAP: i64 = 1000;
+
+/// "1 of 4 requests failed in the last 24 h (25 %)".
+fn error_rate((total, failed): (i64, i64)) -> Option<String> {
+    if total == 0 {
+        return None;
+    }
+    let pct = failed as f64 * 100.0 / total as f64;
+    let pct = if failed > 0 && pct < 1.0 {
+        "under 1 %".to_string()
+    } else {
+        format!("{pct:.0} %")
+    };
+    Some(format!(
+        "{failed} of {total} request{} failed in the last 24 h ({pct})",
+        if total == 1 { "" } else { "s" }
+    ))
 }
 
 /// Pages that show a secret are never cached.
@@ -206,9 +243,13 @@ async fn configure_directory(
         )?)
     })
     .await?;
-    let mut page = load(&state, &s, org, dir.id).await?;
-    page.token = Some(token);
-    Ok(no_store(page.render()?))
+    // Post/Redirect/Get: a reload of the page shown next must not create another directory.
+    // The token is kept in the (encrypted) session for that one view.
+    crate::auth::session::flash_token(&s, &dir.id, &token);
+    Err(PageError::Redirect(format!(
+        "/portal/scim/directories/{}",
+        dir.id
+    )))
 }
 
 async fn directory_page(
@@ -217,16 +258,23 @@ async fn directory_page(
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let org = scim_org(&state, &s).await?;
-    html(&load(&state, &s, org, id.into_inner()).await?)
+    let id = id.into_inner();
+    let mut page = load(&state, &s, org, id.clone()).await?;
+    page.token = crate::auth::session::take_token(&s, &id);
+    // Never cached: it may show a token, and it shows live state.
+    Ok(no_store(page.render()?))
 }
 
 async fn directory_status(
+    req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let org = scim_org(&state, &s).await?;
-    let page = load(&state, &s, org, id.into_inner()).await?;
+    let org = scim_org(&state, &s).await.map_err(|e| e.live(&req))?;
+    let page = load(&state, &s, org, id.into_inner())
+        .await
+        .map_err(|e| e.live(&req))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(page.as_status().render()?))
@@ -243,6 +291,18 @@ fn tokens_response(req: &HttpRequest, page: &DirectoryPage) -> Result<HttpRespon
 }
 
 async fn create_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    create_token_inner(req, state, s, id)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn create_token_inner(
     req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,
@@ -272,6 +332,18 @@ async fn create_token(
 }
 
 async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    revoke_token_inner(req, state, s, path)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn revoke_token_inner(
     req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,
@@ -392,6 +464,10 @@ struct ActivityPage {
     current: String,
     /// A message when the user filter names nobody.
     notice: Option<String>,
+    /// The next page of older requests (keyset: before the last row shown), filters kept.
+    older: Option<String>,
+    /// The first page, when this one is not.
+    newest: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -399,12 +475,27 @@ struct ActivityQuery {
     errors: Option<String>,
     method: Option<String>,
     user: Option<String>,
+    /// Keyset cursor: only requests logged before this row id.
+    before: Option<String>,
 }
 
 /// Rows shown by the inspector.
 const ACTIVITY_ROWS: i64 = 100;
 
 async fn activity(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    id: web::Path<String>,
+    q: web::Query<ActivityQuery>,
+) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    activity_inner(req, state, s, id, q)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn activity_inner(
     req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,
@@ -422,6 +513,11 @@ async fn activity(
         .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()))
         .unwrap_or_default();
     let user = crate::pages::search_text(q.user.as_deref());
+    let before = q
+        .before
+        .as_deref()
+        .and_then(|b| b.parse::<i64>().ok())
+        .filter(|b| *b > 0);
     let (org_id, dir_id) = (org.id.clone(), id.into_inner());
     let (dir, rows, labels, user_known) = {
         let (method, user) = (method.clone(), user.clone());
@@ -441,7 +537,8 @@ async fn activity(
                 method: (!method.is_empty()).then_some(method),
                 resource_id,
             };
-            let rows = db::requests::search(c, &dir.id, &filter, None, ACTIVITY_ROWS)?;
+            // One more than shown: whether there is an older page.
+            let rows = db::requests::search(c, &dir.id, &filter, before, ACTIVITY_ROWS + 1)?;
             let ids: Vec<String> = rows.iter().filter_map(|r| r.resource_id.clone()).collect();
             let labels = db::users::labels(c, &dir.id, &ids)?;
             Ok((dir, rows, labels, user_known))
@@ -451,6 +548,31 @@ async fn activity(
     let provider = providers::by_slug(&dir.provider)
         .map(|p| p.name)
         .unwrap_or("the provider");
+    let mut rows = rows;
+    let more = rows.len() > usize::try_from(ACTIVITY_ROWS).unwrap_or(100);
+    rows.truncate(usize::try_from(ACTIVITY_ROWS).unwrap_or(100));
+    let filters = |before: Option<i64>| {
+        let before = before.map(|b| b.to_string()).unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = [
+            ("errors", if errors_only { "1" } else { "" }),
+            ("method", method.as_str()),
+            ("user", user.as_str()),
+            ("before", before.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        format!(
+            "/portal/scim/directories/{}/activity?{}",
+            dir.id,
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    };
+    let older = more
+        .then(|| rows.last().map(|r| filters(Some(r.id))))
+        .flatten();
+    let newest = before.map(|_| filters(None));
+    let current = filters(before);
     let rows = rows
         .into_iter()
         .map(|r| {
@@ -469,16 +591,6 @@ async fn activity(
             }
         })
         .collect();
-    let current = format!(
-        "/portal/scim/directories/{}/activity?{}",
-        dir.id,
-        serde_urlencoded::to_string([
-            ("errors", if errors_only { "1" } else { "" }),
-            ("method", method.as_str()),
-            ("user", user.as_str())
-        ])
-        .unwrap_or_default()
-    );
     let notice = (!user_known).then(|| {
         format!("No user named “{user}” in this directory; showing requests that mention that id.")
     });
@@ -495,6 +607,8 @@ async fn activity(
         user,
         current,
         notice,
+        older,
+        newest,
     };
     if is_htmx(&req) {
         Ok(HttpResponse::Ok()

@@ -39,11 +39,13 @@ pub fn explain(r: &Request, provider: &str, subject: Option<&str>) -> String {
             .unwrap_or("no detail")
             .to_string();
         return match r.status {
-            401 if detail.contains("revoked at") => {
-                let at = detail.split("revoked at ").nth(1).and_then(|s| s.split(';').next()).unwrap_or("");
-                format!("401: token revoked at {at} → {provider} still uses an old token; paste the current one into it")
+            401 => explain_401(&detail, provider),
+            403 if detail.starts_with("this directory is disabled") => format!(
+                "403: this directory is disabled → {provider}'s requests are refused until you enable it below"
+            ),
+            403 if detail.starts_with("SCIM Provisioning is turned off") => {
+                "403: SCIM Provisioning is turned off for this organization → ask the app owner to turn it on".into()
             }
-            401 => format!("401: {provider} sent a missing or wrong bearer token → copy the token into its settings again"),
             403 => "403: SCIM Provisioning is turned off for this organization, or this directory is disabled".into(),
             404 => format!("404: {detail}"),
             409 => format!("409: {detail} → {provider} should look it up and update it instead"),
@@ -52,6 +54,34 @@ pub fn explain(r: &Request, provider: &str, subject: Option<&str>) -> String {
             400 if r.error_kind.as_deref() == Some("invalidFilter") => format!("400: the filter was refused: {detail}"),
             s => format!("{s}: {detail}"),
         };
+    }
+
+    // Writes carry what Roster recorded while applying them: trusted over the logged body,
+    // which is cut at 16 KiB (a 200-member PUT) and says what was asked, not what changed.
+    if let Some(summary) = r.change_summary.as_deref()
+        && matches!(r.method.as_str(), "PUT" | "PATCH")
+        && segments.len() == 2
+    {
+        let activity = match r.method.as_str() {
+            "PATCH" => explain_patch(body.as_ref(), provider, &who, kind),
+            _ => String::new(),
+        };
+        if activity.contains(" sent active ") {
+            return activity;
+        }
+        if r.method == "PUT"
+            && let Some(a) = body.as_ref().and_then(|b| get_ci(b, "active"))
+            && is_false(a)
+            && summary.contains("active")
+        {
+            return format!("{provider} sent active {a} → {who} deactivated");
+        }
+        let verb = if r.method == "PUT" {
+            "replaced"
+        } else {
+            "updated"
+        };
+        return format!("{verb} {kind} {who}: {summary}");
     }
 
     let filter = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -125,6 +155,46 @@ pub fn explain(r: &Request, provider: &str, subject: Option<&str>) -> String {
         ("PATCH", _, 2) => explain_patch(body.as_ref(), provider, &who, kind),
         ("DELETE", _, 2) => format!("deleted {kind} {who}"),
         _ => format!("{} {}", r.method, r.path),
+    }
+}
+
+/// The four refused `Authorization` headers, each with its fix (keyed on the SCIM `detail`s
+/// of `scim_endpoint`).
+fn explain_401(detail: &str, provider: &str) -> String {
+    let bearer_fix = if provider == "PingIdentity" {
+        format!("set Auth Type Header to Bearer in {provider} and paste the token")
+    } else {
+        format!("set the authentication type to Bearer token in {provider} and paste the token")
+    };
+    if detail.contains("revoked at") {
+        let at = detail
+            .split("revoked at ")
+            .nth(1)
+            .and_then(|s| s.split(';').next())
+            .unwrap_or("");
+        format!(
+            "401: token revoked at {at} → {provider} still uses an old token; paste the current one into it"
+        )
+    } else if detail.starts_with("no Authorization header") {
+        format!(
+            "401: {provider} sent no Authorization header → paste the bearer token into its SCIM settings"
+        )
+    } else if detail.contains("Basic authentication") {
+        format!("401: {provider} used Basic authentication (user name and password) → {bearer_fix}")
+    } else if detail.contains("no `Bearer ` before the token") {
+        format!(
+            "401: {provider} sent the token without the word Bearer → the header must read Authorization: Bearer <token>; {bearer_fix}"
+        )
+    } else if detail.contains("scheme other than Bearer") {
+        format!("401: {provider} used an authentication scheme other than Bearer → {bearer_fix}")
+    } else if detail.contains("not valid for this directory") {
+        format!(
+            "401: {provider} sent a token that is not a token of this directory (mistyped, or another directory's) → copy this directory's token into its settings again"
+        )
+    } else {
+        format!(
+            "401: {provider} sent a missing or wrong bearer token → copy the token into its settings again"
+        )
     }
 }
 
@@ -233,6 +303,7 @@ mod tests {
             error_kind: kind.map(str::to_string),
             resource_type: None,
             resource_id: None,
+            change_summary: None,
         }
     }
 
@@ -320,5 +391,64 @@ mod tests {
             Some("uniqueness"),
         );
         assert!(explain(&r, "PingIdentity", None).contains("should look it up"));
+    }
+
+    #[test]
+    fn writes_are_summarised_from_what_was_recorded() {
+        // The logged body was cut short: the recorded summary is what counts.
+        let mut r = req(
+            "PUT",
+            "/Groups/g",
+            200,
+            Some(r#"{"displayName":"All","members":[{"va"#),
+            None,
+            None,
+        );
+        r.change_summary = Some("+200 members".into());
+        assert_eq!(
+            explain(&r, "PingIdentity", Some("All")),
+            "replaced group All: +200 members"
+        );
+        let mut r = req(
+            "PUT",
+            "/Users/u",
+            200,
+            Some(r#"{"userName":"jo"}"#),
+            None,
+            None,
+        );
+        r.change_summary = Some("familyName Gonzalez → Nakamura".into());
+        assert_eq!(
+            explain(&r, "Okta", Some("Jo")),
+            "replaced user Jo: familyName Gonzalez → Nakamura"
+        );
+    }
+
+    #[test]
+    fn each_401_cause_has_its_own_explanation() {
+        let causes = [
+            crate::scim_endpoint::NO_AUTHORIZATION,
+            crate::scim_endpoint::BASIC_AUTH,
+            crate::scim_endpoint::NOT_BEARER,
+            crate::scim_endpoint::OTHER_SCHEME,
+            "the bearer token is not valid for this directory (wrong, or for another directory)",
+        ];
+        let explained: std::collections::BTreeSet<String> = causes
+            .iter()
+            .map(|detail| {
+                let body = serde_json::json!({"status": "401", "detail": detail}).to_string();
+                explain(
+                    &req("GET", "/Users", 401, None, Some(&body), None),
+                    "PingIdentity",
+                    None,
+                )
+            })
+            .collect();
+        assert_eq!(explained.len(), causes.len(), "{explained:?}");
+        assert!(
+            explained
+                .iter()
+                .any(|e| e.contains("set Auth Type Header to Bearer in PingIdentity"))
+        );
     }
 }

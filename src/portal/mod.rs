@@ -25,7 +25,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
-        .route("/portal/groups/{id}", web::get().to(group_page));
+        .route("/portal/groups/{id}", web::get().to(group_page))
+        // Whatever no route serves, anywhere: an HTML 404 page (JSON under the APIs).
+        .default_service(web::to(crate::pages::not_found));
 }
 
 /// Rows per page in the Users and Groups views.
@@ -141,9 +143,20 @@ struct ScimTab {
     nav: Nav,
     directories: Vec<DirectoryCard>,
     providers: &'static [Provider],
+    /// Just deleted a directory (the delete redirects here).
+    deleted: bool,
 }
 
-async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
+#[derive(Deserialize)]
+struct ScimTabQuery {
+    deleted: Option<String>,
+}
+
+async fn scim_tab(
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<ScimTabQuery>,
+) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     if !org.scim_enabled {
         return Err(PageError::Redirect("/portal".into()));
@@ -173,6 +186,7 @@ async fn scim_tab(state: web::Data<AppState>, s: Session) -> Result<HttpResponse
         },
         directories,
         providers: providers::ALL,
+        deleted: query.deleted.as_deref() == Some("1"),
     })
 }
 
@@ -258,6 +272,18 @@ struct UsersPage {
 }
 
 async fn users_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    users_page_inner(req, state, s, query)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn users_page_inner(
     req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,
@@ -407,6 +433,9 @@ struct UserPage {
     updated: String,
     requests: Vec<UserRequest>,
     activity_url: String,
+    /// When the identity provider deleted this user (the page is then its tombstone).
+    deleted: Option<String>,
+    provider: String,
 }
 
 async fn user_page(
@@ -416,19 +445,31 @@ async fn user_page(
 ) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     let (org_id, id) = (org.id.clone(), id.into_inner());
-    let (user, groups, requests, provider) = db(&state, move |c| {
-        let user = db::users::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let groups = db::users::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
-            .into_iter()
-            .map(|(_, r)| (r.id, r.display.unwrap_or_default()))
-            .collect::<Vec<_>>();
+    let found = db(&state, move |c| {
+        let (user, deleted_at) = match db::users::org_get(c, &org_id, &id)? {
+            Some(user) => (user, None),
+            // A deleted user's link shows its tombstone.
+            None => match db::users::org_get_deleted(c, &org_id, &id)? {
+                Some((user, at)) => (user, Some(at)),
+                None => return Err(PageError::NotFound),
+            },
+        };
+        let groups = if deleted_at.is_some() {
+            Vec::new()
+        } else {
+            db::users::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
+                .into_iter()
+                .map(|(_, r)| (r.id, r.display.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
         let requests = db::requests::for_resource(c, &user.directory_id, &user.id, 20)?;
         let provider = db::directories::get(c, &org_id, &user.directory_id)?
             .map(|d| d.name)
             .unwrap_or_default();
-        Ok((user, groups, requests, provider))
+        Ok((user, deleted_at, groups, requests, provider))
     })
     .await?;
+    let (user, deleted_at, groups, requests, provider) = found;
     let label = user.label();
     let requests = requests
         .iter()
@@ -442,7 +483,7 @@ async fn user_page(
     let raw = serde_json::from_str::<serde_json::Value>(&user.resource)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_default();
-    html(&UserPage {
+    let page = UserPage {
         layout: Layout::new(&state, &s),
         nav: Nav {
             org,
@@ -456,11 +497,19 @@ async fn user_page(
         label,
         created: when(&user.created_at),
         updated: when(&user.updated_at),
+        deleted: deleted_at.as_ref().map(when),
+        provider,
         user,
         groups,
         raw,
         requests,
-    })
+    };
+    if page.deleted.is_some() {
+        return Ok(HttpResponse::NotFound()
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?));
+    }
+    html(&page)
 }
 
 /// A group row of the Groups view.
@@ -482,6 +531,18 @@ struct GroupsPage {
 }
 
 async fn groups_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let req2 = req.clone();
+    groups_page_inner(req, state, s, query)
+        .await
+        .map_err(|e| e.live(&req2))
+}
+
+async fn groups_page_inner(
     req: HttpRequest,
     state: web::Data<AppState>,
     s: Session,

@@ -38,19 +38,29 @@ fn split_scim_path(rest: &str) -> Option<(String, String)> {
     (!directory.is_empty()).then(|| (directory.to_string(), tail.to_string()))
 }
 
-/// The presented bearer token (scheme matched case-insensitively).
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+/// The presented bearer token (scheme matched case-insensitively), or what is wrong with the
+/// `Authorization` header: each cause gets its own `detail`, which the inspector explains.
+fn bearer(req: &HttpRequest) -> Result<String, &'static str> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(NO_AUTHORIZATION);
+    };
+    let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(token.trim().to_string())
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => Err(BASIC_AUTH),
+        Some(_) => Err(OTHER_SCHEME),
+        None if value.is_empty() => Err(NO_AUTHORIZATION),
+        None => Err(NOT_BEARER),
+    }
 }
+
+/// The `detail` of each refused `Authorization` header (`portal::explain` keys on their starts).
+pub const NO_AUTHORIZATION: &str = "no Authorization header: send `Authorization: Bearer <token>` with the token shown in the Admin Portal";
+pub const BASIC_AUTH: &str = "the Authorization header uses Basic authentication; Roster takes `Authorization: Bearer <token>`: set the provider's authentication type to Bearer and paste the token shown in the Admin Portal";
+pub const NOT_BEARER: &str = "the Authorization header has no `Bearer ` before the token: send `Authorization: Bearer <token>`";
+pub const OTHER_SCHEME: &str = "the Authorization header uses a scheme other than Bearer: send `Authorization: Bearer <token>`";
 
 fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -170,7 +180,8 @@ struct Incoming {
     tail: String,
     method: Method,
     logged_path: String,
-    token: Option<String>,
+    /// The bearer token, or why the `Authorization` header has none.
+    token: Result<String, &'static str>,
     body: Option<web::Bytes>,
     /// The body as the request log keeps it (secrets redacted), prepared before a change is
     /// queued: the writer's thread is what every change waits for.
@@ -200,6 +211,8 @@ struct Rendered {
     created_id: Option<String>,
     /// Set on errors: 401s get a `WWW-Authenticate` challenge.
     challenge: bool,
+    /// What a write changed (for the request log).
+    change_summary: Option<String>,
 }
 
 impl Rendered {
@@ -211,6 +224,7 @@ impl Rendered {
             body: None,
             created_id: None,
             challenge: false,
+            change_summary: None,
         }
     }
 
@@ -256,6 +270,7 @@ impl Rendered {
             body: Some(created.text),
             created_id: Some(created.id),
             challenge: false,
+            change_summary: None,
         }
     }
 
@@ -405,9 +420,12 @@ async fn authenticate_apart(
 ) -> Result<Authenticated, ScimError> {
     let pool = state.pool.clone();
     let (directory_id, token) = (incoming.directory_id.clone(), incoming.token.clone());
-    web::block(move || authenticate(&mut *pooled(&pool)?, &directory_id, token.as_deref()))
-        .await
-        .map_err(|_| ScimError::internal())?
+    web::block(move || {
+        let token = token.as_deref().map_err(|detail| *detail);
+        authenticate(&mut *pooled(&pool)?, &directory_id, token)
+    })
+    .await
+    .map_err(|_| ScimError::internal())?
 }
 
 /// A change: authenticated on a pooled connection, then applied and logged as one job of the
@@ -540,7 +558,11 @@ async fn read(
         let mut conn = pooled(&pool)?;
         let auth = match authenticated {
             Some(auth) => auth,
-            None => authenticate(&mut conn, &inc.directory_id, inc.token.as_deref())?,
+            None => authenticate(
+                &mut conn,
+                &inc.directory_id,
+                inc.token.as_deref().map_err(|detail| *detail),
+            )?,
         };
         let rendered = dispatch(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
@@ -614,6 +636,7 @@ fn log_row(
         error_kind,
         resource_type,
         resource_id,
+        change_summary: rendered.change_summary.clone(),
     }
 }
 
@@ -644,12 +667,11 @@ struct Authenticated {
 fn authenticate(
     conn: &mut DbConn,
     directory_id: &str,
-    token: Option<&str>,
+    token: Result<&str, &'static str>,
 ) -> Result<Authenticated, ScimError> {
-    let Some(token) = token else {
-        return Err(ScimError::unauthorized(
-            "missing bearer token: send `Authorization: Bearer <token>` with the token shown in the Admin Portal",
-        ));
+    let token = match token {
+        Ok(token) => token,
+        Err(detail) => return Err(ScimError::unauthorized(detail)),
     };
     match directories::check_token(conn, directory_id, token)? {
         TokenCheck::Invalid => Err(ScimError::unauthorized(
@@ -660,7 +682,10 @@ fn authenticate(
             crate::scim::resource::rfc3339(at)
         ))),
         TokenCheck::Disabled => Err(ScimError::forbidden(
-            "SCIM provisioning is turned off for this organization or directory; ask the app owner",
+            "this directory is disabled in the Admin Portal: its requests are refused until an IT admin enables it again",
+        )),
+        TokenCheck::ScimOff => Err(ScimError::forbidden(
+            "SCIM Provisioning is turned off for this organization; ask the app owner to turn it on",
         )),
         TokenCheck::Ok {
             token_id,
@@ -693,6 +718,7 @@ fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a>
         base_url: &incoming.base_url,
         if_match: incoming.if_match.as_deref(),
         user_pages,
+        notes: Default::default(),
     }
 }
 
@@ -709,7 +735,7 @@ fn dispatch(
     let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
     let query = || list::parse_query(&incoming.query);
     let base_url = ctx.base_url;
-    Ok(match (target, &incoming.method) {
+    let rendered = match (target, &incoming.method) {
         (Target::ServiceProviderConfig, &Method::GET) => {
             Rendered::ok(discovery::service_provider_config(base_url))
         }
@@ -803,5 +829,9 @@ fn dispatch(
                 incoming.tail
             )));
         }
+    };
+    Ok(Rendered {
+        change_summary: ctx.change_summary(),
+        ..rendered
     })
 }

@@ -32,6 +32,70 @@ pub struct Ctx<'a> {
     pub if_match: Option<&'a str>,
     /// Bookmarks for paging users in id order (reads only).
     pub user_pages: Option<&'a Bookmarks>,
+    /// What a write changed, noted while applying it, for the request log.
+    pub notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Ctx<'_> {
+    fn note(&self, what: String) {
+        self.notes.borrow_mut().push(what);
+    }
+
+    /// The notes as one line ("familyName Gonzalez → Nakamura; +3 −1 members"), if any.
+    pub fn change_summary(&self) -> Option<String> {
+        let notes = self.notes.borrow();
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+}
+
+/// Attributes never described in a change summary (secrets, bookkeeping, or summarised apart).
+const UNDESCRIBED: &[&str] = &["password", "meta", "id", "schemas", "members", "groups"];
+
+/// What changed between two versions of a resource, attribute by attribute: `familyName
+/// Gonzalez → Nakamura`, `emails changed`; at most five, then `and N more`.
+pub fn describe_changes(before: &Value, after: &Value) -> Vec<String> {
+    fn shown(v: Option<&Value>) -> String {
+        let text = match v {
+            None | Some(Value::Null) => "(none)".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if text.chars().count() > 40 {
+            format!("{}…", text.chars().take(39).collect::<String>())
+        } else {
+            text
+        }
+    }
+    fn walk(before: Option<&Value>, after: Option<&Value>, name: &str, out: &mut Vec<String>) {
+        match (before, after) {
+            (Some(Value::Object(b)), Some(Value::Object(a))) => {
+                let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    if UNDESCRIBED.iter().any(|u| u.eq_ignore_ascii_case(k)) {
+                        continue;
+                    }
+                    walk(b.get(k), a.get(k), k, out);
+                }
+            }
+            (b, a) if b == a => {}
+            (Some(Value::Null) | None, Some(Value::Null) | None) => {}
+            (Some(Value::Array(_)) | Some(Value::Object(_)), _)
+            | (_, Some(Value::Array(_)) | Some(Value::Object(_))) => {
+                out.push(format!("{name} changed"))
+            }
+            (b, a) => out.push(format!("{name} {} → {}", shown(b), shown(a))),
+        }
+    }
+    let mut out = Vec::new();
+    walk(Some(before), Some(after), "", &mut out);
+    if out.len() > 5 {
+        let more = out.len() - 5;
+        out.truncate(5);
+        out.push(format!("and {more} more"));
+    }
+    out
 }
 
 /// Rows loaded per round when a filter or sort is evaluated on the documents.
@@ -593,6 +657,12 @@ fn save_user(
     let row = users::update(c, ctx.directory_id, id, input)?;
     // Events: (de)activation, and the other attributes that changed.
     let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let described = describe_changes(&before, &input.document);
+    ctx.note(if described.is_empty() {
+        "no change".to_string()
+    } else {
+        described.join(", ")
+    });
     let mut changed = events::changed_attributes(&before, &input.document);
     changed.retain(|a| a != "active");
     let raw = user_event_raw(ctx, &row)?;
@@ -646,6 +716,7 @@ pub fn patch_user(
         let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
         if patched == doc {
             // Nothing changed (e.g. Okta re-sending the same values): no new version.
+            ctx.note("no change".to_string());
             let groups = user_groups(c, ctx, id)?;
             return Ok(render_user(ctx, &existing, &groups));
         }
@@ -752,6 +823,12 @@ fn apply_member_changes(
     if touch && added.is_empty() && !removed.is_empty() {
         groups::touch(conn, ctx.directory_id, group_id)?;
     }
+    ctx.note(match (added.len(), removed.len()) {
+        (0, 0) => "members unchanged".to_string(),
+        (a, 0) => format!("+{a} member{}", if a == 1 { "" } else { "s" }),
+        (0, r) => format!("−{r} member{}", if r == 1 { "" } else { "s" }),
+        (a, r) => format!("+{a} −{r} members"),
+    });
     emit_memberships(conn, ctx, group, &added, &removed)
 }
 
@@ -855,6 +932,10 @@ pub fn replace_group(
         ensure_display_name_free(c, ctx, &input, Some(id))?;
         let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
         let group = if before != input.document {
+            let described = describe_changes(&before, &input.document);
+            if !described.is_empty() {
+                ctx.note(described.join(", "));
+            }
             groups::update(c, ctx.directory_id, id, &input)?;
             let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
             let mut data = group_event(ctx, &row);
@@ -895,6 +976,10 @@ pub fn patch_group(
         let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
         let attributes_changed = patched != doc;
         let group = if attributes_changed {
+            let described = describe_changes(&doc, &patched);
+            if !described.is_empty() {
+                ctx.note(described.join(", "));
+            }
             let input = resource::group_from_json(&patched)?;
             ensure_display_name_free(c, ctx, &input, Some(id))?;
             groups::update(c, ctx.directory_id, id, &input)?;

@@ -200,7 +200,7 @@ async fn cross_site_and_tokenless_posts_are_refused() {
                 &[("X-CSRF-Token", &token), ("Sec-Fetch-Site", "same-origin")],
             )
             .await;
-        assert_eq!(r.status, 200);
+        assert_eq!(r.status, 303);
         // Cookies are HttpOnly and SameSite.
         let login = Browser::new(&app.base).get("/owner/login").await;
         let cookie = login

@@ -17,13 +17,15 @@ async fn configured(app: &TestApp, provider: &str) -> (Browser, Scim, String) {
 /// Configures `provider` on the SCIM Provisioning tab: a client of its endpoint, and its id.
 async fn configure(admin: &mut Browser, provider: &str) -> (Scim, String) {
     let tab = admin.get("/portal/scim").await;
-    let page = admin
+    let posted = admin
         .post_form(
             "/portal/scim/configure",
             &tab.body,
             &[("provider", provider)],
         )
         .await;
+    assert_eq!(posted.status, 303, "{}", posted.body);
+    let page = admin.get(posted.header("location").unwrap()).await;
     let endpoint = element_text(&page.body, "endpoint-url").unwrap();
     let token = element_text(&page.body, "bearer-token").unwrap();
     let dir = endpoint.rsplit('/').next().unwrap().to_string();
@@ -769,6 +771,73 @@ async fn the_request_log_keeps_the_newest_rows_and_none_too_old() {
             requests::recent(&mut conn, "deleted-meanwhile", 1)
                 .unwrap()
                 .is_empty()
+        );
+    }
+}
+
+/// The request log keeps what each write changed, as Roster recorded it, and the inspector
+/// explains writes from it (not from the logged body, which is cut at 16 KiB).
+#[actix_web::test]
+async fn writes_are_logged_with_what_they_changed() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (mut admin, scim, dir) = configured(&app, "pingidentity").await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let u = scim
+                .post(
+                    "/Users",
+                    &json!({"userName": format!("u{i}@example.com"), "name": {"familyName": "Gonzalez"}}),
+                )
+                .await;
+            assert_eq!(u.status, 201, "{}", u.body);
+            ids.push(u.json()["id"].as_str().unwrap().to_string());
+        }
+        let g = scim
+            .post("/Groups", &json!({"displayName": "Everyone"}))
+            .await;
+        let gid = g.json()["id"].as_str().unwrap().to_string();
+        let members: Vec<_> = ids.iter().map(|id| json!({"value": id})).collect();
+        let put = scim
+            .put(
+                &format!("/Groups/{gid}"),
+                &json!({"displayName": "Everyone", "members": members}),
+            )
+            .await;
+        assert_eq!(put.status, 200, "{}", put.body);
+        let patch = scim
+            .patch(
+                &format!("/Groups/{gid}"),
+                &json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])}]}),
+            )
+            .await;
+        assert_eq!(patch.status, 204, "{}", patch.body);
+        let renamed = scim
+            .put(
+                &format!("/Users/{}", ids[1]),
+                &json!({"userName": "u1@example.com", "name": {"familyName": "Nakamura"}}),
+            )
+            .await;
+        assert_eq!(renamed.status, 200, "{}", renamed.body);
+        app.flush_request_log().await;
+        let rows = roster::db::requests::recent(&mut app.conn(), &dir, 3).unwrap();
+        let summaries: Vec<Option<&str>> =
+            rows.iter().map(|r| r.change_summary.as_deref()).collect();
+        assert_eq!(
+            summaries,
+            [
+                Some("familyName Gonzalez → Nakamura"),
+                Some("−1 member"),
+                Some("+3 members"),
+            ]
+        );
+        let page = admin
+            .get(&format!("/portal/scim/directories/{dir}/activity"))
+            .await;
+        assert!(
+            page.body.contains("replaced group Everyone: +3 members"),
+            "{}",
+            page.body
         );
     }
 }

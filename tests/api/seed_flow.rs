@@ -127,13 +127,21 @@ async fn seed_flow(app: &TestApp) {
             "picker offers {name}"
         );
     }
-    let configured = admin
+    // Post/Redirect/Get: Configure redirects to the directory's page, which shows the token.
+    let posted = admin
         .post_form(
             "/portal/scim/configure",
             &tab.body,
             &[("provider", "pingidentity")],
         )
         .await;
+    assert_eq!(posted.status, 303, "{}", posted.body);
+    let location = posted.header("location").unwrap().to_string();
+    assert!(
+        location.starts_with("/portal/scim/directories/"),
+        "{location}"
+    );
+    let configured = admin.get(&location).await;
     assert_eq!(configured.status, 200, "{}", configured.body);
     assert_eq!(configured.header("cache-control"), Some("no-store"));
     let endpoint = element_text(&configured.body, "endpoint-url").unwrap();

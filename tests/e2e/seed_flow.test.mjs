@@ -3,163 +3,19 @@
 // push users with them as PingOne would, and watch the page update without a reload.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { startEnv, shots, WAIT, LIVE, waitForText, scim, user, configure } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.ROSTER_BIN || join(repo, "target/debug/roster");
-const shots = join(repo, "target/e2e-screenshots");
-const WAIT = { timeout: 15000 };
-const LIVE = { timeout: 10000 }; // htmx polls every 2 s: live updates must land within 10 s
-
-let dir, server, browser, base, dbUrl;
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = net.createServer();
-    s.on("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-function roster(...args) {
-  return execFileSync(bin, ["--database-url", dbUrl, "--public-url", base, ...args], { encoding: "utf8" });
-}
-
-/** Starts `roster serve` and resolves once it says it is listening. */
-function startServer(port) {
-  return new Promise((ok, fail) => {
-    const child = spawn(bin, ["--database-url", dbUrl, "--bind", `127.0.0.1:${port}`, "--public-url", base, "serve"], {
-      env: { ...process.env, RUST_LOG: "warn" },
-    });
-    let out = "";
-    const timer = setTimeout(() => fail(new Error(`server did not start:\n${out}`)), 30000);
-    child.stdout.on("data", (d) => {
-      out += d;
-      if (out.includes("Roster listening on")) {
-        clearTimeout(timer);
-        ok(child);
-      }
-    });
-    child.stderr.on("data", (d) => { out += d; });
-    child.on("exit", (code) => fail(new Error(`server exited (${code}):\n${out}`)));
-  });
-}
-
-/** Polls GET /healthz (bounded attempts) until it answers 200 "ok". */
-async function waitHealthy() {
-  let last = "no answer";
-  for (let i = 0; i < 50; i++) {
-    try {
-      const res = await fetch(`${base}/healthz`);
-      const body = (await res.text()).trim();
-      if (res.status === 200 && body === "ok") return;
-      last = `${res.status} ${body}`;
-    } catch (e) {
-      last = String(e);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`GET ${base}/healthz never answered 200 "ok" (last: ${last})`);
-}
-
-/**
- * Waits (10 s) until the text of `selector` contains every string of `has` and none of `lacks`;
- * on timeout, fails with what the element contained.
- */
-async function waitForText(page, selector, { has = [], lacks = [] }, what) {
-  try {
-    await page.waitForFunction(([sel, has, lacks]) => {
-      const t = document.querySelector(sel)?.textContent ?? "";
-      return has.every((s) => t.includes(s)) && !lacks.some((s) => t.includes(s));
-    }, [selector, has, lacks], LIVE);
-  } catch (e) {
-    const now = await page.locator(selector).textContent({ timeout: 1000 }).catch(() => "(element missing)");
-    assert.fail(`timed out after ${LIVE.timeout} ms waiting for ${what}; ${selector} contains:\n${now?.replace(/\s+/g, " ").trim()}`);
-  }
-}
-
-async function scim(method, url, token, body) {
-  const res = await fetch(url, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
-function user(userName, given, family) {
-  return {
-    schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"],
-    userName,
-    name: { givenName: given, familyName: family },
-    emails: [{ value: userName, type: "work", primary: true }],
-    active: true,
-  };
-}
+let env, base, roster, freshPage, orgWithLink;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "roster-e2e-"));
-  mkdirSync(shots, { recursive: true });
-  dbUrl = `sqlite://${join(dir, "roster.db")}`;
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  roster("migrate");
-  server = await startServer(port);
-  await waitHealthy();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  env = await startEnv();
+  ({ base, roster, freshPage, orgWithLink } = env);
 });
 
 after(async () => {
-  await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once("exit", r));
-    server.kill("SIGTERM");
-    await exited;
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await env?.stop();
 });
-
-/** A new org with SCIM on and a portal link for it, made with the CLI. */
-function orgWithLink(name, scim = true) {
-  const org = JSON.parse(roster("org", "create", name, ...(scim ? ["--scim-enabled"] : []), "--json"));
-  const link = JSON.parse(roster("portal-link", org.id, "--json")).url;
-  return { org, link };
-}
-
-/** A page in a fresh browser context (its own cookies), failing the test on script errors. */
-async function freshPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("dialog", (d) => d.accept());
-  return { page, errors, context };
-}
-
-async function configure(page, link, provider) {
-  await page.goto(link);
-  await page.getByRole("button", { name: `Configure ${provider}` }).click();
-  const endpoint = (await page.locator("#endpoint-url").textContent(WAIT)).trim();
-  const token = (await page.locator("#bearer-token").textContent(WAIT)).trim();
-  return { endpoint, token };
-}
 
 test("owner console: setup link → create org → SCIM on → portal link", async () => {
   // The owner claims a setup link and signs in.

@@ -1,0 +1,1 @@
+ALTER TABLE scim_requests DROP COLUMN change_summary;
