@@ -118,3 +118,35 @@ async fn cli_creates_orgs_links_and_directories_that_work() {
         assert_eq!(r.status, 201, "{}", r.body);
     }
 }
+
+/// Every flag an operator can get wrong is refused before anything runs: exit 2 with a message
+/// naming the flag, never a panic (the webhook worker's settings used to panic inside its
+/// thread, stopping delivery silently).
+#[test]
+fn out_of_range_flags_are_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let cases: &[(&[&str], &str)] = &[
+        (&["portal-link", "Acme", "--ttl", "99999999999999999d"], "--ttl"),
+        (&["portal-link", "Acme", "--ttl", "9223372036854775807m"], "--ttl"),
+        (&["--webhook-retry-schedule", "1e20", "migrate"], "--webhook-retry-schedule"),
+        (&["--webhook-retry-schedule", "5,NaN", "migrate"], "--webhook-retry-schedule"),
+        (&["--webhook-retry-schedule", "5,-1", "migrate"], "--webhook-retry-schedule"),
+        (&["--webhook-timeout", "18446744073709551615", "migrate"], "--webhook-timeout"),
+        (&["--webhook-timeout", "0", "migrate"], "--webhook-timeout"),
+        (&["--event-retention-days", "9223372036854775807", "migrate"], "--event-retention-days"),
+        (&["--event-retention-days", "0", "migrate"], "--event-retention-days"),
+        (&["--public-url", "ftp://x", "migrate"], "public URL"),
+    ];
+    for (args, flag) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(["--database-url", &db])
+            .args(*args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
