@@ -127,15 +127,39 @@ fn out_of_range_flags_are_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("r.db").display());
     let cases: &[(&[&str], &str)] = &[
-        (&["portal-link", "Acme", "--ttl", "99999999999999999d"], "--ttl"),
-        (&["portal-link", "Acme", "--ttl", "9223372036854775807m"], "--ttl"),
-        (&["--webhook-retry-schedule", "1e20", "migrate"], "--webhook-retry-schedule"),
-        (&["--webhook-retry-schedule", "5,NaN", "migrate"], "--webhook-retry-schedule"),
-        (&["--webhook-retry-schedule", "5,-1", "migrate"], "--webhook-retry-schedule"),
-        (&["--webhook-timeout", "18446744073709551615", "migrate"], "--webhook-timeout"),
+        (
+            &["portal-link", "Acme", "--ttl", "99999999999999999d"],
+            "--ttl",
+        ),
+        (
+            &["portal-link", "Acme", "--ttl", "9223372036854775807m"],
+            "--ttl",
+        ),
+        (
+            &["--webhook-retry-schedule", "1e20", "migrate"],
+            "--webhook-retry-schedule",
+        ),
+        (
+            &["--webhook-retry-schedule", "5,NaN", "migrate"],
+            "--webhook-retry-schedule",
+        ),
+        (
+            &["--webhook-retry-schedule", "5,-1", "migrate"],
+            "--webhook-retry-schedule",
+        ),
+        (
+            &["--webhook-timeout", "18446744073709551615", "migrate"],
+            "--webhook-timeout",
+        ),
         (&["--webhook-timeout", "0", "migrate"], "--webhook-timeout"),
-        (&["--event-retention-days", "9223372036854775807", "migrate"], "--event-retention-days"),
-        (&["--event-retention-days", "0", "migrate"], "--event-retention-days"),
+        (
+            &["--event-retention-days", "9223372036854775807", "migrate"],
+            "--event-retention-days",
+        ),
+        (
+            &["--event-retention-days", "0", "migrate"],
+            "--event-retention-days",
+        ),
         (&["--public-url", "ftp://x", "migrate"], "public URL"),
     ];
     for (args, flag) in cases {
@@ -147,6 +171,9 @@ fn out_of_range_flags_are_refused_with_exit_2() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(flag) && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains(flag) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 mod api_v1;
 mod cli;
 mod delivery;
+mod discovery;
 mod helpers;
 mod pitfalls;
 mod portal;
