@@ -27,6 +27,8 @@ pub struct AppState {
     pub touches: std::sync::Arc<db::directories::TouchGate>,
     /// Memory for SCIM bodies being received, shared by all requests.
     pub body_budget: crate::scim_endpoint::body::BodyBudget,
+    /// Failed SCIM authentications by client address.
+    pub auth_throttle: crate::auth::throttle::AuthThrottle,
     /// This instance's webhook worker, as `/readyz` reports it.
     pub worker_health: std::sync::Arc<crate::events::WorkerHealth>,
 }
@@ -37,6 +39,8 @@ impl AppState {
         let writer = db::writer::Writer::start(pool.clone());
         let body_budget =
             crate::scim_endpoint::body::BodyBudget::new(config.limits.in_flight_body_bytes);
+        let auth_throttle =
+            crate::auth::throttle::AuthThrottle::new(config.limits.failed_auth_per_minute);
         AppState {
             pool,
             config,
@@ -45,6 +49,7 @@ impl AppState {
             touches: Default::default(),
             worker_health: Default::default(),
             body_budget,
+            auth_throttle,
         }
     }
 }

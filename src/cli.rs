@@ -73,6 +73,15 @@ pub struct Global {
         global = true
     )]
     pub webhook_timeout: u64,
+    /// Addresses of reverse proxies in front of Roster, comma-separated: only from these is
+    /// `X-Forwarded-For` believed (to rate-limit failed authentications by client address).
+    #[arg(
+        long,
+        env = "ROSTER_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
     /// Days events are kept for the events feed and replays.
     #[arg(
         long,
@@ -227,6 +236,19 @@ fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
         product_name: g.product_name.clone(),
         command: crate::config::self_command(),
         limits: Default::default(),
+        trusted_proxies: g
+            .trusted_proxy
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.trim().parse().map_err(|_| CliError {
+                    message: format!(
+                        "invalid --trusted-proxy `{p}`: use IP addresses, comma-separated"
+                    ),
+                    code: 2,
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -18,6 +18,8 @@ pub struct Config {
     pub command: String,
     /// How much a client may take of the server while it sends a request.
     pub limits: RequestLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none: the peer is).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Bounds on receiving requests (see `scim_endpoint::body`).
@@ -27,6 +29,9 @@ pub struct RequestLimits {
     pub body_deadline: std::time::Duration,
     /// Memory all SCIM bodies being received at once may take, in bytes.
     pub in_flight_body_bytes: usize,
+    /// Failed SCIM authentications allowed per client address and minute (see
+    /// `auth::throttle`).
+    pub failed_auth_per_minute: std::num::NonZeroU32,
 }
 
 impl Default for RequestLimits {
@@ -36,6 +41,10 @@ impl Default for RequestLimits {
             body_deadline: std::time::Duration::from_secs(30),
             // Eight of the largest bodies.
             in_flight_body_bytes: 8 * crate::scim::discovery::MAX_PAYLOAD_BYTES,
+            // A provider with a wrong token retries a few times a minute; a guesser wants
+            // thousands a second.
+            failed_auth_per_minute: std::num::NonZeroU32::new(60)
+                .unwrap_or(std::num::NonZeroU32::MIN),
         }
     }
 }

@@ -4,4 +4,5 @@ pub mod csrf;
 pub mod live_session;
 pub mod password;
 pub mod session;
+pub mod throttle;
 pub mod tokens;

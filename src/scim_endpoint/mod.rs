@@ -213,9 +213,29 @@ struct Rendered {
     challenge: bool,
     /// What a write changed (for the request log).
     change_summary: Option<String>,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl Rendered {
+    /// The answer to an address refused for its failed authentications (see
+    /// `auth::throttle`): nothing of the request is looked at.
+    fn throttled(wait: std::time::Duration) -> Rendered {
+        let secs = wait.as_secs().max(1);
+        let e = ScimError::new(
+            429,
+            None,
+            format!(
+                "too many requests with a wrong or missing bearer token came from this address; \
+                 retry in {secs} s with the token shown in the Admin Portal"
+            ),
+        );
+        Rendered {
+            retry_after: Some(secs),
+            ..Rendered::error(&e)
+        }
+    }
+
     fn empty(status: StatusCode) -> Rendered {
         Rendered {
             status,
@@ -225,6 +245,7 @@ impl Rendered {
             created_id: None,
             challenge: false,
             change_summary: None,
+            retry_after: None,
         }
     }
 
@@ -271,6 +292,7 @@ impl Rendered {
             created_id: Some(created.id),
             challenge: false,
             change_summary: None,
+            retry_after: None,
         }
     }
 
@@ -282,6 +304,8 @@ impl Rendered {
         Rendered {
             body: Some(e.to_json().to_string()),
             challenge: e.status == 401,
+            // A provider retries a 503 sooner or later; this says when.
+            retry_after: (e.status == 503).then_some(1),
             ..Rendered::empty(
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             )
@@ -298,6 +322,9 @@ impl Rendered {
         }
         if self.challenge {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"roster-scim\""));
+        }
+        if let Some(secs) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         match self.body {
             Some(b) => resp
@@ -323,6 +350,11 @@ async fn serve(
     state: &web::Data<AppState>,
     started: Instant,
 ) -> Rendered {
+    // An address past its allowance of failed authentications is refused before anything.
+    let client = crate::auth::throttle::client_addr(req, &state.config.trusted_proxies);
+    if let Some(wait) = client.and_then(|a| state.auth_throttle.refused_for(a)) {
+        return Rendered::throttled(wait);
+    }
     let method = req.method().clone();
     let has_body = matches!(method, Method::POST | Method::PUT | Method::PATCH);
     let query = query_pairs(req);
@@ -364,7 +396,7 @@ async fn serve(
                 incoming.logged_body = redact::request_body(&b);
                 incoming.body = Some(b);
             }
-            Err(e) => return refused(state, &incoming, &target, e).await,
+            Err(e) => return refused(state, &incoming, &target, e, client).await,
         }
     }
     let incoming = Arc::new(incoming);
@@ -379,7 +411,7 @@ async fn serve(
     };
     match outcome {
         Ok(rendered) => rendered,
-        Err(e) => refused(state, &incoming, &target, e).await,
+        Err(e) => refused(state, &incoming, &target, e, client).await,
     }
 }
 
@@ -389,7 +421,13 @@ async fn refused(
     incoming: &Incoming,
     target: &Target,
     e: ScimError,
+    client: Option<std::net::IpAddr>,
 ) -> Rendered {
+    if e.status == 401
+        && let Some(addr) = client
+    {
+        state.auth_throttle.record_failure(addr);
+    }
     if e.status >= 500 {
         log::error!(
             "SCIM {} /scim/v2/{}/{} failed: {}",

@@ -161,6 +161,10 @@ fn out_of_range_flags_are_refused_with_exit_2() {
             "--event-retention-days",
         ),
         (&["--public-url", "ftp://x", "migrate"], "public URL"),
+        (
+            &["--trusted-proxy", "10.0.0.1,proxy.local", "migrate"],
+            "--trusted-proxy",
+        ),
     ];
     for (args, flag) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_roster"))

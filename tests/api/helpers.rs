@@ -120,6 +120,7 @@ impl TestApp {
             product_name: "Roster Test".into(),
             command: "roster".into(),
             limits: Default::default(),
+            trusted_proxies: Vec::new(),
         };
         let mut config = config;
         configure(&mut config);

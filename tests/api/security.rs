@@ -932,3 +932,57 @@ async fn an_organization_scoped_api_key_reaches_its_organization_only() {
         );
     }
 }
+
+/// Failed authentications are rate-limited per client address: past the allowance the
+/// address is refused (429, Retry-After) before its token is looked at, even a right one;
+/// other addresses (told apart by a trusted proxy's X-Forwarded-For) are not affected.
+#[actix_web::test]
+async fn failed_authentications_are_rate_limited_per_client_address() {
+    for backend in backends() {
+        let app = TestApp::spawn_configured(backend, crate::helpers::TestDb::new(backend), |c| {
+            c.limits.failed_auth_per_minute = std::num::NonZeroU32::new(3).unwrap();
+            c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        })
+        .await;
+        let org = app.org("Acme", true);
+        let scim = app.directory(&org, "okta");
+        let send = |from: &'static str, token: String| {
+            let url = format!("{}/Users", scim.base);
+            async move {
+                awc::Client::new()
+                    .get(url)
+                    .insert_header(("Authorization", format!("Bearer {token}")))
+                    .insert_header(("X-Forwarded-For", from))
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let wrong = || "roster_scim_wrong".to_string();
+        for _ in 0..3 {
+            assert_eq!(
+                send("203.0.113.7", wrong()).await.status(),
+                401,
+                "{backend:?}"
+            );
+        }
+        assert_eq!(
+            send("203.0.113.7", wrong()).await.status(),
+            401,
+            "{backend:?}: the fourth is counted"
+        );
+        let refused = send("203.0.113.7", scim.token.clone()).await;
+        assert_eq!(
+            refused.status(),
+            429,
+            "{backend:?}: the guesser's address is held back"
+        );
+        assert!(refused.headers().get("retry-after").is_some());
+        assert_eq!(
+            send("198.51.100.9", scim.token.clone()).await.status(),
+            200,
+            "{backend:?}: another address"
+        );
+        assert_eq!(send("198.51.100.9", wrong()).await.status(), 401);
+    }
+}
