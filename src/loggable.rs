@@ -3,21 +3,23 @@
 //! (a token in a made-up path) must not reach the log either; query strings are never logged
 //! (`?access_token=…` and the like).
 
-/// Prefixes of Roster's secrets (tokens, links, API keys, webhook secrets).
-const SECRET_PREFIXES: [&str; 5] = [
-    "roster_setup_",
-    "roster_portal_",
-    "roster_scim_",
-    "roster_key_",
-    "whsec_",
-];
+use crate::auth::tokens::SecretKind;
 
 /// Paths whose segment after the prefix is a secret, whatever it looks like.
 const SECRET_PATHS: [&str; 2] = ["/portal/link/", "/owner/setup/"];
 
-fn looks_secret(segment: &str) -> bool {
-    let lower = segment.to_ascii_lowercase();
-    SECRET_PREFIXES.iter().any(|p| lower.contains(p))
+/// Whether `text` holds one of Roster's secret prefixes, in any case. Runs for every logged
+/// request, so it compares in place rather than lowercasing a copy.
+fn looks_secret(text: &str) -> bool {
+    let prefixes = SecretKind::ALL
+        .iter()
+        .map(|k| k.prefix())
+        .chain([crate::db::webhooks::SECRET_PREFIX]);
+    prefixes.into_iter().any(|p| {
+        text.as_bytes()
+            .windows(p.len())
+            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+    })
 }
 
 /// `path` as a log line may show it: link secrets and secret-shaped segments replaced.
@@ -26,17 +28,14 @@ pub fn path(path: &str) -> String {
         if let Some(rest) = path.strip_prefix(prefix)
             && !rest.is_empty()
         {
-            let tail = rest.split_once('/').map(|(_, t)| t).unwrap_or("");
-            let tail = if tail.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "/{}",
-                    self::path(&format!("/{tail}")).trim_start_matches('/')
-                )
-            };
-            return format!("{prefix}[redacted]{tail}");
+            let tail = rest
+                .split_once('/')
+                .map(|(_, t)| self::path(&format!("/{t}")));
+            return format!("{prefix}[redacted]{}", tail.unwrap_or_default());
         }
+    }
+    if !looks_secret(path) {
+        return path.to_string();
     }
     path.split('/')
         .map(|seg| if looks_secret(seg) { "[redacted]" } else { seg })

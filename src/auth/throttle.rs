@@ -21,6 +21,8 @@ const CLEANUP_EVERY: usize = 10_000;
 pub struct AuthThrottle {
     failures: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether any address was ever refused: until then every request skips the lock.
+    any_blocked: std::sync::atomic::AtomicBool,
     since_cleanup: std::sync::atomic::AtomicUsize,
 }
 
@@ -30,12 +32,17 @@ impl AuthThrottle {
         AuthThrottle {
             failures: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)),
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: Default::default(),
             since_cleanup: Default::default(),
         }
     }
 
     /// How long `addr` is still refused, if it is.
     pub fn refused_for(&self, addr: IpAddr) -> Option<Duration> {
+        // Every SCIM request asks: the usual answer costs no lock.
+        if !self.any_blocked.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = *blocked.get(&addr)?;
         until.checked_duration_since(Instant::now())
@@ -65,6 +72,8 @@ impl AuthThrottle {
         }
         if blocked.len() < MAX_BLOCKED {
             blocked.insert(addr, now + wait.max(Duration::from_secs(1)));
+            self.any_blocked
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -15,6 +15,13 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    pub const ALL: [SecretKind; 4] = [
+        SecretKind::ScimToken,
+        SecretKind::PortalLink,
+        SecretKind::OwnerSetup,
+        SecretKind::ApiKey,
+    ];
+
     pub fn prefix(self) -> &'static str {
         match self {
             SecretKind::ScimToken => "roster_scim_",

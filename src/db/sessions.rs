@@ -113,13 +113,3 @@ pub fn end_for_portal_link(conn: &mut DbConn, portal_link_id: &str) -> QueryResu
         .execute(c)
     })
 }
-
-/// How many live Admin Portal sessions a portal link opened.
-pub fn live_for_portal_link(conn: &mut DbConn, portal_link_id: &str) -> QueryResult<i64> {
-    sessions::table
-        .filter(sessions::portal_link_id.eq(portal_link_id))
-        .filter(sessions::ended_at.is_null())
-        .filter(sessions::created_at.ge(oldest_live()))
-        .count()
-        .get_result(conn)
-}

@@ -20,6 +20,9 @@ pub struct Endpoint {
     pub disabled_at: Option<NaiveDateTime>,
 }
 
+/// What every signing secret starts with (the Standard Webhooks form).
+pub const SECRET_PREFIX: &str = "whsec_";
+
 /// A new endpoint with its signing secret (`whsec_` + base64 of 24 random bytes). The secret
 /// is stored, not hashed: Roster must sign with it.
 pub fn create(
@@ -37,7 +40,7 @@ pub fn create(
         org_id: org_id.map(str::to_string),
         event_types: event_types.to_string(),
         secret: format!(
-            "whsec_{}",
+            "{SECRET_PREFIX}{}",
             base64::engine::general_purpose::STANDARD.encode(key)
         ),
         created_at: now(),

@@ -22,11 +22,6 @@ impl BodyBudget {
         }
     }
 
-    /// Bytes not taken by bodies being received now.
-    pub fn available(&self) -> usize {
-        self.bytes.available_permits()
-    }
-
     /// Takes `n` more bytes of the budget into `held`, or says the server is full.
     fn take(&self, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> Result<(), ScimError> {
         let n = u32::try_from(n).map_err(|_| too_large())?;

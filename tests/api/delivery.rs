@@ -476,37 +476,15 @@ async fn two_instances_on_postgres_deliver_each_event_once() {
     );
 }
 
-/// A `roster serve` process; returns it with its base URL once it listens.
+/// A `roster serve` process with a fast retry schedule; returns it with its base URL.
 fn start_server(db_url: &str) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "--database-url",
-            db_url,
-            "--bind",
-            "127.0.0.1:0",
-            "--webhook-retry-schedule",
-            &["0.2"; 100].join(","),
-            "serve",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server printed where it listens")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("Roster listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    let schedule = ["0.2"; 100].join(",");
+    crate::helpers::start_server_process(
+        db_url,
+        &["--webhook-retry-schedule", &schedule],
+        "warn",
+        std::process::Stdio::inherit(),
+    )
 }
 
 #[actix_web::test]

@@ -458,3 +458,37 @@ pub fn member_ids(group: &Value) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// Starts the real `roster serve` on `db_url` and a free port, with `extra` global flags,
+/// `RUST_LOG=rust_log` and its log going to `stderr`; returns the process and its base URL
+/// once it says where it listens.
+pub fn start_server_process(
+    db_url: &str,
+    extra: &[&str],
+    rust_log: &str,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["--database-url", db_url, "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .arg("serve")
+        .env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server printed where it listens")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("Roster listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}

@@ -299,34 +299,12 @@ fn start_logging_server(
     level: &str,
     log: &std::path::Path,
 ) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "--database-url",
-            db_url,
-            "--bind",
-            "127.0.0.1:0",
-            "--webhook-retry-schedule",
-            "0.1",
-            "serve",
-        ])
-        .env("RUST_LOG", level)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server printed where it listens")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("Roster listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    crate::helpers::start_server_process(
+        db_url,
+        &["--webhook-retry-schedule", "0.1"],
+        level,
+        std::fs::File::create(log).unwrap().into(),
+    )
 }
 
 /// Every route that carries a secret (setup and portal links in paths, bearer tokens and API
