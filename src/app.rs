@@ -10,7 +10,6 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use base64::Engine;
 
 use crate::config::Config;
 use crate::db::{self, Pool};
@@ -57,21 +56,6 @@ impl AppState {
 /// Content-Security-Policy of every response: only Roster's own scripts, styles and images.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// The cookie key, shared by all instances through the settings table (created on first start).
-pub fn session_key(pool: &Pool) -> Result<Key, String> {
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let encoded = db::settings::get_or_insert(&mut conn, "session_key", || {
-        let mut bytes = [0u8; 64];
-        rand::fill(&mut bytes);
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    })
-    .map_err(|e| e.to_string())?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| format!("stored session key is not base64: {e}"))?;
-    Key::try_from(bytes.as_slice()).map_err(|e| format!("stored session key is unusable: {e}"))
-}
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")

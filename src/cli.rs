@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::app::{self, AppState};
+use crate::at_rest::SecretKeys;
 use crate::config::{Config, parse_public_url};
 use crate::db::{self, Pool};
 use crate::portal::providers;
@@ -90,6 +91,25 @@ pub struct Global {
         global = true
     )]
     pub event_retention_days: i64,
+    /// File holding the key that seals webhook signing secrets and the session key in the
+    /// database (one base64 key per line; the first seals, all open; see README). Created on
+    /// first start. Default: beside a SQLite database (`roster.key` for `roster.db`), else
+    /// `roster.key` in the working directory. Every instance on one database needs the same.
+    #[arg(long, env = "ROSTER_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<std::path::PathBuf>,
+}
+
+impl Global {
+    /// The secret key file: the flag's, or the default beside the database.
+    pub fn secret_key_path(&self) -> std::path::PathBuf {
+        if let Some(p) = &self.secret_key_file {
+            return p.clone();
+        }
+        match db::sqlite_path(&self.database_url) {
+            Some(db_file) => std::path::Path::new(db_file).with_extension("key"),
+            None => "roster.key".into(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +143,15 @@ pub enum Command {
     /// API keys of the vendor's application.
     #[command(subcommand)]
     ApiKey(ApiKeyCommand),
+    /// The key that seals secrets at rest.
+    #[command(subcommand)]
+    SecretKey(SecretKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretKeyCommand {
+    /// Print a new key, one line to add to the secret key file (see README: rotation).
+    New,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,35 +250,43 @@ fn not_found(what: &str) -> CliError {
     }
 }
 
-fn config(g: &Global, bound: Option<&str>) -> Result<Config, CliError> {
-    let public_url = match &g.public_url {
-        Some(u) => parse_public_url(u).map_err(|m| CliError {
-            message: m,
-            code: 2,
-        })?,
-        None => format!("http://{}", bound.unwrap_or(&g.bind)),
-    };
-    Ok(Config {
-        bind: g.bind.clone(),
-        database_url: g.database_url.clone(),
-        public_url,
-        product_name: g.product_name.clone(),
-        command: crate::config::self_command(),
-        limits: Default::default(),
-        trusted_proxies: g
-            .trusted_proxy
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                p.trim().parse().map_err(|_| CliError {
-                    message: format!(
-                        "invalid --trusted-proxy `{p}`: use IP addresses, comma-separated"
-                    ),
-                    code: 2,
-                })
+fn public_url(g: &Global, bound: Option<&str>) -> Result<String, CliError> {
+    match &g.public_url {
+        Some(u) => parse_public_url(u).map_err(bad_flag),
+        None => Ok(format!("http://{}", bound.unwrap_or(&g.bind))),
+    }
+}
+
+fn trusted_proxies(g: &Global) -> Result<Vec<std::net::IpAddr>, CliError> {
+    g.trusted_proxy
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.trim().parse().map_err(|_| {
+                bad_flag(format!(
+                    "invalid --trusted-proxy `{p}`: use IP addresses, comma-separated"
+                ))
             })
-            .collect::<Result<_, _>>()?,
-    })
+        })
+        .collect()
+}
+
+/// The operator's secret keys, with every stored secret brought under the first (see
+/// `db::sealing`). A key file that cannot open what the database holds is a bad flag.
+fn secret_keys(g: &Global, conn: &mut db::DbConn) -> Result<SecretKeys, CliError> {
+    let path = g.secret_key_path();
+    let (keys, resealed) = db::sealing::open_keys(conn, &path).map_err(|e| match e {
+        db::sealing::SealingError::Keys(e) => bad_flag(e.to_string()),
+        e => CliError::from(e),
+    })?;
+    if resealed > 0 {
+        println!(
+            "Sealed {resealed} stored secret(s) under key {} of {}",
+            keys.ids()[0],
+            path.display()
+        );
+    }
+    Ok(keys)
 }
 
 fn connect(g: &Global) -> Result<Pool, CliError> {
@@ -298,7 +335,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     // Every flag is checked before anything runs: a bad value is exit 2 with its reason.
     let delivery = delivery_config(g)?;
-    config(g, None)?;
+    public_url(g, None)?;
+    trusted_proxies(g)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(g, delivery),
         Command::Migrate => {
@@ -340,12 +378,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::PortalLink { org, ttl, json } => {
             let ttl = parse_ttl(&ttl)?;
-            let cfg = config(g, None)?;
+            let public_url = public_url(g, None)?;
             let pool = connect(g)?;
             let mut conn = pool.get()?;
             let org = find_org(&mut conn, &org)?;
             let (token, expires) = db::orgs::create_portal_link(&mut conn, &org.id, ttl)?;
-            let url = format!("{}/portal/link/{token}", cfg.public_url);
+            let url = format!("{public_url}/portal/link/{token}");
             if json {
                 println!(
                     "{}",
@@ -371,12 +409,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     code: 2,
                 });
             };
-            let cfg = config(g, None)?;
+            let public_url = public_url(g, None)?;
             let pool = connect(g)?;
             let mut conn = pool.get()?;
             let org = find_org(&mut conn, &org)?;
             let (dir, token) = db::directories::create(&mut conn, &org.id, p.slug, p.name)?;
-            let endpoint_url = cfg.scim_base(&dir.id);
+            let endpoint_url = crate::config::scim_base(&public_url, &dir.id);
             if json {
                 println!(
                     "{}",
@@ -413,13 +451,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Some(o) => Some(find_org(&mut conn, &o)?.id),
                 None => None,
             };
-            let e = db::webhooks::create(&mut conn, &url, org_id.as_deref(), &filter)?;
+            let keys = secret_keys(g, &mut conn)?;
+            let (e, secret) =
+                db::webhooks::create(&mut conn, &keys, &url, org_id.as_deref(), &filter)?;
             if json {
-                println!("{}", json!({"id": e.id, "secret": e.secret}));
+                println!("{}", json!({"id": e.id, "secret": secret}));
             } else {
                 println!(
-                    "Webhook {} → {url}\nSigning secret: {} (shown only now)",
-                    e.id, e.secret
+                    "Webhook {} → {url}\nSigning secret: {secret} (shown only now)",
+                    e.id
                 );
             }
             Ok(())
@@ -465,10 +505,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Owner(OwnerCommand::SetupLink) => {
-            let cfg = config(g, None)?;
+            let public_url = public_url(g, None)?;
             let pool = connect(g)?;
             let token = db::owners::create_setup_link(&mut *pool.get()?)?;
-            println!("{}/owner/setup/{token}", cfg.public_url);
+            println!("{public_url}/owner/setup/{token}");
+            Ok(())
+        }
+        Command::SecretKey(SecretKeyCommand::New) => {
+            println!("{}", crate::at_rest::new_key_line());
             Ok(())
         }
     }
@@ -542,12 +586,26 @@ fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliE
         code: 1,
     })?;
     let bound = listener.local_addr()?.to_string();
-    let cfg = config(g, Some(&bound))?;
     let pool = db::connect(&g.database_url).map_err(|e| CliError {
         message: e.to_string(),
         code: 1,
     })?;
-    let key = app::session_key(&pool)?;
+    let (secret_keys, key) = {
+        let mut conn = pool.get()?;
+        let keys = secret_keys(g, &mut conn)?;
+        let key = db::sealing::session_key(&mut conn, &keys)?;
+        (keys, key)
+    };
+    let cfg = Config {
+        bind: g.bind.clone(),
+        database_url: g.database_url.clone(),
+        public_url: public_url(g, Some(&bound))?,
+        product_name: g.product_name.clone(),
+        command: crate::config::self_command(),
+        limits: Default::default(),
+        trusted_proxies: trusted_proxies(g)?,
+        secret_keys,
+    };
     println!(
         "Roster listening on http://{bound} (public URL {}), database {}",
         cfg.public_url,
@@ -568,7 +626,12 @@ fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliE
         }
     }
     let state = web::Data::new(AppState::new(pool.clone(), cfg));
-    let _worker = crate::events::start(pool, delivery, state.worker_health.clone());
+    let _worker = crate::events::start(
+        pool,
+        delivery,
+        state.config.secret_keys.clone(),
+        state.worker_health.clone(),
+    );
     actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Config {
     pub limits: RequestLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the peer is).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The operator's keys that seal secrets stored in the database (see `at_rest`).
+    pub secret_keys: crate::at_rest::SecretKeys,
 }
 
 /// Bounds on receiving requests (see `scim_endpoint::body`).
@@ -71,8 +73,13 @@ impl Config {
 
     /// The SCIM base URL of a directory (what the IT admin pastes into the provider).
     pub fn scim_base(&self, directory_id: &str) -> String {
-        format!("{}/scim/v2/{directory_id}", self.public_url)
+        scim_base(&self.public_url, directory_id)
     }
+}
+
+/// The SCIM base URL of a directory under `public_url`.
+pub fn scim_base(public_url: &str, directory_id: &str) -> String {
+    format!("{public_url}/scim/v2/{directory_id}")
 }
 
 /// The command that runs this binary again, as the operator can type it where they started it:

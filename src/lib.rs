@@ -14,6 +14,7 @@
 pub mod api;
 pub mod app;
 pub mod assets;
+pub mod at_rest;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -691,17 +691,24 @@ async fn create_webhook(
     let body = body.into_inner();
     let types = validate_webhook(&body.url, body.event_types.as_deref().unwrap_or(&[]))
         .map_err(ApiError::BadRequest)?;
-    let endpoint = with_key(&req, &state, move |c, scope| {
+    let keys = state.config.secret_keys.clone();
+    let (endpoint, secret) = with_key(&req, &state, move |c, scope| {
         // A scoped key's endpoints receive its organization's events only.
         let org = scope.restrict(body.organization_id)?;
         if let Some(o) = &org {
             db::orgs::get(c, o)?.ok_or_else(|| org_not_found(o))?;
         }
-        Ok(db::webhooks::create(c, &body.url, org.as_deref(), &types)?)
+        Ok(db::webhooks::create(
+            c,
+            &keys,
+            &body.url,
+            org.as_deref(),
+            &types,
+        )?)
     })
     .await?;
     let mut out = webhook_json(&endpoint);
-    out["secret"] = Value::String(endpoint.secret.clone());
+    out["secret"] = Value::String(secret);
     Ok(HttpResponse::Created().json(out))
 }
 

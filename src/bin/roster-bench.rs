@@ -99,9 +99,18 @@ fn fresh_database(backend: &str) -> String {
     }
 }
 
+/// The secret key file of this run's servers and CLI calls: apart from the working directory
+/// (on Postgres the default would be `roster.key` there).
+fn key_file() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!("roster-bench-{}", std::process::id()))
+        .join("roster.key")
+}
+
 fn start(db: &str) -> Server {
     let mut child = Command::new(roster_bin())
         .args(["--database-url", db, "--bind", "127.0.0.1:0", "serve"])
+        .env("ROSTER_SECRET_KEY_FILE", key_file())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -127,6 +136,7 @@ fn start(db: &str) -> Server {
 fn cli(db: &str, base: &str, args: &[&str]) -> String {
     let out = Command::new(roster_bin())
         .args(["--database-url", db, "--public-url", base])
+        .env("ROSTER_SECRET_KEY_FILE", key_file())
         .args(args)
         .output()
         .expect("roster CLI");

@@ -12,6 +12,7 @@ pub mod renormalize;
 pub mod requests;
 pub mod schema;
 pub mod scim_filter;
+pub mod sealing;
 pub mod sessions;
 pub mod settings;
 mod timestamp;
@@ -286,11 +287,21 @@ fn connect_sized(url: &str, max: Option<u32>) -> Result<Pool, DbError> {
     Ok(pool)
 }
 
-fn ensure_sqlite_parent_dir(url: &str) {
+/// The file of a SQLite URL (`sqlite://roster.db` → `roster.db`); `None` for Postgres.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    if Backend::from_url(url).ok()? != Backend::Sqlite {
+        return None;
+    }
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or(path);
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+fn ensure_sqlite_parent_dir(url: &str) {
+    let Some(path) = sqlite_path(url) else {
+        return;
+    };
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {

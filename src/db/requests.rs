@@ -434,3 +434,31 @@ pub fn counts_since(
         .get_result(conn)?;
     Ok((total, failed))
 }
+
+/// Requests refused for their credentials (401) since `since`, counted among the rows kept
+/// (at most `KEEP_UNAUTHENTICATED_PER_DIRECTORY`), and the newest of them.
+pub fn refused_for_credentials_since(
+    conn: &mut DbConn,
+    directory_id: &str,
+    since: NaiveDateTime,
+) -> QueryResult<(i64, Option<Request>)> {
+    // The status is literal SQL so that the partial index of these rows serves both queries.
+    let refused = || {
+        scim_requests::table
+            .filter(scim_requests::directory_id.eq(directory_id))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                UNAUTHENTICATED_CONDITION,
+            ))
+            .filter(scim_requests::at.ge(since))
+    };
+    let count: i64 = refused().count().get_result(conn)?;
+    if count == 0 {
+        return Ok((0, None));
+    }
+    let newest = refused()
+        .order(scim_requests::id.desc())
+        .select(Request::as_select())
+        .first(conn)
+        .optional()?;
+    Ok((count, newest))
+}

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, new_id, now, write_tx};
+use crate::at_rest::{Purpose, SecretKeys};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = webhook_endpoints)]
@@ -15,7 +16,9 @@ pub struct Endpoint {
     pub url: String,
     pub org_id: Option<String>,
     pub event_types: String,
-    pub secret: String,
+    /// The signing secret as stored: sealed (see `at_rest`); open it with the operator's keys.
+    #[diesel(column_name = secret)]
+    pub sealed_secret: String,
     pub created_at: NaiveDateTime,
     pub disabled_at: Option<NaiveDateTime>,
 }
@@ -23,26 +26,29 @@ pub struct Endpoint {
 /// What every signing secret starts with (the Standard Webhooks form).
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// A new endpoint with its signing secret (`whsec_` + base64 of 24 random bytes). The secret
-/// is stored, not hashed: Roster must sign with it.
+/// A new endpoint and its signing secret (`whsec_` + base64 of 24 random bytes), returned
+/// this once to be shown. The secret is sealed, not hashed: Roster must sign with it.
 pub fn create(
     conn: &mut DbConn,
+    keys: &SecretKeys,
     url: &str,
     org_id: Option<&str>,
     event_types: &str,
-) -> QueryResult<Endpoint> {
+) -> QueryResult<(Endpoint, String)> {
     use base64::Engine;
     let mut key = [0u8; 24];
     rand::fill(&mut key);
+    let secret = format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let id = new_id();
     let e = Endpoint {
-        id: new_id(),
+        sealed_secret: keys.seal(&secret, &Purpose::webhook_secret(&id)),
+        id,
         url: url.to_string(),
         org_id: org_id.map(str::to_string),
         event_types: event_types.to_string(),
-        secret: format!(
-            "{SECRET_PREFIX}{}",
-            base64::engine::general_purpose::STANDARD.encode(key)
-        ),
         created_at: now(),
         disabled_at: None,
     };
@@ -53,12 +59,12 @@ pub fn create(
                 webhook_endpoints::url.eq(&e.url),
                 webhook_endpoints::org_id.eq(&e.org_id),
                 webhook_endpoints::event_types.eq(&e.event_types),
-                webhook_endpoints::secret.eq(&e.secret),
+                webhook_endpoints::secret.eq(&e.sealed_secret),
                 webhook_endpoints::created_at.eq(e.created_at),
             ))
             .execute(c)
     })?;
-    Ok(e)
+    Ok((e, secret))
 }
 
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<Endpoint>> {
@@ -97,13 +103,21 @@ pub struct Due {
     pub delivery_id: i64,
     pub attempts: i32,
     pub endpoint: Endpoint,
+    /// The endpoint's signing secret, opened; `None` when it was sealed with a key this
+    /// instance does not hold (the attempt then fails, saying so).
+    pub signing_secret: Option<String>,
     pub event_id: String,
     pub payload: String,
 }
 
 /// Claims up to `limit` due deliveries for `lease`. Per endpoint and directory only the oldest
 /// undelivered event is due, so each receiver gets a directory's events in order.
-pub fn claim(conn: &mut DbConn, limit: i64, lease: Duration) -> QueryResult<Vec<Due>> {
+pub fn claim(
+    conn: &mut DbConn,
+    keys: &SecretKeys,
+    limit: i64,
+    lease: Duration,
+) -> QueryResult<Vec<Due>> {
     write_tx(conn, |c| {
         let at = now();
         // Heads of line: the oldest pending delivery per endpoint and directory.
@@ -155,9 +169,16 @@ pub fn claim(conn: &mut DbConn, limit: i64, lease: Duration) -> QueryResult<Vec<
                 .find(seq)
                 .select((events::id, events::payload))
                 .first(c)?;
+            let signing_secret = keys
+                .open(
+                    &endpoint.sealed_secret,
+                    &Purpose::webhook_secret(&endpoint.id),
+                )
+                .ok();
             due.push(Due {
                 delivery_id,
                 attempts,
+                signing_secret,
                 endpoint,
                 event_id,
                 payload,
@@ -366,4 +387,21 @@ pub fn attempts(conn: &mut DbConn, endpoint_id: &str, limit: i64) -> QueryResult
         .limit(limit)
         .select(Attempt::as_select())
         .load(conn)
+}
+
+/// Every endpoint's stored signing secret (disabled endpoints too), to re-seal at start.
+pub fn stored_secrets(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
+    webhook_endpoints::table
+        .select((webhook_endpoints::id, webhook_endpoints::secret))
+        .load(conn)
+}
+
+/// Replaces an endpoint's stored signing secret (re-sealed under another key).
+pub fn store_secret(conn: &mut DbConn, id: &str, sealed: &str) -> QueryResult<()> {
+    write_tx(conn, |c| {
+        diesel::update(webhook_endpoints::table.find(id))
+            .set(webhook_endpoints::secret.eq(sealed))
+            .execute(c)
+            .map(|_| ())
+    })
 }

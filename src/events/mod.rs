@@ -11,6 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::at_rest::SecretKeys;
 use crate::db::{self, Pool};
 use crate::scim::redact;
 
@@ -141,13 +142,19 @@ pub fn next_retry(cfg: &DeliveryConfig, attempts: i32) -> Option<chrono::Duratio
 pub fn attempt(agent: &ureq::Agent, due: &db::webhooks::Due) -> db::webhooks::Outcome {
     let ts = chrono::Utc::now().timestamp();
     let started = Instant::now();
-    let Some(signature) = sign(&due.endpoint.secret, &due.event_id, ts, &due.payload) else {
-        return db::webhooks::Outcome {
-            status_code: None,
-            latency_ms: 0,
-            error: Some("the endpoint's secret is not valid base64".into()),
-            response_excerpt: None,
-        };
+    let refused = |why: &str| db::webhooks::Outcome {
+        status_code: None,
+        latency_ms: 0,
+        error: Some(why.into()),
+        response_excerpt: None,
+    };
+    let Some(secret) = &due.signing_secret else {
+        return refused(
+            "the endpoint's signing secret was sealed with a key this instance does not hold: give every instance the same secret key file",
+        );
+    };
+    let Some(signature) = sign(secret, &due.event_id, ts, &due.payload) else {
+        return refused("the endpoint's secret is not valid base64");
     };
     let result = agent
         .post(&due.endpoint.url)
@@ -205,11 +212,12 @@ pub fn run_once(
     cfg: &DeliveryConfig,
     deliver: &Deliver,
     health: &WorkerHealth,
+    keys: &SecretKeys,
 ) -> Result<usize, String> {
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let lease = chrono::Duration::from_std(cfg.timeout + Duration::from_secs(30))
         .unwrap_or(chrono::Duration::seconds(60));
-    let due = db::webhooks::claim(&mut conn, 16, lease).map_err(|e| e.to_string())?;
+    let due = db::webhooks::claim(&mut conn, keys, 16, lease).map_err(|e| e.to_string())?;
     drop(conn);
     for d in &due {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(agent, d)))
@@ -295,8 +303,13 @@ impl Drop for Worker {
 }
 
 /// Starts the delivery worker on its own thread (one per instance; instances share the work).
-pub fn start(pool: Pool, cfg: DeliveryConfig, health: Arc<WorkerHealth>) -> Worker {
-    start_with(pool, cfg, health, Arc::new(attempt))
+pub fn start(
+    pool: Pool,
+    cfg: DeliveryConfig,
+    keys: SecretKeys,
+    health: Arc<WorkerHealth>,
+) -> Worker {
+    start_with(pool, cfg, keys, health, Arc::new(attempt))
 }
 
 /// [`start`] with another way to attempt a delivery. A supervisor thread restarts the worker
@@ -304,6 +317,7 @@ pub fn start(pool: Pool, cfg: DeliveryConfig, health: Arc<WorkerHealth>) -> Work
 pub fn start_with(
     pool: Pool,
     cfg: DeliveryConfig,
+    keys: SecretKeys,
     health: Arc<WorkerHealth>,
     deliver: Deliver,
 ) -> Worker {
@@ -311,17 +325,18 @@ pub fn start_with(
     let flag = stop.clone();
     std::thread::spawn(move || {
         while !flag.load(Ordering::Relaxed) {
-            let (pool, cfg, flag, health_in, deliver) = (
+            let (pool, cfg, flag, health_in, deliver, keys) = (
                 pool.clone(),
                 cfg.clone(),
                 flag.clone(),
                 health.clone(),
                 deliver.clone(),
+                keys.clone(),
             );
             health.running.store(true, Ordering::Relaxed);
             let run = std::thread::Builder::new()
                 .name("webhook-worker".into())
-                .spawn(move || work(&pool, &cfg, &flag, &health_in, &deliver))
+                .spawn(move || work(&pool, &cfg, &flag, &health_in, &deliver, &keys))
                 .map_err(|e| e.to_string())
                 .and_then(|t| t.join().map_err(|p| panic_message(p.as_ref())));
             health.running.store(false, Ordering::Relaxed);
@@ -344,6 +359,7 @@ fn work(
     stop: &AtomicBool,
     health: &WorkerHealth,
     deliver: &Deliver,
+    keys: &SecretKeys,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(cfg.timeout))
@@ -352,7 +368,7 @@ fn work(
         .into();
     let mut last_prune = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        match run_once(pool, &agent, cfg, deliver, health) {
+        match run_once(pool, &agent, cfg, deliver, health, keys) {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => log::error!("webhook worker: {e}"),

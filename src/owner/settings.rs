@@ -164,15 +164,22 @@ async fn create_webhook(
     };
     let url = form.url.trim().to_string();
     let org = form.org.filter(|o| !o.is_empty());
-    let endpoint = db(&state, move |c| {
+    let keys = state.config.secret_keys.clone();
+    let (_, secret) = db(&state, move |c| {
         if let Some(o) = &org {
             db::orgs::get(c, o)?.ok_or(PageError::OwnerNotFound)?;
         }
-        Ok(db::webhooks::create(c, &url, org.as_deref(), &filter)?)
+        Ok(db::webhooks::create(
+            c,
+            &keys,
+            &url,
+            org.as_deref(),
+            &filter,
+        )?)
     })
     .await?;
     let mut page = load(&state, &s).await?;
-    page.new_secret = Some(("Webhook signing secret".into(), endpoint.secret));
+    page.new_secret = Some(("Webhook signing secret".into(), secret));
     no_store(&page)
 }
 

@@ -111,6 +111,8 @@ struct DirectoryPage {
     resolved: bool,
     /// "1 of 4 requests failed in the last 24 h (25 %)", when there were requests.
     error_rate: Option<String>,
+    /// Requests refused for their token in the last hour, when there were any.
+    refused: Option<RefusedAuth>,
     tokens: Vec<TokenRow>,
     live_tokens: usize,
     /// A token just created for rotation (shown once).
@@ -134,7 +136,7 @@ async fn load(
 ) -> Result<DirectoryPage, PageError> {
     let org_id = org.id.clone();
     let user_counts = state.user_pages.clone();
-    let (dir, health, tokens, since_error, counts) = db(state, move |c| {
+    let (dir, health, tokens, since_error, counts, refused) = db(state, move |c| {
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let health = db::directories::health(c, &d, &user_counts)?;
         let tokens = db::directories::tokens(c, &d.id)?;
@@ -143,7 +145,12 @@ async fn load(
             None => 0,
         };
         let counts = db::requests::counts_since(c, &d.id, db::now() - chrono::Duration::hours(24))?;
-        Ok((d, health, tokens, since_error, counts))
+        let refused = db::requests::refused_for_credentials_since(
+            c,
+            &d.id,
+            db::now() - chrono::Duration::hours(1),
+        )?;
+        Ok((d, health, tokens, since_error, counts, refused))
     })
     .await?;
     let provider = providers::by_slug(&dir.provider)
@@ -182,6 +189,7 @@ async fn load(
             n => format!("{n} successful requests"),
         },
         error_rate: error_rate(counts),
+        refused: RefusedAuth::of(refused, provider),
         live_tokens: tokens.iter().filter(|t| t.revoked.is_none()).count(),
         tokens,
         card: card(state, dir, health.users, health.groups),
@@ -189,6 +197,36 @@ async fn load(
         new_token: None,
         token_error: None,
     })
+}
+
+/// Requests refused for their token in the last hour, as the health checklist shows them.
+struct RefusedAuth {
+    /// "37 in the last hour" ("500+" when the log's bound was reached).
+    count: String,
+    /// When the newest came and its explanation (which cause, what to do).
+    newest: (String, String),
+    /// Many more than a provider retrying a wrong token would send: someone may be guessing.
+    spike: bool,
+}
+
+/// Refusals in an hour from which the checklist calls it a spike: a provider with a wrong
+/// token retries a few times an hour, a guesser sends far more.
+const REFUSED_SPIKE_PER_HOUR: i64 = 30;
+
+impl RefusedAuth {
+    fn of((count, newest): (i64, Option<db::requests::Request>), provider: &str) -> Option<Self> {
+        let newest = newest?;
+        let kept = db::requests::KEEP_UNAUTHENTICATED_PER_DIRECTORY;
+        Some(RefusedAuth {
+            count: if count >= kept {
+                format!("{kept}+ in the last hour")
+            } else {
+                format!("{count} in the last hour")
+            },
+            newest: (when(&newest.at), explain::explain(&newest, provider, None)),
+            spike: count >= REFUSED_SPIKE_PER_HOUR,
+        })
+    }
 }
 
 /// Successes after the last error are counted up to this many.

@@ -16,6 +16,7 @@ fn roster(db: &str, args: &[&str]) -> (i32, String, String) {
         ])
         .args(args)
         .env_remove("DATABASE_URL")
+        .env("ROSTER_SECRET_KEY_FILE", crate::helpers::test_key_file())
         .output()
         .unwrap();
     (

@@ -36,7 +36,7 @@ async fn every_event_type_arrives_once_in_order_and_signed() {
             .await
             .with_worker(&[0.05, 0.05, 0.05]);
         let mut rx = receiver::start(None, 0, None);
-        let endpoint = roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let endpoint = app.webhook(&rx.url, None, "*");
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
         let dir = scim.base.rsplit('/').next().unwrap().to_string();
@@ -226,8 +226,7 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt() {
             .await
             .with_worker(&[0.05, 0.05, 0.05, 0.05, 0.05]);
         let mut rx = receiver::start(None, 3, None);
-        let endpoint =
-            roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "user.created").unwrap();
+        let endpoint = app.webhook(&rx.url, None, "user.created");
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
         scim.post("/Users", &json!({"userName": "retry@x.com"}))
@@ -267,7 +266,7 @@ async fn a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers(
         // A port with nothing listening yet.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-        let endpoint = roster::db::webhooks::create(&mut app.conn(), &url, None, "user.*").unwrap();
+        let endpoint = app.webhook(&url, None, "user.*");
         drop(listener);
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
@@ -334,7 +333,7 @@ async fn the_scim_request_returns_while_the_receiver_hangs() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await.with_worker(&[0.05]);
         let mut rx = receiver::start(None, 0, Some(Duration::from_secs(3)));
-        roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        app.webhook(&rx.url, None, "*");
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
         let r = scim
@@ -380,7 +379,7 @@ async fn the_events_feed_matches_the_webhooks_and_resumes_from_any_cursor() {
         let app = TestApp::spawn(backend).await.with_worker(&[0.05]);
         let key = app.api_key();
         let mut rx = receiver::start(None, 0, None);
-        roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        app.webhook(&rx.url, None, "*");
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
         for i in 0..5 {
@@ -437,8 +436,7 @@ async fn two_instances_on_postgres_deliver_each_event_once() {
         .await
         .with_worker(&[0.05]);
     let mut rx = receiver::start(None, 0, None);
-    let endpoint =
-        roster::db::webhooks::create(&mut first.conn(), &rx.url, None, "user.created").unwrap();
+    let endpoint = first.webhook(&rx.url, None, "user.created");
     let org = first.org("Acme", true);
     let scim = first.directory(&org, "okta");
     let other = Scim::new(
@@ -499,13 +497,12 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_restart() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener); // The receiver is down for now.
-        let endpoint = roster::db::webhooks::create(
+        let endpoint = crate::helpers::webhook(
             &mut pool.get().unwrap(),
             &format!("http://{addr}/hooks"),
             None,
             "user.created",
-        )
-        .unwrap();
+        );
 
         let (mut server, base) = start_server(&db.url);
         let scim = Scim::new(format!("{base}/scim/v2/{}", dir.id), token);
@@ -786,7 +783,7 @@ async fn a_panicking_delivery_attempt_is_retried_and_delivery_goes_on() {
             .await
             .with_worker_delivering(&[0.05, 0.05], deliver);
         let mut rx = receiver::start(None, 0, None);
-        let endpoint = roster::db::webhooks::create(&mut app.conn(), &rx.url, None, "*").unwrap();
+        let endpoint = app.webhook(&rx.url, None, "*");
         let org = app.org("Acme", true);
         let scim = app.directory(&org, "okta");
         scim.post("/Users", &json!({"userName": "first@x.com"}))

@@ -35,6 +35,44 @@ pub fn backends() -> Vec<Backend> {
     out
 }
 
+/// One secret key file for every app, server process and CLI call of this test run (apps on
+/// one database must share it), outside the working directory.
+pub fn test_key_file() -> std::path::PathBuf {
+    static FILE: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("roster.key");
+        std::fs::write(&path, format!("{}\n", roster::at_rest::new_key_line())).unwrap();
+        path
+    });
+    FILE.clone()
+}
+
+/// The keys in [`test_key_file`].
+pub fn test_secret_keys() -> roster::at_rest::SecretKeys {
+    roster::at_rest::SecretKeys::load(&test_key_file(), false).unwrap()
+}
+
+/// A webhook endpoint as its creator sees it: its id and (shown once) signing secret.
+pub struct Webhook {
+    pub id: String,
+    pub secret: String,
+}
+
+/// A webhook endpoint created in storage with the test run's keys.
+pub fn webhook(
+    conn: &mut db::DbConn,
+    url: &str,
+    org_id: Option<&str>,
+    event_types: &str,
+) -> Webhook {
+    let (endpoint, secret) =
+        db::webhooks::create(conn, &test_secret_keys(), url, org_id, event_types).unwrap();
+    Webhook {
+        id: endpoint.id,
+        secret,
+    }
+}
+
 /// A fresh, empty database of the given backend.
 pub struct TestDb {
     pub url: String,
@@ -121,10 +159,15 @@ impl TestApp {
             command: "roster".into(),
             limits: Default::default(),
             trusted_proxies: Vec::new(),
+            secret_keys: test_secret_keys(),
         };
         let mut config = config;
         configure(&mut config);
-        let key = app::session_key(&pool).unwrap();
+        let key = {
+            let mut conn = pool.get().unwrap();
+            db::sealing::open_keys(&mut conn, &test_key_file()).unwrap();
+            db::sealing::session_key(&mut conn, &config.secret_keys).unwrap()
+        };
         let state = web::Data::new(AppState::new(pool.clone(), config));
         let server = app::run(state.clone(), key, listener).unwrap();
         let handle = server.handle();
@@ -162,10 +205,16 @@ impl TestApp {
         self._worker = Some(roster::events::start_with(
             self.pool.clone(),
             cfg,
+            self.state.config.secret_keys.clone(),
             self.state.worker_health.clone(),
             deliver,
         ));
         self
+    }
+
+    /// A webhook endpoint created directly in storage, with its signing secret.
+    pub fn webhook(&self, url: &str, org_id: Option<&str>, event_types: &str) -> Webhook {
+        webhook(&mut self.conn(), url, org_id, event_types)
     }
 
     /// A new API key for the directory API.
@@ -473,6 +522,7 @@ pub fn start_server_process(
         .args(["--database-url", db_url, "--bind", "127.0.0.1:0"])
         .args(extra)
         .arg("serve")
+        .env("ROSTER_SECRET_KEY_FILE", test_key_file())
         .env("RUST_LOG", rust_log)
         .stdout(std::process::Stdio::piped())
         .stderr(stderr)

@@ -1,6 +1,8 @@
 //! Integration tests: the real app over HTTP, on SQLite and (with TEST_DATABASE_URL) Postgres.
 
 mod api_v1;
+mod at_rest;
+mod auth_failures;
 mod cli;
 mod delivery;
 mod discovery;

@@ -879,13 +879,7 @@ async fn an_organization_scoped_api_key_reaches_its_organization_only() {
             (201, Some(mine.as_str())),
             "{hook}"
         );
-        let theirs_hook = roster::db::webhooks::create(
-            &mut app.conn(),
-            "http://127.0.0.1:9/y",
-            Some(&theirs),
-            "*",
-        )
-        .unwrap();
+        let theirs_hook = app.webhook("http://127.0.0.1:9/y", Some(&theirs), "*");
         let (_, hooks) = api("GET", "/webhooks".into(), None).await;
         assert_eq!(
             hooks["data"].as_array().unwrap().len(),

@@ -38,6 +38,8 @@ fi
 
 # --- Servers, always stopped ----------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/roster-scim-client.XXXXXX")"
+# Outside the working directory: on Postgres the key file would default to ./roster.key.
+export ROSTER_SECRET_KEY_FILE="$work/roster.key"
 server_pid=""
 stop_server() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
