@@ -334,11 +334,11 @@ fn find_org(conn: &mut db::DbConn, org: &str) -> Result<db::orgs::Org, CliError>
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     // Every flag is checked before anything runs: a bad value is exit 2 with its reason.
-    let delivery = delivery_config(g)?;
+    delivery(g)?;
     public_url(g, None)?;
     trusted_proxies(g)?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(g, delivery),
+        Command::Serve => serve(g),
         Command::Migrate => {
             connect(g)?;
             println!("migrations applied to {}", db::redact_url(&g.database_url));
@@ -533,7 +533,7 @@ fn bad_flag(message: String) -> CliError {
 
 /// The webhook worker's settings from the flags, each checked against its range, so that no
 /// value an operator can type makes the worker fail later.
-pub fn delivery_config(g: &Global) -> Result<crate::events::DeliveryConfig, CliError> {
+pub fn delivery(g: &Global) -> Result<crate::config::Delivery, CliError> {
     let bad_schedule = |why: &str| {
         bad_flag(format!(
             "invalid --webhook-retry-schedule `{}`: {why}",
@@ -572,7 +572,7 @@ pub fn delivery_config(g: &Global) -> Result<crate::events::DeliveryConfig, CliE
             g.event_retention_days
         )));
     }
-    Ok(crate::events::DeliveryConfig {
+    Ok(crate::config::Delivery {
         retry_schedule: schedule,
         timeout: std::time::Duration::from_secs(g.webhook_timeout),
         retention_days: g.event_retention_days,
@@ -580,7 +580,7 @@ pub fn delivery_config(g: &Global) -> Result<crate::events::DeliveryConfig, CliE
     })
 }
 
-fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliError> {
+fn serve(g: &Global) -> Result<(), CliError> {
     let listener = TcpListener::bind(&g.bind).map_err(|e| CliError {
         message: format!("cannot listen on {}: {e}", g.bind),
         code: 1,
@@ -605,6 +605,7 @@ fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliE
         limits: Default::default(),
         trusted_proxies: trusted_proxies(g)?,
         secret_keys,
+        delivery: delivery(g)?,
     };
     println!(
         "Roster listening on http://{bound} (public URL {}), database {}",
@@ -628,7 +629,7 @@ fn serve(g: &Global, delivery: crate::events::DeliveryConfig) -> Result<(), CliE
     let state = web::Data::new(AppState::new(pool.clone(), cfg));
     let _worker = crate::events::start(
         pool,
-        delivery,
+        state.config.delivery.clone(),
         state.config.secret_keys.clone(),
         state.worker_health.clone(),
     );
@@ -653,6 +654,42 @@ mod tests {
         assert!(parse_ttl("99999999999999999d").is_err());
         assert!(parse_ttl("9223372036854775807m").is_err());
         assert!(parse_ttl("-5d").is_err());
+    }
+
+    /// The README's configuration table names every flag `roster --help` shows, with its
+    /// environment variable, and nothing else.
+    #[test]
+    fn the_readme_lists_every_flag_and_variable() {
+        use clap::CommandFactory;
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").find(|block| block.contains("| flag |")))
+            .unwrap();
+        let documented: Vec<(String, String)> = table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let flag = cells.get(1)?.strip_prefix("`--")?.strip_suffix('`')?;
+                let var = cells.get(2)?.trim_matches('`');
+                Some((flag.to_string(), var.to_string()))
+            })
+            .collect();
+        let mut declared: Vec<(String, String)> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| {
+                Some((
+                    a.get_long()?.to_string(),
+                    a.get_env()?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        let mut documented_sorted = documented.clone();
+        documented_sorted.sort();
+        declared.sort();
+        assert_eq!(documented_sorted, declared);
+        assert!(table.contains("`RUST_LOG`"));
     }
 
     #[test]

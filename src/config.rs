@@ -1,4 +1,5 @@
-//! Runtime configuration: flags, each with an environment variable (see `cli`).
+//! Runtime configuration: one `Config` built from the flags (each with an environment variable,
+//! declared and checked in `cli`), and its parts.
 
 use url::Url;
 
@@ -22,6 +23,44 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The operator's keys that seal secrets stored in the database (see `at_rest`).
     pub secret_keys: crate::at_rest::SecretKeys,
+    /// How webhook deliveries are retried and timed, and how long events are kept.
+    pub delivery: Delivery,
+}
+
+/// How deliveries are retried and timed.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Waits before the 2nd, 3rd, … attempt; after the last, the delivery is dead-lettered.
+    pub retry_schedule: Vec<std::time::Duration>,
+    /// How long a receiver may take to answer.
+    pub timeout: std::time::Duration,
+    /// How often the worker looks for due deliveries when it found none.
+    pub poll_interval: std::time::Duration,
+    /// Days events are kept for the feed and replays.
+    pub retention_days: i64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        let s = |secs: u64| std::time::Duration::from_secs(secs);
+        Delivery {
+            // About 16 hours in all: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h.
+            retry_schedule: vec![
+                s(5),
+                s(30),
+                s(120),
+                s(600),
+                s(1800),
+                s(3600),
+                s(7200),
+                s(14400),
+                s(28800),
+            ],
+            timeout: s(10),
+            poll_interval: std::time::Duration::from_millis(200),
+            retention_days: 30,
+        }
+    }
 }
 
 /// Bounds on receiving requests (see `scim_endpoint::body`).

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::at_rest::SecretKeys;
+use crate::config::Delivery;
 use crate::db::{self, Pool};
 use crate::scim::redact;
 
@@ -96,42 +97,9 @@ pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> Option<St
     ))
 }
 
-/// How deliveries are retried and timed.
-#[derive(Debug, Clone)]
-pub struct DeliveryConfig {
-    /// Waits before the 2nd, 3rd, … attempt; after the last, the delivery is dead-lettered.
-    pub retry_schedule: Vec<Duration>,
-    pub timeout: Duration,
-    pub poll_interval: Duration,
-    pub retention_days: i64,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        let s = |secs: u64| Duration::from_secs(secs);
-        DeliveryConfig {
-            // About 16 hours in all: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h.
-            retry_schedule: vec![
-                s(5),
-                s(30),
-                s(120),
-                s(600),
-                s(1800),
-                s(3600),
-                s(7200),
-                s(14400),
-                s(28800),
-            ],
-            timeout: s(10),
-            poll_interval: Duration::from_millis(200),
-            retention_days: 30,
-        }
-    }
-}
-
 /// The wait before the next attempt after `attempts` failed ones, with ±20 % jitter so that
 /// many failing deliveries do not retry in lockstep; `None` when retries are exhausted.
-pub fn next_retry(cfg: &DeliveryConfig, attempts: i32) -> Option<chrono::Duration> {
+pub fn next_retry(cfg: &Delivery, attempts: i32) -> Option<chrono::Duration> {
     let base = cfg
         .retry_schedule
         .get(usize::try_from(attempts - 1).ok()?)?;
@@ -209,7 +177,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub fn run_once(
     pool: &Pool,
     agent: &ureq::Agent,
-    cfg: &DeliveryConfig,
+    cfg: &Delivery,
     deliver: &Deliver,
     health: &WorkerHealth,
     keys: &SecretKeys,
@@ -303,12 +271,7 @@ impl Drop for Worker {
 }
 
 /// Starts the delivery worker on its own thread (one per instance; instances share the work).
-pub fn start(
-    pool: Pool,
-    cfg: DeliveryConfig,
-    keys: SecretKeys,
-    health: Arc<WorkerHealth>,
-) -> Worker {
+pub fn start(pool: Pool, cfg: Delivery, keys: SecretKeys, health: Arc<WorkerHealth>) -> Worker {
     start_with(pool, cfg, keys, health, Arc::new(attempt))
 }
 
@@ -316,7 +279,7 @@ pub fn start(
 /// if it ever dies (the log and `health` say why), so delivery never stops silently.
 pub fn start_with(
     pool: Pool,
-    cfg: DeliveryConfig,
+    cfg: Delivery,
     keys: SecretKeys,
     health: Arc<WorkerHealth>,
     deliver: Deliver,
@@ -355,7 +318,7 @@ pub fn start_with(
 /// The worker's loop: deliver what is due, prune old events now and then, until stopped.
 fn work(
     pool: &Pool,
-    cfg: &DeliveryConfig,
+    cfg: &Delivery,
     stop: &AtomicBool,
     health: &WorkerHealth,
     deliver: &Deliver,
@@ -406,7 +369,7 @@ mod tests {
 
     #[test]
     fn retries_back_off_then_stop() {
-        let cfg = DeliveryConfig::default();
+        let cfg = Delivery::default();
         let first = next_retry(&cfg, 1).unwrap().num_milliseconds();
         assert!((4000..=6000).contains(&first), "{first}");
         assert!(next_retry(&cfg, 9).unwrap() > chrono::Duration::hours(6));

@@ -160,6 +160,7 @@ impl TestApp {
             limits: Default::default(),
             trusted_proxies: Vec::new(),
             secret_keys: test_secret_keys(),
+            delivery: Default::default(),
         };
         let mut config = config;
         configure(&mut config);
@@ -193,7 +194,7 @@ impl TestApp {
         retry_schedule: &[f64],
         deliver: roster::events::Deliver,
     ) -> TestApp {
-        let cfg = roster::events::DeliveryConfig {
+        let cfg = roster::config::Delivery {
             retry_schedule: retry_schedule
                 .iter()
                 .map(|s| std::time::Duration::from_secs_f64(*s))
