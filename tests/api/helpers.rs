@@ -35,22 +35,6 @@ pub enum Backend {
     Postgres,
 }
 
-/// SQLite always; Postgres too when `TEST_DATABASE_URL` is set. With `ROSTER_REQUIRE_POSTGRES=1`
-/// (as in CI) a missing Postgres fails the run instead of silently testing less.
-pub fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Sqlite];
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => out.push(Backend::Postgres),
-        _ => {
-            assert!(
-                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
-            );
-        }
-    }
-    out
-}
-
 /// Whether a Postgres test runs: it does when `TEST_DATABASE_URL` is set; otherwise `test` says
 /// it was skipped, unless `ROSTER_REQUIRE_POSTGRES=1` (as in CI), where a missing Postgres fails
 /// the test instead of silently testing less.
