@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Scim, TestApp, TestDb, backends};
+use crate::helpers::{Backend, Scim, TestApp, TestDb, backend_tests};
 
 fn roster(db: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_roster"))
@@ -33,91 +33,89 @@ fn json_out(db: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}"))
 }
 
-#[actix_web::test]
-async fn cli_creates_orgs_links_and_directories_that_work() {
-    for backend in backends() {
-        let db = TestDb::new(backend);
-        let (code, out, err) = roster(&db.url, &["migrate"]);
-        assert_eq!(code, 0, "{err}");
-        assert!(out.contains("migrations applied"));
+backend_tests!(cli_creates_orgs_links_and_directories_that_work);
+async fn cli_creates_orgs_links_and_directories_that_work(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (code, out, err) = roster(&db.url, &["migrate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("migrations applied"));
 
-        let org = json_out(
-            &db.url,
-            &["org", "create", "Acme Corp", "--scim-enabled", "--json"],
-        );
-        assert_eq!(org["name"], "Acme Corp");
-        assert_eq!(org["scim_enabled"], true);
-        let org_id = org["id"].as_str().unwrap();
+    let org = json_out(
+        &db.url,
+        &["org", "create", "Acme Corp", "--scim-enabled", "--json"],
+    );
+    assert_eq!(org["name"], "Acme Corp");
+    assert_eq!(org["scim_enabled"], true);
+    let org_id = org["id"].as_str().unwrap();
 
-        let link = json_out(&db.url, &["portal-link", org_id, "--ttl", "2h", "--json"]);
-        assert!(
-            link["url"]
-                .as_str()
-                .unwrap()
-                .starts_with("https://roster.example.com/portal/link/roster_portal_")
-        );
-        let (code, out, _) = roster(&db.url, &["portal-link", "Acme Corp"]);
-        assert_eq!(code, 0, "orgs can be named");
-        assert!(out.trim().starts_with("https://"));
+    let link = json_out(&db.url, &["portal-link", org_id, "--ttl", "2h", "--json"]);
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://roster.example.com/portal/link/roster_portal_")
+    );
+    let (code, out, _) = roster(&db.url, &["portal-link", "Acme Corp"]);
+    assert_eq!(code, 0, "orgs can be named");
+    assert!(out.trim().starts_with("https://"));
 
-        let dir = json_out(
-            &db.url,
-            &[
-                "directory",
-                "create",
-                org_id,
-                "--provider",
-                "pingidentity",
-                "--json",
-            ],
-        );
-        let endpoint = dir["endpoint_url"].as_str().unwrap();
-        assert_eq!(
-            endpoint,
-            format!(
-                "https://roster.example.com/scim/v2/{}",
-                dir["id"].as_str().unwrap()
-            )
-        );
-        let token = dir["token"].as_str().unwrap().to_string();
-        assert!(token.starts_with("roster_scim_"));
+    let dir = json_out(
+        &db.url,
+        &[
+            "directory",
+            "create",
+            org_id,
+            "--provider",
+            "pingidentity",
+            "--json",
+        ],
+    );
+    let endpoint = dir["endpoint_url"].as_str().unwrap();
+    assert_eq!(
+        endpoint,
+        format!(
+            "https://roster.example.com/scim/v2/{}",
+            dir["id"].as_str().unwrap()
+        )
+    );
+    let token = dir["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("roster_scim_"));
 
-        let (code, _, _) = roster(&db.url, &["org", "scim", "Acme Corp", "off"]);
-        assert_eq!(code, 0);
-        let (code, out, _) = roster(&db.url, &["owner", "setup-link"]);
-        assert_eq!(code, 0);
-        assert!(
-            out.trim()
-                .starts_with("https://roster.example.com/owner/setup/roster_setup_")
-        );
+    let (code, _, _) = roster(&db.url, &["org", "scim", "Acme Corp", "off"]);
+    assert_eq!(code, 0);
+    let (code, out, _) = roster(&db.url, &["owner", "setup-link"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.trim()
+            .starts_with("https://roster.example.com/owner/setup/roster_setup_")
+    );
 
-        // Errors are clear and have meaningful exit codes.
-        let (code, _, err) = roster(&db.url, &["portal-link", "No Such Org"]);
-        assert_eq!(code, 3, "{err}");
-        assert!(err.contains("no organization"));
-        let (code, _, err) = roster(
-            &db.url,
-            &["directory", "create", org_id, "--provider", "myspace"],
-        );
-        assert_eq!(code, 2);
-        assert!(err.contains("unknown provider"));
-        let (code, _, err) = roster("mysql://nope", &["migrate"]);
-        assert_ne!(code, 0);
-        assert!(err.contains("unsupported database URL"));
+    // Errors are clear and have meaningful exit codes.
+    let (code, _, err) = roster(&db.url, &["portal-link", "No Such Org"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no organization"));
+    let (code, _, err) = roster(
+        &db.url,
+        &["directory", "create", org_id, "--provider", "myspace"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown provider"));
+    let (code, _, err) = roster("mysql://nope", &["migrate"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unsupported database URL"));
 
-        // The token the CLI printed works against a server on the same database (once SCIM is on).
-        let (code, _, _) = roster(&db.url, &["org", "scim", org_id, "on"]);
-        assert_eq!(code, 0);
-        let app = TestApp::spawn_on(backend, db).await;
-        let scim = Scim::new(
-            format!("{}/scim/v2/{}", app.base, dir["id"].as_str().unwrap()),
-            token,
-        );
-        let r = scim
-            .post("/Users", &json!({"userName": "cli@acme.com"}))
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-    }
+    // The token the CLI printed works against a server on the same database (once SCIM is on).
+    let (code, _, _) = roster(&db.url, &["org", "scim", org_id, "on"]);
+    assert_eq!(code, 0);
+    let app = TestApp::spawn_on(backend, db).await;
+    let scim = Scim::new(
+        format!("{}/scim/v2/{}", app.base, dir["id"].as_str().unwrap()),
+        token,
+    );
+    let r = scim
+        .post("/Users", &json!({"userName": "cli@acme.com"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 /// Every flag an operator can get wrong is refused before anything runs: exit 2 with a message

@@ -1,5 +1,21 @@
 //! Test harness: spawns the real app on a loopback port over a fresh database — a SQLite file,
-//! and a Postgres schema when `TEST_DATABASE_URL` is set — and talks to it over HTTP.
+//! or a Postgres schema when `TEST_DATABASE_URL` is set — and talks to it over HTTP.
+//!
+//! A test that should hold on every backend is a plain `async fn` taking the [`Backend`], named
+//! after the behaviour, and [`backend_tests!`] turns it into one test per backend:
+//!
+//! ```ignore
+//! backend_tests!(users_can_be_created);
+//! /// What the test pins, and why.
+//! async fn users_can_be_created(backend: Backend) {
+//!     let app = TestApp::spawn(backend).await;
+//!     // ...
+//! }
+//! ```
+//!
+//! runs as `users_can_be_created::sqlite` and `users_can_be_created::postgres`. A test that is
+//! about one backend only (SQLite file permissions, Postgres locking) is a plain
+//! `#[actix_web::test]`; a Postgres-only one starts with `if !postgres_enabled(..) { return; }`.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -19,21 +35,44 @@ pub enum Backend {
     Postgres,
 }
 
-/// SQLite always; Postgres too when `TEST_DATABASE_URL` is set. With `ROSTER_REQUIRE_POSTGRES=1`
-/// (as in CI) a missing Postgres fails the run instead of silently testing less.
-pub fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Sqlite];
+/// Whether a Postgres test runs: it does when `TEST_DATABASE_URL` is set; otherwise `test` says
+/// it was skipped, unless `ROSTER_REQUIRE_POSTGRES=1` (as in CI), where a missing Postgres fails
+/// the test instead of silently testing less.
+pub fn postgres_enabled(test: &str) -> bool {
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => out.push(Backend::Postgres),
+        Ok(url) if !url.is_empty() => true,
         _ => {
             assert!(
                 std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
             );
+            println!("{test}: skipped on Postgres (TEST_DATABASE_URL is not set)");
+            false
         }
     }
-    out
 }
+
+/// For each `async fn name(backend: Backend)` given, a module `name` holding the tests `sqlite`
+/// and `postgres`, so a failure names its backend. The Postgres test passes, saying it skipped,
+/// without `TEST_DATABASE_URL` (see [`postgres_enabled`]).
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                if $crate::helpers::postgres_enabled(module_path!()) {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use backend_tests;
 
 /// One secret key file for every app, server process and CLI call of this test run (apps on
 /// one database must share it), outside the working directory.

@@ -1,4 +1,10 @@
 //! Integration tests: the real app over HTTP, on SQLite and (with TEST_DATABASE_URL) Postgres.
+//!
+//! Each test that holds on every backend is written once, as `async fn name(backend: Backend)`
+//! under `backend_tests!(name);`, and runs as `name::sqlite` and `name::postgres` (see
+//! `helpers`): `cargo test --test api name::postgres` reruns one backend's failure. Without
+//! TEST_DATABASE_URL the Postgres tests pass saying they skipped, or fail when
+//! ROSTER_REQUIRE_POSTGRES=1.
 
 mod api_v1;
 mod at_rest;

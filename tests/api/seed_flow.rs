@@ -3,14 +3,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{Browser, Scim, TestApp, backends, element_text};
+use crate::helpers::{Backend, Browser, Scim, TestApp, backend_tests, element_text};
 
-#[actix_web::test]
-async fn seed_flow_owner_portal_pingone_push_users_and_groups_views() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        seed_flow(&app).await;
-    }
+backend_tests!(seed_flow_owner_portal_pingone_push_users_and_groups_views);
+async fn seed_flow_owner_portal_pingone_push_users_and_groups_views(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_flow(&app).await;
 }
 
 async fn seed_flow(app: &TestApp) {
