@@ -1,12 +1,12 @@
 //! The event outbox: each SCIM change writes its events in the same transaction, with a
 //! per-directory sequence number, and queues a delivery for every matching webhook endpoint.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::batch::Batch;
 use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, now};
 
@@ -50,14 +50,15 @@ pub fn type_matches(filter: &str, event_type: &str) -> bool {
     })
 }
 
-/// Records an event (call inside the change's transaction) and queues its deliveries.
+/// Queues an event in the change's batch; the batch writes it, with its deliveries, at its
+/// end.
 pub fn emit<D: serde::Serialize>(
-    conn: &mut DbConn,
+    batch: &mut Batch<'_>,
     directory_id: &str,
     event_type: &str,
     data: D,
 ) -> QueryResult<()> {
-    emit_many(conn, directory_id, vec![(event_type, data)])
+    emit_many(batch, directory_id, vec![(event_type, data)])
 }
 
 /// Key of the Postgres advisory lock that orders event-writing transactions.
@@ -111,62 +112,21 @@ where
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
-/// An event emitted while the writer's batch defers them (see `defer`).
-struct DeferredEvent {
+/// An event queued in a `Batch`, written at its end (see `write_pending`).
+pub struct PendingEvent {
     directory_id: String,
     event_type: String,
     data: String,
 }
 
-thread_local! {
-    /// The events of this thread's open batch, in the order emitted; `None` when events are
-    /// written as they are emitted.
-    static DEFERRED: RefCell<Option<Vec<DeferredEvent>>> = const { RefCell::new(None) };
-}
-
-/// While the returned guard lives, the events this thread emits wait for `write_deferred`
-/// instead of being written at once.
-///
-/// Why: the writer's batch then writes all its events at its end, taking the event-order lock
-/// and each directory's counter row once per batch instead of once per change, and only for
-/// the last moments before the commit (on Postgres, other instances' batches wait for them
-/// only that long).
-pub fn defer() -> Deferral {
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    Deferral(())
-}
-
-/// See `defer`; dropping it ends the deferral (and forgets events not written).
-pub struct Deferral(());
-
-impl Drop for Deferral {
-    fn drop(&mut self) {
-        DEFERRED.with(|d| *d.borrow_mut() = None);
-    }
-}
-
-/// How many events are deferred so far (`None` when none are being deferred).
-pub fn deferred_mark() -> Option<usize> {
-    DEFERRED.with(|d| d.borrow().as_ref().map(Vec::len))
-}
-
-/// Forgets the events deferred since `mark`: the savepoint that emitted them rolled back.
-pub fn discard_deferred(mark: Option<usize>) {
-    if let Some(mark) = mark {
-        DEFERRED.with(|d| {
-            if let Some(events) = d.borrow_mut().as_mut() {
-                events.truncate(mark);
-            }
-        });
-    }
-}
-
-/// Writes the events deferred so far: per directory in the order they were emitted, the
+/// Writes events queued in a batch: per directory in the order they were emitted, the
 /// directories in id order (so that concurrent transactions lock their rows in one order).
-pub fn write_deferred(conn: &mut DbConn) -> QueryResult<()> {
-    let events = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
+pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let mut by_directory: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for e in events.unwrap_or_default() {
+    for e in events {
         by_directory
             .entry(e.directory_id)
             .or_default()
@@ -178,11 +138,11 @@ pub fn write_deferred(conn: &mut DbConn) -> QueryResult<()> {
     Ok(())
 }
 
-/// Records several events of one directory in a handful of statements (a group PUT that
-/// changes thousands of memberships must not cost thousands of round trips), or defers them
-/// (see `defer`).
+/// Queues several events of one directory in the batch (they are written at its end, a
+/// handful of statements for all: a group PUT that changes thousands of memberships must not
+/// cost thousands of round trips).
 pub fn emit_many<D: serde::Serialize>(
-    conn: &mut DbConn,
+    batch: &mut Batch<'_>,
     directory_id: &str,
     items: Vec<(&str, D)>,
 ) -> QueryResult<()> {
@@ -190,29 +150,16 @@ pub fn emit_many<D: serde::Serialize>(
         .into_iter()
         .map(|(event_type, data)| {
             serde_json::to_string(&data)
-                .map(|data| (event_type.to_string(), data))
+                .map(|data| PendingEvent {
+                    directory_id: directory_id.to_string(),
+                    event_type: event_type.to_string(),
+                    data,
+                })
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
         })
         .collect::<QueryResult<Vec<_>>>()?;
-    let serialized = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(events) => {
-            events.extend(
-                serialized
-                    .into_iter()
-                    .map(|(event_type, data)| DeferredEvent {
-                        directory_id: directory_id.to_string(),
-                        event_type,
-                        data,
-                    }),
-            );
-            None
-        }
-        None => Some(serialized),
-    });
-    match serialized {
-        Some(items) => write_events(conn, directory_id, items),
-        None => Ok(()),
-    }
+    batch.queue_events(serialized);
+    Ok(())
 }
 
 /// Reserves `n` sequence numbers of the directory (its row's counter hands them out) and

@@ -478,20 +478,10 @@ impl NewUser {
     }
 }
 
-/// Creates users: inserts them (see `insert_new`) and records the `user.created` event of
-/// each that went in, in order. Says for each whether it went in.
-pub fn create_many(conn: &mut DbConn, users: &[&NewUser]) -> QueryResult<Vec<bool>> {
-    let inserted = insert_new(conn, users)?;
-    for (user, _) in users.iter().zip(&inserted).filter(|(_, went_in)| **went_in) {
-        record_created(conn, user)?;
-    }
-    Ok(inserted)
-}
-
-/// Records the `user.created` event of a user `insert_new` inserted.
-pub fn record_created(conn: &mut DbConn, user: &NewUser) -> QueryResult<()> {
+/// Queues the `user.created` event of a user `insert` inserted.
+pub fn record_created(batch: &mut super::Batch<'_>, user: &NewUser) -> QueryResult<()> {
     super::events::emit(
-        conn,
+        batch,
         &user.row.directory_id,
         "user.created",
         &user.created_event,
@@ -505,7 +495,7 @@ pub fn record_created(conn: &mut DbConn, user: &NewUser) -> QueryResult<()> {
 ///
 /// On Postgres every user and email goes in with one statement: a create's round trip, not
 /// the work in it, is most of what it costs the Postgres server.
-pub fn insert_new(conn: &mut DbConn, users: &[&NewUser]) -> QueryResult<Vec<bool>> {
+pub fn insert(conn: &mut DbConn, users: &[&NewUser]) -> QueryResult<Vec<bool>> {
     match conn {
         DbConn::Sqlite(c) => users
             .iter()
@@ -975,7 +965,7 @@ pub fn org_page(
 const SEARCH_PENDING_MAX: i64 = 256;
 
 /// Brings SQLite's trigram index up to date with the users noted as changed (see the
-/// `search_once_per_commit` migration) once `SEARCH_PENDING_MAX` of them are waiting; `write_tx`
+/// `search_once_per_commit` migration) once `SEARCH_PENDING_MAX` of them are waiting; `Batch::commit`
 /// calls it just before committing.
 pub fn index_pending_search(conn: &mut DbConn) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;

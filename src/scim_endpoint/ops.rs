@@ -1,5 +1,6 @@
 //! SCIM operations of one directory: the pure core (`crate::scim`) applied to storage
-//! (`crate::db`), each write in one transaction.
+//! (`crate::db`). Reads take a connection; writes take the writer's `Batch`, queue their
+//! events in it (`db::events::emit`) and return an error to have their change undone alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use crate::db::groups::{self, GroupRow};
 use crate::db::scim_filter::{CompileError, group_condition, user_condition};
 use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
-use crate::db::{DbConn, atomic, is_unique_violation};
+use crate::db::{Batch, DbConn, is_unique_violation};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
@@ -286,12 +287,12 @@ pub fn user_name_taken(user_name: &str) -> ScimError {
 /// Applies `groups` sent on a user (Okta AIW, PingOne): ids must be groups of this directory.
 /// Additive only: Okta echoes `"groups":[]` on PUT, which must not drop memberships.
 fn apply_user_groups(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     user: &UserRow,
-    input: &UserInput,
+    groups: Option<&Vec<String>>,
 ) -> Result<(), ScimError> {
-    let Some(ids) = &input.groups else {
+    let Some(ids) = groups else {
         return Ok(());
     };
     let ids: BTreeSet<String> = ids.iter().cloned().collect();
@@ -339,7 +340,7 @@ fn group_event(ctx: &Ctx<'_>, row: &GroupRow) -> Value {
 
 /// One `group.user_added` / `group.user_removed` event per changed membership.
 fn emit_memberships(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     group: &GroupRow,
     added: &[UserRow],
@@ -374,42 +375,53 @@ pub struct Created {
     pub text: String,
 }
 
-pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Created, ScimError> {
-    let input = resource::user_from_json(body)?;
-    let (user, raw) = new_user(ctx, &input)?;
-    atomic(conn, |c| {
-        if users::create_many(c, &[&user])?.first() != Some(&true) {
-            return Err(user_name_taken(&input.user_name));
-        }
-        apply_user_groups(c, ctx, &user.row, &input)
-    })?;
-    // A new user belongs only to the groups it was sent with: with none, the reply is the
-    // event's resource.
-    let text = match input.groups {
-        Some(_) => user_text(ctx, &user.row, &user_groups(conn, ctx, &user.row.id)?)?,
-        None => raw,
-    };
-    Ok(created(ctx, &user.row, text))
-}
-
-/// A create that is nothing but its insert (a user sent with no groups to join), prepared
-/// before the write: the writer inserts it together with its batch's other new users.
+/// A user create, parsed and validated before the write (the writer's time is what every
+/// change waits for).
 pub struct PreparedUser {
     pub user: users::NewUser,
-    /// The reply once it went in.
+    /// The groups it joins, if it names any.
+    pub groups: Option<Vec<String>>,
+    /// The reply once it went in, unless it joins groups (the reply then lists them).
     pub created: Created,
 }
 
-/// Prepares a user create for the writer's batch insert; `None` when the user names groups
-/// to join (`create_user` does that).
-pub fn prepare_user(ctx: &Ctx<'_>, body: &Value) -> Result<Option<PreparedUser>, ScimError> {
-    let input = resource::user_from_json(body)?;
-    if input.groups.as_ref().is_some_and(|g| !g.is_empty()) {
-        return Ok(None);
-    }
+/// Parses and validates a `POST /Users` body into the user to create.
+pub fn prepare_user(ctx: &Ctx<'_>, body: &Value) -> Result<PreparedUser, ScimError> {
+    let mut input = resource::user_from_json(body)?;
     let (user, raw) = new_user(ctx, &input)?;
     let created = created(ctx, &user.row, raw);
-    Ok(Some(PreparedUser { user, created }))
+    let groups = input.groups.take().filter(|g| !g.is_empty());
+    Ok(PreparedUser {
+        user,
+        groups,
+        created,
+    })
+}
+
+/// Stores a prepared user in the batch: its insert (unless the batch made it already:
+/// `inserted`), its `user.created` event and the groups it joins. Returns its reply when it
+/// joined groups (otherwise the reply is `prepared.created`).
+pub fn create_user(
+    batch: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    user: &users::NewUser,
+    groups: Option<&Vec<String>>,
+    inserted: Option<bool>,
+) -> Result<Option<Created>, ScimError> {
+    let inserted = match inserted {
+        Some(inserted) => inserted,
+        None => users::insert(batch, &[user])?.first() == Some(&true),
+    };
+    if !inserted {
+        return Err(user_name_taken(&user.row.user_name));
+    }
+    users::record_created(batch, user)?;
+    if groups.is_none() {
+        return Ok(None);
+    }
+    apply_user_groups(batch, ctx, &user.row, groups)?;
+    let text = user_text(ctx, &user.row, &user_groups(batch, ctx, &user.row.id)?)?;
+    Ok(Some(created(ctx, &user.row, text)))
 }
 
 /// A new user's row and `user.created` event, and its resource as the event carries it.
@@ -647,7 +659,7 @@ fn users_list_text(
 
 /// Writes a validated user over an existing one (PUT and PATCH), checking `If-Match`.
 fn save_user(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     existing: &UserRow,
     input: &UserInput,
@@ -681,48 +693,43 @@ fn save_user(
         };
         db_events::emit(c, ctx.directory_id, "user.updated", data)?;
     }
-    apply_user_groups(c, ctx, &row, input)?;
+    apply_user_groups(c, ctx, &row, input.groups.as_ref())?;
     let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }
 
 pub fn replace_user(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
-        let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
-        save_user(c, ctx, &existing, &input)
-    })
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
+    save_user(c, ctx, &existing, &input)
 }
 
 pub fn patch_user(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
     let ops = patch::parse_request(body)?;
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let doc: Value =
-            serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
-        let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
-        if patched == doc {
-            // Nothing changed (e.g. Okta re-sending the same values): no new version.
-            ctx.note("no change".to_string());
-            let groups = user_groups(c, ctx, id)?;
-            return Ok(render_user(ctx, &existing, &groups));
-        }
-        let input = user_after_patch(&patched, existing.active)?;
-        save_user(c, ctx, &existing, &input)
-    })
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let doc: Value = serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
+    let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
+    if patched == doc {
+        // Nothing changed (e.g. Okta re-sending the same values): no new version.
+        ctx.note("no change".to_string());
+        let groups = user_groups(c, ctx, id)?;
+        return Ok(render_user(ctx, &existing, &groups));
+    }
+    let input = user_after_patch(&patched, existing.active)?;
+    save_user(c, ctx, &existing, &input)
 }
 
 /// The user a patched document describes. A PATCH that removes `active` leaves it unassigned
@@ -743,20 +750,18 @@ fn user_after_patch(patched: &Value, was_active: bool) -> Result<resource::UserI
     Ok(input)
 }
 
-pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        users::delete(c, ctx.directory_id, id)?;
-        let raw = user_event_raw(ctx, &existing)?;
-        db_events::emit(
-            c,
-            ctx.directory_id,
-            "user.deleted",
-            user_event(&existing, &raw)?,
-        )?;
-        Ok(())
-    })
+pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    users::delete(c, ctx.directory_id, id)?;
+    let raw = user_event_raw(ctx, &existing)?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        "user.deleted",
+        user_event(&existing, &raw)?,
+    )?;
+    Ok(())
 }
 
 // ---- Groups ---------------------------------------------------------------------------------
@@ -796,7 +801,7 @@ fn unknown_members(ids: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(
 /// Applies membership changes, touching only changed rows, with one event per changed
 /// membership. With `touch` (nothing else moved the group's version), a change moves it.
 fn apply_member_changes(
-    conn: &mut DbConn,
+    conn: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     group: &GroupRow,
     changes: &MemberChanges,
@@ -838,22 +843,19 @@ fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimE
     Ok(render_group(ctx, &row, Some(&members)))
 }
 
-pub fn create_group(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
+pub fn create_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    let id = atomic(conn, |c| {
-        ensure_display_name_free(c, ctx, &input, None)?;
-        let row = groups::insert(c, ctx.directory_id, &input)?;
-        db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
-        if let Some(members) = &input.members {
-            let changes = MemberChanges {
-                replace_all: Some(members.iter().cloned().collect()),
-                ..Default::default()
-            };
-            apply_member_changes(c, ctx, &row, &changes, false)?;
-        }
-        Ok::<_, ScimError>(row.id)
-    })?;
-    full_group(conn, ctx, &id)
+    ensure_display_name_free(c, ctx, &input, None)?;
+    let row = groups::insert(c, ctx.directory_id, &input)?;
+    db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
+    if let Some(members) = &input.members {
+        let changes = MemberChanges {
+            replace_all: Some(members.iter().cloned().collect()),
+            ..Default::default()
+        };
+        apply_member_changes(c, ctx, &row, &changes, false)?;
+    }
+    full_group(c, ctx, &row.id)
 }
 
 pub fn get_group(
@@ -919,97 +921,89 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
 }
 
 pub fn replace_group(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        ensure_display_name_free(c, ctx, &input, Some(id))?;
-        let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
-        let group = if before != input.document {
-            let described = describe_changes(&before, &input.document);
-            if !described.is_empty() {
-                ctx.note(described.join(", "));
-            }
-            groups::update(c, ctx.directory_id, id, &input)?;
-            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-            let mut data = group_event(ctx, &row);
-            data["changed"] = json!(events::changed_attributes(&before, &input.document));
-            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
-            row
-        } else {
-            existing
-        };
-        // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
-        if let Some(members) = &input.members {
-            let changes = MemberChanges {
-                replace_all: Some(members.iter().cloned().collect()),
-                ..Default::default()
-            };
-            apply_member_changes(c, ctx, &group, &changes, before == input.document)?;
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    ensure_display_name_free(c, ctx, &input, Some(id))?;
+    let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let group = if before != input.document {
+        let described = describe_changes(&before, &input.document);
+        if !described.is_empty() {
+            ctx.note(described.join(", "));
         }
-        Ok::<_, ScimError>(())
-    })?;
-    full_group(conn, ctx, id)
+        groups::update(c, ctx.directory_id, id, &input)?;
+        let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let mut data = group_event(ctx, &row);
+        data["changed"] = json!(events::changed_attributes(&before, &input.document));
+        db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+        row
+    } else {
+        existing
+    };
+    // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
+    if let Some(members) = &input.members {
+        let changes = MemberChanges {
+            replace_all: Some(members.iter().cloned().collect()),
+            ..Default::default()
+        };
+        apply_member_changes(c, ctx, &group, &changes, before == input.document)?;
+    }
+    full_group(c, ctx, id)
 }
 
 /// Applies a PATCH to a group: its attributes and its members, in one transaction.
 pub fn patch_group(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<(), ScimError> {
     let ops = patch::parse_request(body)?;
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let doc: Value =
-            serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
-        let mut changes = MemberChanges::default();
-        let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
-        let attributes_changed = patched != doc;
-        let group = if attributes_changed {
-            let described = describe_changes(&doc, &patched);
-            if !described.is_empty() {
-                ctx.note(described.join(", "));
-            }
-            let input = resource::group_from_json(&patched)?;
-            ensure_display_name_free(c, ctx, &input, Some(id))?;
-            groups::update(c, ctx.directory_id, id, &input)?;
-            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-            let mut data = group_event(ctx, &row);
-            data["changed"] = json!(events::changed_attributes(&doc, &patched));
-            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
-            row
-        } else {
-            existing
-        };
-        if !changes.is_empty() {
-            apply_member_changes(c, ctx, &group, &changes, !attributes_changed)?;
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let doc: Value = serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
+    let mut changes = MemberChanges::default();
+    let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
+    let attributes_changed = patched != doc;
+    let group = if attributes_changed {
+        let described = describe_changes(&doc, &patched);
+        if !described.is_empty() {
+            ctx.note(described.join(", "));
         }
-        Ok(())
-    })
+        let input = resource::group_from_json(&patched)?;
+        ensure_display_name_free(c, ctx, &input, Some(id))?;
+        groups::update(c, ctx.directory_id, id, &input)?;
+        let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let mut data = group_event(ctx, &row);
+        data["changed"] = json!(events::changed_attributes(&doc, &patched));
+        db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+        row
+    } else {
+        existing
+    };
+    if !changes.is_empty() {
+        apply_member_changes(c, ctx, &group, &changes, !attributes_changed)?;
+    }
+    Ok(())
 }
 
-pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        groups::delete(c, ctx.directory_id, id)?;
-        db_events::emit(
-            c,
-            ctx.directory_id,
-            "group.deleted",
-            group_event(ctx, &existing),
-        )?;
-        Ok(())
-    })
+pub fn delete_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    groups::delete(c, ctx.directory_id, id)?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        "group.deleted",
+        group_event(ctx, &existing),
+    )?;
+    Ok(())
 }
