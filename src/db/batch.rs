@@ -168,7 +168,7 @@ impl<'c> Batch<'c> {
             pg.batch_execute("SET LOCAL synchronous_commit = off")?;
         }
         if !self.nested {
-            users::index_pending_search(self.conn)?;
+            users::search_index::index_pending(self.conn)?;
         }
         self.open = false;
         Tm::commit_transaction(self.conn).inspect_err(|_| {

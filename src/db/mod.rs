@@ -8,6 +8,7 @@ pub use batch::{Batch, write_tx};
 pub mod directories;
 pub mod events;
 pub mod groups;
+pub mod memberships;
 pub mod orgs;
 pub mod owners;
 pub mod renormalize;
@@ -18,8 +19,9 @@ pub mod sessions;
 pub mod settings;
 mod timestamp;
 pub use timestamp::DbTimestamp;
-pub mod user_pages;
 pub mod users;
+/// Paging a directory's users in id order (kept at this path for its callers).
+pub use users::pages as user_pages;
 pub mod webhooks;
 pub mod writer;
 

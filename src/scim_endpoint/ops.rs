@@ -12,7 +12,8 @@ use crate::events;
 
 use crate::db::directories;
 use crate::db::groups::{self, GroupRow};
-use crate::db::scim_filter::{CompileError, group_condition, user_condition};
+use crate::db::memberships;
+use crate::db::scim_filter::{CompileError, group_condition};
 use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
 use crate::db::{Batch, DbConn, is_unique_violation};
@@ -259,7 +260,7 @@ fn user_groups(
     user_id: &str,
 ) -> Result<Vec<Reference>, ScimError> {
     Ok(
-        users::groups_of(conn, ctx.directory_id, &[user_id.to_string()])?
+        memberships::groups_of(conn, ctx.directory_id, &[user_id.to_string()])?
             .into_iter()
             .map(|(_, r)| r)
             .collect(),
@@ -302,7 +303,7 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
-    for group_id in users::add_to_groups(c, &user.id, &ids)? {
+    for group_id in memberships::add_to_groups(c, &user.id, &ids)? {
         if let Some(group) = groups::get(c, ctx.directory_id, &group_id)? {
             emit_memberships(c, ctx, &group, std::slice::from_ref(user), &BTreeSet::new())?;
         }
@@ -537,7 +538,7 @@ fn groups_by_user(
 ) -> Result<BTreeMap<String, Vec<Reference>>, ScimError> {
     let ids: Vec<String> = rows.iter().map(|r| r.stored().id.to_string()).collect();
     let mut groups: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
-    for (user_id, r) in users::groups_of(conn, ctx.directory_id, &ids)? {
+    for (user_id, r) in memberships::groups_of(conn, ctx.directory_id, &ids)? {
         groups.entry(user_id).or_default().push(r);
     }
     Ok(groups)
@@ -550,8 +551,7 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
     }
     let compiled = match &q.filter {
         None => Ok(None),
-        Some(f) => user_condition(ctx.directory_id, f)
-            .and_then(|a| Ok(Some((a, user_condition(ctx.directory_id, f)?)))),
+        Some(f) => users::UserFilter::compile(ctx.directory_id, f).map(Some),
     };
     let sort = match &q.sort_by {
         None => Ok(None),
@@ -810,7 +810,7 @@ fn apply_member_changes(
     let group_id = group.id.as_str();
     let (add, remove) = match &changes.replace_all {
         Some(target) => {
-            let current = groups::member_ids(conn, group_id)?;
+            let current = memberships::member_ids(conn, group_id)?;
             (
                 target
                     .difference(&current)
@@ -822,9 +822,10 @@ fn apply_member_changes(
         None => (changes.add.clone(), changes.remove.clone()),
     };
     // The add touches the group itself when it added anyone: a round trip less on Postgres.
-    let (known, added) = groups::add_known_members(conn, ctx.directory_id, group_id, &add, touch)?;
+    let (known, added) =
+        memberships::add_known_members(conn, ctx.directory_id, group_id, &add, touch)?;
     unknown_members(&add, &known)?;
-    let removed = groups::remove_members(conn, group_id, &remove)?;
+    let removed = memberships::remove_members(conn, group_id, &remove)?;
     if touch && added.is_empty() && !removed.is_empty() {
         groups::touch(conn, ctx.directory_id, group_id)?;
     }
@@ -839,7 +840,7 @@ fn apply_member_changes(
 
 fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
     let row = groups::get(conn, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-    let members = groups::member_refs(conn, id)?;
+    let members = memberships::member_refs(conn, id)?;
     Ok(render_group(ctx, &row, Some(&members)))
 }
 
@@ -900,7 +901,7 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
                 let members = if q.exclude_members {
                     None
                 } else {
-                    Some(groups::member_refs(conn, &r.id)?)
+                    Some(memberships::member_refs(conn, &r.id)?)
                 };
                 let doc = render_group(ctx, &r, members.as_deref());
                 out.push((r.id.clone(), doc, r));
@@ -913,7 +914,7 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
         let members = if q.exclude_members {
             None
         } else {
-            Some(groups::member_refs(conn, &row.id)?)
+            Some(memberships::member_refs(conn, &row.id)?)
         };
         resources.push(project(render_group(ctx, row, members.as_deref()), q));
     }

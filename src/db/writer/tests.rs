@@ -489,7 +489,7 @@ fn the_writers_postgres_statements_are_planned_once() {
     .unwrap();
     for i in 1..=10 {
         let user = std::collections::BTreeSet::from([format!("u{i}")]);
-        let (_, added) = crate::db::groups::add_known_members(
+        let (_, added) = crate::db::memberships::add_known_members(
             &mut conn,
             &db.directory_id,
             &group.id,
