@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::events::EventType;
 use super::schema::{directories, directory_tokens, organizations, scim_groups, scim_users};
 use super::{Batch, DbConn, new_id, now, write_tx};
 use crate::auth::tokens::{self, NewSecret, SecretKind};
@@ -276,7 +277,7 @@ pub fn touch(
         super::events::emit(
             batch,
             directory_id,
-            "directory.connected",
+            EventType::DirectoryConnected,
             serde_json::json!({"first_request_at": crate::scim::resource::rfc3339(at)}),
         )?;
     }
@@ -422,7 +423,7 @@ pub fn set_status(
             super::events::emit(
                 batch,
                 directory_id,
-                "directory.disabled",
+                EventType::DirectoryDisabled,
                 serde_json::json!({}),
             )?;
         }
@@ -439,7 +440,12 @@ pub fn delete(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResul
             return Ok(false);
         };
         // Recorded before the rows go; events outlive their directory until retention.
-        super::events::emit(batch, &dir.id, "directory.deleted", serde_json::json!({}))?;
+        super::events::emit(
+            batch,
+            &dir.id,
+            EventType::DirectoryDeleted,
+            serde_json::json!({}),
+        )?;
         batch.write_events()?;
         let c = batch.conn();
         let user_ids = scim_users::table

@@ -10,22 +10,109 @@ use super::batch::Batch;
 use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, now};
 
-/// Every event type Roster emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deactivated",
-    "user.reactivated",
-    "user.deleted",
-    "group.created",
-    "group.updated",
-    "group.deleted",
-    "group.user_added",
-    "group.user_removed",
-    "directory.connected",
-    "directory.disabled",
-    "directory.deleted",
-];
+/// What an event reports. Stored, delivered and filtered on as its text (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum EventType {
+    UserCreated,
+    UserUpdated,
+    UserDeactivated,
+    UserReactivated,
+    UserDeleted,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupUserAdded,
+    GroupUserRemoved,
+    DirectoryConnected,
+    DirectoryDisabled,
+    DirectoryDeleted,
+}
+
+impl EventType {
+    /// Every event type Roster emits.
+    pub const ALL: [EventType; 13] = [
+        EventType::UserCreated,
+        EventType::UserUpdated,
+        EventType::UserDeactivated,
+        EventType::UserReactivated,
+        EventType::UserDeleted,
+        EventType::GroupCreated,
+        EventType::GroupUpdated,
+        EventType::GroupDeleted,
+        EventType::GroupUserAdded,
+        EventType::GroupUserRemoved,
+        EventType::DirectoryConnected,
+        EventType::DirectoryDisabled,
+        EventType::DirectoryDeleted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::UserCreated => "user.created",
+            EventType::UserUpdated => "user.updated",
+            EventType::UserDeactivated => "user.deactivated",
+            EventType::UserReactivated => "user.reactivated",
+            EventType::UserDeleted => "user.deleted",
+            EventType::GroupCreated => "group.created",
+            EventType::GroupUpdated => "group.updated",
+            EventType::GroupDeleted => "group.deleted",
+            EventType::GroupUserAdded => "group.user_added",
+            EventType::GroupUserRemoved => "group.user_removed",
+            EventType::DirectoryConnected => "directory.connected",
+            EventType::DirectoryDisabled => "directory.disabled",
+            EventType::DirectoryDeleted => "directory.deleted",
+        }
+    }
+}
+
+/// Every event type Roster emits, as text.
+pub const EVENT_TYPES: &[&str] = &{
+    let mut names = [""; EventType::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = EventType::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that names no event type.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown event type `{0}`")]
+pub struct UnknownEventType(String);
+
+impl std::str::FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_string()))
+    }
+}
+
+impl PartialEq<&str> for EventType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for EventType
+where
+    DB: diesel::backend::Backend,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        Ok(String::from_sql(value)?.parse()?)
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -35,7 +122,7 @@ pub struct Event {
     pub org_id: String,
     pub directory_id: String,
     pub directory_seq: i64,
-    pub event_type: String,
+    pub event_type: EventType,
     pub payload: String,
     pub created_at: NaiveDateTime,
 }
@@ -55,7 +142,7 @@ pub fn type_matches(filter: &str, event_type: &str) -> bool {
 pub fn emit<D: serde::Serialize>(
     batch: &mut Batch<'_>,
     directory_id: &str,
-    event_type: &str,
+    event_type: EventType,
     data: D,
 ) -> QueryResult<()> {
     emit_many(batch, directory_id, vec![(event_type, data)])
@@ -115,7 +202,7 @@ const BATCH: usize = 200;
 /// An event queued in a `Batch`, written at its end (see `write_pending`).
 pub struct PendingEvent {
     directory_id: String,
-    event_type: String,
+    event_type: EventType,
     data: String,
 }
 
@@ -125,7 +212,7 @@ pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> Que
     if events.is_empty() {
         return Ok(());
     }
-    let mut by_directory: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut by_directory: BTreeMap<String, Vec<(EventType, String)>> = BTreeMap::new();
     for e in events {
         by_directory
             .entry(e.directory_id)
@@ -144,7 +231,7 @@ pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> Que
 pub fn emit_many<D: serde::Serialize>(
     batch: &mut Batch<'_>,
     directory_id: &str,
-    items: Vec<(&str, D)>,
+    items: Vec<(EventType, D)>,
 ) -> QueryResult<()> {
     let serialized = items
         .into_iter()
@@ -152,7 +239,7 @@ pub fn emit_many<D: serde::Serialize>(
             serde_json::to_string(&data)
                 .map(|data| PendingEvent {
                     directory_id: directory_id.to_string(),
-                    event_type: event_type.to_string(),
+                    event_type,
                     data,
                 })
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
@@ -191,7 +278,7 @@ type Endpoint = (String, String);
 fn write_events(
     conn: &mut DbConn,
     directory_id: &str,
-    items: Vec<(String, String)>,
+    items: Vec<(EventType, String)>,
 ) -> QueryResult<()> {
     if items.is_empty() {
         return Ok(());
@@ -239,7 +326,7 @@ fn write_events(
 /// within the statement that reserves the number).
 struct NewEvent {
     id: String,
-    event_type: String,
+    event_type: EventType,
     head: String,
     tail: String,
 }
@@ -259,13 +346,13 @@ fn payload_middle(directory_id: &str) -> QueryResult<String> {
 }
 
 impl NewEvent {
-    fn new(event_type: String, created_at: &str, data: &str) -> QueryResult<NewEvent> {
+    fn new(event_type: EventType, created_at: &str, data: &str) -> QueryResult<NewEvent> {
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
         Ok(NewEvent {
             head: format!(
                 "{{\"id\":{},\"type\":{},\"org_id\":",
                 json_string(&id)?,
-                json_string(&event_type)?
+                json_string(event_type.as_str())?
             ),
             tail: format!(
                 ",\"created_at\":{},\"data\":{data}}}",
@@ -306,7 +393,7 @@ fn write_events_sqlite(
                 events::org_id.eq(&org_id),
                 events::directory_id.eq(directory_id),
                 events::directory_seq.eq(directory_seq),
-                events::event_type.eq(&event.event_type),
+                events::event_type.eq(event.event_type.as_str()),
                 events::payload.eq(event.payload(&org_id, middle, directory_seq)?),
                 events::created_at.eq(at),
             ))
@@ -315,7 +402,7 @@ fn write_events_sqlite(
         for (endpoint_id, types) in &endpoints {
             candidates.push((
                 seq,
-                event.event_type.clone(),
+                event.event_type.as_str().to_string(),
                 endpoint_id.clone(),
                 types.clone(),
             ));

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::db::events as db_events;
+use crate::db::events::{self as db_events, EventType};
 use crate::events;
 
 use crate::db::directories;
@@ -351,8 +351,8 @@ fn emit_memberships(
     let ids: Vec<&String> = removed.iter().collect();
     let removed = users::get_many(c, ctx.directory_id, &ids)?;
     let items = [
-        (added, "group.user_added"),
-        (&removed, "group.user_removed"),
+        (added, EventType::GroupUserAdded),
+        (&removed, EventType::GroupUserRemoved),
     ]
     .into_iter()
     .flat_map(|(users, kind)| {
@@ -680,9 +680,9 @@ fn save_user(
     let raw = user_event_raw(ctx, &row)?;
     if existing.active != row.active {
         let kind = if row.active {
-            "user.reactivated"
+            EventType::UserReactivated
         } else {
-            "user.deactivated"
+            EventType::UserDeactivated
         };
         db_events::emit(c, ctx.directory_id, kind, user_event(&row, &raw)?)?;
     }
@@ -691,7 +691,7 @@ fn save_user(
             changed: Some(changed),
             ..user_event(&row, &raw)?
         };
-        db_events::emit(c, ctx.directory_id, "user.updated", data)?;
+        db_events::emit(c, ctx.directory_id, EventType::UserUpdated, data)?;
     }
     apply_user_groups(c, ctx, &row, input.groups.as_ref())?;
     let groups = user_groups(c, ctx, id)?;
@@ -758,7 +758,7 @@ pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
     db_events::emit(
         c,
         ctx.directory_id,
-        "user.deleted",
+        EventType::UserDeleted,
         user_event(&existing, &raw)?,
     )?;
     Ok(())
@@ -848,7 +848,12 @@ pub fn create_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, body: &Value) -> Result<Va
     let input = resource::group_from_json(body)?;
     ensure_display_name_free(c, ctx, &input, None)?;
     let row = groups::insert(c, ctx.directory_id, &input)?;
-    db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        EventType::GroupCreated,
+        group_event(ctx, &row),
+    )?;
     if let Some(members) = &input.members {
         let changes = MemberChanges {
             replace_all: Some(members.iter().cloned().collect()),
@@ -942,7 +947,7 @@ pub fn replace_group(
         let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         let mut data = group_event(ctx, &row);
         data["changed"] = json!(events::changed_attributes(&before, &input.document));
-        db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+        db_events::emit(c, ctx.directory_id, EventType::GroupUpdated, data)?;
         row
     } else {
         existing
@@ -984,7 +989,7 @@ pub fn patch_group(
         let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
         let mut data = group_event(ctx, &row);
         data["changed"] = json!(events::changed_attributes(&doc, &patched));
-        db_events::emit(c, ctx.directory_id, "group.updated", data)?;
+        db_events::emit(c, ctx.directory_id, EventType::GroupUpdated, data)?;
         row
     } else {
         existing
@@ -1003,7 +1008,7 @@ pub fn delete_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sc
     db_events::emit(
         c,
         ctx.directory_id,
-        "group.deleted",
+        EventType::GroupDeleted,
         group_event(ctx, &existing),
     )?;
     Ok(())

@@ -551,7 +551,13 @@ async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing()
     // A transaction writes an event for directory A and stays open…
     let mut conn = app.conn();
     let mut held = roster::db::Batch::begin(&mut conn).unwrap();
-    roster::db::events::emit(&mut held, &dir_a, "user.updated", json!({"held": true})).unwrap();
+    roster::db::events::emit(
+        &mut held,
+        &dir_a,
+        roster::db::events::EventType::UserUpdated,
+        json!({"held": true}),
+    )
+    .unwrap();
     held.write_events().unwrap();
     // …so a change in directory B waits for it instead of taking a later-committing place.
     let body = json!({"userName": "late@x.com"});

@@ -8,6 +8,7 @@ use diesel::sql_types::Text;
 
 use super::search_index::queue_for_search_index;
 use super::{UserRow, get};
+use crate::db::events::EventType;
 use crate::db::schema::{group_members, scim_users, user_emails};
 use crate::db::{Batch, DbConn, new_id, now};
 use crate::scim::resource::{EmailEntry, UserInput, normalize};
@@ -126,7 +127,7 @@ pub fn record_created(batch: &mut Batch<'_>, user: &NewUser) -> QueryResult<()> 
     crate::db::events::emit(
         batch,
         &user.row.directory_id,
-        "user.created",
+        EventType::UserCreated,
         &user.created_event,
     )
 }
