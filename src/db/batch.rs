@@ -192,6 +192,7 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// A batch is also its connection, so the statements and reads of a change take it as is.
 impl std::ops::Deref for Batch<'_> {
     type Target = DbConn;
     fn deref(&self) -> &DbConn {

@@ -1,5 +1,7 @@
-//! The event outbox: each SCIM change writes its events in the same transaction, with a
-//! per-directory sequence number, and queues a delivery for every matching webhook endpoint.
+//! The event outbox. A change queues its events in its `Batch` (`emit`, with an `EventType`);
+//! the batch writes them at its end, in the same transaction (`write_pending`), each with a
+//! per-directory sequence number and a queued delivery for every matching webhook endpoint
+//! (which `crate::events` then delivers). `feed` reads them back for the event feed.
 
 use std::collections::BTreeMap;
 
@@ -557,4 +559,18 @@ pub fn prune(conn: &mut DbConn, days: i64) -> QueryResult<usize> {
         )
         .execute(c)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventType;
+
+    #[test]
+    fn event_types_read_back_from_their_text_and_nothing_else_does() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+        }
+        assert_eq!(super::EVENT_TYPES.len(), EventType::ALL.len());
+        assert!("user.exploded".parse::<EventType>().is_err());
+    }
 }

@@ -1,6 +1,8 @@
 //! The SCIM 2.0 HTTP surface: `/scim/v2/{directory}/…`. One handler normalises the path
 //! (trailing and doubled slashes, case of `Users`), authenticates the bearer token, reads the
-//! body within limits, and dispatches to `ops`. Every response is `application/scim+json`.
+//! body within limits, and dispatches to `ops`: changes run in the writer's next batch
+//! (`write`; `POST /Users` through `post_user`), reads on a pooled connection (`read`). Every
+//! response is `application/scim+json`.
 
 pub mod ops;
 

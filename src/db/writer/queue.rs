@@ -16,6 +16,7 @@ use super::{IDLE, LOG_COMPANY, LOG_DELAY, MAX_BATCH};
 use crate::db::Pool;
 use crate::db::requests::NewRequest;
 
+/// A job with how it must be committed.
 pub(super) struct Queued {
     pub job: Box<dyn Job>,
     /// Must survive a crash once acknowledged; a batch of only non-durable jobs may commit
@@ -23,6 +24,7 @@ pub(super) struct Queued {
     pub durable: bool,
 }
 
+/// What the queue carries to the writer thread.
 pub(super) enum Item {
     Job(Queued),
     /// Log rows wait in `LogRows` (the first, and the `LOG_COMPANY`th).
