@@ -243,50 +243,6 @@ pub fn update(
     Ok(())
 }
 
-/// Marks a membership-only change on the group (version and lastModified).
-pub fn touch(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<()> {
-    let touch = TouchGroup {
-        directory_id,
-        id,
-        at: now(),
-    };
-    crate::on_backend!(conn, |c| touch.execute(c))?;
-    Ok(())
-}
-
-/// `UPDATE scim_groups SET version = version + 1, updated_at = … WHERE …`, written out so the
-/// connection keeps it prepared (diesel re-prepares every UPDATE it builds): every membership
-/// change of a group runs it.
-struct TouchGroup<'a> {
-    directory_id: &'a str,
-    id: &'a str,
-    at: NaiveDateTime,
-}
-
-// It returns no rows: the row type is never used.
-super::prepared_statement!(TouchGroup, diesel::sql_types::BigInt);
-
-impl<DB> diesel::query_builder::QueryFragment<DB> for TouchGroup<'_>
-where
-    DB: diesel::backend::Backend,
-    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-{
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
-    ) -> QueryResult<()> {
-        use diesel::sql_types::{Text, Timestamp};
-        out.push_sql("UPDATE scim_groups SET version = version + 1, updated_at = ");
-        out.push_bind_param::<Timestamp, _>(&self.at)?;
-        out.push_sql(" WHERE directory_id = ");
-        out.push_bind_param::<Text, _>(self.directory_id)?;
-        out.push_sql(" AND id = ");
-        out.push_bind_param::<Text, _>(self.id)?;
-        Ok(())
-    }
-}
-
 pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bool> {
     let n = diesel::update(
         scim_groups::table

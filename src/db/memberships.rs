@@ -1,6 +1,8 @@
-//! Memberships, in one place: a user's groups (`groups_of`), a group's members (`members`,
-//! `member_refs`, `member_count`, `member_ids`), and the changes to them (`add_known_members`,
-//! `add_members`, `remove_members`, `add_to_groups`). Changes touch only the changed rows.
+//! Memberships, in one place: a user's groups (`groups_of`, and `user_with_groups`, a user
+//! with its groups), a group's members (`members`, `member_refs`, `member_count`,
+//! `member_ids`), and the changes to them (`add_known_members`, `add_members`,
+//! `remove_members`, `add_to_groups`, and `touch_group`, which moves the group's version).
+//! Changes touch only the changed rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,8 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::schema::{group_members, scim_groups, scim_users};
-use super::users::{self, UserRow};
-use super::{DbConn, now};
+use super::users::{self, ListedUser, UserRow};
+use super::{DbConn, FixedSql, now};
 use crate::scim::resource::Reference;
 
 /// Rows per statement when inserting or deleting memberships in bulk.
@@ -247,7 +249,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AddMembers<'_> {
 /// Adds users to the group, skipping those already in it, but only when every one of them is
 /// a live user of the directory. Returns the ids that are (all of them, unless some are
 /// unknown: then nothing was added) and the users added. With `touch`, a group that gained
-/// members is touched (see `touch`). On Postgres one statement: the check, the insert, the
+/// members is touched (see `touch_group`). On Postgres one statement: the check, the insert, the
 /// touch and reading the added users (for their events) cost one round trip, where a single
 /// member's add is mostly round trips.
 pub fn add_known_members(
@@ -284,7 +286,7 @@ pub fn add_known_members(
             }
             let added = add_members(conn, group_id, &known)?;
             if touch && !added.is_empty() {
-                super::groups::touch(conn, directory_id, group_id)?;
+                touch_group(conn, directory_id, group_id)?;
             }
             let ids: Vec<&String> = added.iter().collect();
             Ok((known, users::get_many(conn, directory_id, &ids)?))
@@ -449,4 +451,142 @@ pub fn member_count(conn: &mut DbConn, group_id: &str) -> QueryResult<i64> {
         .filter(scim_users::deleted_at.is_null())
         .count()
         .get_result(conn)
+}
+
+/// How `user_with_groups` finds a live user.
+#[derive(Clone, Copy)]
+pub enum UserKey<'a> {
+    Id(&'a str),
+    /// A userName, normalised (`resource::normalize`): live ones are unique per directory.
+    UserName(&'a str),
+}
+
+/// A live user as rendered (see `ListedUser`) with its groups, sorted as `groups_of` sorts
+/// them: a GET of one user, or a provider's lookup by userName before it creates one. On
+/// Postgres in one statement (each statement is a round trip to the server, and these run
+/// for every such request).
+pub fn user_with_groups(
+    conn: &mut DbConn,
+    directory_id: &str,
+    key: UserKey<'_>,
+) -> QueryResult<Option<(ListedUser, Vec<Reference>)>> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    type St = (Text, Text, BigInt, Timestamp, Timestamp, Text);
+    let c = match conn {
+        DbConn::Postgres(c) => c,
+        DbConn::Sqlite(c) => {
+            let live = scim_users::table
+                .filter(scim_users::directory_id.eq(directory_id))
+                .filter(scim_users::deleted_at.is_null())
+                .select(ListedUser::as_select());
+            let found = match key {
+                UserKey::Id(id) => live.filter(scim_users::id.eq(id)).first(c).optional()?,
+                UserKey::UserName(name) => live
+                    .filter(scim_users::user_name_norm.eq(name))
+                    .first(c)
+                    .optional()?,
+            };
+            let Some(user) = found else {
+                return Ok(None);
+            };
+            let groups = groups_of(conn, directory_id, std::slice::from_ref(&user.id))?;
+            return Ok(Some((user, groups.into_iter().map(|(_, r)| r).collect())));
+        }
+    };
+    // The user's columns as `ListedUser`, then its groups as `[[id, display, norm], …]`.
+    macro_rules! with_groups {
+        ($key:literal) => {
+            concat!(
+                "SELECT u.id, u.resource, u.version, u.created_at, u.updated_at, \
+                 COALESCE((SELECT json_agg(json_build_array(g.id, g.display_name, \
+                 g.display_name_norm))::text FROM group_members m \
+                 JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id \
+                 AND g.directory_id = u.directory_id AND g.deleted_at IS NULL), '[]') \
+                 FROM scim_users u WHERE u.directory_id = ? AND ",
+                $key,
+                " = ? AND u.deleted_at IS NULL"
+            )
+        };
+    }
+    type Row = (String, String, i64, NaiveDateTime, NaiveDateTime, String);
+    let binds = |value: &str| vec![directory_id.to_string(), value.to_string()];
+    let row: Option<Row> = match key {
+        UserKey::Id(id) => FixedSql::<UserWithGroupsById, St>::new(with_groups!("u.id"), binds(id))
+            .get_result(c)
+            .optional()?,
+        UserKey::UserName(name) => {
+            FixedSql::<UserWithGroupsByName, St>::new(with_groups!("u.user_name_norm"), binds(name))
+                .get_result(c)
+                .optional()?
+        }
+    };
+    let Some((id, resource, version, created_at, updated_at, groups)) = row else {
+        return Ok(None);
+    };
+    let mut groups: Vec<(String, String, String)> = serde_json::from_str(&groups)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    groups.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
+    let user = ListedUser {
+        id,
+        resource,
+        version,
+        created_at,
+        updated_at,
+    };
+    let groups = groups
+        .into_iter()
+        .map(|(id, display, _)| Reference {
+            id,
+            display: Some(display),
+        })
+        .collect();
+    Ok(Some((user, groups)))
+}
+
+/// Query ids of `user_with_groups`'s Postgres statements.
+struct UserWithGroupsById;
+struct UserWithGroupsByName;
+
+/// Marks a membership-only change on the group (version and lastModified).
+pub fn touch_group(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<()> {
+    let touch = TouchGroup {
+        directory_id,
+        id,
+        at: now(),
+    };
+    crate::on_backend!(conn, |c| touch.execute(c))?;
+    Ok(())
+}
+
+/// `UPDATE scim_groups SET version = version + 1, updated_at = … WHERE …`, written out so the
+/// connection keeps it prepared (diesel re-prepares every UPDATE it builds): every membership
+/// change of a group runs it.
+struct TouchGroup<'a> {
+    directory_id: &'a str,
+    id: &'a str,
+    at: NaiveDateTime,
+}
+
+// It returns no rows: the row type is never used.
+super::prepared_statement!(TouchGroup, diesel::sql_types::BigInt);
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for TouchGroup<'_>
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql("UPDATE scim_groups SET version = version + 1, updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.at)?;
+        out.push_sql(" WHERE directory_id = ");
+        out.push_bind_param::<Text, _>(self.directory_id)?;
+        out.push_sql(" AND id = ");
+        out.push_bind_param::<Text, _>(self.id)?;
+        Ok(())
+    }
 }

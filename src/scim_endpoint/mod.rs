@@ -558,7 +558,7 @@ async fn prepare_user_apart(incoming: &Arc<Incoming>) -> Result<ops::PreparedUse
         .map_err(|_| ScimError::internal())?
 }
 
-/// `POST /Users`: queues the prepared user on the writer (`Writer::create_user`), which stores
+/// `POST /Users`: queues the prepared user on the writer (`Writer::run_create`), which stores
 /// it with `ops::create_user` in its next batch. A user that joins no groups is inserted with
 /// the batch's other new users, and its reply is ready before the write.
 async fn post_user(
@@ -582,7 +582,7 @@ async fn post_user(
         let (inc, tgt) = (incoming.clone(), target.clone());
         let outcome = state
             .writer
-            .create_user(user, insert_first, move |batch, user, inserted| {
+            .run_create(user, insert_first, move |batch, user, inserted| {
                 let ctx = ctx(&inc, None);
                 let joined = ops::create_user(batch, &ctx, user, groups.as_ref(), inserted)?;
                 let (row, reply) = match joined {

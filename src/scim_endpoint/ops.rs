@@ -453,7 +453,7 @@ fn find_user(
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<(ListedUser, Vec<Reference>), ScimError> {
-    users::one_with_groups(conn, ctx.directory_id, users::UserKey::Id(id))?
+    memberships::user_with_groups(conn, ctx.directory_id, memberships::UserKey::Id(id))?
         .ok_or_else(|| user_not_found(id))
 }
 
@@ -619,8 +619,11 @@ fn list_by_user_name(
     q: &ListQuery,
     user_name: &str,
 ) -> Result<String, ScimError> {
-    let found =
-        users::one_with_groups(conn, ctx.directory_id, users::UserKey::UserName(user_name))?;
+    let found = memberships::user_with_groups(
+        conn,
+        ctx.directory_id,
+        memberships::UserKey::UserName(user_name),
+    )?;
     let total = i64::from(found.is_some());
     let on_page = q.start_index == 1 && q.count > 0;
     let (rows, groups): (Vec<ListedUser>, BTreeMap<String, Vec<Reference>>) = found
@@ -827,7 +830,7 @@ fn apply_member_changes(
     unknown_members(&add, &known)?;
     let removed = memberships::remove_members(conn, group_id, &remove)?;
     if touch && added.is_empty() && !removed.is_empty() {
-        groups::touch(conn, ctx.directory_id, group_id)?;
+        memberships::touch_group(conn, ctx.directory_id, group_id)?;
     }
     ctx.note(match (added.len(), removed.len()) {
         (0, 0) => "members unchanged".to_string(),

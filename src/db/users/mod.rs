@@ -20,10 +20,7 @@ use diesel::prelude::*;
 
 use super::schema::scim_users;
 
-pub use scim::{
-    SortColumn, UserFilter, UserKey, chunk_after, get, get_many, id_by_user_name, one_with_groups,
-    search,
-};
+pub use scim::{SortColumn, UserFilter, chunk_after, get, get_many, id_by_user_name, search};
 pub use views::{
     ApiFilter, ViewQuery, ViewSort, api_get, api_list, labels, org_get, org_get_deleted, org_page,
 };

@@ -1,18 +1,15 @@
-//! The SCIM endpoint's reads of users: one by id or userName (with its groups), a filtered
-//! and sorted page, chunks for filters evaluated on the documents, and users by id for event
-//! payloads.
+//! The SCIM endpoint's reads of users: one by id, a userName's id, a filtered and sorted
+//! page, chunks for filters evaluated on the documents, and users by id for event payloads.
+//! (A user with its groups is `memberships::user_with_groups`.)
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use super::{ListedUser, UserRow};
 use crate::db::DbConn;
-use crate::db::memberships::groups_of;
 use crate::db::schema::scim_users;
 use crate::db::scim_filter::{CompileError, UserCond, user_condition};
 use crate::scim::filter::Filter;
-use crate::scim::resource::{Reference, normalize};
+use crate::scim::resource::normalize;
 
 /// A live (not deleted) user of the directory.
 pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
@@ -24,103 +21,6 @@ pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Optio
         .first(c)
         .optional())
 }
-
-/// How `one_with_groups` finds a live user.
-#[derive(Clone, Copy)]
-pub enum UserKey<'a> {
-    Id(&'a str),
-    /// A userName, normalised (`resource::normalize`): live ones are unique per directory.
-    UserName(&'a str),
-}
-
-/// A live user as rendered (see `ListedUser`) with its groups, sorted as `groups_of` sorts
-/// them: a GET of one user, or a provider's lookup by userName before it creates one. On
-/// Postgres in one statement (each statement is a round trip to the server, and these run
-/// for every such request).
-pub fn one_with_groups(
-    conn: &mut DbConn,
-    directory_id: &str,
-    key: UserKey<'_>,
-) -> QueryResult<Option<(ListedUser, Vec<Reference>)>> {
-    use diesel::sql_types::{BigInt, Timestamp};
-    type St = (Text, Text, BigInt, Timestamp, Timestamp, Text);
-    let c = match conn {
-        DbConn::Postgres(c) => c,
-        DbConn::Sqlite(c) => {
-            let live = scim_users::table
-                .filter(scim_users::directory_id.eq(directory_id))
-                .filter(scim_users::deleted_at.is_null())
-                .select(ListedUser::as_select());
-            let found = match key {
-                UserKey::Id(id) => live.filter(scim_users::id.eq(id)).first(c).optional()?,
-                UserKey::UserName(name) => live
-                    .filter(scim_users::user_name_norm.eq(name))
-                    .first(c)
-                    .optional()?,
-            };
-            let Some(user) = found else {
-                return Ok(None);
-            };
-            let groups = groups_of(conn, directory_id, std::slice::from_ref(&user.id))?;
-            return Ok(Some((user, groups.into_iter().map(|(_, r)| r).collect())));
-        }
-    };
-    // The user's columns as `ListedUser`, then its groups as `[[id, display, norm], …]`.
-    macro_rules! with_groups {
-        ($key:literal) => {
-            concat!(
-                "SELECT u.id, u.resource, u.version, u.created_at, u.updated_at, \
-                 COALESCE((SELECT json_agg(json_build_array(g.id, g.display_name, \
-                 g.display_name_norm))::text FROM group_members m \
-                 JOIN scim_groups g ON g.id = m.group_id WHERE m.user_id = u.id \
-                 AND g.directory_id = u.directory_id AND g.deleted_at IS NULL), '[]') \
-                 FROM scim_users u WHERE u.directory_id = ? AND ",
-                $key,
-                " = ? AND u.deleted_at IS NULL"
-            )
-        };
-    }
-    type Row = (String, String, i64, NaiveDateTime, NaiveDateTime, String);
-    let binds = |value: &str| vec![directory_id.to_string(), value.to_string()];
-    let row: Option<Row> = match key {
-        UserKey::Id(id) => {
-            crate::db::FixedSql::<UserWithGroupsById, St>::new(with_groups!("u.id"), binds(id))
-                .get_result(c)
-                .optional()?
-        }
-        UserKey::UserName(name) => crate::db::FixedSql::<UserWithGroupsByName, St>::new(
-            with_groups!("u.user_name_norm"),
-            binds(name),
-        )
-        .get_result(c)
-        .optional()?,
-    };
-    let Some((id, resource, version, created_at, updated_at, groups)) = row else {
-        return Ok(None);
-    };
-    let mut groups: Vec<(String, String, String)> = serde_json::from_str(&groups)
-        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-    groups.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
-    let user = ListedUser {
-        id,
-        resource,
-        version,
-        created_at,
-        updated_at,
-    };
-    let groups = groups
-        .into_iter()
-        .map(|(id, display, _)| Reference {
-            id,
-            display: Some(display),
-        })
-        .collect();
-    Ok(Some((user, groups)))
-}
-
-/// Query ids of `one_with_groups`'s Postgres statements.
-struct UserWithGroupsById;
-struct UserWithGroupsByName;
 
 /// The id of the live user holding `user_name` (case-insensitively), if any.
 pub fn id_by_user_name(

@@ -1,7 +1,7 @@
 //! Group commit: the SCIM endpoint's changes (and request-log rows) queue here, and one
 //! thread per process commits them in batches: many changes in one `db::Batch`, one commit.
 //!
-//! - `Writer` (here): the handle the server queues jobs on (`run`, `create_user`, `spawn`,
+//! - `Writer` (here): the handle the server queues jobs on (`run`, `run_create`, `spawn`,
 //!   `log`, `flush`).
 //! - `jobs`: the kinds of job and how each reports its outcome.
 //! - `queue`: the writer thread's loop, gathering jobs and waiting log rows into a batch.
@@ -203,7 +203,7 @@ impl Writer {
     /// runs only if it went in; otherwise `store` inserts it (see `jobs::CreateUser`).
     /// `None`: its userName is taken. `store` may run more than once: only its last run
     /// counts.
-    pub async fn create_user<T, E, F>(
+    pub async fn run_create<T, E, F>(
         &self,
         user: NewUser,
         insert_first: bool,

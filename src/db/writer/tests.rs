@@ -171,10 +171,10 @@ async fn creates_in_a_replayed_batch_go_in_once() {
         Err::<(), _>(diesel::result::Error::NotFound)
     };
     let jobs = futures_util::future::join4(
-        writer.create_user(new_user("a@x.com"), true, store()),
+        writer.run_create(new_user("a@x.com"), true, store()),
         writer.run(failing),
-        writer.create_user(new_user("A@X.com"), true, store()),
-        writer.create_user(new_user("b@x.com"), true, store()),
+        writer.run_create(new_user("A@X.com"), true, store()),
+        writer.run_create(new_user("b@x.com"), true, store()),
     );
     let released = async {
         actix_rt::task::yield_now().await;
