@@ -29,7 +29,7 @@ pub struct GroupRow {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
-/// Rows per statement when inserting or deleting memberships in bulk.
+/// Ids per statement when looking groups up in bulk.
 const CHUNK: usize = 500;
 
 pub fn get(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {

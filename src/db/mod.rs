@@ -1,6 +1,8 @@
 //! Storage: one diesel `MultiConnection` over SQLite or PostgreSQL, picked at run time by the
 //! database URL. Repository modules hold sync functions that take the tenant (org or directory)
-//! first; handlers call them inside `web::block`.
+//! first; handlers call them inside `web::block`. Changes run in a `Batch` (see `batch`):
+//! SCIM changes in the writer's group commit (`writer`), any other in a batch of its own
+//! (`write_tx`, `Batch::run`).
 
 pub mod api_keys;
 pub mod batch;

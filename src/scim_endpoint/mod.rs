@@ -565,9 +565,8 @@ async fn post_user(
     state: &web::Data<AppState>,
     incoming: &Arc<Incoming>,
     target: &Arc<Target>,
-    prepared: ops::PreparedUser,
+    mut prepared: ops::PreparedUser,
 ) -> Result<Rendered, ScimError> {
-    let mut prepared = prepared;
     let mut tries = 1;
     loop {
         let ops::PreparedUser {
