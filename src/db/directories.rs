@@ -8,8 +8,9 @@ use std::time::Instant;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::events::EventType;
 use super::schema::{directories, directory_tokens, organizations, scim_groups, scim_users};
-use super::{DbConn, atomic, new_id, now, write_tx};
+use super::{Batch, DbConn, new_id, now, write_tx};
 use crate::auth::tokens::{self, NewSecret, SecretKind};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -259,41 +260,39 @@ pub fn event_seq(conn: &mut DbConn, directory_id: &str) -> QueryResult<i64> {
 /// Records that the directory received a request (throttled), and that the token was used
 /// (throttled to once a minute).
 pub fn touch(
-    conn: &mut DbConn,
+    batch: &mut Batch<'_>,
     directory_id: &str,
     token_id: &str,
     token_last_used: Option<NaiveDateTime>,
 ) -> QueryResult<()> {
     let at = now();
-    atomic(conn, |c| {
-        // This updates the directory row: the event-order lock comes first, as for every
-        // writer of that row, so that concurrent transactions take the two in one order.
-        super::events::order_lock(c)?;
-        let first = diesel::update(directories::table.find(directory_id))
-            .filter(directories::first_request_at.is_null())
-            .set(directories::first_request_at.eq(at))
-            .execute(c)?;
-        if first == 1 {
-            super::events::emit(
-                c,
-                directory_id,
-                "directory.connected",
-                serde_json::json!({"first_request_at": crate::scim::resource::rfc3339(at)}),
-            )?;
-        }
-        diesel::update(directories::table.find(directory_id))
-            .filter(directories::last_request_at.is_null().or(
-                directories::last_request_at.lt(at - Duration::milliseconds(TOUCH_INTERVAL_MS)),
-            ))
-            .set(directories::last_request_at.eq(at))
-            .execute(c)?;
-        if token_last_used.is_none_or(|t| t < at - Duration::seconds(TOKEN_TOUCH_INTERVAL_S)) {
-            diesel::update(directory_tokens::table.find(token_id))
-                .set(directory_tokens::last_used_at.eq(at))
-                .execute(c)?;
-        }
-        Ok(())
-    })
+    // This updates the directory row: the event-order lock comes first, as for every
+    // writer of that row, so that concurrent transactions take the two in one order.
+    super::events::order_lock(batch.conn())?;
+    let first = diesel::update(directories::table.find(directory_id))
+        .filter(directories::first_request_at.is_null())
+        .set(directories::first_request_at.eq(at))
+        .execute(batch.conn())?;
+    if first == 1 {
+        super::events::emit(
+            batch,
+            directory_id,
+            EventType::DirectoryConnected,
+            serde_json::json!({"first_request_at": crate::scim::resource::rfc3339(at)}),
+        )?;
+    }
+    diesel::update(directories::table.find(directory_id))
+        .filter(directories::last_request_at.is_null().or(
+            directories::last_request_at.lt(at - Duration::milliseconds(TOUCH_INTERVAL_MS)),
+        ))
+        .set(directories::last_request_at.eq(at))
+        .execute(batch.conn())?;
+    if token_last_used.is_none_or(|t| t < at - Duration::seconds(TOKEN_TOUCH_INTERVAL_S)) {
+        diesel::update(directory_tokens::table.find(token_id))
+            .set(directory_tokens::last_used_at.eq(at))
+            .execute(batch.conn())?;
+    }
+    Ok(())
 }
 
 /// Remembers when this process last recorded each token's use. At thousands of requests a
@@ -408,7 +407,8 @@ pub fn set_status(
     directory_id: &str,
     active: bool,
 ) -> QueryResult<bool> {
-    write_tx(conn, |c| {
+    Batch::run(conn, |batch| {
+        let c = batch.conn();
         if !active {
             super::events::order_lock(c)?;
         }
@@ -420,7 +420,12 @@ pub fn set_status(
         .set(directories::status.eq(if active { "active" } else { "disabled" }))
         .execute(c)?;
         if n == 1 && !active {
-            super::events::emit(c, directory_id, "directory.disabled", serde_json::json!({}))?;
+            super::events::emit(
+                batch,
+                directory_id,
+                EventType::DirectoryDisabled,
+                serde_json::json!({}),
+            )?;
         }
         Ok(n == 1)
     })
@@ -430,12 +435,19 @@ pub fn set_status(
 /// Deletes a directory with its tokens, users, groups, memberships and request log.
 pub fn delete(conn: &mut DbConn, org_id: &str, directory_id: &str) -> QueryResult<bool> {
     use super::schema::{group_members, scim_requests, user_emails};
-    write_tx(conn, |c| {
-        let Some(dir) = get(c, org_id, directory_id)? else {
+    Batch::run(conn, |batch| {
+        let Some(dir) = get(batch.conn(), org_id, directory_id)? else {
             return Ok(false);
         };
         // Recorded before the rows go; events outlive their directory until retention.
-        super::events::emit(c, &dir.id, "directory.deleted", serde_json::json!({}))?;
+        super::events::emit(
+            batch,
+            &dir.id,
+            EventType::DirectoryDeleted,
+            serde_json::json!({}),
+        )?;
+        batch.write_events()?;
+        let c = batch.conn();
         let user_ids = scim_users::table
             .filter(scim_users::directory_id.eq(&dir.id))
             .select(scim_users::id);

@@ -1,31 +1,120 @@
-//! The event outbox: each SCIM change writes its events in the same transaction, with a
-//! per-directory sequence number, and queues a delivery for every matching webhook endpoint.
+//! The event outbox. A change queues its events in its `Batch` (`emit`, with an `EventType`);
+//! the batch writes them at its end, in the same transaction (`write_pending`), each with a
+//! per-directory sequence number and a queued delivery for every matching webhook endpoint
+//! (which `crate::events` then delivers). `feed` reads them back for the event feed.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::batch::Batch;
 use super::schema::{events, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, now};
 
-/// Every event type Roster emits.
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deactivated",
-    "user.reactivated",
-    "user.deleted",
-    "group.created",
-    "group.updated",
-    "group.deleted",
-    "group.user_added",
-    "group.user_removed",
-    "directory.connected",
-    "directory.disabled",
-    "directory.deleted",
-];
+/// What an event reports. Stored, delivered and filtered on as its text (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum EventType {
+    UserCreated,
+    UserUpdated,
+    UserDeactivated,
+    UserReactivated,
+    UserDeleted,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupUserAdded,
+    GroupUserRemoved,
+    DirectoryConnected,
+    DirectoryDisabled,
+    DirectoryDeleted,
+}
+
+impl EventType {
+    /// Every event type Roster emits.
+    pub const ALL: [EventType; 13] = [
+        EventType::UserCreated,
+        EventType::UserUpdated,
+        EventType::UserDeactivated,
+        EventType::UserReactivated,
+        EventType::UserDeleted,
+        EventType::GroupCreated,
+        EventType::GroupUpdated,
+        EventType::GroupDeleted,
+        EventType::GroupUserAdded,
+        EventType::GroupUserRemoved,
+        EventType::DirectoryConnected,
+        EventType::DirectoryDisabled,
+        EventType::DirectoryDeleted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::UserCreated => "user.created",
+            EventType::UserUpdated => "user.updated",
+            EventType::UserDeactivated => "user.deactivated",
+            EventType::UserReactivated => "user.reactivated",
+            EventType::UserDeleted => "user.deleted",
+            EventType::GroupCreated => "group.created",
+            EventType::GroupUpdated => "group.updated",
+            EventType::GroupDeleted => "group.deleted",
+            EventType::GroupUserAdded => "group.user_added",
+            EventType::GroupUserRemoved => "group.user_removed",
+            EventType::DirectoryConnected => "directory.connected",
+            EventType::DirectoryDisabled => "directory.disabled",
+            EventType::DirectoryDeleted => "directory.deleted",
+        }
+    }
+}
+
+/// Every event type Roster emits, as text.
+pub const EVENT_TYPES: &[&str] = &{
+    let mut names = [""; EventType::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = EventType::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that names no event type.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown event type `{0}`")]
+pub struct UnknownEventType(String);
+
+impl std::str::FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_string()))
+    }
+}
+
+impl PartialEq<&str> for EventType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for EventType
+where
+    DB: diesel::backend::Backend,
+    String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        Ok(String::from_sql(value)?.parse()?)
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
@@ -35,7 +124,7 @@ pub struct Event {
     pub org_id: String,
     pub directory_id: String,
     pub directory_seq: i64,
-    pub event_type: String,
+    pub event_type: EventType,
     pub payload: String,
     pub created_at: NaiveDateTime,
 }
@@ -50,14 +139,15 @@ pub fn type_matches(filter: &str, event_type: &str) -> bool {
     })
 }
 
-/// Records an event (call inside the change's transaction) and queues its deliveries.
+/// Queues an event in the change's batch; the batch writes it, with its deliveries, at its
+/// end.
 pub fn emit<D: serde::Serialize>(
-    conn: &mut DbConn,
+    batch: &mut Batch<'_>,
     directory_id: &str,
-    event_type: &str,
+    event_type: EventType,
     data: D,
 ) -> QueryResult<()> {
-    emit_many(conn, directory_id, vec![(event_type, data)])
+    emit_many(batch, directory_id, vec![(event_type, data)])
 }
 
 /// Key of the Postgres advisory lock that orders event-writing transactions.
@@ -111,62 +201,21 @@ where
 /// Rows per multi-row INSERT.
 const BATCH: usize = 200;
 
-/// An event emitted while the writer's batch defers them (see `defer`).
-struct DeferredEvent {
+/// An event queued in a `Batch`, written at its end (see `write_pending`).
+pub struct PendingEvent {
     directory_id: String,
-    event_type: String,
+    event_type: EventType,
     data: String,
 }
 
-thread_local! {
-    /// The events of this thread's open batch, in the order emitted; `None` when events are
-    /// written as they are emitted.
-    static DEFERRED: RefCell<Option<Vec<DeferredEvent>>> = const { RefCell::new(None) };
-}
-
-/// While the returned guard lives, the events this thread emits wait for `write_deferred`
-/// instead of being written at once.
-///
-/// Why: the writer's batch then writes all its events at its end, taking the event-order lock
-/// and each directory's counter row once per batch instead of once per change, and only for
-/// the last moments before the commit (on Postgres, other instances' batches wait for them
-/// only that long).
-pub fn defer() -> Deferral {
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    Deferral(())
-}
-
-/// See `defer`; dropping it ends the deferral (and forgets events not written).
-pub struct Deferral(());
-
-impl Drop for Deferral {
-    fn drop(&mut self) {
-        DEFERRED.with(|d| *d.borrow_mut() = None);
-    }
-}
-
-/// How many events are deferred so far (`None` when none are being deferred).
-pub fn deferred_mark() -> Option<usize> {
-    DEFERRED.with(|d| d.borrow().as_ref().map(Vec::len))
-}
-
-/// Forgets the events deferred since `mark`: the savepoint that emitted them rolled back.
-pub fn discard_deferred(mark: Option<usize>) {
-    if let Some(mark) = mark {
-        DEFERRED.with(|d| {
-            if let Some(events) = d.borrow_mut().as_mut() {
-                events.truncate(mark);
-            }
-        });
-    }
-}
-
-/// Writes the events deferred so far: per directory in the order they were emitted, the
+/// Writes events queued in a batch: per directory in the order they were emitted, the
 /// directories in id order (so that concurrent transactions lock their rows in one order).
-pub fn write_deferred(conn: &mut DbConn) -> QueryResult<()> {
-    let events = DEFERRED.with(|d| d.borrow_mut().as_mut().map(std::mem::take));
-    let mut by_directory: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for e in events.unwrap_or_default() {
+pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut by_directory: BTreeMap<String, Vec<(EventType, String)>> = BTreeMap::new();
+    for e in events {
         by_directory
             .entry(e.directory_id)
             .or_default()
@@ -178,41 +227,28 @@ pub fn write_deferred(conn: &mut DbConn) -> QueryResult<()> {
     Ok(())
 }
 
-/// Records several events of one directory in a handful of statements (a group PUT that
-/// changes thousands of memberships must not cost thousands of round trips), or defers them
-/// (see `defer`).
+/// Queues several events of one directory in the batch (they are written at its end, a
+/// handful of statements for all: a group PUT that changes thousands of memberships must not
+/// cost thousands of round trips).
 pub fn emit_many<D: serde::Serialize>(
-    conn: &mut DbConn,
+    batch: &mut Batch<'_>,
     directory_id: &str,
-    items: Vec<(&str, D)>,
+    items: Vec<(EventType, D)>,
 ) -> QueryResult<()> {
     let serialized = items
         .into_iter()
         .map(|(event_type, data)| {
             serde_json::to_string(&data)
-                .map(|data| (event_type.to_string(), data))
+                .map(|data| PendingEvent {
+                    directory_id: directory_id.to_string(),
+                    event_type,
+                    data,
+                })
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
         })
         .collect::<QueryResult<Vec<_>>>()?;
-    let serialized = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(events) => {
-            events.extend(
-                serialized
-                    .into_iter()
-                    .map(|(event_type, data)| DeferredEvent {
-                        directory_id: directory_id.to_string(),
-                        event_type,
-                        data,
-                    }),
-            );
-            None
-        }
-        None => Some(serialized),
-    });
-    match serialized {
-        Some(items) => write_events(conn, directory_id, items),
-        None => Ok(()),
-    }
+    batch.queue_events(serialized);
+    Ok(())
 }
 
 /// Reserves `n` sequence numbers of the directory (its row's counter hands them out) and
@@ -244,7 +280,7 @@ type Endpoint = (String, String);
 fn write_events(
     conn: &mut DbConn,
     directory_id: &str,
-    items: Vec<(String, String)>,
+    items: Vec<(EventType, String)>,
 ) -> QueryResult<()> {
     if items.is_empty() {
         return Ok(());
@@ -292,7 +328,7 @@ fn write_events(
 /// within the statement that reserves the number).
 struct NewEvent {
     id: String,
-    event_type: String,
+    event_type: EventType,
     head: String,
     tail: String,
 }
@@ -312,13 +348,13 @@ fn payload_middle(directory_id: &str) -> QueryResult<String> {
 }
 
 impl NewEvent {
-    fn new(event_type: String, created_at: &str, data: &str) -> QueryResult<NewEvent> {
+    fn new(event_type: EventType, created_at: &str, data: &str) -> QueryResult<NewEvent> {
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
         Ok(NewEvent {
             head: format!(
                 "{{\"id\":{},\"type\":{},\"org_id\":",
                 json_string(&id)?,
-                json_string(&event_type)?
+                json_string(event_type.as_str())?
             ),
             tail: format!(
                 ",\"created_at\":{},\"data\":{data}}}",
@@ -359,7 +395,7 @@ fn write_events_sqlite(
                 events::org_id.eq(&org_id),
                 events::directory_id.eq(directory_id),
                 events::directory_seq.eq(directory_seq),
-                events::event_type.eq(&event.event_type),
+                events::event_type.eq(event.event_type.as_str()),
                 events::payload.eq(event.payload(&org_id, middle, directory_seq)?),
                 events::created_at.eq(at),
             ))
@@ -368,7 +404,7 @@ fn write_events_sqlite(
         for (endpoint_id, types) in &endpoints {
             candidates.push((
                 seq,
-                event.event_type.clone(),
+                event.event_type.as_str().to_string(),
                 endpoint_id.clone(),
                 types.clone(),
             ));
@@ -523,4 +559,18 @@ pub fn prune(conn: &mut DbConn, days: i64) -> QueryResult<usize> {
         )
         .execute(c)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventType;
+
+    #[test]
+    fn event_types_read_back_from_their_text_and_nothing_else_does() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+        }
+        assert_eq!(super::EVENT_TYPES.len(), EventType::ALL.len());
+        assert!("user.exploded".parse::<EventType>().is_err());
+    }
 }

@@ -1,11 +1,16 @@
 //! Storage: one diesel `MultiConnection` over SQLite or PostgreSQL, picked at run time by the
 //! database URL. Repository modules hold sync functions that take the tenant (org or directory)
-//! first; handlers call them inside `web::block`.
+//! first; handlers call them inside `web::block`. Changes run in a `Batch` (see `batch`):
+//! SCIM changes in the writer's group commit (`writer`), any other in a batch of its own
+//! (`write_tx`, `Batch::run`).
 
 pub mod api_keys;
+pub mod batch;
+pub use batch::{Batch, write_tx};
 pub mod directories;
 pub mod events;
 pub mod groups;
+pub mod memberships;
 pub mod orgs;
 pub mod owners;
 pub mod renormalize;
@@ -17,15 +22,16 @@ pub mod sessions;
 pub mod settings;
 mod timestamp;
 pub use timestamp::DbTimestamp;
-pub mod user_pages;
 pub mod users;
+/// Paging a directory's users in id order (kept at this path for its callers).
+pub use users::pages as user_pages;
 pub mod webhooks;
 pub mod writer;
 
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::CustomizeConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -350,83 +356,6 @@ fn apply_migrations(conn: &mut DbConn) -> Result<(), DbError> {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
     }
     .map_err(|e| DbError::Migration(e.to_string()))
-}
-
-/// Serializes this process's SQLite write transactions (see `write_tx`).
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so read-then-write
-/// transactions take the write lock up front instead of failing with "database is locked".
-/// Inside another transaction it becomes a savepoint.
-pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    type Tm = <DbConn as Connection>::TransactionManager;
-    let nested = Tm::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some();
-    // SQLite has one writer at a time. Writers of this process queue on a mutex instead of
-    // polling SQLite's busy handler, which sleeps between tries and starves some of them
-    // under load (requests then fail with "database is locked").
-    let _writer = match conn {
-        DbConn::Sqlite(_) if !nested => Some(
-            SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        ),
-        _ => None,
-    };
-    match conn {
-        DbConn::Sqlite(c) if !nested => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
-        _ => Tm::begin_transaction(conn)?,
-    }
-    // Events deferred by `f` (see `events::defer`) go if its savepoint is rolled back.
-    let events_mark = events::deferred_mark();
-    let done = f(conn).and_then(|value| {
-        if !nested {
-            users::index_pending_search(conn)?;
-        }
-        Ok(value)
-    });
-    match done {
-        Ok(value) => match Tm::commit_transaction(conn) {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                let _ = Tm::rollback_transaction(conn);
-                events::discard_deferred(events_mark);
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            let _ = Tm::rollback_transaction(conn);
-            events::discard_deferred(events_mark);
-            Err(e)
-        }
-    }
-}
-
-/// Runs `f` as one unit: in its own write transaction when none is open, and directly inside
-/// an open one (the writer's batch, around each SCIM job). Inside, an error must be returned
-/// up to whoever opened the transaction, which undoes `f` (the writer undoes a failed job
-/// alone, see `writer`); this saves a savepoint's two statements per level.
-pub fn atomic<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    type Tm = <DbConn as Connection>::TransactionManager;
-    if Tm::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some()
-    {
-        f(conn)
-    } else {
-        write_tx(conn, f)
-    }
 }
 
 /// `%`, `_` and `\` in a LIKE operand made literal (use with `ESCAPE '\'`).

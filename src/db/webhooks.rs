@@ -299,12 +299,12 @@ fn replay_where(
         if let Some(u) = until_seq {
             q = q.filter(events::seq.le(u));
         }
-        let rows: Vec<(i64, String, String, String)> = q.load(c)?;
+        let rows: Vec<(i64, String, super::events::EventType, String)> = q.load(c)?;
         let at = now();
         let mut n = 0;
         for (seq, directory_id, event_type, org_id) in rows {
             if endpoint.org_id.as_ref().is_some_and(|o| o != &org_id)
-                || !super::events::type_matches(&endpoint.event_types, &event_type)
+                || !super::events::type_matches(&endpoint.event_types, event_type.as_str())
             {
                 continue;
             }

@@ -457,7 +457,7 @@ async fn user_page(
         let groups = if deleted_at.is_some() {
             Vec::new()
         } else {
-            db::users::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
+            db::memberships::groups_of(c, &user.directory_id, std::slice::from_ref(&user.id))?
                 .into_iter()
                 .map(|(_, r)| (r.id, r.display.unwrap_or_default()))
                 .collect::<Vec<_>>()
@@ -594,7 +594,7 @@ struct GroupPage {
     layout: Layout,
     nav: Nav,
     group: GroupRow,
-    members: Vec<db::groups::Member>,
+    members: Vec<db::memberships::Member>,
     pager: Pager,
     updated: String,
 }
@@ -610,8 +610,8 @@ async fn group_page(
     let (org_id, id) = (org.id.clone(), id.into_inner());
     let (group, members, total) = db(&state, move |c| {
         let group = db::groups::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let members = db::groups::members(c, &group.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
-        let total = db::groups::member_count(c, &group.id)?;
+        let members = db::memberships::members(c, &group.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
+        let total = db::memberships::member_count(c, &group.id)?;
         Ok((group, members, total))
     })
     .await?;

@@ -1,6 +1,8 @@
 //! The SCIM 2.0 HTTP surface: `/scim/v2/{directory}/…`. One handler normalises the path
 //! (trailing and doubled slashes, case of `Users`), authenticates the bearer token, reads the
-//! body within limits, and dispatches to `ops`. Every response is `application/scim+json`.
+//! body within limits, and dispatches to `ops`: changes run in the writer's next batch
+//! (`write`; `POST /Users` through `post_user`), reads on a pooled connection (`read`). Every
+//! response is `application/scim+json`.
 
 pub mod ops;
 
@@ -12,10 +14,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::db::DbConn;
 use crate::db::directories::{self, TokenCheck};
 use crate::db::requests::NewRequest;
 use crate::db::user_pages::Bookmarks;
+use crate::db::{Batch, DbConn};
 use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery};
 use crate::scim::redact;
@@ -481,16 +483,27 @@ async fn write(
         Some(auth) => auth,
         None => authenticate_apart(state, &incoming).await?,
     };
-    let prepared = prepare_create_apart(&incoming, &target).await?;
+    let creates_user = matches!(
+        (&*target, &incoming.method),
+        (
+            Target::Collection(crate::scim::ResourceType::User),
+            &Method::POST
+        )
+    );
+    let prepared = if creates_user {
+        Some(prepare_user_apart(&incoming).await?)
+    } else {
+        None
+    };
     let touch = auth.touch.filter(|t| state.touches.claim(&t.token_id));
     if let Some(prepared) = prepared {
         if let Some(touch) = touch {
             let directory_id = incoming.directory_id.clone();
-            state.writer.spawn("recording a token's use", move |c| {
-                touch.apply(c, &directory_id)
+            state.writer.spawn("recording a token's use", move |batch| {
+                touch.apply(batch, &directory_id)
             });
         }
-        return create_user(state, &incoming, &target, prepared).await;
+        return post_user(state, &incoming, &target, prepared).await;
     }
     let mut touch = touch;
     let mut tries = 1;
@@ -498,14 +511,14 @@ async fn write(
         let (inc, tgt, touch_now) = (incoming.clone(), target.clone(), touch.take());
         let result: Result<Rendered, ScimError> = state
             .writer
-            .run_logged(move |c| {
+            .run(move |batch| {
                 if let Some(touch) = &touch_now {
-                    touch.apply(c, &inc.directory_id)?;
+                    touch.apply(batch, &inc.directory_id)?;
                 }
-                let rendered = dispatch(c, &inc, &tgt, None)?;
+                let rendered = dispatch_write(batch, &inc, &tgt)?;
                 // The change and its log row commit together, or neither does.
-                let row = log_row(&inc, &tgt, &rendered, None);
-                Ok((rendered, row))
+                batch.log(log_row(&inc, &tgt, &rendered, None));
+                Ok(rendered)
             })
             .await
             .map_err(|e| unavailable(&e))?;
@@ -525,59 +538,81 @@ const MAX_CONFLICT_TRIES: u32 = 5;
 /// so that one large body never holds up the requests that share its worker.
 const PARSE_INLINE_BYTES: usize = 64 * 1024;
 
-/// [`prepare_create`], off the async workers when the body is large.
-async fn prepare_create_apart(
-    incoming: &Arc<Incoming>,
-    target: &Arc<Target>,
-) -> Result<Option<ops::PreparedUser>, ScimError> {
+/// The body of a `POST /Users` parsed and validated (`ops::prepare_user`) beside the writer,
+/// and off the async workers when it is large.
+async fn prepare_user_apart(incoming: &Arc<Incoming>) -> Result<ops::PreparedUser, ScimError> {
+    let prepare = |incoming: &Incoming| {
+        let body = parse_json(incoming.body.as_deref().unwrap_or_default())?;
+        ops::prepare_user(&ctx(incoming, None), &body)
+    };
     let small = incoming
         .body
         .as_ref()
         .is_none_or(|b| b.len() <= PARSE_INLINE_BYTES);
     if small {
-        return prepare_create(incoming, target);
+        return prepare(incoming);
     }
-    let (inc, tgt) = (incoming.clone(), target.clone());
-    web::block(move || prepare_create(&inc, &tgt))
+    let inc = incoming.clone();
+    web::block(move || prepare(&inc))
         .await
         .map_err(|_| ScimError::internal())?
 }
 
-/// A user create that is nothing but its insert, prepared beside the writer (see
-/// `ops::prepare_user`); `None` for any other write.
-fn prepare_create(
-    incoming: &Incoming,
-    target: &Target,
-) -> Result<Option<ops::PreparedUser>, ScimError> {
-    match (target, &incoming.method) {
-        (Target::Collection(crate::scim::ResourceType::User), &Method::POST) => {
-            let body = parse_json(incoming.body.as_deref().unwrap_or_default())?;
-            ops::prepare_user(&ctx(incoming, None), &body)
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Queues a prepared user create on the writer, which inserts it with its batch's others.
-async fn create_user(
+/// `POST /Users`: queues the prepared user on the writer (`Writer::run_create`), which stores
+/// it with `ops::create_user` in its next batch. A user that joins no groups is inserted with
+/// the batch's other new users, and its reply is ready before the write.
+async fn post_user(
     state: &web::Data<AppState>,
     incoming: &Arc<Incoming>,
-    target: &Target,
-    prepared: ops::PreparedUser,
+    target: &Arc<Target>,
+    mut prepared: ops::PreparedUser,
 ) -> Result<Rendered, ScimError> {
-    let user_name = prepared.user.row.user_name.clone();
-    let rendered = Rendered::created_text(prepared.created);
-    let row = log_row(incoming, target, &rendered, None);
-    let started = incoming.started;
-    let log_row = move || NewRequest {
-        // Up to the moment the writer takes it, as for other changes.
-        duration_us: elapsed_us(started),
-        ..row.clone()
-    };
-    match state.writer.create_user(prepared.user, log_row).await {
-        Ok(true) => Ok(rendered),
-        Ok(false) => Err(ops::user_name_taken(&user_name)),
-        Err(e) => Err(unavailable(&e)),
+    let mut tries = 1;
+    loop {
+        let ops::PreparedUser {
+            user,
+            groups,
+            created,
+        } = prepared;
+        let user_name = user.row.user_name.clone();
+        let insert_first = groups.is_none();
+        let rendered = Rendered::created_text(created);
+        let row = log_row(incoming, target, &rendered, None);
+        let (inc, tgt) = (incoming.clone(), target.clone());
+        let outcome = state
+            .writer
+            .run_create(user, insert_first, move |batch, user, inserted| {
+                let ctx = ctx(&inc, None);
+                let joined = ops::create_user(batch, &ctx, user, groups.as_ref(), inserted)?;
+                let (row, reply) = match joined {
+                    None => (
+                        NewRequest {
+                            // Up to the moment the writer takes it, as for other changes.
+                            duration_us: elapsed_us(inc.started),
+                            ..row.clone()
+                        },
+                        None,
+                    ),
+                    Some(created) => {
+                        let reply = Rendered::created_text(created);
+                        (log_row(&inc, &tgt, &reply, None), Some(reply))
+                    }
+                };
+                batch.log(row);
+                Ok::<_, ScimError>(reply)
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match outcome {
+            None => return Err(ops::user_name_taken(&user_name)),
+            Some(Ok(reply)) => return Ok(reply.unwrap_or(rendered)),
+            // Gave way to another instance's change (see `write`): prepared anew and run again.
+            Some(Err(e)) if e.is_concurrent_conflict() && tries < MAX_CONFLICT_TRIES => {
+                tries += 1;
+                prepared = prepare_user_apart(incoming).await?;
+            }
+            Some(Err(e)) => return Err(e),
+        }
     }
 }
 
@@ -602,7 +637,7 @@ async fn read(
                 inc.token.as_deref().map_err(|detail| *detail),
             )?,
         };
-        let rendered = dispatch(&mut conn, &inc, &tgt, Some(&bookmarks))?;
+        let rendered = dispatch_read(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
         Ok::<_, ScimError>((rendered, auth.touch))
     })
@@ -690,8 +725,12 @@ struct TokenTouch {
 }
 
 impl TokenTouch {
-    fn apply(&self, c: &mut DbConn, directory_id: &str) -> Result<(), diesel::result::Error> {
-        directories::touch(c, directory_id, &self.token_id, self.last_used_at)
+    fn apply(
+        &self,
+        batch: &mut Batch<'_>,
+        directory_id: &str,
+    ) -> Result<(), diesel::result::Error> {
+        directories::touch(batch, directory_id, &self.token_id, self.last_used_at)
     }
 }
 
@@ -760,9 +799,52 @@ fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a>
     }
 }
 
-/// Runs the operation a request asks for. `user_pages`: the process's bookmarks, for reads
-/// (see `db::user_pages`).
-fn dispatch(
+/// Runs the change a request asks for (`PUT`, `PATCH`, `DELETE`, `POST /Groups`; `POST /Users`
+/// goes to `post_user`) in the writer's batch; anything else is refused by `dispatch_read`.
+fn dispatch_write(
+    batch: &mut Batch<'_>,
+    incoming: &Incoming,
+    target: &Target,
+) -> Result<Rendered, ScimError> {
+    use crate::scim::ResourceType::{Group, User};
+    let ctx = &ctx(incoming, None);
+    let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
+    let rendered = match (target, &incoming.method) {
+        (Target::Collection(Group), &Method::POST) => {
+            Rendered::created(ops::create_group(batch, ctx, &json()?)?)
+        }
+        (Target::Resource(User, id), &Method::PUT) => {
+            Rendered::ok(ops::replace_user(batch, ctx, id, &json()?)?)
+        }
+        (Target::Resource(Group, id), &Method::PUT) => {
+            Rendered::ok(ops::replace_group(batch, ctx, id, &json()?)?)
+        }
+        (Target::Resource(User, id), &Method::PATCH) => {
+            Rendered::ok(ops::patch_user(batch, ctx, id, &json()?)?)
+        }
+        (Target::Resource(Group, id), &Method::PATCH) => {
+            ops::patch_group(batch, ctx, id, &json()?)?;
+            Rendered::no_content()
+        }
+        (Target::Resource(User, id), &Method::DELETE) => {
+            ops::delete_user(batch, ctx, id)?;
+            Rendered::no_content()
+        }
+        (Target::Resource(Group, id), &Method::DELETE) => {
+            ops::delete_group(batch, ctx, id)?;
+            Rendered::no_content()
+        }
+        _ => return dispatch_read(batch, incoming, target, None),
+    };
+    Ok(Rendered {
+        change_summary: ctx.change_summary(),
+        ..rendered
+    })
+}
+
+/// Runs the read a request asks for, or refuses what is no SCIM operation. `user_pages`: the
+/// process's bookmarks (see `db::user_pages`).
+fn dispatch_read(
     conn: &mut DbConn,
     incoming: &Incoming,
     target: &Target,
@@ -812,12 +894,6 @@ fn dispatch(
                 }
             }
         }
-        (Target::Collection(User), &Method::POST) => {
-            Rendered::created_text(ops::create_user(conn, ctx, &json()?)?)
-        }
-        (Target::Collection(Group), &Method::POST) => {
-            Rendered::created(ops::create_group(conn, ctx, &json()?)?)
-        }
         (Target::Resource(User, id), &Method::GET) => {
             let q = query()?;
             if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
@@ -832,27 +908,6 @@ fn dispatch(
                 ops::get_group(conn, ctx, id, q.exclude_members)?,
                 &q,
             ))
-        }
-        (Target::Resource(User, id), &Method::PUT) => {
-            Rendered::ok(ops::replace_user(conn, ctx, id, &json()?)?)
-        }
-        (Target::Resource(Group, id), &Method::PUT) => {
-            Rendered::ok(ops::replace_group(conn, ctx, id, &json()?)?)
-        }
-        (Target::Resource(User, id), &Method::PATCH) => {
-            Rendered::ok(ops::patch_user(conn, ctx, id, &json()?)?)
-        }
-        (Target::Resource(Group, id), &Method::PATCH) => {
-            ops::patch_group(conn, ctx, id, &json()?)?;
-            Rendered::no_content()
-        }
-        (Target::Resource(User, id), &Method::DELETE) => {
-            ops::delete_user(conn, ctx, id)?;
-            Rendered::no_content()
-        }
-        (Target::Resource(Group, id), &Method::DELETE) => {
-            ops::delete_group(conn, ctx, id)?;
-            Rendered::no_content()
         }
         (Target::Unsupported(why), _) => return Err(ScimError::not_implemented(*why)),
         (Target::NotFound, _) => {

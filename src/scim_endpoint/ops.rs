@@ -1,20 +1,22 @@
 //! SCIM operations of one directory: the pure core (`crate::scim`) applied to storage
-//! (`crate::db`), each write in one transaction.
+//! (`crate::db`). Reads take a connection; writes take the writer's `Batch`, queue their
+//! events in it (`db::events::emit`) and return an error to have their change undone alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::db::events as db_events;
+use crate::db::events::{self as db_events, EventType};
 use crate::events;
 
 use crate::db::directories;
 use crate::db::groups::{self, GroupRow};
-use crate::db::scim_filter::{CompileError, group_condition, user_condition};
+use crate::db::memberships;
+use crate::db::scim_filter::{CompileError, group_condition};
 use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
-use crate::db::{DbConn, atomic, is_unique_violation};
+use crate::db::{Batch, DbConn, is_unique_violation};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::list::{ListQuery, list_response, list_response_text};
 use crate::scim::patch::{self, MemberChanges};
@@ -258,7 +260,7 @@ fn user_groups(
     user_id: &str,
 ) -> Result<Vec<Reference>, ScimError> {
     Ok(
-        users::groups_of(conn, ctx.directory_id, &[user_id.to_string()])?
+        memberships::groups_of(conn, ctx.directory_id, &[user_id.to_string()])?
             .into_iter()
             .map(|(_, r)| r)
             .collect(),
@@ -286,12 +288,12 @@ pub fn user_name_taken(user_name: &str) -> ScimError {
 /// Applies `groups` sent on a user (Okta AIW, PingOne): ids must be groups of this directory.
 /// Additive only: Okta echoes `"groups":[]` on PUT, which must not drop memberships.
 fn apply_user_groups(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     user: &UserRow,
-    input: &UserInput,
+    groups: Option<&Vec<String>>,
 ) -> Result<(), ScimError> {
-    let Some(ids) = &input.groups else {
+    let Some(ids) = groups else {
         return Ok(());
     };
     let ids: BTreeSet<String> = ids.iter().cloned().collect();
@@ -301,7 +303,7 @@ fn apply_user_groups(
             "`groups`: no group with id `{unknown}` in this directory"
         )));
     }
-    for group_id in users::add_to_groups(c, &user.id, &ids)? {
+    for group_id in memberships::add_to_groups(c, &user.id, &ids)? {
         if let Some(group) = groups::get(c, ctx.directory_id, &group_id)? {
             emit_memberships(c, ctx, &group, std::slice::from_ref(user), &BTreeSet::new())?;
         }
@@ -339,7 +341,7 @@ fn group_event(ctx: &Ctx<'_>, row: &GroupRow) -> Value {
 
 /// One `group.user_added` / `group.user_removed` event per changed membership.
 fn emit_memberships(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     group: &GroupRow,
     added: &[UserRow],
@@ -349,8 +351,8 @@ fn emit_memberships(
     let ids: Vec<&String> = removed.iter().collect();
     let removed = users::get_many(c, ctx.directory_id, &ids)?;
     let items = [
-        (added, "group.user_added"),
-        (&removed, "group.user_removed"),
+        (added, EventType::GroupUserAdded),
+        (&removed, EventType::GroupUserRemoved),
     ]
     .into_iter()
     .flat_map(|(users, kind)| {
@@ -374,42 +376,53 @@ pub struct Created {
     pub text: String,
 }
 
-pub fn create_user(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Created, ScimError> {
-    let input = resource::user_from_json(body)?;
-    let (user, raw) = new_user(ctx, &input)?;
-    atomic(conn, |c| {
-        if users::create_many(c, &[&user])?.first() != Some(&true) {
-            return Err(user_name_taken(&input.user_name));
-        }
-        apply_user_groups(c, ctx, &user.row, &input)
-    })?;
-    // A new user belongs only to the groups it was sent with: with none, the reply is the
-    // event's resource.
-    let text = match input.groups {
-        Some(_) => user_text(ctx, &user.row, &user_groups(conn, ctx, &user.row.id)?)?,
-        None => raw,
-    };
-    Ok(created(ctx, &user.row, text))
-}
-
-/// A create that is nothing but its insert (a user sent with no groups to join), prepared
-/// before the write: the writer inserts it together with its batch's other new users.
+/// A user create, parsed and validated before the write (the writer's time is what every
+/// change waits for).
 pub struct PreparedUser {
     pub user: users::NewUser,
-    /// The reply once it went in.
+    /// The groups it joins, if it names any.
+    pub groups: Option<Vec<String>>,
+    /// The reply once it went in, unless it joins groups (the reply then lists them).
     pub created: Created,
 }
 
-/// Prepares a user create for the writer's batch insert; `None` when the user names groups
-/// to join (`create_user` does that).
-pub fn prepare_user(ctx: &Ctx<'_>, body: &Value) -> Result<Option<PreparedUser>, ScimError> {
-    let input = resource::user_from_json(body)?;
-    if input.groups.as_ref().is_some_and(|g| !g.is_empty()) {
-        return Ok(None);
-    }
+/// Parses and validates a `POST /Users` body into the user to create.
+pub fn prepare_user(ctx: &Ctx<'_>, body: &Value) -> Result<PreparedUser, ScimError> {
+    let mut input = resource::user_from_json(body)?;
     let (user, raw) = new_user(ctx, &input)?;
     let created = created(ctx, &user.row, raw);
-    Ok(Some(PreparedUser { user, created }))
+    let groups = input.groups.take().filter(|g| !g.is_empty());
+    Ok(PreparedUser {
+        user,
+        groups,
+        created,
+    })
+}
+
+/// Stores a prepared user in the batch: its insert (unless the batch made it already:
+/// `inserted`), its `user.created` event and the groups it joins. Returns its reply when it
+/// joined groups (otherwise the reply is `prepared.created`).
+pub fn create_user(
+    batch: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    user: &users::NewUser,
+    groups: Option<&Vec<String>>,
+    inserted: Option<bool>,
+) -> Result<Option<Created>, ScimError> {
+    let inserted = match inserted {
+        Some(inserted) => inserted,
+        None => users::insert(batch, &[user])?.first() == Some(&true),
+    };
+    if !inserted {
+        return Err(user_name_taken(&user.row.user_name));
+    }
+    users::record_created(batch, user)?;
+    if groups.is_none() {
+        return Ok(None);
+    }
+    apply_user_groups(batch, ctx, &user.row, groups)?;
+    let text = user_text(ctx, &user.row, &user_groups(batch, ctx, &user.row.id)?)?;
+    Ok(Some(created(ctx, &user.row, text)))
 }
 
 /// A new user's row and `user.created` event, and its resource as the event carries it.
@@ -440,7 +453,7 @@ fn find_user(
     ctx: &Ctx<'_>,
     id: &str,
 ) -> Result<(ListedUser, Vec<Reference>), ScimError> {
-    users::one_with_groups(conn, ctx.directory_id, users::UserKey::Id(id))?
+    memberships::user_with_groups(conn, ctx.directory_id, memberships::UserKey::Id(id))?
         .ok_or_else(|| user_not_found(id))
 }
 
@@ -525,7 +538,7 @@ fn groups_by_user(
 ) -> Result<BTreeMap<String, Vec<Reference>>, ScimError> {
     let ids: Vec<String> = rows.iter().map(|r| r.stored().id.to_string()).collect();
     let mut groups: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
-    for (user_id, r) in users::groups_of(conn, ctx.directory_id, &ids)? {
+    for (user_id, r) in memberships::groups_of(conn, ctx.directory_id, &ids)? {
         groups.entry(user_id).or_default().push(r);
     }
     Ok(groups)
@@ -538,8 +551,7 @@ pub fn list_users(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Str
     }
     let compiled = match &q.filter {
         None => Ok(None),
-        Some(f) => user_condition(ctx.directory_id, f)
-            .and_then(|a| Ok(Some((a, user_condition(ctx.directory_id, f)?)))),
+        Some(f) => users::UserFilter::compile(ctx.directory_id, f).map(Some),
     };
     let sort = match &q.sort_by {
         None => Ok(None),
@@ -607,8 +619,11 @@ fn list_by_user_name(
     q: &ListQuery,
     user_name: &str,
 ) -> Result<String, ScimError> {
-    let found =
-        users::one_with_groups(conn, ctx.directory_id, users::UserKey::UserName(user_name))?;
+    let found = memberships::user_with_groups(
+        conn,
+        ctx.directory_id,
+        memberships::UserKey::UserName(user_name),
+    )?;
     let total = i64::from(found.is_some());
     let on_page = q.start_index == 1 && q.count > 0;
     let (rows, groups): (Vec<ListedUser>, BTreeMap<String, Vec<Reference>>) = found
@@ -647,7 +662,7 @@ fn users_list_text(
 
 /// Writes a validated user over an existing one (PUT and PATCH), checking `If-Match`.
 fn save_user(
-    c: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     existing: &UserRow,
     input: &UserInput,
@@ -668,9 +683,9 @@ fn save_user(
     let raw = user_event_raw(ctx, &row)?;
     if existing.active != row.active {
         let kind = if row.active {
-            "user.reactivated"
+            EventType::UserReactivated
         } else {
-            "user.deactivated"
+            EventType::UserDeactivated
         };
         db_events::emit(c, ctx.directory_id, kind, user_event(&row, &raw)?)?;
     }
@@ -679,50 +694,45 @@ fn save_user(
             changed: Some(changed),
             ..user_event(&row, &raw)?
         };
-        db_events::emit(c, ctx.directory_id, "user.updated", data)?;
+        db_events::emit(c, ctx.directory_id, EventType::UserUpdated, data)?;
     }
-    apply_user_groups(c, ctx, &row, input)?;
+    apply_user_groups(c, ctx, &row, input.groups.as_ref())?;
     let groups = user_groups(c, ctx, id)?;
     Ok(render_user(ctx, &row, &groups))
 }
 
 pub fn replace_user(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
-        let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
-        save_user(c, ctx, &existing, &input)
-    })
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let existing_doc: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let input = resource::user_from_json(&resource::merge_put(&existing_doc, body)?)?;
+    save_user(c, ctx, &existing, &input)
 }
 
 pub fn patch_user(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
     let ops = patch::parse_request(body)?;
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let doc: Value =
-            serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
-        let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
-        if patched == doc {
-            // Nothing changed (e.g. Okta re-sending the same values): no new version.
-            ctx.note("no change".to_string());
-            let groups = user_groups(c, ctx, id)?;
-            return Ok(render_user(ctx, &existing, &groups));
-        }
-        let input = user_after_patch(&patched, existing.active)?;
-        save_user(c, ctx, &existing, &input)
-    })
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let doc: Value = serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
+    let patched = patch::apply(&doc, &ops, None, USER_READ_ONLY)?;
+    if patched == doc {
+        // Nothing changed (e.g. Okta re-sending the same values): no new version.
+        ctx.note("no change".to_string());
+        let groups = user_groups(c, ctx, id)?;
+        return Ok(render_user(ctx, &existing, &groups));
+    }
+    let input = user_after_patch(&patched, existing.active)?;
+    save_user(c, ctx, &existing, &input)
 }
 
 /// The user a patched document describes. A PATCH that removes `active` leaves it unassigned
@@ -743,20 +753,18 @@ fn user_after_patch(patched: &Value, was_active: bool) -> Result<resource::UserI
     Ok(input)
 }
 
-pub fn delete_user(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    atomic(conn, |c| {
-        let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        users::delete(c, ctx.directory_id, id)?;
-        let raw = user_event_raw(ctx, &existing)?;
-        db_events::emit(
-            c,
-            ctx.directory_id,
-            "user.deleted",
-            user_event(&existing, &raw)?,
-        )?;
-        Ok(())
-    })
+pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
+    let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    users::delete(c, ctx.directory_id, id)?;
+    let raw = user_event_raw(ctx, &existing)?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        EventType::UserDeleted,
+        user_event(&existing, &raw)?,
+    )?;
+    Ok(())
 }
 
 // ---- Groups ---------------------------------------------------------------------------------
@@ -796,7 +804,7 @@ fn unknown_members(ids: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(
 /// Applies membership changes, touching only changed rows, with one event per changed
 /// membership. With `touch` (nothing else moved the group's version), a change moves it.
 fn apply_member_changes(
-    conn: &mut DbConn,
+    conn: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     group: &GroupRow,
     changes: &MemberChanges,
@@ -805,7 +813,7 @@ fn apply_member_changes(
     let group_id = group.id.as_str();
     let (add, remove) = match &changes.replace_all {
         Some(target) => {
-            let current = groups::member_ids(conn, group_id)?;
+            let current = memberships::member_ids(conn, group_id)?;
             (
                 target
                     .difference(&current)
@@ -817,11 +825,12 @@ fn apply_member_changes(
         None => (changes.add.clone(), changes.remove.clone()),
     };
     // The add touches the group itself when it added anyone: a round trip less on Postgres.
-    let (known, added) = groups::add_known_members(conn, ctx.directory_id, group_id, &add, touch)?;
+    let (known, added) =
+        memberships::add_known_members(conn, ctx.directory_id, group_id, &add, touch)?;
     unknown_members(&add, &known)?;
-    let removed = groups::remove_members(conn, group_id, &remove)?;
+    let removed = memberships::remove_members(conn, group_id, &remove)?;
     if touch && added.is_empty() && !removed.is_empty() {
-        groups::touch(conn, ctx.directory_id, group_id)?;
+        memberships::touch_group(conn, ctx.directory_id, group_id)?;
     }
     ctx.note(match (added.len(), removed.len()) {
         (0, 0) => "members unchanged".to_string(),
@@ -834,26 +843,28 @@ fn apply_member_changes(
 
 fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
     let row = groups::get(conn, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-    let members = groups::member_refs(conn, id)?;
+    let members = memberships::member_refs(conn, id)?;
     Ok(render_group(ctx, &row, Some(&members)))
 }
 
-pub fn create_group(conn: &mut DbConn, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
+pub fn create_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    let id = atomic(conn, |c| {
-        ensure_display_name_free(c, ctx, &input, None)?;
-        let row = groups::insert(c, ctx.directory_id, &input)?;
-        db_events::emit(c, ctx.directory_id, "group.created", group_event(ctx, &row))?;
-        if let Some(members) = &input.members {
-            let changes = MemberChanges {
-                replace_all: Some(members.iter().cloned().collect()),
-                ..Default::default()
-            };
-            apply_member_changes(c, ctx, &row, &changes, false)?;
-        }
-        Ok::<_, ScimError>(row.id)
-    })?;
-    full_group(conn, ctx, &id)
+    ensure_display_name_free(c, ctx, &input, None)?;
+    let row = groups::insert(c, ctx.directory_id, &input)?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        EventType::GroupCreated,
+        group_event(ctx, &row),
+    )?;
+    if let Some(members) = &input.members {
+        let changes = MemberChanges {
+            replace_all: Some(members.iter().cloned().collect()),
+            ..Default::default()
+        };
+        apply_member_changes(c, ctx, &row, &changes, false)?;
+    }
+    full_group(c, ctx, &row.id)
 }
 
 pub fn get_group(
@@ -898,7 +909,7 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
                 let members = if q.exclude_members {
                     None
                 } else {
-                    Some(groups::member_refs(conn, &r.id)?)
+                    Some(memberships::member_refs(conn, &r.id)?)
                 };
                 let doc = render_group(ctx, &r, members.as_deref());
                 out.push((r.id.clone(), doc, r));
@@ -911,7 +922,7 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
         let members = if q.exclude_members {
             None
         } else {
-            Some(groups::member_refs(conn, &row.id)?)
+            Some(memberships::member_refs(conn, &row.id)?)
         };
         resources.push(project(render_group(ctx, row, members.as_deref()), q));
     }
@@ -919,97 +930,89 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
 }
 
 pub fn replace_group(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
     let input = resource::group_from_json(body)?;
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        ensure_display_name_free(c, ctx, &input, Some(id))?;
-        let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
-        let group = if before != input.document {
-            let described = describe_changes(&before, &input.document);
-            if !described.is_empty() {
-                ctx.note(described.join(", "));
-            }
-            groups::update(c, ctx.directory_id, id, &input)?;
-            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-            let mut data = group_event(ctx, &row);
-            data["changed"] = json!(events::changed_attributes(&before, &input.document));
-            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
-            row
-        } else {
-            existing
-        };
-        // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
-        if let Some(members) = &input.members {
-            let changes = MemberChanges {
-                replace_all: Some(members.iter().cloned().collect()),
-                ..Default::default()
-            };
-            apply_member_changes(c, ctx, &group, &changes, before == input.document)?;
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    ensure_display_name_free(c, ctx, &input, Some(id))?;
+    let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
+    let group = if before != input.document {
+        let described = describe_changes(&before, &input.document);
+        if !described.is_empty() {
+            ctx.note(described.join(", "));
         }
-        Ok::<_, ScimError>(())
-    })?;
-    full_group(conn, ctx, id)
+        groups::update(c, ctx.directory_id, id, &input)?;
+        let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let mut data = group_event(ctx, &row);
+        data["changed"] = json!(events::changed_attributes(&before, &input.document));
+        db_events::emit(c, ctx.directory_id, EventType::GroupUpdated, data)?;
+        row
+    } else {
+        existing
+    };
+    // A PUT without `members` keeps them (PingOne cannot clear; Okta echoes our GET).
+    if let Some(members) = &input.members {
+        let changes = MemberChanges {
+            replace_all: Some(members.iter().cloned().collect()),
+            ..Default::default()
+        };
+        apply_member_changes(c, ctx, &group, &changes, before == input.document)?;
+    }
+    full_group(c, ctx, id)
 }
 
 /// Applies a PATCH to a group: its attributes and its members, in one transaction.
 pub fn patch_group(
-    conn: &mut DbConn,
+    c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
 ) -> Result<(), ScimError> {
     let ops = patch::parse_request(body)?;
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        let doc: Value =
-            serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
-        let mut changes = MemberChanges::default();
-        let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
-        let attributes_changed = patched != doc;
-        let group = if attributes_changed {
-            let described = describe_changes(&doc, &patched);
-            if !described.is_empty() {
-                ctx.note(described.join(", "));
-            }
-            let input = resource::group_from_json(&patched)?;
-            ensure_display_name_free(c, ctx, &input, Some(id))?;
-            groups::update(c, ctx.directory_id, id, &input)?;
-            let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-            let mut data = group_event(ctx, &row);
-            data["changed"] = json!(events::changed_attributes(&doc, &patched));
-            db_events::emit(c, ctx.directory_id, "group.updated", data)?;
-            row
-        } else {
-            existing
-        };
-        if !changes.is_empty() {
-            apply_member_changes(c, ctx, &group, &changes, !attributes_changed)?;
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    let doc: Value = serde_json::from_str(&existing.resource).map_err(|_| ScimError::internal())?;
+    let mut changes = MemberChanges::default();
+    let patched = patch::apply(&doc, &ops, Some(&mut changes), GROUP_READ_ONLY)?;
+    let attributes_changed = patched != doc;
+    let group = if attributes_changed {
+        let described = describe_changes(&doc, &patched);
+        if !described.is_empty() {
+            ctx.note(described.join(", "));
         }
-        Ok(())
-    })
+        let input = resource::group_from_json(&patched)?;
+        ensure_display_name_free(c, ctx, &input, Some(id))?;
+        groups::update(c, ctx.directory_id, id, &input)?;
+        let row = groups::get(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+        let mut data = group_event(ctx, &row);
+        data["changed"] = json!(events::changed_attributes(&doc, &patched));
+        db_events::emit(c, ctx.directory_id, EventType::GroupUpdated, data)?;
+        row
+    } else {
+        existing
+    };
+    if !changes.is_empty() {
+        apply_member_changes(c, ctx, &group, &changes, !attributes_changed)?;
+    }
+    Ok(())
 }
 
-pub fn delete_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
-    atomic(conn, |c| {
-        let existing =
-            groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
-        check_if_match(ctx, existing.version)?;
-        groups::delete(c, ctx.directory_id, id)?;
-        db_events::emit(
-            c,
-            ctx.directory_id,
-            "group.deleted",
-            group_event(ctx, &existing),
-        )?;
-        Ok(())
-    })
+pub fn delete_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
+    let existing =
+        groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
+    check_if_match(ctx, existing.version)?;
+    groups::delete(c, ctx.directory_id, id)?;
+    db_events::emit(
+        c,
+        ctx.directory_id,
+        EventType::GroupDeleted,
+        group_event(ctx, &existing),
+    )?;
+    Ok(())
 }

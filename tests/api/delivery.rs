@@ -538,9 +538,16 @@ async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing()
         .len();
 
     // A transaction writes an event for directory A and stays open…
-    let mut held = app.conn();
-    diesel::connection::SimpleConnection::batch_execute(&mut *held, "BEGIN").unwrap();
-    roster::db::events::emit(&mut held, &dir_a, "user.updated", json!({"held": true})).unwrap();
+    let mut conn = app.conn();
+    let mut held = roster::db::Batch::begin(&mut conn).unwrap();
+    roster::db::events::emit(
+        &mut held,
+        &dir_a,
+        roster::db::events::EventType::UserUpdated,
+        json!({"held": true}),
+    )
+    .unwrap();
+    held.write_events().unwrap();
     // …so a change in directory B waits for it instead of taking a later-committing place.
     let body = json!({"userName": "late@x.com"});
     let mut post = Box::pin(b.post("/Users", &body));
@@ -550,8 +557,8 @@ async fn on_postgres_events_commit_in_sequence_order_so_the_feed_skips_nothing()
             .is_err(),
         "B waits for A's commit"
     );
-    diesel::connection::SimpleConnection::batch_execute(&mut *held, "COMMIT").unwrap();
-    drop(held);
+    held.commit().unwrap();
+    drop(conn);
     assert_eq!(post.await.status, 201);
 
     let events = roster::db::events::feed(&mut app.conn(), &Default::default(), 0, 1000).unwrap();

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 
-use super::DbConn;
-use super::schema::scim_users;
-use super::users::{self, ListedUser};
+use super::{ListedUser, search};
+use crate::db::DbConn;
+use crate::db::schema::scim_users;
 
 /// Positions between two bookmarks: the most rows a page skips.
 const STEP: i64 = 100;
@@ -76,7 +76,7 @@ impl Bookmarks {
         if let Some(marks) = self.current(directory_id, event_seq) {
             return Ok(marks.total);
         }
-        let (total, _) = users::search(conn, directory_id, None, None, 0, 0)?;
+        let (total, _) = search(conn, directory_id, None, None, 0, 0)?;
         self.remember_count(directory_id, event_seq, total);
         Ok(total)
     }
@@ -109,7 +109,7 @@ impl Bookmarks {
             Some(marks) => marks,
             None => {
                 // First page of this version: count and skip as usual, remember the count.
-                let (total, rows) = users::search(conn, directory_id, None, None, offset, limit)?;
+                let (total, rows) = search(conn, directory_id, None, None, offset, limit)?;
                 self.remember_count(directory_id, event_seq, total);
                 return Ok((total, rows));
             }

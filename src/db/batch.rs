@@ -1,0 +1,217 @@
+//! `Batch`: one write transaction and the work it writes at its end. Every write operation
+//! takes one; `events::emit` and `Batch::log` only queue, and `Batch::commit` writes, in this
+//! order, the queued events (with their webhook deliveries), the request-log rows, SQLite's
+//! search-index work, and then commits. The writer's group commit (`writer`) runs many SCIM
+//! changes in one `Batch`; any other change runs in a batch of its own (`Batch::run`,
+//! `write_tx`).
+//!
+//! Why at the end: events then take the event-order lock and each directory's counter row
+//! once per batch instead of once per change, and only for the last moments before the commit
+//! (on Postgres, other instances' batches wait for them only that long).
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::{Connection, QueryResult};
+
+use super::events::{self, PendingEvent};
+use super::requests::{self, NewRequest};
+use super::{DbConn, users};
+
+type Tm = <DbConn as Connection>::TransactionManager;
+
+/// Serializes this process's SQLite write transactions. SQLite has one writer at a time:
+/// writers of this process queue on this mutex instead of polling SQLite's busy handler, which
+/// sleeps between tries and starves some of them under load (requests then fail with
+/// "database is locked").
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An open write transaction (a savepoint when opened inside another) with the events and
+/// request-log rows queued for its end. Dropped without `commit`, it rolls back.
+pub struct Batch<'c> {
+    conn: &'c mut DbConn,
+    events: Vec<PendingEvent>,
+    logs: Vec<NewRequest>,
+    /// A savepoint in an enclosing transaction: its end-of-transaction work is the outer one's.
+    nested: bool,
+    /// Postgres: commit without waiting for the WAL flush.
+    relaxed: bool,
+    open: bool,
+    _sqlite_writer: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+/// How much a batch had queued at some point (see `Batch::forget_since`).
+#[derive(Clone, Copy)]
+pub struct Mark {
+    events: usize,
+    logs: usize,
+}
+
+impl<'c> Batch<'c> {
+    /// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite, so read-then-write
+    /// transactions take the write lock up front instead of failing with "database is
+    /// locked". Inside another transaction it opens a savepoint.
+    pub fn begin(conn: &'c mut DbConn) -> QueryResult<Batch<'c>> {
+        let nested = Tm::transaction_manager_status_mut(conn)
+            .transaction_depth()?
+            .is_some();
+        let sqlite_writer = match conn {
+            DbConn::Sqlite(_) if !nested => Some(
+                SQLITE_WRITER
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            _ => None,
+        };
+        match conn {
+            DbConn::Sqlite(c) if !nested => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
+            _ => Tm::begin_transaction(conn)?,
+        }
+        Ok(Batch {
+            conn,
+            events: Vec::new(),
+            logs: Vec::new(),
+            nested,
+            relaxed: false,
+            open: true,
+            _sqlite_writer: sqlite_writer,
+        })
+    }
+
+    /// Runs `f` in a batch of its own and commits it; an `Err` from `f` rolls it back.
+    pub fn run<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Batch<'_>) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        let mut batch = Batch::begin(conn)?;
+        let value = f(&mut batch)?;
+        batch.commit()?;
+        Ok(value)
+    }
+
+    /// The transaction's connection, for the statements of a change.
+    pub fn conn(&mut self) -> &mut DbConn {
+        self.conn
+    }
+
+    /// Queues a request-log row, inserted by `commit`.
+    pub fn log(&mut self, row: NewRequest) {
+        self.logs.push(row);
+    }
+
+    /// Queues events of one directory (type and serialized data), written by `commit`.
+    pub(super) fn queue_events(&mut self, events: impl IntoIterator<Item = PendingEvent>) {
+        self.events.extend(events);
+    }
+
+    /// Commits without waiting for Postgres's WAL flush (rows whose loss in a crash loses no
+    /// change). SQLite in WAL mode with `synchronous=NORMAL` never waits for a sync at commit.
+    pub fn relax(&mut self) {
+        self.relaxed = true;
+    }
+
+    /// What is queued so far.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            events: self.events.len(),
+            logs: self.logs.len(),
+        }
+    }
+
+    /// Forgets what was queued since `mark`: the change that queued it was rolled back.
+    pub fn forget_since(&mut self, mark: Mark) {
+        self.events.truncate(mark.events);
+        self.logs.truncate(mark.logs);
+    }
+
+    /// Writes the events queued so far now, rather than at the commit (a change that must
+    /// record them before it deletes what they refer to).
+    pub fn write_events(&mut self) -> QueryResult<()> {
+        events::write_pending(self.conn, std::mem::take(&mut self.events))
+    }
+
+    /// Queues request-log rows, inserted by `commit`.
+    pub fn log_all(&mut self, rows: Vec<NewRequest>) {
+        if self.logs.is_empty() {
+            self.logs = rows;
+        } else {
+            self.logs.extend(rows);
+        }
+    }
+
+    /// Writes what is queued (events, then request-log rows, then SQLite's search-index
+    /// work) and commits. On failure everything is rolled back.
+    pub fn commit(self) -> QueryResult<()> {
+        self.try_commit().map_err(|(e, _)| e)
+    }
+
+    /// `commit`, which on failure also hands back the request-log rows it had not yet
+    /// given to their insert (the writer keeps them for a replay of its batch).
+    pub fn try_commit(mut self) -> Result<(), (diesel::result::Error, Vec<NewRequest>)> {
+        if let Err(e) = self.write_events() {
+            return Err((e, self.rollback()));
+        }
+        let logs = std::mem::take(&mut self.logs);
+        self.finish(logs).map_err(|e| (e, Vec::new()))
+    }
+
+    fn finish(&mut self, logs: Vec<NewRequest>) -> QueryResult<()> {
+        if !logs.is_empty() {
+            // Rows that cannot be inserted fail the batch (its callers get a 503 and retry),
+            // so no change is ever acknowledged without its log row.
+            requests::insert_many(self.conn, logs)?;
+        }
+        if self.relaxed
+            && let DbConn::Postgres(pg) = &mut *self.conn
+        {
+            pg.batch_execute("SET LOCAL synchronous_commit = off")?;
+        }
+        if !self.nested {
+            users::search_index::index_pending(self.conn)?;
+        }
+        self.open = false;
+        Tm::commit_transaction(self.conn).inspect_err(|_| {
+            let _ = Tm::rollback_transaction(self.conn);
+        })
+    }
+
+    /// Rolls back, and hands back the request-log rows queued.
+    pub fn rollback(mut self) -> Vec<NewRequest> {
+        self.open = false;
+        let _ = Tm::rollback_transaction(self.conn);
+        std::mem::take(&mut self.logs)
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = Tm::rollback_transaction(self.conn);
+        }
+    }
+}
+
+/// A batch is also its connection, so the statements and reads of a change take it as is.
+impl std::ops::Deref for Batch<'_> {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for Batch<'_> {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        self.conn
+    }
+}
+
+/// Runs `f` in a write transaction of its own, for changes that emit no events (see
+/// `Batch::begin`; inside another transaction it becomes a savepoint).
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    Batch::run(conn, |batch| f(batch.conn()))
+}

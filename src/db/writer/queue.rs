@@ -1,0 +1,162 @@
+//! The writer thread's loop: it gathers queued jobs (up to `MAX_BATCH`) and the log rows
+//! waiting beside the queue into one batch, has `group_commit` commit it, and keeps its
+//! connection, WAL and statistics up between batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use super::checkpoint::Checkpointer;
+use super::connection::WriterConn;
+use super::group_commit::commit_batch;
+use super::jobs::Job;
+use super::statistics::Statistics;
+use super::{IDLE, LOG_COMPANY, LOG_DELAY, MAX_BATCH};
+use crate::db::Pool;
+use crate::db::requests::NewRequest;
+
+/// A job with how it must be committed.
+pub(super) struct Queued {
+    pub job: Box<dyn Job>,
+    /// Must survive a crash once acknowledged; a batch of only non-durable jobs may commit
+    /// without waiting for Postgres's WAL flush.
+    pub durable: bool,
+}
+
+/// What the queue carries to the writer thread.
+pub(super) enum Item {
+    Job(Queued),
+    /// Log rows wait in `LogRows` (the first, and the `LOG_COMPANY`th).
+    Logs,
+}
+
+/// Log rows not yet taken by the writer, each with its place in the queue (freed once the row
+/// is committed or given up). They wait beside the queue, not in it: a message per row woke
+/// the writer's thread for each read, a tenth of a read's time in the server's threads.
+pub(super) type LogRows =
+    Arc<std::sync::Mutex<Vec<(NewRequest, tokio::sync::OwnedSemaphorePermit)>>>;
+
+pub(super) fn lock_rows(
+    rows: &LogRows,
+) -> std::sync::MutexGuard<'_, Vec<(NewRequest, tokio::sync::OwnedSemaphorePermit)>> {
+    rows.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the writer takes from the queue for one batch.
+#[derive(Default)]
+pub(super) struct Gathered {
+    pub jobs: Vec<Queued>,
+    pub logs: Vec<NewRequest>,
+    /// The queue places of `logs`, given back when the batch is done.
+    pub places: Vec<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Gathered {
+    fn add(&mut self, item: Item) {
+        match item {
+            Item::Job(q) => self.jobs.push(q),
+            // The rows are taken by `take_logs`.
+            Item::Logs => {}
+        }
+    }
+
+    /// Takes what is already queued, up to `MAX_BATCH` jobs.
+    fn gather(&mut self, items: &mpsc::Receiver<Item>) {
+        while self.jobs.len() < MAX_BATCH {
+            match items.try_recv() {
+                Ok(item) => self.add(item),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Takes every waiting log row (at most `MAX_PENDING_LOGS`).
+    fn take_logs(&mut self, log_rows: &LogRows) {
+        for (row, place) in lock_rows(log_rows).drain(..) {
+            self.logs.push(row);
+            self.places.push(place);
+        }
+    }
+}
+
+/// The writer thread: gathers what is queued, commits it, and keeps the connection's WAL and
+/// statistics up between batches.
+pub(super) fn writer_loop(
+    pool: &Pool,
+    mut checkpoints: Option<Checkpointer>,
+    items: &mpsc::Receiver<Item>,
+    log_rows: &LogRows,
+    pending_logs: &AtomicUsize,
+) {
+    let mut conn: Option<WriterConn> = None;
+    let mut statistics = Statistics::default();
+    let mut closing = false;
+    loop {
+        let mut batch = Gathered::default();
+        match items.recv_timeout(IDLE) {
+            Ok(item) => batch.add(item),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                conn = None;
+                continue;
+            }
+            // The last rows, if any, then stop.
+            Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
+        }
+        batch.gather(items);
+        if !closing && batch.jobs.is_empty() && lock_rows(log_rows).len() < LOG_COMPANY {
+            // A few log rows only: wait a little for more, unless a change arrives.
+            let deadline = Instant::now() + LOG_DELAY;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match items.recv_timeout(left) {
+                    Ok(item) => {
+                        batch.add(item);
+                        if !batch.jobs.is_empty() {
+                            batch.gather(items);
+                            break;
+                        }
+                        if lock_rows(log_rows).len() >= LOG_COMPANY {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        batch.take_logs(log_rows);
+        if batch.jobs.is_empty() && batch.logs.is_empty() {
+            // Woken for rows an earlier batch took already: nothing to commit.
+            if closing {
+                return;
+            }
+            continue;
+        }
+        let logs = batch.logs.len();
+        // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
+        let changes = batch.jobs.iter().filter(|q| q.durable).count();
+        if conn.is_none() {
+            match pool.get() {
+                Ok(c) => conn = Some(WriterConn::new(c)),
+                Err(e) => log::error!("database writer: no connection: {e}"),
+            }
+        }
+        match conn.as_mut() {
+            Some(c) => {
+                if commit_batch(c, batch) {
+                    statistics.after(c, changes);
+                    if let Some(checkpoints) = checkpoints.as_mut() {
+                        checkpoints.after(c, changes);
+                    }
+                } else {
+                    // A connection that failed to commit may be broken; the pool checks it.
+                    conn = None;
+                }
+            }
+            // Dropping the jobs tells each caller the write was not done.
+            None => log::error!("{logs} request log rows lost"),
+        }
+        pending_logs.fetch_sub(logs, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,540 @@
+use diesel::connection::SimpleConnection;
+use futures_util::FutureExt;
+
+use super::checkpoint::Checkpointer;
+use super::connection::WriterConn;
+use super::statistics::analyze_grown_tables;
+use super::*;
+use crate::db::{DbConn, write_tx};
+
+fn row() -> NewRequest {
+    NewRequest {
+        directory_id: "no-such-directory".into(),
+        at: crate::db::now(),
+        method: "GET".into(),
+        path: "/Users".into(),
+        status: 200,
+        ..NewRequest::default()
+    }
+}
+
+/// A fresh SQLite database (alive while the returned directory is) with one directory.
+fn database_with_directory() -> (
+    tempfile::TempDir,
+    crate::db::Pool,
+    crate::db::directories::Directory,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let pool = crate::db::connect(&url).unwrap();
+    let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+    let (directory, _) =
+        crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta").unwrap();
+    (dir, pool, directory)
+}
+
+/// Keeps the writer inside a job until the returned sender is used.
+fn hold(writer: &Writer) -> mpsc::Sender<()> {
+    let (started, started_rx) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    writer.spawn("holding the writer", move |_| {
+        let _ = started.send(());
+        let _ = release_rx.recv();
+        Ok(())
+    });
+    started_rx.recv().unwrap();
+    release
+}
+
+/// Reads can queue log rows faster than they are written: past `MAX_PENDING_LOGS` the
+/// next row waits for room instead of growing the queue.
+#[actix_rt::test]
+async fn log_rows_wait_for_room_when_the_queue_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let writer = Writer::start(crate::db::connect(&url).unwrap());
+    let release = hold(&writer);
+    for _ in 0..MAX_PENDING_LOGS {
+        writer.log(row()).await;
+    }
+    // A fresh task budget, so that only a full queue can keep the next row pending.
+    actix_rt::task::yield_now().await;
+    assert!(
+        writer.log(row()).now_or_never().is_none(),
+        "a full queue makes the next row wait"
+    );
+    // Once the writer moves on, the queue drains and the row gets its place.
+    release.send(()).unwrap();
+    writer.log(row()).await;
+}
+
+/// On SQLite a batch runs without savepoints: a job that fails after it changed rows makes
+/// the writer roll the batch back and run it again with a savepoint per job. The jobs that
+/// stand keep their rows, the failed one keeps none, and each caller gets its own result.
+#[actix_rt::test]
+async fn a_job_failing_after_its_writes_is_undone_alone() {
+    use std::sync::atomic::AtomicUsize;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let pool = crate::db::connect(&url).unwrap();
+    let writer = Writer::start(pool.clone());
+    writer
+        .run(|c| c.batch_execute("CREATE TABLE t (v TEXT NOT NULL UNIQUE)"))
+        .await
+        .unwrap()
+        .unwrap();
+    // The next jobs queue up meanwhile and share one batch.
+    let release = hold(&writer);
+    let insert = |v: &'static str| {
+        move |c: &mut Batch<'_>| c.batch_execute(&format!("INSERT INTO t VALUES ('{v}')"))
+    };
+    let failing_runs = Arc::new(AtomicUsize::new(0));
+    let runs = failing_runs.clone();
+    let failing = move |c: &mut Batch<'_>| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        c.batch_execute("INSERT INTO t VALUES ('b')")?;
+        Err::<(), _>(diesel::result::Error::NotFound)
+    };
+    let duplicate = insert("a");
+    let jobs = futures_util::future::join4(
+        writer.run(insert("a")),
+        writer.run(failing),
+        // Fails in its only statement, which SQLite undoes by itself.
+        writer.run(duplicate),
+        writer.run(insert("c")),
+    );
+    let released = async {
+        // Every job is queued (each is sent when its future is first polled).
+        actix_rt::task::yield_now().await;
+        release.send(()).unwrap();
+    };
+    let ((a, b, dup, c), ()) = futures_util::future::join(jobs, released).await;
+    assert!(a.unwrap().is_ok());
+    assert!(matches!(b.unwrap(), Err(diesel::result::Error::NotFound)));
+    assert!(dup.unwrap().is_err(), "a duplicate value is refused");
+    assert!(c.unwrap().is_ok());
+    assert_eq!(
+        failing_runs.load(Ordering::SeqCst),
+        2,
+        "the batch was replayed with savepoints"
+    );
+    let mut conn = pool.get().unwrap();
+    let DbConn::Sqlite(c) = &mut *conn else {
+        unreachable!()
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    use diesel::RunQueryDsl;
+    let rows: Vec<Row> = diesel::sql_query("SELECT v FROM t ORDER BY v")
+        .load(c)
+        .unwrap();
+    let values: Vec<String> = rows.into_iter().map(|r| r.v).collect();
+    assert_eq!(values, ["a", "c"]);
+}
+
+/// A batch inserts its creates before its other jobs, and a replay (here caused by a job
+/// failing after its writes) inserts them again from scratch: each create still hears
+/// whether its user went in (one of two with one userName), and each user is stored once,
+/// with one `user.created` event and one log row.
+#[actix_rt::test]
+async fn creates_in_a_replayed_batch_go_in_once() {
+    use diesel::RunQueryDsl;
+    let (_dir, pool, directory) = database_with_directory();
+    let new_user = |name: &str| {
+        let input =
+            crate::scim::resource::user_from_json(&serde_json::json!({"userName": name})).unwrap();
+        NewUser::new(&directory.id, &input, |_| {
+            serde_json::value::RawValue::from_string("{}".into())
+        })
+        .unwrap()
+    };
+    // What a create stores after its insert: its event and its log row.
+    let store = || {
+        let directory_id = directory.id.clone();
+        move |batch: &mut Batch<'_>, user: &NewUser, _: Option<bool>| {
+            crate::db::users::record_created(batch, user)?;
+            batch.log(NewRequest {
+                directory_id: directory_id.clone(),
+                method: "POST".into(),
+                ..row()
+            });
+            Ok::<_, diesel::result::Error>(())
+        }
+    };
+    let writer = Writer::start(pool.clone());
+    let release = hold(&writer);
+    let failing = |c: &mut Batch<'_>| {
+        c.batch_execute("UPDATE directories SET name = name")?;
+        Err::<(), _>(diesel::result::Error::NotFound)
+    };
+    let jobs = futures_util::future::join4(
+        writer.run_create(new_user("a@x.com"), true, store()),
+        writer.run(failing),
+        writer.run_create(new_user("A@X.com"), true, store()),
+        writer.run_create(new_user("b@x.com"), true, store()),
+    );
+    let released = async {
+        actix_rt::task::yield_now().await;
+        release.send(()).unwrap();
+    };
+    let ((a, failed, a_again, b), ()) = futures_util::future::join(jobs, released).await;
+    assert!(
+        a.unwrap().is_some_and(|r| r.is_ok()),
+        "the first of two creates of one userName goes in"
+    );
+    assert!(failed.unwrap().is_err());
+    assert!(
+        a_again.unwrap().is_none(),
+        "the second is told its userName is taken"
+    );
+    assert!(b.unwrap().is_some_and(|r| r.is_ok()));
+    let mut conn = pool.get().unwrap();
+    let count = |sql: &str, conn: &mut DbConn| {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let DbConn::Sqlite(c) = conn else {
+            unreachable!()
+        };
+        diesel::sql_query(sql).get_result::<N>(c).unwrap().n
+    };
+    assert_eq!(count("SELECT count(*) AS n FROM scim_users", &mut conn), 2);
+    assert_eq!(
+        count(
+            "SELECT count(*) AS n FROM events WHERE event_type = 'user.created'",
+            &mut conn
+        ),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM scim_requests", &mut conn),
+        2
+    );
+}
+
+/// The first 4 bytes after the WAL header's magic, format and page size: the checkpoint
+/// sequence number, which SQLite raises each time the WAL starts over.
+fn wal_generation(wal: &std::path::Path) -> u32 {
+    let bytes = std::fs::read(wal).unwrap();
+    u32::from_be_bytes(bytes[12..16].try_into().unwrap())
+}
+
+/// A busy writer's WAL never starts over by itself (a checkpoint beside it rarely copies
+/// everything): once the checkpoint thread has reported `WAL_FRAMES` frames, the writer's
+/// next `after` copies what is left and starts it over. The report is set by hand here,
+/// so nothing depends on when the thread runs.
+#[test]
+fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool =
+        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let wal = dir.path().join("w.db-wal");
+    let mut checkpoints = Checkpointer::start(&pool).unwrap();
+    let mut conn = WriterConn::new(pool.get().unwrap());
+    let write = |conn: &mut WriterConn| {
+        write_tx(conn, |c| {
+            c.batch_execute("INSERT INTO t VALUES (zeroblob(4000))")
+        })
+        .unwrap()
+    };
+    conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
+        .unwrap();
+    for _ in 0..50 {
+        write(&mut conn);
+    }
+    let before = wal_generation(&wal);
+    // Below the mark, `after` leaves the WAL alone: writes go on appending to it.
+    checkpoints.wal_frames.store(100, Ordering::SeqCst);
+    checkpoints.after(&mut conn, 0);
+    write(&mut conn);
+    assert_eq!(wal_generation(&wal), before);
+    // At the mark it starts the WAL over; the next write begins it anew.
+    checkpoints
+        .wal_frames
+        .store(WriterConn::WAL_FRAMES as usize, Ordering::SeqCst);
+    checkpoints.after(&mut conn, 0);
+    assert_eq!(checkpoints.wal_frames.load(Ordering::SeqCst), 0);
+    write(&mut conn);
+    assert_eq!(wal_generation(&wal), before + 1);
+}
+
+/// The writer acts on the checkpoint thread's report: after the batch that finds
+/// `WAL_FRAMES` reported, the WAL starts over. The report is set by hand and the writes are
+/// too few to nudge the thread, so nothing depends on when a thread runs: a batch's `after`
+/// runs before the writer takes the next batch.
+#[actix_rt::test]
+async fn the_writer_starts_the_wal_over_after_a_batch_once_wal_frames_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool =
+        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let wal = dir.path().join("w.db-wal");
+    let checkpoints = Checkpointer::start(&pool).unwrap();
+    let report = checkpoints.wal_frames.clone();
+    let writer = Writer::start_with(pool, move |_| Some(checkpoints));
+    let write = |sql: &'static str| writer.run(move |c| c.batch_execute(sql));
+    write("CREATE TABLE t (v BLOB NOT NULL)")
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..20 {
+        write("INSERT INTO t VALUES (zeroblob(4000))")
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let before = wal_generation(&wal);
+    report.store(WriterConn::WAL_FRAMES as usize, Ordering::SeqCst);
+    // This batch commits, then its `after` finds the report and starts the WAL over…
+    write("INSERT INTO t VALUES (zeroblob(4000))")
+        .await
+        .unwrap()
+        .unwrap();
+    // …before this one begins it anew.
+    write("INSERT INTO t VALUES (zeroblob(4000))")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wal_generation(&wal), before + 1);
+    assert_eq!(report.load(Ordering::SeqCst), 0, "the report is consumed");
+}
+
+/// Log rows wait beside the queue, woken for by the first: a closing writer still commits
+/// every row waiting, and `flush` waits for all of them.
+#[actix_rt::test]
+async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
+    let (_dir, pool, directory) = database_with_directory();
+    let logged = |n: usize| {
+        let rows =
+            crate::db::requests::recent(&mut pool.get().unwrap(), &directory.id, 1000).unwrap();
+        assert_eq!(rows.len(), n);
+    };
+    let row = || NewRequest {
+        directory_id: directory.id.clone(),
+        ..row()
+    };
+    let writer = Writer::start(pool.clone());
+    for _ in 0..3 {
+        writer.log(row()).await;
+    }
+    writer.flush().await;
+    logged(3);
+    for _ in 0..(LOG_COMPANY + 5) {
+        writer.log(row()).await;
+    }
+    drop(writer);
+    logged(LOG_COMPANY + 8);
+}
+
+/// A schema of its own on the test Postgres server (`TEST_DATABASE_URL`), with a pool and
+/// one directory; dropped with it. `None` when there is no test server.
+struct PgSchema {
+    admin: diesel::PgConnection,
+    schema: String,
+    pool: Option<Pool>,
+    directory_id: String,
+}
+
+impl PgSchema {
+    fn new() -> Option<PgSchema> {
+        use diesel::Connection;
+        let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("ROSTER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "ROSTER_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set"
+            );
+            return None;
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&base).unwrap();
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        // Without TLS, as the HTTP tests (libpq's TLS teardown at exit can race open
+        // connections).
+        let tls = if base.contains("sslmode=") {
+            ""
+        } else {
+            "sslmode=disable&"
+        };
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let pool = crate::db::connect(&format!("{base}{sep}{tls}options=-csearch_path%3D{schema}"))
+            .unwrap();
+        let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
+        let (directory, _) =
+            crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta")
+                .unwrap();
+        Some(PgSchema {
+            admin,
+            schema,
+            pool: Some(pool),
+            directory_id: directory.id,
+        })
+    }
+
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the pool lives as long as the schema")
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Every connection closes before the schema goes.
+        self.pool = None;
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
+    }
+}
+
+/// Adds users `u{from}`…`u{to}` to the directory, straight into the table.
+fn add_users(pg: &mut diesel::PgConnection, directory_id: &str, from: i32, to: i32) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "INSERT INTO scim_users (id, directory_id, user_name, user_name_norm, resource, \
+         created_at, updated_at) SELECT 'u' || i, $1, 'u' || i, 'u' || i, '{}', now(), \
+         now() FROM generate_series($2, $3) AS i",
+    )
+    .bind::<diesel::sql_types::Text, _>(directory_id)
+    .bind::<diesel::sql_types::Integer, _>(from)
+    .bind::<diesel::sql_types::Integer, _>(to)
+    .execute(pg)
+    .unwrap();
+}
+
+/// A Postgres table is analyzed when it has doubled since it was last analyzed, and only
+/// then: one that filled after being analyzed empty (the memberships of a PingOne sync)
+/// is caught, whatever the other tables did meanwhile. Needs `TEST_DATABASE_URL`.
+#[test]
+fn postgres_tables_are_analyzed_when_they_double() {
+    use diesel::RunQueryDsl;
+    let Some(db) = PgSchema::new() else {
+        return;
+    };
+    let mut conn = db.pool().get().unwrap();
+    let DbConn::Postgres(pg) = &mut *conn else {
+        panic!("a Postgres connection")
+    };
+    let add_users = |pg: &mut diesel::PgConnection, from: i32, to: i32| {
+        add_users(pg, &db.directory_id, from, to)
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Estimate {
+        #[diesel(sql_type = diesel::sql_types::Float)]
+        reltuples: f32,
+    }
+    let estimate = |pg: &mut diesel::PgConnection, table: &str| {
+        diesel::sql_query(
+            "SELECT reltuples FROM pg_class \
+             WHERE relnamespace = current_schema()::regnamespace AND relname = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(table)
+        .get_result::<Estimate>(pg)
+        .unwrap()
+        .reltuples
+    };
+    // Autovacuum must not analyze in the test's stead.
+    pg.batch_execute(
+        "ALTER TABLE scim_users SET (autovacuum_enabled = false); \
+         ALTER TABLE scim_groups SET (autovacuum_enabled = false)",
+    )
+    .unwrap();
+    let groups_before = estimate(pg, "scim_groups");
+
+    add_users(pg, 1, 1000);
+    analyze_grown_tables(pg).unwrap();
+    assert_eq!(estimate(pg, "scim_users"), 1000.0);
+    // Unchanged tables are left alone.
+    assert_eq!(estimate(pg, "scim_groups"), groups_before);
+
+    add_users(pg, 1001, 1100);
+    analyze_grown_tables(pg).unwrap();
+    assert_eq!(estimate(pg, "scim_users"), 1000.0, "10 % more is not twice");
+
+    add_users(pg, 1101, 2500);
+    analyze_grown_tables(pg).unwrap();
+    assert_eq!(estimate(pg, "scim_users"), 2500.0);
+}
+
+/// On Postgres the writer's statements are planned once per connection, not at every run:
+/// Postgres would plan a one-member add anew each time (its generic plan, made for ten
+/// members, looks dearer), and that planning took longer than the add itself.
+#[test]
+fn the_writers_postgres_statements_are_planned_once() {
+    use diesel::RunQueryDsl;
+    let Some(db) = PgSchema::new() else {
+        return;
+    };
+    let mut conn = WriterConn::new(db.pool().get().unwrap());
+    let DbConn::Postgres(pg) = &mut *conn else {
+        panic!("a Postgres connection")
+    };
+    add_users(pg, &db.directory_id, 1, 10);
+    let group = crate::db::groups::insert(
+        &mut conn,
+        &db.directory_id,
+        &crate::scim::resource::GroupInput {
+            display_name: "Team".into(),
+            external_id: None,
+            members: None,
+            document: serde_json::json!({"displayName": "Team"}),
+        },
+    )
+    .unwrap();
+    for i in 1..=10 {
+        let user = std::collections::BTreeSet::from([format!("u{i}")]);
+        let (_, added) = crate::db::memberships::add_known_members(
+            &mut conn,
+            &db.directory_id,
+            &group.id,
+            &user,
+            true,
+        )
+        .unwrap();
+        assert_eq!(added.len(), 1);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Plans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom_plans: i64,
+    }
+    let DbConn::Postgres(pg) = &mut *conn else {
+        unreachable!()
+    };
+    let plans: Plans = diesel::sql_query(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%INSERT INTO group_members%'",
+    )
+    .get_result(pg)
+    .unwrap();
+    assert_eq!((plans.generic_plans, plans.custom_plans), (10, 0));
+    // The group moved once per add.
+    let version = crate::db::groups::get(&mut conn, &db.directory_id, &group.id)
+        .unwrap()
+        .unwrap()
+        .version;
+    assert_eq!(version, 11);
+    // Pooled readers plan as Postgres chooses.
+    drop(conn);
+    let mut reader = db.pool().get().unwrap();
+    let DbConn::Postgres(pg) = &mut *reader else {
+        unreachable!()
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
+        .get_result(pg)
+        .unwrap();
+    assert_eq!(mode.plan_cache_mode, "auto");
+}
