@@ -1,6 +1,7 @@
 //! Roster: self-hosted SCIM 2.0 onboarding for B2B SaaS vendors.
 //!
-//! - `scim`: the protocol core (pure); `db`: storage on SQLite or PostgreSQL;
+//! - `scim`: the protocol core (pure); `db`: storage on SQLite or PostgreSQL; `domain`: typed
+//!   values stored as text;
 //! - `providers`, `explain`, `events`: what the surfaces share (provider guides, the request
 //!   inspector's explanations, webhook payloads and delivery);
 //! - `scim_endpoint`: the SCIM HTTP surface; `api`: the JSON API; `owner` and `portal`: the
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod events;
 pub mod explain;
 pub mod loggable;

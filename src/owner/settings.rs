@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::require_owner;
 use crate::db::{self, api_keys::ApiKey, orgs::Org, webhooks::Endpoint};
+use crate::domain::DeliveryState;
 use crate::pages::{Layout, PageError, db, html, no_store, see_other, when};
 use crate::state::AppState;
 
