@@ -67,3 +67,59 @@ fn cause_chain(e: &actix_web::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, HttpResponse, test, web};
+
+    use super::{REQUEST_ID, cause_chain, log_request};
+    use crate::pages::PageError;
+
+    async fn failing() -> Result<HttpResponse, PageError> {
+        Err(diesel::result::Error::NotFound.into())
+    }
+
+    #[actix_web::test]
+    async fn every_response_carries_a_fresh_request_id() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(log_request))
+                .route("/ok", web::get().to(HttpResponse::Ok))
+                .route("/fails", web::get().to(failing)),
+        )
+        .await;
+        let mut ids = Vec::new();
+        for path in ["/ok", "/ok", "/fails", "/missing"] {
+            let res =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            let id = res
+                .headers()
+                .get(REQUEST_ID)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(id.len(), 32, "{path}: {id}");
+            ids.push(id);
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4);
+    }
+
+    #[actix_web::test]
+    async fn a_failed_request_names_its_error_and_its_cause() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(log_request))
+                .route("/fails", web::get().to(failing)),
+        )
+        .await;
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/fails").to_request()).await;
+        assert_eq!(res.status().as_u16(), 500);
+        let chain = cause_chain(res.response().error().unwrap());
+        assert_eq!(chain, "internal error: Record not found");
+    }
+}

@@ -324,6 +324,7 @@ async fn setup(
     let hash = password::bounded(move || password::hash(&form.password))
         .await
         .map_err(|e| PageError::Internal(e.into()))?
+        // Kept as text: without its `std` feature argon2's error is no `std::error::Error`.
         .map_err(|e| PageError::Internal(e.to_string().into()))?;
     let owner = db(&state, move |c| {
         Ok(db::owners::claim_setup_link(c, &token, &hash)?)
