@@ -2,10 +2,10 @@
 //! the page error type and its live-fragment banners, the 404 page, htmx detection and the
 //! responses built on it, pagers, and running database work off the async workers.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::ContentType;
 use std::future::Future;
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
