@@ -1,5 +1,6 @@
-//! Application wiring: shared state, middleware, routes and the HTTP server. Tests and `serve`
-//! build the app the same way.
+//! The HTTP server: the middleware every request passes (security headers,
+//! request log, sessions, NUL, live-session and CSRF guards) and the listener. Tests and
+//! `serve` start it the same way; routes are in `router`, shared state in `state`.
 
 use std::net::TcpListener;
 
@@ -8,89 +9,14 @@ use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
 
-use crate::config::Config;
-use crate::db::{self, Pool};
-
-/// State shared by every handler.
-pub struct AppState {
-    pub pool: Pool,
-    pub config: Config,
-    /// Group commit of the SCIM endpoint's writes.
-    pub writer: db::writer::Writer,
-    /// Bookmarks for paging each directory's users (see `db::user_pages`).
-    pub user_pages: std::sync::Arc<db::user_pages::Bookmarks>,
-    /// Which tokens' use this process recorded lately (see `db::directories::TouchGate`).
-    pub touches: std::sync::Arc<db::directories::TouchGate>,
-    /// Memory for SCIM bodies being received, shared by all requests.
-    pub body_budget: crate::scim_endpoint::body::BodyBudget,
-    /// Failed SCIM authentications by client address.
-    pub auth_throttle: crate::auth::throttle::AuthThrottle,
-    /// This instance's webhook worker, as `/readyz` reports it.
-    pub worker_health: std::sync::Arc<crate::events::WorkerHealth>,
-}
-
-impl AppState {
-    /// The state of one instance; starts its database writer thread.
-    pub fn new(pool: Pool, config: Config) -> AppState {
-        let writer = db::writer::Writer::start(pool.clone());
-        let body_budget =
-            crate::scim_endpoint::body::BodyBudget::new(config.limits.in_flight_body_bytes);
-        let auth_throttle =
-            crate::auth::throttle::AuthThrottle::new(config.limits.failed_auth_per_minute);
-        AppState {
-            pool,
-            config,
-            writer,
-            user_pages: Default::default(),
-            touches: Default::default(),
-            worker_health: Default::default(),
-            body_budget,
-            auth_throttle,
-        }
-    }
-}
+use crate::state::AppState;
 
 /// Content-Security-Policy of every response: only Roster's own scripts, styles and images.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok")
-}
-
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.clone();
-    let ok = web::block(move || {
-        use diesel::connection::SimpleConnection;
-        pool.get()
-            .ok()
-            .map(|mut c| c.batch_execute("SELECT 1").is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
-    // The worker's line is informative: an instance without one (tests, or between a crash
-    // and its restart) still serves SCIM; only the database decides readiness.
-    let worker = state.worker_health.describe();
-    if ok {
-        HttpResponse::Ok()
-            .content_type("text/plain")
-            .body(format!("ready\n{worker}\n"))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body(format!("database unavailable\n{worker}\n"))
-    }
-}
-
-async fn root() -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header(("Location", "/owner"))
-        .finish()
-}
 
 /// How long a client may take to send a request's head (its line and headers).
 pub const REQUEST_HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -123,20 +49,8 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
                     .add(("Referrer-Policy", "no-referrer"))
                     .add(("X-Frame-Options", "DENY")),
             )
-            .wrap(
-                Logger::new("%{method}xi %{path}xi %s %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string())
-                    .custom_request_replace("path", |req| crate::loggable::path(req.path())),
-            )
-            .route("/", web::get().to(root))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            // First: the SCIM API is what takes load, and routes are tried in this order.
-            .configure(crate::scim_endpoint::configure)
-            .configure(crate::assets::configure)
-            .configure(crate::api::configure)
-            .configure(crate::owner::configure)
-            .configure(crate::portal::configure)
+            .wrap(from_fn(crate::request_log::log_request))
+            .configure(crate::router::configure)
     })
     // A client has this long to send a request's head; bodies have their own deadlines
     // (SCIM bodies in `scim_endpoint::body`, forms in the CSRF check).

@@ -8,11 +8,12 @@ use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::app::{self, AppState};
+use crate::app;
 use crate::at_rest::SecretKeys;
 use crate::config::{Config, parse_public_url};
 use crate::db::{self, Pool};
-use crate::portal::providers;
+use crate::providers;
+use crate::state::AppState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -441,7 +442,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let filter = crate::api::validate_webhook(&url, &types).map_err(|m| CliError {
+            let filter = crate::events::endpoint::validate(&url, &types).map_err(|m| CliError {
                 message: m,
                 code: 2,
             })?;

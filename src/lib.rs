@@ -1,8 +1,14 @@
 //! Roster: self-hosted SCIM 2.0 onboarding for B2B SaaS vendors.
 //!
-//! - `scim`: the protocol core (pure); `db`: storage on SQLite or PostgreSQL;
-//! - `scim_endpoint`: the SCIM HTTP surface; `owner` and `portal`: the HTML surfaces;
-//! - `auth`: secrets, sessions, CSRF; `app`: wiring; `cli`: the command line.
+//! - `scim`: the protocol core (pure); `db`: storage on SQLite or PostgreSQL; `domain`: typed
+//!   values stored as text;
+//! - `providers`, `explain`, `events`: what the surfaces share (provider guides, the request
+//!   inspector's explanations, webhook payloads and delivery);
+//! - `scim_endpoint`: the SCIM HTTP surface; `api`: the JSON API; `owner` and `portal`: the
+//!   HTML surfaces, with `pages` their common parts;
+//! - `auth`: secrets, sessions, CSRF; `state`: what handlers share; `router`: the routes;
+//!   `app`: the server and its middleware (`request_log`: one line per request);
+//!   `cli`: the command line.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,11 +25,17 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod events;
+pub mod explain;
 pub mod loggable;
 pub mod nul_guard;
 pub mod owner;
 pub mod pages;
 pub mod portal;
+pub mod providers;
+pub mod request_log;
+pub mod router;
 pub mod scim;
 pub mod scim_endpoint;
+pub mod state;

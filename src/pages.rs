@@ -1,13 +1,16 @@
 //! Shared pieces of the HTML surfaces (owner console and Admin Portal): the page layout data,
-//! the page error type, htmx detection and running database work off the async workers.
+//! the page error type and its live-fragment banners, the 404 page, htmx detection and the
+//! responses built on it, pagers, and running database work off the async workers.
+
+use std::future::Future;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::db::DbConn;
+use crate::state::AppState;
 
 /// Data every page's layout needs.
 pub struct Layout {
@@ -32,7 +35,10 @@ struct ErrorPage<'a> {
     action: Option<(&'a str, &'a str)>,
 }
 
-/// Errors of the HTML surfaces: an error page (or a redirect), never internals.
+/// What caused an internal error, kept for the request's log line.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the HTML surfaces: an error page (or a redirect to sign in), never internals.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("not found")]
@@ -47,25 +53,26 @@ pub enum PageError {
     /// What a live (htmx) fragment shows in place when its refresh failed.
     #[error("live update refused: {0:?}")]
     Live(LiveProblem),
-    #[error("redirect to {0}")]
-    Redirect(String),
+    /// An owner console page without a signed-in owner: it goes to the sign-in page.
+    #[error("owner not signed in")]
+    OwnerSignedOut,
     #[error("portal session ended")]
     PortalSignedOut,
-    #[error("service unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("no database connection")]
+    Unavailable(#[source] r2d2::Error),
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 impl From<diesel::result::Error> for PageError {
     fn from(e: diesel::result::Error) -> Self {
-        PageError::Internal(e.to_string())
+        PageError::Internal(e.into())
     }
 }
 
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
-        PageError::Internal(e.to_string())
+        PageError::Internal(e.into())
     }
 }
 
@@ -152,10 +159,10 @@ impl PageError {
             PageError::PortalSignedOut => LiveProblem::SessionEnded,
             PageError::ScimOff => LiveProblem::ScimOff,
             PageError::NotFound | PageError::OwnerNotFound => LiveProblem::Gone,
-            PageError::Unavailable => LiveProblem::Unavailable,
+            PageError::Unavailable(_) => LiveProblem::Unavailable,
             PageError::Live(p) => p,
-            PageError::Redirect(to) if to == "/owner/login" => LiveProblem::OwnerSignedOut,
-            PageError::Redirect(_) | PageError::Internal(_) => LiveProblem::Failed,
+            PageError::OwnerSignedOut => LiveProblem::OwnerSignedOut,
+            PageError::Internal(_) => LiveProblem::Failed,
         })
     }
 }
@@ -166,23 +173,18 @@ impl ResponseError for PageError {
             PageError::NotFound | PageError::OwnerNotFound => StatusCode::NOT_FOUND,
             PageError::ScimOff => StatusCode::SEE_OTHER,
             PageError::Live(p) => p.status(),
-            PageError::Redirect(_) => StatusCode::SEE_OTHER,
+            PageError::OwnerSignedOut => StatusCode::SEE_OTHER,
             PageError::PortalSignedOut => StatusCode::UNAUTHORIZED,
-            PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let PageError::Redirect(to) = self {
-            return HttpResponse::SeeOther()
-                .insert_header(("Location", to.as_str()))
-                .finish();
-        }
-        if let PageError::ScimOff = self {
-            return HttpResponse::SeeOther()
-                .insert_header(("Location", "/portal"))
-                .finish();
+        match self {
+            PageError::OwnerSignedOut => return see_other("/owner/login"),
+            PageError::ScimOff => return see_other("/portal"),
+            _ => {}
         }
         if let PageError::Live(p) = self {
             let body = p.banner().render().unwrap_or_default();
@@ -190,9 +192,6 @@ impl ResponseError for PageError {
                 .content_type(ContentType::html())
                 .insert_header(("Cache-Control", "no-store"))
                 .body(body);
-        }
-        if let PageError::Internal(cause) = self {
-            log::error!("page error: {cause}");
         }
         let (title, message, action) = match self {
             PageError::NotFound => (
@@ -210,7 +209,9 @@ impl ResponseError for PageError {
                 "Open the Admin Portal link your application's owner sent you again. If it has expired, ask them for a new one.",
                 None,
             ),
-            PageError::Unavailable => ("Busy", "The server is busy. Try again in a moment.", None),
+            PageError::Unavailable(_) => {
+                ("Busy", "The server is busy. Try again in a moment.", None)
+            }
             _ => (
                 "Something went wrong",
                 "The request was not completed. Try again; if it keeps failing, contact the application's owner.",
@@ -273,6 +274,27 @@ pub fn is_htmx(req: &HttpRequest) -> bool {
     h("hx-request") && !h("hx-history-restore-request")
 }
 
+/// Runs a handler whose failures a live (htmx) fragment shows in place of its content.
+pub async fn live(
+    req: &HttpRequest,
+    handler: impl Future<Output = Result<HttpResponse, PageError>>,
+) -> Result<HttpResponse, PageError> {
+    handler.await.map_err(|e| e.live(req))
+}
+
+/// What an htmx request gets (`fragment`: a block of the page) or any other (the whole page).
+pub fn fragment_or_page<T: Template>(
+    req: &HttpRequest,
+    page: &T,
+    fragment: impl FnOnce(&T) -> askama::Result<String>,
+) -> Result<String, PageError> {
+    Ok(if is_htmx(req) {
+        fragment(page)?
+    } else {
+        page.render()?
+    })
+}
+
 /// Runs database work on the blocking pool with a pooled connection.
 pub async fn db<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, PageError>
 where
@@ -283,21 +305,43 @@ where
     state.writer.flush().await;
     let pool = state.pool.clone();
     web::block(move || {
-        let mut conn = pool.get().map_err(|e| {
-            log::error!("database pool: {e}");
-            PageError::Unavailable
-        })?;
+        let mut conn = pool.get().map_err(PageError::Unavailable)?;
         f(&mut conn)
     })
     .await
-    .map_err(|e| PageError::Internal(e.to_string()))?
+    .map_err(|e| PageError::Internal(e.into()))?
 }
 
 /// Renders a template to a 200 HTML response.
 pub fn html(t: &impl Template) -> Result<HttpResponse, PageError> {
-    Ok(HttpResponse::Ok()
+    html_with(StatusCode::OK, t)
+}
+
+/// Renders a template to an HTML response with `status`.
+pub fn html_with(status: StatusCode, t: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(html_body(status, t.render()?))
+}
+
+/// An HTML response.
+pub fn html_body(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type(ContentType::html())
-        .body(t.render()?))
+        .body(body)
+}
+
+/// A 200 HTML response no cache may keep: the page shows a secret or a live link.
+pub fn no_store(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+/// `303 See Other` to `location`: where a form's work, done, continues.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location))
+        .finish()
 }
 
 /// Formats a timestamp for display: `2026-11-28 14:02:11 UTC`.
@@ -308,6 +352,56 @@ pub fn when(t: &chrono::NaiveDateTime) -> String {
 /// A search box's text, trimmed and bounded (it goes into a LIKE pattern and back to the page).
 pub fn search_text(raw: Option<&str>) -> String {
     raw.unwrap_or_default().trim().chars().take(200).collect()
+}
+
+/// Rows per page of the HTML lists.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Links of a paged list.
+pub struct Pager {
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    /// The URL that reloads this very page (used for live polling).
+    pub current: String,
+}
+
+impl Pager {
+    /// Page `page` (1-based) of `total` rows listed at `base` with `params`.
+    pub fn new(base: &str, params: &[(&str, String)], page: i64, total: i64) -> Pager {
+        let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+        Pager {
+            page,
+            pages,
+            total,
+            prev: (page > 1).then(|| list_url(base, params, page - 1)),
+            next: (page < pages).then(|| list_url(base, params, page + 1)),
+            current: list_url(base, params, page),
+        }
+    }
+
+    /// The first row of page `page`.
+    pub fn offset(page: i64) -> i64 {
+        (page - 1) * PAGE_SIZE
+    }
+}
+
+/// `base?params&page=n`, encoded; empty values and page 1 are left out.
+pub fn list_url(base: &str, params: &[(&str, String)], page: i64) -> String {
+    let mut all: Vec<(&str, String)> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .cloned()
+        .collect();
+    if page > 1 {
+        all.push(("page", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&all).unwrap_or_default() {
+        q if q.is_empty() => base.to_string(),
+        q => format!("{base}?{q}"),
+    }
 }
 
 /// Paging for HTML lists: 1-based page number from a query value.

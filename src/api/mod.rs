@@ -9,9 +9,10 @@ use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::db::{self, DbConn};
 use crate::events::{group_json, user_json};
+use crate::scim::resource::rfc3339;
+use crate::state::AppState;
 
 /// The OpenAPI document, checked against real responses by the tests.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -63,15 +64,14 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("the server is busy; retry shortly")]
-    Unavailable,
+    Unavailable(#[source] r2d2::Error),
     #[error("internal error")]
-    Internal,
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
-        log::error!("database error in API request: {e}");
-        ApiError::Internal
+        ApiError::Internal(e.into())
     }
 }
 
@@ -82,8 +82,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -93,8 +93,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Unavailable => "unavailable",
-            ApiError::Internal => "internal",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
         };
         HttpResponse::build(self.status_code())
             .json(json!({"error": {"code": code, "message": self.to_string()}}))
@@ -102,10 +102,6 @@ impl ResponseError for ApiError {
 }
 
 type ApiResult = Result<HttpResponse, ApiError>;
-
-fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    crate::scim::resource::rfc3339(t)
-}
 
 /// What an API key may reach: every organization, or one.
 #[derive(Debug, Clone)]
@@ -176,7 +172,7 @@ where
     state.writer.flush().await;
     let pool = state.pool.clone();
     web::block(move || {
-        let mut conn = pool.get().map_err(|_| ApiError::Unavailable)?;
+        let mut conn = pool.get().map_err(ApiError::Unavailable)?;
         let key = db::api_keys::check(&mut conn, &key)?.ok_or(ApiError::Unauthorized)?;
         let scope = match key.org_id {
             Some(org) => Scope::Organization(org),
@@ -185,7 +181,7 @@ where
         f(&mut conn, &scope)
     })
     .await
-    .map_err(|_| ApiError::Internal)?
+    .map_err(|e| ApiError::Internal(e.into()))?
 }
 
 #[derive(Deserialize)]
@@ -658,39 +654,15 @@ struct NewWebhook {
     event_types: Option<Vec<String>>,
 }
 
-/// Validates a webhook endpoint's URL and event-type filter; returns the filter as stored.
-pub fn validate_webhook(url: &str, types: &[String]) -> Result<String, String> {
-    let u = url::Url::parse(url).map_err(|_| format!("`{url}` is not a valid URL"))?;
-    if u.scheme() != "https" && u.scheme() != "http" {
-        return Err("the URL must be http(s)".into());
-    }
-    for t in types {
-        let known = t == "*"
-            || db::events::EVENT_TYPES.contains(&t.as_str())
-            || t.strip_suffix(".*")
-                .is_some_and(|p| ["user", "group", "directory"].contains(&p));
-        if !known {
-            return Err(format!(
-                "unknown event type `{t}`; use one of {}, `user.*`, `group.*`, `directory.*` or `*`",
-                db::events::EVENT_TYPES.join(", ")
-            ));
-        }
-    }
-    Ok(if types.is_empty() {
-        "*".into()
-    } else {
-        types.join(",")
-    })
-}
-
 async fn create_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<NewWebhook>,
 ) -> ApiResult {
     let body = body.into_inner();
-    let types = validate_webhook(&body.url, body.event_types.as_deref().unwrap_or(&[]))
-        .map_err(ApiError::BadRequest)?;
+    let types =
+        crate::events::endpoint::validate(&body.url, body.event_types.as_deref().unwrap_or(&[]))
+            .map_err(ApiError::BadRequest)?;
     let keys = state.config.secret_keys.clone();
     let (endpoint, secret) = with_key(&req, &state, move |c, scope| {
         // A scoped key's endpoints receive its organization's events only.

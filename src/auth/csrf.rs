@@ -79,7 +79,7 @@ pub async fn guard(
             .map(ServiceResponse::map_into_boxed_body);
     }
     let public_origin = req
-        .app_data::<web::Data<crate::app::AppState>>()
+        .app_data::<web::Data<crate::state::AppState>>()
         .map(|s| s.config.public_origin())
         .unwrap_or_default();
     if !same_origin(&req, &public_origin) {

@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::web;
 
 use super::session;
-use crate::app::AppState;
+use crate::state::AppState;
 
 fn signs_in(path: &str) -> bool {
     path.starts_with("/owner") || path.starts_with("/portal")

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
 use super::{DbConn, new_id, now, write_tx};
 use crate::at_rest::{Purpose, SecretKeys};
+use crate::domain::DeliveryState;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = webhook_endpoints)]
@@ -122,7 +123,7 @@ pub fn claim(
         let at = now();
         // Heads of line: the oldest pending delivery per endpoint and directory.
         let heads: Vec<(String, String, Option<i64>)> = webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq("pending"))
+            .filter(webhook_deliveries::status.eq(DeliveryState::Pending.as_str()))
             .group_by((
                 webhook_deliveries::endpoint_id,
                 webhook_deliveries::directory_id,
@@ -142,7 +143,7 @@ pub fn claim(
             let row = webhook_deliveries::table
                 .filter(webhook_deliveries::endpoint_id.eq(&endpoint_id))
                 .filter(webhook_deliveries::event_seq.eq(seq))
-                .filter(webhook_deliveries::status.eq("pending"))
+                .filter(webhook_deliveries::status.eq(DeliveryState::Pending.as_str()))
                 .filter(webhook_deliveries::next_attempt_at.le(at))
                 .filter(
                     webhook_deliveries::claimed_until
@@ -227,16 +228,16 @@ pub fn record_attempt(
             ))
             .execute(c)?;
         let (status, next, delivered) = if outcome.succeeded() {
-            ("delivered", at, Some(at))
+            (DeliveryState::Delivered, at, Some(at))
         } else {
             match retry_in {
-                Some(d) => ("pending", at + d, None),
-                None => ("dead", at, None),
+                Some(d) => (DeliveryState::Pending, at + d, None),
+                None => (DeliveryState::Dead, at, None),
             }
         };
         diesel::update(webhook_deliveries::table.find(due.delivery_id))
             .set((
-                webhook_deliveries::status.eq(status),
+                webhook_deliveries::status.eq(status.as_str()),
                 webhook_deliveries::attempts.eq(attempt),
                 webhook_deliveries::next_attempt_at.eq(next),
                 webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
@@ -314,7 +315,7 @@ fn replay_where(
                     .filter(webhook_deliveries::event_seq.eq(seq)),
             )
             .set((
-                webhook_deliveries::status.eq("pending"),
+                webhook_deliveries::status.eq(DeliveryState::Pending.as_str()),
                 webhook_deliveries::attempts.eq(0),
                 webhook_deliveries::next_attempt_at.eq(at),
                 webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
@@ -326,7 +327,7 @@ fn replay_where(
                         webhook_deliveries::endpoint_id.eq(endpoint_id),
                         webhook_deliveries::event_seq.eq(seq),
                         webhook_deliveries::directory_id.eq(&directory_id),
-                        webhook_deliveries::status.eq("pending"),
+                        webhook_deliveries::status.eq(DeliveryState::Pending.as_str()),
                         webhook_deliveries::attempts.eq(0),
                         webhook_deliveries::next_attempt_at.eq(at),
                         webhook_deliveries::created_at.eq(at),
@@ -347,7 +348,8 @@ pub struct Delivery {
     pub endpoint_id: String,
     pub event_seq: i64,
     pub directory_id: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub last_status: Option<i32>,

@@ -1,6 +1,7 @@
 //! Real-time delivery to the vendor's application: event payloads (Roster's normalized JSON
 //! plus the raw SCIM resource), Standard Webhooks signatures, and the background worker that
-//! delivers queued deliveries after commit, with retries, backoff and dead-lettering.
+//! delivers queued deliveries after commit, with retries, backoff and dead-lettering;
+//! `endpoint` says which endpoint URLs and event filters are accepted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,8 @@ use crate::at_rest::SecretKeys;
 use crate::config::Delivery;
 use crate::db::{self, Pool};
 use crate::scim::redact;
+
+pub mod endpoint;
 
 /// Roster's normalized view of a user, as events and the API carry it.
 #[derive(serde::Serialize)]

@@ -2,15 +2,19 @@
 //! Admin Portal links.
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Duration;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::{password, session};
 use crate::db::{self, directories::Directory, orgs::Org};
-use crate::pages::{Layout, PageError, db, html, is_htmx, when};
+use crate::pages::{
+    Layout, PAGE_SIZE, PageError, Pager, db, fragment_or_page, html, html_body, html_with, is_htmx,
+    live, no_store, page_number, search_text, see_other, when,
+};
+use crate::state::AppState;
 
 mod settings;
 
@@ -41,7 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub const DEFAULT_LINK_TTL_DAYS: i64 = 7;
 
 pub(crate) fn require_owner(s: &Session) -> Result<String, PageError> {
-    session::owner_id(s).ok_or_else(|| PageError::Redirect("/owner/login".into()))
+    session::owner_id(s).ok_or(PageError::OwnerSignedOut)
 }
 
 /// An organization as the list shows it: its directories, users and health at a glance.
@@ -123,9 +127,7 @@ async fn home(
     s: Session,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, PageError> {
-    if session::owner_id(&s).is_none() {
-        return Err(PageError::Redirect("/owner/login".into()));
-    }
+    require_owner(&s)?;
     let q = query.into_inner().q.unwrap_or_default();
     let search = q.clone();
     let counts = state.user_pages.clone();
@@ -150,7 +152,7 @@ struct LoginPage {
 
 async fn login_form(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
     if session::owner_id(&s).is_some() {
-        return Err(PageError::Redirect("/owner".into()));
+        return Ok(see_other("/owner"));
     }
     let has_owner = db(&state, |c| Ok(db::owners::exists(c)?)).await?;
     html(&LoginPage {
@@ -181,9 +183,7 @@ fn login_refused(
         error: Some(error),
         has_owner: true,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    html_with(status, &page)
 }
 
 async fn login(
@@ -191,7 +191,6 @@ async fn login(
     s: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    use actix_web::http::StatusCode;
     let pw = form.into_inner().password;
     // Brute-force protection lives in the database, so every instance enforces it; the
     // attempt is reserved (counted) before the password is checked.
@@ -214,7 +213,7 @@ async fn login(
     let verified = match owner {
         Some((id, hash)) => password::verify_bounded(pw, hash)
             .await
-            .map_err(PageError::Internal)?
+            .map_err(|e| PageError::Internal(e.into()))?
             .then_some(id),
         None => None,
     };
@@ -232,7 +231,7 @@ async fn login(
             })
             .await?;
             session::sign_in_owner(&s, &id, &sid);
-            Err(PageError::Redirect("/owner".into()))
+            Ok(see_other("/owner"))
         }
         None => {
             let lock = db(&state, |c| Ok(db::owners::locked_until(c, LOGIN_KEY)?)).await?;
@@ -258,9 +257,7 @@ async fn logout(state: web::Data<AppState>, s: Session) -> HttpResponse {
         }
     }
     session::sign_out(&s);
-    HttpResponse::SeeOther()
-        .insert_header(("Location", "/owner/login"))
-        .finish()
+    see_other("/owner/login")
 }
 
 #[derive(Template)]
@@ -322,14 +319,13 @@ async fn setup(
             error: Some(error),
             min_len: password::MIN_LEN,
         };
-        return Ok(HttpResponse::BadRequest()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?));
+        return html_with(StatusCode::BAD_REQUEST, &page);
     }
     let hash = password::bounded(move || password::hash(&form.password))
         .await
-        .map_err(PageError::Internal)?
-        .map_err(|e| PageError::Internal(e.to_string()))?;
+        .map_err(|e| PageError::Internal(e.into()))?
+        // Kept as text: without its `std` feature argon2's error is no `std::error::Error`.
+        .map_err(|e| PageError::Internal(e.to_string().into()))?;
     let owner = db(&state, move |c| {
         Ok(db::owners::claim_setup_link(c, &token, &hash)?)
     })
@@ -347,7 +343,7 @@ async fn setup(
             })
             .await?;
             session::sign_in_owner(&s, &id, &sid);
-            Err(PageError::Redirect("/owner".into()))
+            Ok(see_other("/owner"))
         }
         None => html(&SetupPage {
             setup_command: format!("{} owner setup-link", state.config.command),
@@ -382,13 +378,11 @@ async fn create_org(
             q: String::new(),
             error: Some("Give the organization a name (up to 200 characters).".into()),
         };
-        return Ok(HttpResponse::BadRequest()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?));
+        return html_with(StatusCode::BAD_REQUEST, &page);
     }
     let enabled = form.scim_enabled.is_some();
     let org = db(&state, move |c| Ok(db::orgs::create(c, &name, enabled)?)).await?;
-    Err(PageError::Redirect(format!("/owner/orgs/{}", org.id)))
+    Ok(see_other(&format!("/owner/orgs/{}", org.id)))
 }
 
 /// A directory with its health, for the organization page.
@@ -441,7 +435,7 @@ async fn load_org_page(
                 Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
                 None => false,
             };
-            let provider_name = crate::portal::providers::by_slug(&dir.provider)
+            let provider_name = crate::providers::by_slug(&dir.provider)
                 .map(|p| p.name)
                 .unwrap_or("Unknown")
                 .to_string();
@@ -449,7 +443,7 @@ async fn load_org_page(
                 last_error: health.last_error.as_ref().map(|r| {
                     (
                         when(&r.at),
-                        crate::portal::explain::explain(r, &provider_name, None),
+                        crate::explain::explain(r, &provider_name, None),
                     )
                 }),
                 error_resolved,
@@ -522,7 +516,7 @@ async fn revoke_portal_link(
         Ok(revoked)
     })
     .await?;
-    Err(PageError::Redirect(format!("/owner/orgs/{org_id}")))
+    Ok(see_other(&format!("/owner/orgs/{org_id}")))
 }
 
 async fn org_page(
@@ -546,37 +540,25 @@ async fn toggle_scim(
     id: web::Path<String>,
     form: web::Form<ToggleForm>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    toggle_scim_inner(req, state, s, id, form)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn toggle_scim_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-    form: web::Form<ToggleForm>,
-) -> Result<HttpResponse, PageError> {
-    require_owner(&s)?;
-    let id = id.into_inner();
-    let enabled = form.enabled == "on" || form.enabled == "true";
-    let org_id = id.clone();
-    let found = db(&state, move |c| {
-        Ok(db::orgs::set_scim_enabled(c, &org_id, enabled)?)
+    live(&req, async {
+        require_owner(&s)?;
+        let id = id.into_inner();
+        let enabled = form.enabled == "on" || form.enabled == "true";
+        let org_id = id.clone();
+        let found = db(&state, move |c| {
+            Ok(db::orgs::set_scim_enabled(c, &org_id, enabled)?)
+        })
+        .await?;
+        if !found {
+            return Err(PageError::OwnerNotFound);
+        }
+        if !is_htmx(&req) {
+            return Ok(see_other(&format!("/owner/orgs/{id}")));
+        }
+        let page = load_org_page(&state, &s, id).await?;
+        Ok(html_body(StatusCode::OK, page.as_scim_toggle().render()?))
     })
-    .await?;
-    if !found {
-        return Err(PageError::OwnerNotFound);
-    }
-    if !is_htmx(&req) {
-        return Err(PageError::Redirect(format!("/owner/orgs/{id}")));
-    }
-    let page = load_org_page(&state, &s, id).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.as_scim_toggle().render()?))
+    .await
 }
 
 #[derive(Deserialize)]
@@ -591,54 +573,38 @@ async fn create_portal_link(
     id: web::Path<String>,
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    create_portal_link_inner(req, state, s, id, form)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn create_portal_link_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-    form: web::Form<LinkForm>,
-) -> Result<HttpResponse, PageError> {
-    require_owner(&s)?;
-    let days = form
-        .ttl_days
-        .as_deref()
-        .and_then(|d| d.trim().parse::<i64>().ok())
-        .filter(|d| (1..=90).contains(d))
-        .unwrap_or(DEFAULT_LINK_TTL_DAYS);
-    let id = id.into_inner();
-    let org_id = id.clone();
-    let (token, expires) = db(&state, move |c| {
-        db::orgs::get(c, &org_id)?.ok_or(PageError::OwnerNotFound)?;
-        Ok(db::orgs::create_portal_link(
-            c,
-            &org_id,
-            Duration::days(days),
-        )?)
-    })
-    .await?;
-    let mut page = load_org_page(&state, &s, id).await?;
-    page.new_link = Some((
-        format!("{}/portal/link/{token}", state.config.public_url),
-        when(&expires),
-    ));
-    page.link_ttl_days = days;
-    let body = if is_htmx(&req) {
+    live(&req, async {
+        require_owner(&s)?;
+        let days = form
+            .ttl_days
+            .as_deref()
+            .and_then(|d| d.trim().parse::<i64>().ok())
+            .filter(|d| (1..=90).contains(d))
+            .unwrap_or(DEFAULT_LINK_TTL_DAYS);
+        let id = id.into_inner();
+        let org_id = id.clone();
+        let (token, expires) = db(&state, move |c| {
+            db::orgs::get(c, &org_id)?.ok_or(PageError::OwnerNotFound)?;
+            Ok(db::orgs::create_portal_link(
+                c,
+                &org_id,
+                Duration::days(days),
+            )?)
+        })
+        .await?;
+        let mut page = load_org_page(&state, &s, id).await?;
+        page.new_link = Some((
+            format!("{}/portal/link/{token}", state.config.public_url),
+            when(&expires),
+        ));
+        page.link_ttl_days = days;
         // The new link, and the list of links (out of band: it is elsewhere on the page).
-        page.as_portal_link().render()? + &page.as_links().render()?
-    } else {
-        page.render()?
-    };
-    // The page shows a live link: no cache may keep it.
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body))
+        let body = fragment_or_page(&req, &page, |p| {
+            Ok(p.as_portal_link().render()? + &p.as_links().render()?)
+        })?;
+        Ok(no_store(body))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -647,9 +613,6 @@ struct PageQuery {
     page: Option<String>,
 }
 
-/// Rows per page of the owner's read-only lists.
-const OWNER_PAGE_SIZE: i64 = 50;
-
 #[derive(Template)]
 #[template(path = "owner/users.html")]
 struct OrgUsersPage {
@@ -657,21 +620,7 @@ struct OrgUsersPage {
     org: Org,
     q: String,
     users: Vec<(db::users::UserRow, String, String)>,
-    total: i64,
-    prev: Option<String>,
-    next: Option<String>,
-}
-
-fn page_links(base: &str, q: &str, page: i64, total: i64) -> (Option<String>, Option<String>) {
-    let url = |p: i64| {
-        let query = serde_urlencoded::to_string([("q", q.to_string()), ("page", p.to_string())])
-            .unwrap_or_default();
-        format!("{base}?{query}")
-    };
-    (
-        (page > 1).then(|| url(page - 1)),
-        (page * OWNER_PAGE_SIZE < total).then(|| url(page + 1)),
-    )
+    pager: Pager,
 }
 
 async fn org_users(
@@ -681,8 +630,8 @@ async fn org_users(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
-    let q = crate::pages::search_text(query.q.as_deref());
-    let page = crate::pages::page_number(query.page.as_deref());
+    let q = search_text(query.q.as_deref());
+    let page = page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
     let counts = state.user_pages.clone();
     let (org, total, rows) = db(&state, move |c| {
@@ -693,14 +642,19 @@ async fn org_users(
             group_id: None,
             sort: db::users::ViewSort::Name,
             descending: false,
-            offset: (page - 1) * OWNER_PAGE_SIZE,
-            limit: OWNER_PAGE_SIZE,
+            offset: Pager::offset(page),
+            limit: PAGE_SIZE,
         };
         let (total, rows) = db::users::org_page(c, &org.id, &view, &counts)?;
         Ok((org, total, rows))
     })
     .await?;
-    let (prev, next) = page_links(&format!("/owner/orgs/{}/users", org.id), &q, page, total);
+    let pager = Pager::new(
+        &format!("/owner/orgs/{}/users", org.id),
+        &[("q", q.clone())],
+        page,
+        total,
+    );
     let users = rows
         .into_iter()
         .map(|u| {
@@ -714,9 +668,7 @@ async fn org_users(
         org,
         q,
         users,
-        total,
-        prev,
-        next,
+        pager,
     })
 }
 
@@ -727,9 +679,7 @@ struct OrgGroupsPage {
     org: Org,
     q: String,
     groups: Vec<(db::groups::GroupRow, i64)>,
-    total: i64,
-    prev: Option<String>,
-    next: Option<String>,
+    pager: Pager,
 }
 
 async fn org_groups(
@@ -739,29 +689,27 @@ async fn org_groups(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
-    let q = crate::pages::search_text(query.q.as_deref());
-    let page = crate::pages::page_number(query.page.as_deref());
+    let q = search_text(query.q.as_deref());
+    let page = page_number(query.page.as_deref());
     let (id, search) = (id.into_inner(), q.clone());
     let (org, total, groups) = db(&state, move |c| {
         let org = db::orgs::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
-        let (total, groups) = db::groups::org_page(
-            c,
-            &org.id,
-            &search,
-            (page - 1) * OWNER_PAGE_SIZE,
-            OWNER_PAGE_SIZE,
-        )?;
+        let (total, groups) =
+            db::groups::org_page(c, &org.id, &search, Pager::offset(page), PAGE_SIZE)?;
         Ok((org, total, groups))
     })
     .await?;
-    let (prev, next) = page_links(&format!("/owner/orgs/{}/groups", org.id), &q, page, total);
+    let pager = Pager::new(
+        &format!("/owner/orgs/{}/groups", org.id),
+        &[("q", q.clone())],
+        page,
+        total,
+    );
     html(&OrgGroupsPage {
         layout: Layout::new(&state, &s),
         org,
         q,
         groups,
-        total,
-        prev,
-        next,
+        pager,
     })
 }

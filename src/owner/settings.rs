@@ -6,9 +6,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::require_owner;
-use crate::app::AppState;
 use crate::db::{self, api_keys::ApiKey, orgs::Org, webhooks::Endpoint};
-use crate::pages::{Layout, PageError, db, html, when};
+use crate::domain::DeliveryState;
+use crate::pages::{Layout, PageError, db, html, no_store, see_other, when};
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/owner/settings", web::get().to(settings))
@@ -86,13 +87,6 @@ async fn settings(state: web::Data<AppState>, s: Session) -> Result<HttpResponse
     html(&load(&state, &s).await?)
 }
 
-fn no_store(page: &SettingsPage) -> Result<HttpResponse, PageError> {
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(page.render()?))
-}
-
 #[derive(Deserialize)]
 struct KeyForm {
     name: String,
@@ -114,12 +108,12 @@ async fn create_key(
     if name.is_empty() {
         let mut page = load(&state, &s).await?;
         page.error = Some("Name the key after the application that will use it.".into());
-        return no_store(&page);
+        return Ok(no_store(page.render()?));
     }
     let (_, key) = db(&state, move |c| Ok(db::api_keys::create(c, &name)?)).await?;
     let mut page = load(&state, &s).await?;
     page.new_secret = Some(("API key".into(), key));
-    no_store(&page)
+    Ok(no_store(page.render()?))
 }
 
 async fn revoke_key(
@@ -130,7 +124,7 @@ async fn revoke_key(
     require_owner(&s)?;
     let id = id.into_inner();
     db(&state, move |c| Ok(db::api_keys::revoke(c, &id)?)).await?;
-    Err(PageError::Redirect("/owner/settings".into()))
+    Ok(see_other("/owner/settings"))
 }
 
 #[derive(Deserialize)]
@@ -154,12 +148,12 @@ async fn create_webhook(
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect();
-    let filter = match crate::api::validate_webhook(form.url.trim(), &types) {
+    let filter = match crate::events::endpoint::validate(form.url.trim(), &types) {
         Ok(f) => f,
         Err(e) => {
             let mut page = load(&state, &s).await?;
             page.error = Some(e);
-            return no_store(&page);
+            return Ok(no_store(page.render()?));
         }
     };
     let url = form.url.trim().to_string();
@@ -180,7 +174,7 @@ async fn create_webhook(
     .await?;
     let mut page = load(&state, &s).await?;
     page.new_secret = Some(("Webhook signing secret".into(), secret));
-    no_store(&page)
+    Ok(no_store(page.render()?))
 }
 
 async fn remove_webhook(
@@ -191,7 +185,7 @@ async fn remove_webhook(
     require_owner(&s)?;
     let id = id.into_inner();
     db(&state, move |c| Ok(db::webhooks::remove(c, &id)?)).await?;
-    Err(PageError::Redirect("/owner/settings".into()))
+    Ok(see_other("/owner/settings"))
 }
 
 /// A delivery with its attempts, for the log.

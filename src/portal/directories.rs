@@ -2,14 +2,18 @@
 //! tokens (rotation with two live tokens, revocation), disable/delete, and the request inspector.
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{DirectoryCard, Nav, card, explain, portal_org, providers};
-use crate::app::AppState;
+use super::{DirectoryCard, Nav, card, portal_org};
 use crate::db::{self, directories::Health, directories::TokenInfo, orgs::Org, requests::Request};
-use crate::pages::{Layout, PageError, db, html, is_htmx, when};
+use crate::pages::{
+    Layout, PageError, db, fragment_or_page, html_body, live, no_store, see_other, when,
+};
+use crate::state::AppState;
+use crate::{explain, providers};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -249,14 +253,6 @@ fn error_rate((total, failed): (i64, i64)) -> Option<String> {
     ))
 }
 
-/// Pages that show a secret are never cached.
-fn no_store(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body)
-}
-
 #[derive(Deserialize)]
 struct ConfigureForm {
     provider: String,
@@ -284,10 +280,7 @@ async fn configure_directory(
     // Post/Redirect/Get: a reload of the page shown next must not create another directory.
     // The token is kept in the (encrypted) session for that one view.
     crate::auth::session::flash_token(&s, &dir.id, &token);
-    Err(PageError::Redirect(format!(
-        "/portal/scim/directories/{}",
-        dir.id
-    )))
+    Ok(see_other(&format!("/portal/scim/directories/{}", dir.id)))
 }
 
 async fn directory_page(
@@ -309,22 +302,17 @@ async fn directory_status(
     s: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let org = scim_org(&state, &s).await.map_err(|e| e.live(&req))?;
-    let page = load(&state, &s, org, id.into_inner())
-        .await
-        .map_err(|e| e.live(&req))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.as_status().render()?))
+    live(&req, async {
+        let org = scim_org(&state, &s).await?;
+        let page = load(&state, &s, org, id.into_inner()).await?;
+        Ok(html_body(StatusCode::OK, page.as_status().render()?))
+    })
+    .await
 }
 
 /// Re-renders the tokens card (htmx) or the whole page.
 fn tokens_response(req: &HttpRequest, page: &DirectoryPage) -> Result<HttpResponse, PageError> {
-    let body = if is_htmx(req) {
-        page.as_tokens().render()?
-    } else {
-        page.render()?
-    };
+    let body = fragment_or_page(req, page, |p| p.as_tokens().render())?;
     Ok(no_store(body))
 }
 
@@ -334,39 +322,30 @@ async fn create_token(
     s: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    create_token_inner(req, state, s, id)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn create_token_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let org = scim_org(&state, &s).await?;
-    let (org_id, dir_id) = (org.id.clone(), id.into_inner());
-    let created = {
-        let dir_id = dir_id.clone();
-        db(&state, move |c| {
-            db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
-            Ok(db::directories::create_token(c, &dir_id)?)
-        })
-        .await?
-    };
-    let mut page = load(&state, &s, org, dir_id).await?;
-    match created {
-        Some(t) => page.new_token = Some(t),
-        None => {
-            page.token_error = Some(format!(
-                "A directory can have {} live tokens at once. Revoke the old one first.",
-                db::directories::MAX_LIVE_TOKENS
-            ));
+    live(&req, async {
+        let org = scim_org(&state, &s).await?;
+        let (org_id, dir_id) = (org.id.clone(), id.into_inner());
+        let created = {
+            let dir_id = dir_id.clone();
+            db(&state, move |c| {
+                db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+                Ok(db::directories::create_token(c, &dir_id)?)
+            })
+            .await?
+        };
+        let mut page = load(&state, &s, org, dir_id).await?;
+        match created {
+            Some(t) => page.new_token = Some(t),
+            None => {
+                page.token_error = Some(format!(
+                    "A directory can have {} live tokens at once. Revoke the old one first.",
+                    db::directories::MAX_LIVE_TOKENS
+                ));
+            }
         }
-    }
-    tokens_response(&req, &page)
+        tokens_response(&req, &page)
+    })
+    .await
 }
 
 async fn revoke_token(
@@ -375,31 +354,22 @@ async fn revoke_token(
     s: Session,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    revoke_token_inner(req, state, s, path)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn revoke_token_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, PageError> {
-    let org = scim_org(&state, &s).await?;
-    let (dir_id, token_id) = path.into_inner();
-    let org_id = org.id.clone();
-    {
-        let dir_id = dir_id.clone();
-        db(&state, move |c| {
-            db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
-            Ok(db::directories::revoke_token(c, &dir_id, &token_id)?)
-        })
-        .await?;
-    }
-    let page = load(&state, &s, org, dir_id).await?;
-    tokens_response(&req, &page)
+    live(&req, async {
+        let org = scim_org(&state, &s).await?;
+        let (dir_id, token_id) = path.into_inner();
+        let org_id = org.id.clone();
+        {
+            let dir_id = dir_id.clone();
+            db(&state, move |c| {
+                db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+                Ok(db::directories::revoke_token(c, &dir_id, &token_id)?)
+            })
+            .await?;
+        }
+        let page = load(&state, &s, org, dir_id).await?;
+        tokens_response(&req, &page)
+    })
+    .await
 }
 
 async fn set_active(
@@ -418,9 +388,7 @@ async fn set_active(
     if !found {
         return Err(PageError::NotFound);
     }
-    Err(PageError::Redirect(format!(
-        "/portal/scim/directories/{id}"
-    )))
+    Ok(see_other(&format!("/portal/scim/directories/{id}")))
 }
 
 async fn disable(
@@ -453,7 +421,7 @@ async fn delete(
     let org = scim_org(&state, &s).await?;
     if form.confirm.as_deref() != Some("delete") {
         // The form carries the confirmation; without it nothing is deleted.
-        return Err(PageError::Redirect(format!(
+        return Ok(see_other(&format!(
             "/portal/scim/directories/{}",
             id.into_inner()
         )));
@@ -466,7 +434,7 @@ async fn delete(
     if !found {
         return Err(PageError::NotFound);
     }
-    Err(PageError::Redirect("/portal/scim?deleted=1".into()))
+    Ok(see_other("/portal/scim?deleted=1"))
 }
 
 /// A request as the inspector shows it.
@@ -527,132 +495,119 @@ async fn activity(
     id: web::Path<String>,
     q: web::Query<ActivityQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    activity_inner(req, state, s, id, q)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn activity_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    id: web::Path<String>,
-    q: web::Query<ActivityQuery>,
-) -> Result<HttpResponse, PageError> {
-    let org = scim_org(&state, &s).await?;
-    let q = q.into_inner();
-    let errors_only = q
-        .errors
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != "0");
-    let method = q
-        .method
-        .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()))
-        .unwrap_or_default();
-    let user = crate::pages::search_text(q.user.as_deref());
-    let before = q
-        .before
-        .as_deref()
-        .and_then(|b| b.parse::<i64>().ok())
-        .filter(|b| *b > 0);
-    let (org_id, dir_id) = (org.id.clone(), id.into_inner());
-    let (dir, rows, labels, user_known) = {
-        let (method, user) = (method.clone(), user.clone());
-        db(&state, move |c| {
-            let dir = db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
-            // "By user": a userName (case-insensitive) or an id.
-            let resource_id = if user.is_empty() {
-                None
-            } else {
-                Some(db::users::id_by_user_name(c, &dir.id, &user)?.unwrap_or(user.clone()))
-            };
-            let user_known = resource_id.as_ref().is_none_or(|r| {
-                r != &user || db::users::get(c, &dir.id, r).ok().flatten().is_some()
-            });
-            let filter = db::requests::Filter {
-                errors_only,
-                method: (!method.is_empty()).then_some(method),
-                resource_id,
-            };
-            // One more than shown: whether there is an older page.
-            let rows = db::requests::search(c, &dir.id, &filter, before, ACTIVITY_ROWS + 1)?;
-            let ids: Vec<String> = rows.iter().filter_map(|r| r.resource_id.clone()).collect();
-            let labels = db::users::labels(c, &dir.id, &ids)?;
-            Ok((dir, rows, labels, user_known))
-        })
-        .await?
-    };
-    let provider = providers::by_slug(&dir.provider)
-        .map(|p| p.name)
-        .unwrap_or("the provider");
-    let mut rows = rows;
-    let more = rows.len() > usize::try_from(ACTIVITY_ROWS).unwrap_or(100);
-    rows.truncate(usize::try_from(ACTIVITY_ROWS).unwrap_or(100));
-    let filters = |before: Option<i64>| {
-        let before = before.map(|b| b.to_string()).unwrap_or_default();
-        let pairs: Vec<(&str, &str)> = [
-            ("errors", if errors_only { "1" } else { "" }),
-            ("method", method.as_str()),
-            ("user", user.as_str()),
-            ("before", before.as_str()),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
-        format!(
-            "/portal/scim/directories/{}/activity?{}",
-            dir.id,
-            serde_urlencoded::to_string(pairs).unwrap_or_default()
-        )
-    };
-    let older = more
-        .then(|| rows.last().map(|r| filters(Some(r.id))))
-        .flatten();
-    let newest = before.map(|_| filters(None));
-    let current = filters(before);
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            let subject = r
-                .resource_id
-                .as_ref()
-                .and_then(|id| labels.get(id))
-                .map(String::as_str);
-            RequestRow {
-                at: when(&r.at),
-                explanation: explain::explain(&r, provider, subject),
-                request_body: pretty(r.request_body.as_deref()),
-                response: pretty(r.response_excerpt.as_deref()),
-                ms: format!("{:.1}", r.duration_us as f64 / 1000.0),
-                r,
-            }
-        })
-        .collect();
-    let notice = (!user_known).then(|| {
-        format!("No user named “{user}” in this directory; showing requests that mention that id.")
-    });
-    let page = ActivityPage {
-        layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
-        card: card(&state, dir, 0, 0),
-        rows,
-        errors_only,
-        method,
-        user,
-        current,
-        notice,
-        older,
-        newest,
-    };
-    if is_htmx(&req) {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page.as_rows().render()?))
-    } else {
-        html(&page)
-    }
+    live(&req, async {
+        let org = scim_org(&state, &s).await?;
+        let q = q.into_inner();
+        let errors_only = q
+            .errors
+            .as_deref()
+            .is_some_and(|e| !e.is_empty() && e != "0");
+        let method = q
+            .method
+            .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()))
+            .unwrap_or_default();
+        let user = crate::pages::search_text(q.user.as_deref());
+        let before = q
+            .before
+            .as_deref()
+            .and_then(|b| b.parse::<i64>().ok())
+            .filter(|b| *b > 0);
+        let (org_id, dir_id) = (org.id.clone(), id.into_inner());
+        let (dir, rows, labels, user_known) = {
+            let (method, user) = (method.clone(), user.clone());
+            db(&state, move |c| {
+                let dir = db::directories::get(c, &org_id, &dir_id)?.ok_or(PageError::NotFound)?;
+                // "By user": a userName (case-insensitive) or an id.
+                let resource_id = if user.is_empty() {
+                    None
+                } else {
+                    Some(db::users::id_by_user_name(c, &dir.id, &user)?.unwrap_or(user.clone()))
+                };
+                let user_known = resource_id.as_ref().is_none_or(|r| {
+                    r != &user || db::users::get(c, &dir.id, r).ok().flatten().is_some()
+                });
+                let filter = db::requests::Filter {
+                    errors_only,
+                    method: (!method.is_empty()).then_some(method),
+                    resource_id,
+                };
+                // One more than shown: whether there is an older page.
+                let rows = db::requests::search(c, &dir.id, &filter, before, ACTIVITY_ROWS + 1)?;
+                let ids: Vec<String> = rows.iter().filter_map(|r| r.resource_id.clone()).collect();
+                let labels = db::users::labels(c, &dir.id, &ids)?;
+                Ok((dir, rows, labels, user_known))
+            })
+            .await?
+        };
+        let provider = providers::by_slug(&dir.provider)
+            .map(|p| p.name)
+            .unwrap_or("the provider");
+        let mut rows = rows;
+        let more = rows.len() > usize::try_from(ACTIVITY_ROWS).unwrap_or(100);
+        rows.truncate(usize::try_from(ACTIVITY_ROWS).unwrap_or(100));
+        let filters = |before: Option<i64>| {
+            let before = before.map(|b| b.to_string()).unwrap_or_default();
+            let pairs: Vec<(&str, &str)> = [
+                ("errors", if errors_only { "1" } else { "" }),
+                ("method", method.as_str()),
+                ("user", user.as_str()),
+                ("before", before.as_str()),
+            ]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+            format!(
+                "/portal/scim/directories/{}/activity?{}",
+                dir.id,
+                serde_urlencoded::to_string(pairs).unwrap_or_default()
+            )
+        };
+        let older = more
+            .then(|| rows.last().map(|r| filters(Some(r.id))))
+            .flatten();
+        let newest = before.map(|_| filters(None));
+        let current = filters(before);
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let subject = r
+                    .resource_id
+                    .as_ref()
+                    .and_then(|id| labels.get(id))
+                    .map(String::as_str);
+                RequestRow {
+                    at: when(&r.at),
+                    explanation: explain::explain(&r, provider, subject),
+                    request_body: pretty(r.request_body.as_deref()),
+                    response: pretty(r.response_excerpt.as_deref()),
+                    ms: format!("{:.1}", r.duration_us as f64 / 1000.0),
+                    r,
+                }
+            })
+            .collect();
+        let notice = (!user_known).then(|| {
+            format!(
+                "No user named “{user}” in this directory; showing requests that mention that id."
+            )
+        });
+        let page = ActivityPage {
+            layout: Layout::new(&state, &s),
+            nav: Nav {
+                org,
+                current: "scim",
+            },
+            card: card(&state, dir, 0, 0),
+            rows,
+            errors_only,
+            method,
+            user,
+            current,
+            notice,
+            older,
+            newest,
+        };
+        let body = fragment_or_page(&req, &page, |p| p.as_rows().render())?;
+        Ok(html_body(StatusCode::OK, body))
+    })
+    .await
 }

@@ -3,19 +3,22 @@
 //! live Users and Groups views.
 
 mod directories;
-pub mod explain;
-pub mod providers;
 
 use actix_session::Session;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::session;
 use crate::db::{self, directories::Directory, groups::GroupRow, orgs::Org, users::UserRow};
-use crate::pages::{Layout, PageError, db, html, is_htmx, page_number, when};
-use providers::Provider;
+use crate::explain;
+use crate::pages::{
+    Layout, PAGE_SIZE, PageError, Pager, db, fragment_or_page, html, html_body, html_with,
+    list_url, live, page_number, see_other, when,
+};
+use crate::providers::{self, Provider};
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/portal/link/{token}", web::get().to(open_link))
@@ -25,13 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
-        .route("/portal/groups/{id}", web::get().to(group_page))
-        // Whatever no route serves, anywhere: an HTML 404 page (JSON under the APIs).
-        .default_service(web::to(crate::pages::not_found));
+        .route("/portal/groups/{id}", web::get().to(group_page));
 }
-
-/// Rows per page in the Users and Groups views.
-const PAGE_SIZE: i64 = 50;
 
 /// The header every portal page shows: product, organization, tabs.
 pub struct Nav {
@@ -74,7 +72,7 @@ async fn open_link(
     match result {
         Ok((org, sid)) => {
             session::open_portal(&s, &org.id, &sid);
-            Err(PageError::Redirect("/portal".into()))
+            Ok(see_other("/portal"))
         }
         Err(problem) => {
             let reason = match problem {
@@ -86,9 +84,7 @@ async fn open_link(
                 layout: Layout::new(&state, &s),
                 reason,
             };
-            Ok(HttpResponse::NotFound()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render()?))
+            html_with(StatusCode::NOT_FOUND, &page)
         }
     }
 }
@@ -103,7 +99,7 @@ struct DisabledPage {
 async fn home(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     if org.scim_enabled {
-        return Err(PageError::Redirect("/portal/scim".into()));
+        return Ok(see_other("/portal/scim"));
     }
     html(&DisabledPage {
         layout: Layout::new(&state, &s),
@@ -159,7 +155,7 @@ async fn scim_tab(
 ) -> Result<HttpResponse, PageError> {
     let org = portal_org(&state, &s).await?;
     if !org.scim_enabled {
-        return Err(PageError::Redirect("/portal".into()));
+        return Ok(see_other("/portal"));
     }
     let org_id = org.id.clone();
     // Users counted once per version of the directory, as for the Users view.
@@ -200,45 +196,6 @@ struct ListQuery {
     dir: Option<String>,
 }
 
-/// Links of a paged list.
-pub struct Pager {
-    pub page: i64,
-    pub pages: i64,
-    pub total: i64,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-    /// The URL that reloads this very page (used for live polling).
-    pub current: String,
-}
-
-/// `base?params&page=n`, encoded.
-fn list_url(base: &str, params: &[(&str, String)], page: i64) -> String {
-    let mut all: Vec<(&str, String)> = params
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .cloned()
-        .collect();
-    if page > 1 {
-        all.push(("page", page.to_string()));
-    }
-    match serde_urlencoded::to_string(&all).unwrap_or_default() {
-        q if q.is_empty() => base.to_string(),
-        q => format!("{base}?{q}"),
-    }
-}
-
-fn pager(base: &str, params: &[(&str, String)], page: i64, total: i64) -> Pager {
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    Pager {
-        page,
-        pages,
-        total,
-        prev: (page > 1).then(|| list_url(base, params, page - 1)),
-        next: (page < pages).then(|| list_url(base, params, page + 1)),
-        current: list_url(base, params, page),
-    }
-}
-
 /// A sortable column header: its label, the URL that sorts by it, and its current state.
 pub struct SortLink {
     pub label: &'static str,
@@ -277,139 +234,125 @@ async fn users_page(
     s: Session,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    users_page_inner(req, state, s, query)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn users_page_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, PageError> {
-    use db::users::ViewSort;
-    let org = portal_org(&state, &s).await?;
-    let query = query.into_inner();
-    let q = crate::pages::search_text(query.q.as_deref());
-    let page = page_number(query.page.as_deref());
-    let status = match query.status.as_deref() {
-        Some(s @ ("active" | "inactive")) => s.to_string(),
-        _ => String::new(),
-    };
-    let group = query
-        .group
-        .unwrap_or_default()
-        .chars()
-        .take(64)
-        .collect::<String>();
-    let (sort, sort_key) = match query.sort.as_deref() {
-        Some("name") => (ViewSort::Name, "name"),
-        Some("username") => (ViewSort::UserName, "username"),
-        Some("status") => (ViewSort::Status, "status"),
-        _ => (ViewSort::Updated, "updated"),
-    };
-    // Newest first by default; names A→Z.
-    let descending = match query.dir.as_deref() {
-        Some("asc") => false,
-        Some("desc") => true,
-        _ => sort == ViewSort::Updated,
-    };
-    let view = db::users::ViewQuery {
-        search: q.clone(),
-        active: match status.as_str() {
-            "active" => Some(true),
-            "inactive" => Some(false),
-            _ => None,
-        },
-        group_id: (!group.is_empty()).then(|| group.clone()),
-        sort,
-        descending,
-        offset: (page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE,
-    };
-    let org_id = org.id.clone();
-    let counts = state.user_pages.clone();
-    let (total, rows, has_directory, groups) = db(&state, move |c| {
-        let (total, rows) = db::users::org_page(c, &org_id, &view, &counts)?;
-        let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
-        let groups = db::groups::org_names(c, &org_id, 500)?;
-        Ok((total, rows, has_directory, groups))
-    })
-    .await?;
-    let users = rows
+    live(&req, async {
+        use db::users::ViewSort;
+        let org = portal_org(&state, &s).await?;
+        let query = query.into_inner();
+        let q = crate::pages::search_text(query.q.as_deref());
+        let page = page_number(query.page.as_deref());
+        let status = match query.status.as_deref() {
+            Some(s @ ("active" | "inactive")) => s.to_string(),
+            _ => String::new(),
+        };
+        let group = query
+            .group
+            .unwrap_or_default()
+            .chars()
+            .take(64)
+            .collect::<String>();
+        let (sort, sort_key) = match query.sort.as_deref() {
+            Some("name") => (ViewSort::Name, "name"),
+            Some("username") => (ViewSort::UserName, "username"),
+            Some("status") => (ViewSort::Status, "status"),
+            _ => (ViewSort::Updated, "updated"),
+        };
+        // Newest first by default; names A→Z.
+        let descending = match query.dir.as_deref() {
+            Some("asc") => false,
+            Some("desc") => true,
+            _ => sort == ViewSort::Updated,
+        };
+        let view = db::users::ViewQuery {
+            search: q.clone(),
+            active: match status.as_str() {
+                "active" => Some(true),
+                "inactive" => Some(false),
+                _ => None,
+            },
+            group_id: (!group.is_empty()).then(|| group.clone()),
+            sort,
+            descending,
+            offset: Pager::offset(page),
+            limit: PAGE_SIZE,
+        };
+        let org_id = org.id.clone();
+        let counts = state.user_pages.clone();
+        let (total, rows, has_directory, groups) = db(&state, move |c| {
+            let (total, rows) = db::users::org_page(c, &org_id, &view, &counts)?;
+            let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
+            let groups = db::groups::org_names(c, &org_id, 500)?;
+            Ok((total, rows, has_directory, groups))
+        })
+        .await?;
+        let users = rows
+            .into_iter()
+            .map(|row| UserItem {
+                label: row.label(),
+                updated: when(&row.updated_at),
+                row,
+            })
+            .collect();
+        let dir = if descending { "desc" } else { "asc" };
+        let filters = |sort: &str, dir: &str| -> Vec<(&'static str, String)> {
+            vec![
+                ("q", q.clone()),
+                ("status", status.clone()),
+                ("group", group.clone()),
+                ("sort", sort.to_string()),
+                ("dir", dir.to_string()),
+            ]
+        };
+        let columns = [
+            ("Name", "name"),
+            ("userName", "username"),
+            ("Status", "status"),
+            ("Updated", "updated"),
+        ]
         .into_iter()
-        .map(|row| UserItem {
-            label: row.label(),
-            updated: when(&row.updated_at),
-            row,
+        .map(|(label, key)| {
+            let current = key == sort_key;
+            // Clicking the current column flips its direction.
+            let next_dir = if current && !descending {
+                "desc"
+            } else if current {
+                "asc"
+            } else if key == "updated" {
+                "desc"
+            } else {
+                "asc"
+            };
+            SortLink {
+                label,
+                url: list_url("/portal/users", &filters(key, next_dir), 1),
+                state: current.then_some(if descending {
+                    "descending"
+                } else {
+                    "ascending"
+                }),
+            }
         })
         .collect();
-    let dir = if descending { "desc" } else { "asc" };
-    let filters = |sort: &str, dir: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("q", q.clone()),
-            ("status", status.clone()),
-            ("group", group.clone()),
-            ("sort", sort.to_string()),
-            ("dir", dir.to_string()),
-        ]
-    };
-    let columns = [
-        ("Name", "name"),
-        ("userName", "username"),
-        ("Status", "status"),
-        ("Updated", "updated"),
-    ]
-    .into_iter()
-    .map(|(label, key)| {
-        let current = key == sort_key;
-        // Clicking the current column flips its direction.
-        let next_dir = if current && !descending {
-            "desc"
-        } else if current {
-            "asc"
-        } else if key == "updated" {
-            "desc"
-        } else {
-            "asc"
+        let page = UsersPage {
+            layout: Layout::new(&state, &s),
+            nav: Nav {
+                org,
+                current: "users",
+            },
+            pager: Pager::new("/portal/users", &filters(sort_key, dir), page, total),
+            columns,
+            groups,
+            sort: sort_key.to_string(),
+            dir: dir.to_string(),
+            q,
+            status,
+            group,
+            users,
+            has_directory,
         };
-        SortLink {
-            label,
-            url: list_url("/portal/users", &filters(key, next_dir), 1),
-            state: current.then_some(if descending {
-                "descending"
-            } else {
-                "ascending"
-            }),
-        }
+        let body = fragment_or_page(&req, &page, |p| p.as_rows().render())?;
+        Ok(html_body(StatusCode::OK, body))
     })
-    .collect();
-    let page = UsersPage {
-        layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "users",
-        },
-        pager: pager("/portal/users", &filters(sort_key, dir), page, total),
-        columns,
-        groups,
-        sort: sort_key.to_string(),
-        dir: dir.to_string(),
-        q,
-        status,
-        group,
-        users,
-        has_directory,
-    };
-    if is_htmx(&req) {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page.as_rows().render()?))
-    } else {
-        html(&page)
-    }
+    .await
 }
 
 /// A request as a user's page lists it.
@@ -505,9 +448,7 @@ async fn user_page(
         requests,
     };
     if page.deleted.is_some() {
-        return Ok(HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?));
+        return html_with(StatusCode::NOT_FOUND, &page);
     }
     html(&page)
 }
@@ -536,56 +477,42 @@ async fn groups_page(
     s: Session,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let req2 = req.clone();
-    groups_page_inner(req, state, s, query)
-        .await
-        .map_err(|e| e.live(&req2))
-}
-
-async fn groups_page_inner(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    s: Session,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, PageError> {
-    let org = portal_org(&state, &s).await?;
-    let query = query.into_inner();
-    let q = crate::pages::search_text(query.q.as_deref());
-    let page = page_number(query.page.as_deref());
-    let (org_id, search) = (org.id.clone(), q.clone());
-    let (total, rows, has_directory) = db(&state, move |c| {
-        let (total, rows) =
-            db::groups::org_page(c, &org_id, &search, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
-        let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
-        Ok((total, rows, has_directory))
-    })
-    .await?;
-    let groups = rows
-        .into_iter()
-        .map(|(row, members)| GroupItem {
-            updated: when(&row.updated_at),
-            row,
-            members,
+    live(&req, async {
+        let org = portal_org(&state, &s).await?;
+        let query = query.into_inner();
+        let q = crate::pages::search_text(query.q.as_deref());
+        let page = page_number(query.page.as_deref());
+        let (org_id, search) = (org.id.clone(), q.clone());
+        let (total, rows, has_directory) = db(&state, move |c| {
+            let (total, rows) =
+                db::groups::org_page(c, &org_id, &search, Pager::offset(page), PAGE_SIZE)?;
+            let has_directory = !db::directories::list_for_org(c, &org_id)?.is_empty();
+            Ok((total, rows, has_directory))
         })
-        .collect();
-    let page = GroupsPage {
-        layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "groups",
-        },
-        pager: pager("/portal/groups", &[("q", q.clone())], page, total),
-        q,
-        groups,
-        has_directory,
-    };
-    if is_htmx(&req) {
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(page.as_rows().render()?))
-    } else {
-        html(&page)
-    }
+        .await?;
+        let groups = rows
+            .into_iter()
+            .map(|(row, members)| GroupItem {
+                updated: when(&row.updated_at),
+                row,
+                members,
+            })
+            .collect();
+        let page = GroupsPage {
+            layout: Layout::new(&state, &s),
+            nav: Nav {
+                org,
+                current: "groups",
+            },
+            pager: Pager::new("/portal/groups", &[("q", q.clone())], page, total),
+            q,
+            groups,
+            has_directory,
+        };
+        let body = fragment_or_page(&req, &page, |p| p.as_rows().render())?;
+        Ok(html_body(StatusCode::OK, body))
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -610,7 +537,7 @@ async fn group_page(
     let (org_id, id) = (org.id.clone(), id.into_inner());
     let (group, members, total) = db(&state, move |c| {
         let group = db::groups::org_get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
-        let members = db::memberships::members(c, &group.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)?;
+        let members = db::memberships::members(c, &group.id, Pager::offset(page), PAGE_SIZE)?;
         let total = db::memberships::member_count(c, &group.id)?;
         Ok((group, members, total))
     })
@@ -621,7 +548,7 @@ async fn group_page(
             org,
             current: "groups",
         },
-        pager: pager(&format!("/portal/groups/{}", group.id), &[], page, total),
+        pager: Pager::new(&format!("/portal/groups/{}", group.id), &[], page, total),
         updated: when(&group.updated_at),
         group,
         members,

@@ -4,16 +4,49 @@ use serde_json::{Value, json};
 
 const CONCURRENT_CONFLICT: &str = "a concurrent change got in the way; retry shortly";
 
+/// The `scimType` of an error body: which kind of 400 or 409 it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidFilter,
+    InvalidSyntax,
+    InvalidValue,
+    InvalidPath,
+    NoTarget,
+    TooMany,
+    Uniqueness,
+}
+
+impl ScimType {
+    /// The name the RFC gives it, as the body carries it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidFilter => "invalidFilter",
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::InvalidPath => "invalidPath",
+            ScimType::NoTarget => "noTarget",
+            ScimType::TooMany => "tooMany",
+            ScimType::Uniqueness => "uniqueness",
+        }
+    }
+}
+
+impl std::fmt::Display for ScimType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {detail}")]
 pub struct ScimError {
     pub status: u16,
-    pub scim_type: Option<&'static str>,
+    pub scim_type: Option<ScimType>,
     pub detail: String,
 }
 
 impl ScimError {
-    pub fn new(status: u16, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
         ScimError {
             status,
             scim_type,
@@ -32,25 +65,25 @@ impl ScimError {
     }
 
     pub fn invalid_filter(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("invalidFilter"), detail)
+        Self::new(400, Some(ScimType::InvalidFilter), detail)
     }
     pub fn invalid_syntax(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("invalidSyntax"), detail)
+        Self::new(400, Some(ScimType::InvalidSyntax), detail)
     }
     pub fn invalid_value(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("invalidValue"), detail)
+        Self::new(400, Some(ScimType::InvalidValue), detail)
     }
     pub fn invalid_path(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("invalidPath"), detail)
+        Self::new(400, Some(ScimType::InvalidPath), detail)
     }
     pub fn no_target(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("noTarget"), detail)
+        Self::new(400, Some(ScimType::NoTarget), detail)
     }
     pub fn too_many(detail: impl Into<String>) -> Self {
-        Self::new(400, Some("tooMany"), detail)
+        Self::new(400, Some(ScimType::TooMany), detail)
     }
     pub fn uniqueness(detail: impl Into<String>) -> Self {
-        Self::new(409, Some("uniqueness"), detail)
+        Self::new(409, Some(ScimType::Uniqueness), detail)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(401, None, detail)
@@ -85,7 +118,7 @@ impl ScimError {
             "detail": self.detail,
         });
         if let Some(t) = self.scim_type {
-            body["scimType"] = Value::String(t.to_string());
+            body["scimType"] = Value::String(t.as_str().to_string());
         }
         body
     }

@@ -756,7 +756,11 @@ mod tests {
         ] {
             let e = parse(f).unwrap_err();
             assert_eq!(e.status, 400, "{f}");
-            assert_eq!(e.scim_type, Some("invalidFilter"), "{f}");
+            assert_eq!(
+                e.scim_type,
+                Some(crate::scim::ScimType::InvalidFilter),
+                "{f}"
+            );
         }
     }
 

@@ -93,7 +93,10 @@ mod tests {
     fn multi_valued_attributes_are_bounded_anywhere() {
         assert!(check(&json!({"emails": values(MAX_MULTI_VALUED)})).is_ok());
         let e = check(&json!({"emails": values(MAX_MULTI_VALUED + 1)})).unwrap_err();
-        assert_eq!((e.status, e.scim_type), (400, Some("tooMany")));
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(crate::scim::ScimType::TooMany))
+        );
         assert!(e.detail.contains("`emails`"), "{}", e.detail);
         let patch =
             json!({"Operations": [{"op": "add", "path": "phoneNumbers", "value": values(500)}]});

@@ -10,7 +10,7 @@ pub mod patch;
 pub mod redact;
 pub mod resource;
 
-pub use error::ScimError;
+pub use error::{ScimError, ScimType};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -109,7 +109,7 @@ mod tests {
         let refused = super::check_document(&json!({"userName": "x\u{0}y"})).unwrap_err();
         assert_eq!(
             (refused.status, refused.scim_type),
-            (400, Some("invalidValue"))
+            (400, Some(super::ScimType::InvalidValue))
         );
         assert!(refused.detail.contains("`userName`"), "{}", refused.detail);
     }

@@ -687,11 +687,11 @@ mod tests {
     fn missing_user_name_or_display_name_is_invalid_value() {
         assert_eq!(
             user_from_json(&json!({"name": {}})).unwrap_err().scim_type,
-            Some("invalidValue")
+            Some(crate::scim::ScimType::InvalidValue)
         );
         assert_eq!(
             user_from_json(&json!([])).unwrap_err().scim_type,
-            Some("invalidSyntax")
+            Some(crate::scim::ScimType::InvalidSyntax)
         );
         assert_eq!(
             group_from_json(&json!({"members": []})).unwrap_err().status,

@@ -13,7 +13,6 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::db::directories::{self, TokenCheck};
 use crate::db::requests::NewRequest;
 use crate::db::user_pages::Bookmarks;
@@ -22,6 +21,7 @@ use crate::scim::discovery;
 use crate::scim::list::{self, ListQuery};
 use crate::scim::redact;
 use crate::scim::{CONTENT_TYPE, ScimError};
+use crate::state::AppState;
 use ops::Ctx;
 
 pub mod body;

@@ -25,7 +25,7 @@ fn delivery_status(app: &TestApp, endpoint: &str) -> Vec<(String, i32)> {
     roster::db::webhooks::deliveries(&mut app.conn(), endpoint, 100)
         .unwrap()
         .into_iter()
-        .map(|d| (d.status, d.attempts))
+        .map(|d| (d.status.to_string(), d.attempts))
         .collect()
 }
 
@@ -457,7 +457,7 @@ async fn two_instances_on_postgres_deliver_each_event_once() {
     assert!(
         deliveries
             .iter()
-            .all(|d| d.status == "delivered" && d.attempts == 1)
+            .all(|d| d.status == roster::domain::DeliveryState::Delivered && d.attempts == 1)
     );
 }
 

@@ -23,9 +23,10 @@ use std::net::TcpListener;
 use actix_web::web;
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
-use roster::app::{self, AppState};
+use roster::app;
 use roster::config::Config;
 use roster::db::{self, Pool};
+use roster::state::AppState;
 use serde_json::Value;
 
 /// The databases every DB test runs on.

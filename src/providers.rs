@@ -1,4 +1,5 @@
-//! The directory providers the Admin Portal offers, with each one's setup guide.
+//! The directory providers Roster knows, with each one's setup guide: the Admin Portal offers
+//! them, the owner console and the CLI name them by slug.
 //!
 //! Steps follow each provider's admin console (the admin's clicks, as the vendor documents
 //! them); warnings cover the settings that break setups and what each provider sends

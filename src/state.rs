@@ -1,0 +1,47 @@
+//! `AppState`: what every request handler shares (database pool, configuration, the SCIM
+//! writer, paging bookmarks, throttles and the webhook worker's health).
+
+use std::sync::Arc;
+
+use crate::auth::throttle::AuthThrottle;
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::events::WorkerHealth;
+use crate::scim_endpoint::body::BodyBudget;
+
+/// State shared by every handler.
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Config,
+    /// Group commit of the SCIM endpoint's writes.
+    pub writer: db::writer::Writer,
+    /// Bookmarks for paging each directory's users (see `db::user_pages`).
+    pub user_pages: Arc<db::user_pages::Bookmarks>,
+    /// Which tokens' use this process recorded lately (see `db::directories::TouchGate`).
+    pub touches: Arc<db::directories::TouchGate>,
+    /// Memory for SCIM bodies being received, shared by all requests.
+    pub body_budget: BodyBudget,
+    /// Failed SCIM authentications by client address.
+    pub auth_throttle: AuthThrottle,
+    /// This instance's webhook worker, as `/readyz` reports it.
+    pub worker_health: Arc<WorkerHealth>,
+}
+
+impl AppState {
+    /// The state of one instance; starts its database writer thread.
+    pub fn new(pool: Pool, config: Config) -> AppState {
+        let writer = db::writer::Writer::start(pool.clone());
+        let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);
+        let auth_throttle = AuthThrottle::new(config.limits.failed_auth_per_minute);
+        AppState {
+            pool,
+            config,
+            writer,
+            user_pages: Default::default(),
+            touches: Default::default(),
+            worker_health: Default::default(),
+            body_budget,
+            auth_throttle,
+        }
+    }
+}
