@@ -899,12 +899,15 @@ fn dispatch_read(
             if q.attributes.is_empty() && q.excluded_attributes.is_empty() {
                 Rendered::ok_resource(ops::get_user_text(conn, ctx, id)?)
             } else {
-                Rendered::ok(ops::project(ops::get_user(conn, ctx, id)?, &q))
+                Rendered::ok(crate::scim::list::project(
+                    ops::get_user(conn, ctx, id)?,
+                    &q,
+                ))
             }
         }
         (Target::Resource(Group, id), &Method::GET) => {
             let q = query()?;
-            Rendered::ok(ops::project(
+            Rendered::ok(crate::scim::list::project(
                 ops::get_group(conn, ctx, id, q.exclude_members)?,
                 &q,
             ))

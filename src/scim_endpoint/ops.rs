@@ -18,7 +18,7 @@ use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
 use crate::db::{Batch, DbConn, is_unique_violation};
 use crate::scim::filter::{CompValue, CompareOp, Filter};
-use crate::scim::list::{ListQuery, list_response, list_response_text};
+use crate::scim::list::{ListQuery, list_response, list_response_text, project};
 use crate::scim::patch::{self, MemberChanges};
 use crate::scim::resource::{
     self, GROUP_READ_ONLY, GroupInput, Reference, Rendering, Stored, USER_READ_ONLY, UserInput,
@@ -130,11 +130,6 @@ fn check_if_match(ctx: &Ctx<'_>, version: i64) -> Result<(), ScimError> {
         )),
         _ => Ok(()),
     }
-}
-
-/// Applies `attributes` / `excludedAttributes`.
-pub fn project(resource: Value, q: &ListQuery) -> Value {
-    crate::scim::list::project(resource, q)
 }
 
 impl From<crate::db::scim_filter::CompileError> for ScimError {
