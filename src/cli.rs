@@ -280,8 +280,9 @@ fn secret_keys(g: &Global, conn: &mut db::DbConn) -> Result<SecretKeys, CliError
         db::sealing::SealingError::Keys(e) => bad_flag(e.to_string()),
         e => CliError::from(e),
     })?;
+    // On stderr: a `--json` command's stdout holds its one JSON object.
     if resealed > 0 {
-        println!(
+        eprintln!(
             "Sealed {resealed} stored secret(s) under key {} of {}",
             keys.ids()[0],
             path.display()

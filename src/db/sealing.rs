@@ -24,17 +24,39 @@ pub enum SealingError {
 
 const SESSION_KEY: &str = "session_key";
 
+/// Where a sealed secret is stored.
+enum Place {
+    WebhookSecret(String),
+    SessionKey,
+}
+
+impl Place {
+    fn purpose(&self) -> Purpose {
+        match self {
+            Place::WebhookSecret(id) => Purpose::webhook_secret(id),
+            Place::SessionKey => Purpose::session_key(),
+        }
+    }
+
+    fn store(&self, conn: &mut DbConn, sealed: &str) -> diesel::QueryResult<()> {
+        match self {
+            Place::WebhookSecret(id) => webhooks::store_secret(conn, id, sealed),
+            Place::SessionKey => settings::set(conn, SESSION_KEY, sealed),
+        }
+    }
+}
+
 /// The operator's keys, from `key_file` (created when missing and nothing is sealed yet), and
 /// how many stored secrets were re-sealed under the first key.
 pub fn open_keys(conn: &mut DbConn, key_file: &Path) -> Result<(SecretKeys, usize), SealingError> {
-    let mut stored: Vec<(Purpose, String, Option<String>)> = webhooks::stored_secrets(conn)?
+    let mut stored: Vec<(Place, String)> = webhooks::stored_secrets(conn)?
         .into_iter()
-        .map(|(id, value)| (Purpose::webhook_secret(&id), value, Some(id)))
+        .map(|(id, value)| (Place::WebhookSecret(id), value))
         .collect();
     if let Some(value) = settings::get(conn, SESSION_KEY)? {
-        stored.push((Purpose::session_key(), value, None));
+        stored.push((Place::SessionKey, value));
     }
-    let first_sealed = stored.iter().find_map(|(_, v, _)| sealed_with(v));
+    let first_sealed = stored.iter().find_map(|(_, v)| sealed_with(v));
     let keys = match (
         SecretKeys::load(key_file, first_sealed.is_none()),
         first_sealed,
@@ -47,15 +69,11 @@ pub fn open_keys(conn: &mut DbConn, key_file: &Path) -> Result<(SecretKeys, usiz
         (keys, _) => keys?,
     };
     let mut resealed = 0;
-    for (purpose, value, endpoint_id) in &stored {
-        let Some(sealed) = keys.reseal(value, purpose)? else {
-            continue;
-        };
-        match endpoint_id {
-            Some(id) => webhooks::store_secret(conn, id, &sealed)?,
-            None => settings::set(conn, SESSION_KEY, &sealed)?,
+    for (place, value) in &stored {
+        if let Some(sealed) = keys.reseal(value, &place.purpose())? {
+            place.store(conn, &sealed)?;
+            resealed += 1;
         }
-        resealed += 1;
     }
     Ok((keys, resealed))
 }
