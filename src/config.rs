@@ -73,6 +73,9 @@ pub struct RequestLimits {
     /// Failed SCIM authentications allowed per client address and minute (see
     /// `auth::throttle`).
     pub failed_auth_per_minute: std::num::NonZeroU32,
+    /// Memberships one job of the shared writer changes at most: a larger change is applied
+    /// in steps (see `scim_endpoint::member_steps`). Not a setting: tests make it small.
+    pub member_step: usize,
 }
 
 impl Default for RequestLimits {
@@ -86,6 +89,7 @@ impl Default for RequestLimits {
             // thousands a second.
             failed_auth_per_minute: std::num::NonZeroU32::new(60)
                 .unwrap_or(std::num::NonZeroU32::MIN),
+            member_step: crate::scim_endpoint::ops::MEMBER_STEP,
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::events::WorkerHealth;
 use crate::scim_endpoint::body::BodyBudget;
+use crate::scim_endpoint::group_turns::GroupTurns;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -25,6 +26,8 @@ pub struct AppState {
     pub auth_throttle: AuthThrottle,
     /// This instance's webhook worker, as `/readyz` reports it.
     pub worker_health: Arc<WorkerHealth>,
+    /// Writes to a group one at a time (see `scim_endpoint::group_turns`).
+    pub group_turns: GroupTurns,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             user_pages: Default::default(),
             touches: Default::default(),
             worker_health: Default::default(),
+            group_turns: Default::default(),
             body_budget,
             auth_throttle,
         }

@@ -25,6 +25,8 @@ use crate::state::AppState;
 use ops::Ctx;
 
 pub mod body;
+pub mod group_turns;
+mod member_steps;
 
 /// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
 /// regular expression, which cost a seventh of a read's time in the server's own threads.
@@ -193,6 +195,8 @@ struct Incoming {
     if_none_match: Option<String>,
     base_url: String,
     started: Instant,
+    /// See `Ctx::member_step`.
+    member_step: usize,
 }
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -373,6 +377,7 @@ async fn serve(
         if_none_match: header(req, header::IF_NONE_MATCH),
         started,
         tail,
+        member_step: state.config.limits.member_step,
     };
     let target = Arc::new(route(&incoming.tail));
     // A request with a body is authenticated from its headers before the body is read, so
@@ -505,20 +510,37 @@ async fn write(
         }
         return post_user(state, &incoming, &target, prepared).await;
     }
+    // Parsed beside the writer, whose time is every directory's.
+    let body = if uses_body(&target, &incoming.method) {
+        Some(Arc::new(parse_body_apart(&incoming).await?))
+    } else {
+        None
+    };
+    // A group's writes one at a time (see `group_turns`), held until the reply.
+    let _turn = match &*target {
+        Target::Resource(crate::scim::ResourceType::Group, id) => {
+            Some(state.group_turns.take(&incoming.directory_id, id).await)
+        }
+        _ => None,
+    };
     let mut touch = touch;
     let mut tries = 1;
-    loop {
-        let (inc, tgt, touch_now) = (incoming.clone(), target.clone(), touch.take());
-        let result: Result<Rendered, ScimError> = state
+    let applied = loop {
+        let (inc, tgt, body, touch_now) =
+            (incoming.clone(), target.clone(), body.clone(), touch.take());
+        let result: Result<Applied, ScimError> = state
             .writer
             .run(move |batch| {
                 if let Some(touch) = &touch_now {
                     touch.apply(batch, &inc.directory_id)?;
                 }
-                let rendered = dispatch_write(batch, &inc, &tgt)?;
-                // The change and its log row commit together, or neither does.
-                batch.log(log_row(&inc, &tgt, &rendered, None));
-                Ok(rendered)
+                let applied = dispatch_write(batch, &inc, &tgt, body.as_deref())?;
+                // The change and its log row commit together, or neither does (a change
+                // that continues in steps logs its row with its last).
+                if let Applied::Done(rendered) = &applied {
+                    batch.log(log_row(&inc, &tgt, rendered, None));
+                }
+                Ok(applied)
             })
             .await
             .map_err(|e| unavailable(&e))?;
@@ -526,9 +548,21 @@ async fn write(
         // it again rather than hand the provider a 5xx for a valid request.
         match result {
             Err(e) if e.is_concurrent_conflict() && tries < MAX_CONFLICT_TRIES => tries += 1,
-            other => return other,
+            other => break other?,
+        }
+    };
+    match applied {
+        Applied::Done(rendered) => Ok(rendered),
+        Applied::Continues(continued) => {
+            member_steps::finish(state, &incoming, &target, continued).await
         }
     }
+}
+
+/// What a write's job did: all of it, or a first step of a large membership change.
+enum Applied {
+    Done(Rendered),
+    Continues(member_steps::Continued),
 }
 
 /// How many times a change that gave way to a concurrent one is run.
@@ -541,19 +575,35 @@ const PARSE_INLINE_BYTES: usize = 64 * 1024;
 /// The body of a `POST /Users` parsed and validated (`ops::prepare_user`) beside the writer,
 /// and off the async workers when it is large.
 async fn prepare_user_apart(incoming: &Arc<Incoming>) -> Result<ops::PreparedUser, ScimError> {
-    let prepare = |incoming: &Incoming| {
+    off_workers_if_large(incoming, |incoming| {
         let body = parse_json(incoming.body.as_deref().unwrap_or_default())?;
         ops::prepare_user(&ctx(incoming, None), &body)
-    };
+    })
+    .await
+}
+
+/// The body parsed beside the writer, and off the async workers when it is large.
+async fn parse_body_apart(incoming: &Arc<Incoming>) -> Result<Value, ScimError> {
+    off_workers_if_large(incoming, |incoming| {
+        parse_json(incoming.body.as_deref().unwrap_or_default())
+    })
+    .await
+}
+
+/// Runs `f` on the request here, or on the blocking pool when its body is large.
+async fn off_workers_if_large<T: Send + 'static>(
+    incoming: &Arc<Incoming>,
+    f: impl FnOnce(&Incoming) -> Result<T, ScimError> + Send + 'static,
+) -> Result<T, ScimError> {
     let small = incoming
         .body
         .as_ref()
         .is_none_or(|b| b.len() <= PARSE_INLINE_BYTES);
     if small {
-        return prepare(incoming);
+        return f(incoming);
     }
     let inc = incoming.clone();
-    web::block(move || prepare(&inc))
+    web::block(move || f(&inc))
         .await
         .map_err(|_| ScimError::internal())?
 }
@@ -795,51 +845,80 @@ fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a>
         base_url: &incoming.base_url,
         if_match: incoming.if_match.as_deref(),
         user_pages,
+        member_step: incoming.member_step,
         notes: Default::default(),
+        backlog: Default::default(),
     }
+}
+
+/// Whether `dispatch_write` reads the request's body (parsed before the job, by `write`).
+fn uses_body(target: &Target, method: &Method) -> bool {
+    use crate::scim::ResourceType::Group;
+    matches!(
+        (target, method),
+        (Target::Collection(Group), &Method::POST)
+            | (Target::Resource(..), &Method::PUT | &Method::PATCH)
+    )
 }
 
 /// Runs the change a request asks for (`PUT`, `PATCH`, `DELETE`, `POST /Groups`; `POST /Users`
 /// goes to `post_user`) in the writer's batch; anything else is refused by `dispatch_read`.
+/// `body`: the parsed body, when `uses_body`.
 fn dispatch_write(
     batch: &mut Batch<'_>,
     incoming: &Incoming,
     target: &Target,
-) -> Result<Rendered, ScimError> {
+    body: Option<&Value>,
+) -> Result<Applied, ScimError> {
     use crate::scim::ResourceType::{Group, User};
     let ctx = &ctx(incoming, None);
-    let json = || parse_json(incoming.body.as_deref().unwrap_or_default());
+    // `write` parses it for every target `uses_body` names.
+    let json = || body.ok_or_else(ScimError::internal);
     let rendered = match (target, &incoming.method) {
         (Target::Collection(Group), &Method::POST) => {
-            Rendered::created(ops::create_group(batch, ctx, &json()?)?)
+            ops::create_group(batch, ctx, json()?)?.map(Rendered::created)
         }
         (Target::Resource(User, id), &Method::PUT) => {
-            Rendered::ok(ops::replace_user(batch, ctx, id, &json()?)?)
+            Some(Rendered::ok(ops::replace_user(batch, ctx, id, json()?)?))
         }
         (Target::Resource(Group, id), &Method::PUT) => {
-            Rendered::ok(ops::replace_group(batch, ctx, id, &json()?)?)
+            ops::replace_group(batch, ctx, id, json()?)?.map(Rendered::ok)
         }
         (Target::Resource(User, id), &Method::PATCH) => {
-            Rendered::ok(ops::patch_user(batch, ctx, id, &json()?)?)
+            Some(Rendered::ok(ops::patch_user(batch, ctx, id, json()?)?))
         }
         (Target::Resource(Group, id), &Method::PATCH) => {
-            ops::patch_group(batch, ctx, id, &json()?)?;
-            Rendered::no_content()
+            ops::patch_group(batch, ctx, id, json()?)?;
+            Some(Rendered::no_content())
         }
         (Target::Resource(User, id), &Method::DELETE) => {
             ops::delete_user(batch, ctx, id)?;
-            Rendered::no_content()
+            Some(Rendered::no_content())
         }
         (Target::Resource(Group, id), &Method::DELETE) => {
             ops::delete_group(batch, ctx, id)?;
-            Rendered::no_content()
+            Some(Rendered::no_content())
         }
-        _ => return dispatch_read(batch, incoming, target, None),
+        _ => return dispatch_read(batch, incoming, target, None).map(Applied::Done),
     };
-    Ok(Rendered {
+    if let Some(backlog) = ctx.backlog.take() {
+        let reply = match incoming.method {
+            Method::POST => member_steps::Reply::CreatedGroup,
+            Method::PUT => member_steps::Reply::Group,
+            _ => member_steps::Reply::NoContent,
+        };
+        return Ok(Applied::Continues(member_steps::Continued {
+            backlog,
+            notes: ctx.notes.take(),
+            reply,
+        }));
+    }
+    // Only a write that continues in steps has no reply yet.
+    let rendered = rendered.ok_or_else(ScimError::internal)?;
+    Ok(Applied::Done(Rendered {
         change_summary: ctx.change_summary(),
         ..rendered
-    })
+    }))
 }
 
 /// Runs the read a request asks for, or refuses what is no SCIM operation. `user_pages`: the

@@ -36,11 +36,21 @@ pub struct Ctx<'a> {
     pub user_pages: Option<&'a Bookmarks>,
     /// What a write changed, noted while applying it, for the request log.
     pub notes: std::cell::RefCell<Vec<String>>,
+    /// Memberships one job changes at most (`MEMBER_STEP`, smaller in tests).
+    pub member_step: usize,
+    /// Set by a write whose membership change is too large for one job: the part it left for
+    /// the steps that follow (see `MEMBER_STEP`).
+    pub backlog: std::cell::RefCell<Option<MemberBacklog>>,
 }
 
 impl Ctx<'_> {
     fn note(&self, what: String) {
         self.notes.borrow_mut().push(what);
+    }
+
+    /// Whether this write left part of its membership change to later steps.
+    fn continues(&self) -> bool {
+        self.backlog.borrow().is_some()
     }
 
     /// The notes as one line ("familyName Gonzalez → Nakamura; +3 −1 members"), if any.
@@ -796,8 +806,93 @@ fn unknown_members(ids: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(
     )))
 }
 
+/// Membership changes larger than this are applied in steps of this many, each a job of its
+/// own: the writer serves every directory, and one request replacing a 30 000-member group in
+/// one job held every other directory's writes for more than a second. (`Ctx::member_step`.)
+pub const MEMBER_STEP: usize = 1000;
+
+/// The part of a large membership change still to apply, one `MEMBER_STEP` at a time
+/// (`apply_member_step`), and what the steps so far did.
+#[derive(Debug, Clone)]
+pub struct MemberBacklog {
+    pub group_id: String,
+    /// Still to add and to remove, in the order they are applied (removals first).
+    add: Vec<String>,
+    remove: Vec<String>,
+    /// Memberships added and removed so far.
+    added: usize,
+    removed: usize,
+    /// Whether a step that changes memberships moves the group's version (see
+    /// `apply_member_changes`).
+    touch: bool,
+    /// Memberships per step.
+    step: usize,
+}
+
+/// One step of a `MemberBacklog`: the memberships one job adds and removes.
+#[derive(Debug, Clone)]
+pub struct MemberStep {
+    pub group_id: String,
+    add: BTreeSet<String>,
+    remove: BTreeSet<String>,
+    touch: bool,
+}
+
+impl MemberBacklog {
+    pub fn is_done(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// The next step's memberships (at most `MEMBER_STEP`).
+    pub fn next_step(&self) -> MemberStep {
+        let remove: BTreeSet<String> = self.remove.iter().take(self.step).cloned().collect();
+        let room = self.step - remove.len();
+        MemberStep {
+            group_id: self.group_id.clone(),
+            add: self.add.iter().take(room).cloned().collect(),
+            remove,
+            touch: self.touch,
+        }
+    }
+
+    /// Records that `step` (the last `next_step`) was applied, with what it changed.
+    pub fn applied(&mut self, step: &MemberStep, (added, removed): (usize, usize)) {
+        self.remove.drain(..step.remove.len());
+        self.add.drain(..step.add.len());
+        self.added += added;
+        self.removed += removed;
+    }
+
+    /// The request log's summary of the whole change ("+34 224 members").
+    pub fn summary(&self) -> String {
+        members_summary(self.added, self.removed)
+    }
+}
+
+fn members_summary(added: usize, removed: usize) -> String {
+    match (added, removed) {
+        (0, 0) => "members unchanged".to_string(),
+        (a, 0) => format!("+{a} member{}", if a == 1 { "" } else { "s" }),
+        (0, r) => format!("−{r} member{}", if r == 1 { "" } else { "s" }),
+        (a, r) => format!("+{a} −{r} members"),
+    }
+}
+
+/// What to do with member ids that are not live users of the directory.
+#[derive(Clone, Copy, PartialEq)]
+enum Unknown {
+    /// Refuse the change (nothing of it applies).
+    Refuse,
+    /// Leave them out: a later step of a change whose ids were all checked at its start (the
+    /// user was deleted since, as if the deletion had come after the change).
+    Skip,
+}
+
 /// Applies membership changes, touching only changed rows, with one event per changed
-/// membership. With `touch` (nothing else moved the group's version), a change moves it.
+/// membership. With `touch` (nothing else moved the group's version), a change moves it. A
+/// change larger than `MEMBER_STEP` is checked whole here (every added id a live user), its
+/// first step applied, and the rest left in `ctx.backlog` for the steps that follow.
+/// (Removals come first: the order does not matter to the result.)
 fn apply_member_changes(
     conn: &mut Batch<'_>,
     ctx: &Ctx<'_>,
@@ -819,21 +914,94 @@ fn apply_member_changes(
         }
         None => (changes.add.clone(), changes.remove.clone()),
     };
+    let step = ctx.member_step.max(1);
+    if add.len() + remove.len() <= step {
+        let (added, removed) =
+            change_members(conn, ctx, group, &add, &remove, touch, Unknown::Refuse)?;
+        ctx.note(members_summary(added, removed));
+        return Ok(());
+    }
+    unknown_members(
+        &add,
+        &memberships::known_user_ids(conn, ctx.directory_id, &add)?,
+    )?;
+    let mut backlog = MemberBacklog {
+        group_id: group.id.clone(),
+        add: add.into_iter().collect(),
+        remove: remove.into_iter().collect(),
+        added: 0,
+        removed: 0,
+        touch,
+        step,
+    };
+    let step = backlog.next_step();
+    let done = change_members(
+        conn,
+        ctx,
+        group,
+        &step.add,
+        &step.remove,
+        touch,
+        Unknown::Skip,
+    )?;
+    backlog.applied(&step, done);
+    *ctx.backlog.borrow_mut() = Some(backlog);
+    Ok(())
+}
+
+/// Applies one step of a large membership change (see `MemberBacklog`) in its own job;
+/// returns how many memberships it added and removed. The group may have been deleted since
+/// the change began: then 404.
+pub fn apply_member_step(
+    conn: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    step: &MemberStep,
+) -> Result<(usize, usize), ScimError> {
+    let group = groups::get(conn, ctx.directory_id, &step.group_id)?
+        .ok_or_else(|| group_not_found(&step.group_id))?;
+    change_members(
+        conn,
+        ctx,
+        &group,
+        &step.add,
+        &step.remove,
+        step.touch,
+        Unknown::Skip,
+    )
+}
+
+/// Adds and removes the given members (see `apply_member_changes`), with their events;
+/// returns how many were added and removed.
+fn change_members(
+    conn: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    group: &GroupRow,
+    add: &BTreeSet<String>,
+    remove: &BTreeSet<String>,
+    touch: bool,
+    unknown: Unknown,
+) -> Result<(usize, usize), ScimError> {
+    let group_id = group.id.as_str();
     // The add touches the group itself when it added anyone: a round trip less on Postgres.
-    let (known, added) =
-        memberships::add_known_members(conn, ctx.directory_id, group_id, &add, touch)?;
-    unknown_members(&add, &known)?;
-    let removed = memberships::remove_members(conn, group_id, &remove)?;
+    let (known, mut added) =
+        memberships::add_known_members(conn, ctx.directory_id, group_id, add, touch)?;
+    if known.len() < add.len() {
+        match unknown {
+            Unknown::Refuse => unknown_members(add, &known)?,
+            // Nothing went in (see `add_known_members`): the live ones alone, then.
+            Unknown::Skip => {
+                added =
+                    memberships::add_known_members(conn, ctx.directory_id, group_id, &known, touch)?
+                        .1
+            }
+        }
+    }
+    let removed = memberships::remove_members(conn, group_id, remove)?;
     if touch && added.is_empty() && !removed.is_empty() {
         memberships::touch_group(conn, ctx.directory_id, group_id)?;
     }
-    ctx.note(match (added.len(), removed.len()) {
-        (0, 0) => "members unchanged".to_string(),
-        (a, 0) => format!("+{a} member{}", if a == 1 { "" } else { "s" }),
-        (0, r) => format!("−{r} member{}", if r == 1 { "" } else { "s" }),
-        (a, r) => format!("+{a} −{r} members"),
-    });
-    emit_memberships(conn, ctx, group, &added, &removed)
+    emit_memberships(conn, ctx, group, &added, &removed)?;
+    Ok((added.len(), removed.len()))
 }
 
 fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimError> {
@@ -842,7 +1010,13 @@ fn full_group(conn: &mut DbConn, ctx: &Ctx<'_>, id: &str) -> Result<Value, ScimE
     Ok(render_group(ctx, &row, Some(&members)))
 }
 
-pub fn create_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, body: &Value) -> Result<Value, ScimError> {
+/// Creates a group; returns it, or `None` while its members are still being added (see
+/// `MemberBacklog`).
+pub fn create_group(
+    c: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Option<Value>, ScimError> {
     let input = resource::group_from_json(body)?;
     ensure_display_name_free(c, ctx, &input, None)?;
     let row = groups::insert(c, ctx.directory_id, &input)?;
@@ -859,7 +1033,20 @@ pub fn create_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, body: &Value) -> Result<Va
         };
         apply_member_changes(c, ctx, &row, &changes, false)?;
     }
-    full_group(c, ctx, &row.id)
+    rendered_unless_continued(c, ctx, &row.id)
+}
+
+/// The group as it is now, unless the write left part of its membership change to later
+/// steps: it is rendered once they are done.
+fn rendered_unless_continued(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    id: &str,
+) -> Result<Option<Value>, ScimError> {
+    if ctx.continues() {
+        return Ok(None);
+    }
+    full_group(conn, ctx, id).map(Some)
 }
 
 pub fn get_group(
@@ -924,12 +1111,14 @@ pub fn list_groups(conn: &mut DbConn, ctx: &Ctx<'_>, q: &ListQuery) -> Result<Va
     Ok(list_response(total, q.start_index, resources))
 }
 
+/// Replaces a group; returns it, or `None` while its members are still being replaced (see
+/// `MemberBacklog`).
 pub fn replace_group(
     c: &mut Batch<'_>,
     ctx: &Ctx<'_>,
     id: &str,
     body: &Value,
-) -> Result<Value, ScimError> {
+) -> Result<Option<Value>, ScimError> {
     let input = resource::group_from_json(body)?;
     let existing =
         groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
@@ -958,7 +1147,7 @@ pub fn replace_group(
         };
         apply_member_changes(c, ctx, &group, &changes, before == input.document)?;
     }
-    full_group(c, ctx, id)
+    rendered_unless_continued(c, ctx, id)
 }
 
 /// Applies a PATCH to a group: its attributes and its members, in one transaction.

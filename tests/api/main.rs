@@ -13,6 +13,7 @@ mod cli;
 mod delivery;
 mod discovery;
 mod helpers;
+mod member_steps;
 mod pitfalls;
 mod portal;
 mod portal_admin;

@@ -3,6 +3,9 @@
 //! the same run. See BENCHMARKS.md.
 //!
 //!   cargo build --release && target/release/roster-bench [--backend sqlite|postgres] [--full]
+//!   target/release/roster-bench --scenario fairness [--backend …]   (see `fairness`)
+
+mod fairness;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,8 +15,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-struct Opts {
+pub(crate) struct Opts {
     backend: String,
+    /// `fairness`, or none for the standard workloads.
+    scenario: Option<String>,
     sync_users: usize,
     sync_groups: usize,
     group_members: usize,
@@ -34,6 +39,7 @@ fn parse_opts() -> Opts {
         |name: &str, default: usize| value(name).and_then(|v| v.parse().ok()).unwrap_or(default);
     Opts {
         backend: value("--backend").unwrap_or_else(|| "sqlite".into()),
+        scenario: value("--scenario"),
         sync_users: num("--sync-users", if full { 100_000 } else { 20_000 }),
         sync_groups: num("--sync-groups", if full { 1_000 } else { 200 }),
         group_members: num("--group-members", 10_000),
@@ -133,7 +139,7 @@ fn start(db: &str) -> Server {
     Server { child, base }
 }
 
-fn cli(db: &str, base: &str, args: &[&str]) -> String {
+pub(crate) fn cli(db: &str, base: &str, args: &[&str]) -> String {
     let out = Command::new(roster_bin())
         .args(["--database-url", db, "--public-url", base])
         .env("ROSTER_SECRET_KEY_FILE", key_file())
@@ -148,7 +154,7 @@ fn cli(db: &str, base: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_idle_connections_per_host(64)
@@ -157,7 +163,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Results of one workload.
-struct Figures {
+pub(crate) struct Figures {
     name: String,
     requests: usize,
     seconds: f64,
@@ -174,7 +180,7 @@ impl Figures {
 
 /// Runs `n` requests with `concurrency` threads; `make(i)` performs request `i` and says
 /// whether it succeeded.
-fn run(
+pub(crate) fn run(
     name: &str,
     n: usize,
     concurrency: usize,
@@ -222,7 +228,7 @@ fn run(
     }
 }
 
-fn send(
+pub(crate) fn send(
     a: &ureq::Agent,
     method: &str,
     url: &str,
@@ -390,7 +396,7 @@ fn wrk(
 }
 
 /// Every user id and userName of the directory, read page by page.
-fn all_users(scim: &str, token: &str, filter: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn all_users(scim: &str, token: &str, filter: Option<&str>) -> Vec<(String, String)> {
     let a = agent();
     let mut users = Vec::new();
     let mut start = 1;
@@ -426,7 +432,7 @@ fn all_users(scim: &str, token: &str, filter: Option<&str>) -> Vec<(String, Stri
     users
 }
 
-fn user_body(i: usize, prefix: &str) -> Value {
+pub(crate) fn user_body(i: usize, prefix: &str) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i}@bench.example"),
         "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
         "emails": [{"value": format!("{prefix}{i}@bench.example"), "type": "work", "primary": true}], "active": true})
@@ -468,6 +474,21 @@ fn main() {
         o.concurrency
     );
     println!("database: {db}");
+    match o.scenario.as_deref() {
+        None => {}
+        Some("fairness") => {
+            fairness::run_scenario(&o, &db, &base, &org_id, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
+        Some(other) => {
+            eprintln!("roster-bench: unknown scenario `{other}` (known: fairness)");
+            drop(server);
+            clean_up(&db, &o.backend);
+            std::process::exit(2);
+        }
+    }
     let mut results = Vec::new();
 
     let path = |url: &str| url.trim_start_matches(&base).to_string();
@@ -749,6 +770,11 @@ fn main() {
         3000.0 * machine,
     );
     drop(server);
+    clean_up(&db, &o.backend);
+}
+
+/// Removes the run's database (its directory on SQLite) and the wrk scripts.
+fn clean_up(db: &str, backend: &str) {
     if let Some(path) = db.strip_prefix("sqlite://")
         && let Some(dir) = std::path::Path::new(path).parent()
     {
@@ -757,7 +783,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(
         std::env::temp_dir().join(format!("roster-bench-wrk-{}", std::process::id())),
     );
-    if o.backend == "postgres" {
+    if backend == "postgres" {
         let admin = std::env::var("BENCH_PG_ADMIN")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = db.rsplit('/').next().unwrap_or_default().to_string();
