@@ -55,7 +55,7 @@ pub async fn finish(
             let (inc, this_step) = (incoming.clone(), step.clone());
             let result = state
                 .writer
-                .run(move |batch| ops::apply_member_step(batch, &ctx(&inc, None), &this_step))
+                .run_alone(move |batch| ops::apply_member_step(batch, &ctx(&inc, None), &this_step))
                 .await
                 .map_err(|e| unavailable(&e))?;
             // Gave way to another instance's change on the same rows (see `write`).

@@ -6,6 +6,7 @@
 
 pub mod ops;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -516,6 +517,10 @@ async fn write(
     } else {
         None
     };
+    let live = match &body {
+        Some(body) => live_members_apart(state, &incoming, &target, body).await?,
+        None => None,
+    };
     // A group's writes one at a time (see `group_turns`), held until the reply.
     let _turn = match &*target {
         Target::Resource(crate::scim::ResourceType::Group, id) => {
@@ -526,15 +531,20 @@ async fn write(
     let mut touch = touch;
     let mut tries = 1;
     let applied = loop {
-        let (inc, tgt, body, touch_now) =
-            (incoming.clone(), target.clone(), body.clone(), touch.take());
+        let (inc, tgt, body, live, touch_now) = (
+            incoming.clone(),
+            target.clone(),
+            body.clone(),
+            live.clone(),
+            touch.take(),
+        );
         let result: Result<Applied, ScimError> = state
             .writer
             .run(move |batch| {
                 if let Some(touch) = &touch_now {
                     touch.apply(batch, &inc.directory_id)?;
                 }
-                let applied = dispatch_write(batch, &inc, &tgt, body.as_deref())?;
+                let applied = dispatch_write(batch, &inc, &tgt, body.as_deref(), live.as_deref())?;
                 // The change and its log row commit together, or neither does (a change
                 // that continues in steps logs its row with its last).
                 if let Applied::Done(rendered) = &applied {
@@ -557,6 +567,34 @@ async fn write(
             member_steps::finish(state, &incoming, &target, continued).await
         }
     }
+}
+
+/// The members of a large group `POST` or `PUT` checked on a pooled connection before its job
+/// (see `ops::live_members`).
+async fn live_members_apart(
+    state: &web::Data<AppState>,
+    incoming: &Arc<Incoming>,
+    target: &Target,
+    body: &Arc<Value>,
+) -> Result<Option<Arc<BTreeSet<String>>>, ScimError> {
+    use crate::scim::ResourceType::Group;
+    let is_group = matches!(
+        (target, &incoming.method),
+        (Target::Collection(Group), &Method::POST) | (Target::Resource(Group, _), &Method::PUT)
+    );
+    let large = body
+        .get("members")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.len() > incoming.member_step);
+    if !is_group || !large {
+        return Ok(None);
+    }
+    let (pool, inc, body) = (state.pool.clone(), incoming.clone(), body.clone());
+    web::block(move || {
+        ops::live_members(&mut *pooled(&pool)?, &ctx(&inc, None), &body).map(|l| l.map(Arc::new))
+    })
+    .await
+    .map_err(|_| ScimError::internal())?
 }
 
 /// What a write's job did: all of it, or a first step of a large membership change.
@@ -846,6 +884,7 @@ fn ctx<'a>(incoming: &'a Incoming, user_pages: Option<&'a Bookmarks>) -> Ctx<'a>
         if_match: incoming.if_match.as_deref(),
         user_pages,
         member_step: incoming.member_step,
+        live_members: None,
         notes: Default::default(),
         backlog: Default::default(),
     }
@@ -863,15 +902,19 @@ fn uses_body(target: &Target, method: &Method) -> bool {
 
 /// Runs the change a request asks for (`PUT`, `PATCH`, `DELETE`, `POST /Groups`; `POST /Users`
 /// goes to `post_user`) in the writer's batch; anything else is refused by `dispatch_read`.
-/// `body`: the parsed body, when `uses_body`.
+/// `body`: the parsed body, when `uses_body`; `live`: see `Ctx::live_members`.
 fn dispatch_write(
     batch: &mut Batch<'_>,
     incoming: &Incoming,
     target: &Target,
     body: Option<&Value>,
+    live: Option<&BTreeSet<String>>,
 ) -> Result<Applied, ScimError> {
     use crate::scim::ResourceType::{Group, User};
-    let ctx = &ctx(incoming, None);
+    let ctx = &Ctx {
+        live_members: live,
+        ..ctx(incoming, None)
+    };
     // `write` parses it for every target `uses_body` names.
     let json = || body.ok_or_else(ScimError::internal);
     let rendered = match (target, &incoming.method) {

@@ -38,6 +38,9 @@ pub struct Ctx<'a> {
     pub notes: std::cell::RefCell<Vec<String>>,
     /// Memberships one job changes at most (`MEMBER_STEP`, smaller in tests).
     pub member_step: usize,
+    /// Member ids of a large body found to be live users of the directory just before the
+    /// write's job (`live_members`): the job checks only the others.
+    pub live_members: Option<&'a BTreeSet<String>>,
     /// Set by a write whose membership change is too large for one job: the part it left for
     /// the steps that follow (see `MEMBER_STEP`).
     pub backlog: std::cell::RefCell<Option<MemberBacklog>>,
@@ -809,7 +812,7 @@ fn unknown_members(ids: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(
 /// Membership changes larger than this are applied in steps of this many, each a job of its
 /// own: the writer serves every directory, and one request replacing a 30 000-member group in
 /// one job held every other directory's writes for more than a second. (`Ctx::member_step`.)
-pub const MEMBER_STEP: usize = 1000;
+pub const MEMBER_STEP: usize = 250;
 
 /// The part of a large membership change still to apply, one `MEMBER_STEP` at a time
 /// (`apply_member_step`), and what the steps so far did.
@@ -890,8 +893,8 @@ enum Unknown {
 
 /// Applies membership changes, touching only changed rows, with one event per changed
 /// membership. With `touch` (nothing else moved the group's version), a change moves it. A
-/// change larger than `MEMBER_STEP` is checked whole here (every added id a live user), its
-/// first step applied, and the rest left in `ctx.backlog` for the steps that follow.
+/// change larger than `MEMBER_STEP` is checked whole here (every added id a live user) and
+/// left in `ctx.backlog` for the steps that follow.
 /// (Removals come first: the order does not matter to the result.)
 fn apply_member_changes(
     conn: &mut Batch<'_>,
@@ -921,11 +924,17 @@ fn apply_member_changes(
         ctx.note(members_summary(added, removed));
         return Ok(());
     }
+    let unchecked: BTreeSet<String> = match ctx.live_members {
+        Some(live) => add.difference(live).cloned().collect(),
+        None => add.clone(),
+    };
     unknown_members(
-        &add,
-        &memberships::known_user_ids(conn, ctx.directory_id, &add)?,
+        &unchecked,
+        &memberships::known_user_ids(conn, ctx.directory_id, &unchecked)?,
     )?;
-    let mut backlog = MemberBacklog {
+    // Not even a first step here: this job is any write's, and the steps commit alone (see
+    // `Writer::run_alone`).
+    *ctx.backlog.borrow_mut() = Some(MemberBacklog {
         group_id: group.id.clone(),
         add: add.into_iter().collect(),
         remove: remove.into_iter().collect(),
@@ -933,20 +942,33 @@ fn apply_member_changes(
         removed: 0,
         touch,
         step,
-    };
-    let step = backlog.next_step();
-    let done = change_members(
-        conn,
-        ctx,
-        group,
-        &step.add,
-        &step.remove,
-        touch,
-        Unknown::Skip,
-    )?;
-    backlog.applied(&step, done);
-    *ctx.backlog.borrow_mut() = Some(backlog);
+    });
     Ok(())
+}
+
+/// The members a group `POST` or `PUT` names, when there are more than a step's worth, checked
+/// before its job on a connection of its own (the writer's time is every directory's): every
+/// one a live user of the directory, or the refusal the job would give. `None`: no large
+/// member list to check.
+pub fn live_members(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    body: &Value,
+) -> Result<Option<BTreeSet<String>>, ScimError> {
+    let named = body
+        .get("members")
+        .and_then(Value::as_array)
+        .filter(|m| m.len() > ctx.member_step);
+    if named.is_none() {
+        return Ok(None);
+    }
+    let Some(members) = resource::group_from_json(body)?.members else {
+        return Ok(None);
+    };
+    let members: BTreeSet<String> = members.into_iter().collect();
+    let live = memberships::known_user_ids(conn, ctx.directory_id, &members)?;
+    unknown_members(&members, &live)?;
+    Ok(Some(live))
 }
 
 /// Applies one step of a large membership change (see `MemberBacklog`) in its own job;

@@ -61,6 +61,17 @@ pub enum WriteError {
     Unavailable(String),
 }
 
+/// How a job a caller waits for is committed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// With the other jobs of its batch, durably.
+    Durable,
+    /// Durably, in a batch of its own (see `Writer::run_alone`).
+    Alone,
+    /// Without waiting for Postgres's WAL flush when its batch holds only such jobs.
+    Relaxed,
+}
+
 /// Handle to the process's writer thread; dropping it commits what is queued and stops the
 /// thread.
 ///
@@ -171,6 +182,7 @@ impl Writer {
         let _ = self.send(Item::Job(Queued {
             job: Box::new(Chore { what, f }),
             durable: false,
+            alone: false,
         }));
     }
 
@@ -184,7 +196,19 @@ impl Writer {
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, Commit::Durable).await
+    }
+
+    /// Like `run`, for a job that holds the writer long (a step of a large membership change):
+    /// it is committed in a batch of its own, after the jobs queued with it, so that other
+    /// directories' changes never wait behind more than one such job.
+    pub async fn run_alone<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnMut(&mut Batch<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        self.submit(f, Commit::Alone).await
     }
 
     /// Like `run`, for rows whose loss in a crash loses no change (request-log rows of reads):
@@ -195,7 +219,7 @@ impl Writer {
         T: Send + 'static,
         E: From<diesel::result::Error> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, Commit::Relaxed).await
     }
 
     /// Creates `user` in the next batch. With `insert_first` (a user that joins no groups) the
@@ -224,12 +248,12 @@ impl Writer {
                     reply,
                 })
             },
-            true,
+            Commit::Durable,
         )
         .await
     }
 
-    async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<Result<T, E>, WriteError>
+    async fn submit<T, E, F>(&self, f: F, commit: Commit) -> Result<Result<T, E>, WriteError>
     where
         F: FnMut(&mut Batch<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -243,7 +267,7 @@ impl Writer {
                     reply,
                 })
             },
-            durable,
+            commit,
         )
         .await
     }
@@ -252,12 +276,13 @@ impl Writer {
     async fn queue<T>(
         &self,
         job: impl FnOnce(Reply<T>) -> Box<dyn Job>,
-        durable: bool,
+        commit: Commit,
     ) -> Result<T, WriteError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.send(Item::Job(Queued {
             job: job(reply),
-            durable,
+            durable: commit != Commit::Relaxed,
+            alone: commit == Commit::Alone,
         }))?;
         answer
             .await

@@ -2,6 +2,7 @@
 //! waiting beside the queue into one batch, has `group_commit` commit it, and keeps its
 //! connection, WAL and statistics up between batches.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -22,6 +23,9 @@ pub(super) struct Queued {
     /// Must survive a crash once acknowledged; a batch of only non-durable jobs may commit
     /// without waiting for Postgres's WAL flush.
     pub durable: bool,
+    /// Holds the writer long (a step of a large change): committed in a batch of its own,
+    /// after the light jobs queued with it, so a light job never waits behind more than one.
+    pub alone: bool,
 }
 
 /// What the queue carries to the writer thread.
@@ -54,19 +58,21 @@ pub(super) struct Gathered {
 }
 
 impl Gathered {
-    fn add(&mut self, item: Item) {
+    /// Adds a job to the batch, or to `alone` when it commits alone.
+    fn add(&mut self, item: Item, alone: &mut VecDeque<Queued>) {
         match item {
+            Item::Job(q) if q.alone => alone.push_back(q),
             Item::Job(q) => self.jobs.push(q),
             // The rows are taken by `take_logs`.
             Item::Logs => {}
         }
     }
 
-    /// Takes what is already queued, up to `MAX_BATCH` jobs.
-    fn gather(&mut self, items: &mpsc::Receiver<Item>) {
+    /// Takes what is already queued, up to `MAX_BATCH` jobs (see `add`).
+    fn gather(&mut self, items: &mpsc::Receiver<Item>, alone: &mut VecDeque<Queued>) {
         while self.jobs.len() < MAX_BATCH {
             match items.try_recv() {
-                Ok(item) => self.add(item),
+                Ok(item) => self.add(item, alone),
                 Err(_) => break,
             }
         }
@@ -93,36 +99,58 @@ pub(super) fn writer_loop(
     let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
     let mut closing = false;
+    // Jobs that commit alone (see `Queued::alone`), in arrival order, and whether one is next.
+    let mut alone: VecDeque<Queued> = VecDeque::new();
+    let mut alone_next = false;
     loop {
         let mut batch = Gathered::default();
-        match items.recv_timeout(IDLE) {
-            Ok(item) => batch.add(item),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                conn = None;
-                continue;
-            }
-            // The last rows, if any, then stop.
-            Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
-        }
-        batch.gather(items);
-        if !closing && batch.jobs.is_empty() && lock_rows(log_rows).len() < LOG_COMPANY {
-            // A few log rows only: wait a little for more, unless a change arrives.
-            let deadline = Instant::now() + LOG_DELAY;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match items.recv_timeout(left) {
-                    Ok(item) => {
-                        batch.add(item);
-                        if !batch.jobs.is_empty() {
-                            batch.gather(items);
-                            break;
-                        }
-                        if lock_rows(log_rows).len() >= LOG_COMPANY {
-                            break;
-                        }
+        let lone = if alone_next { alone.pop_front() } else { None };
+        alone_next = false;
+        if let Some(q) = lone {
+            // After the light jobs that came with it, and before any that came later: a
+            // stream of light jobs never starves it.
+            batch.jobs.push(q);
+        } else {
+            if alone.is_empty() {
+                match items.recv_timeout(IDLE) {
+                    Ok(item) => batch.add(item, &mut alone),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        conn = None;
+                        continue;
                     }
-                    Err(_) => break,
+                    // The last rows, if any, then stop.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
                 }
+            }
+            batch.gather(items, &mut alone);
+            if !closing
+                && batch.jobs.is_empty()
+                && alone.is_empty()
+                && lock_rows(log_rows).len() < LOG_COMPANY
+            {
+                // A few log rows only: wait a little for more, unless a change arrives.
+                let deadline = Instant::now() + LOG_DELAY;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match items.recv_timeout(left) {
+                        Ok(item) => {
+                            batch.add(item, &mut alone);
+                            if !batch.jobs.is_empty() || !alone.is_empty() {
+                                batch.gather(items, &mut alone);
+                                break;
+                            }
+                            if lock_rows(log_rows).len() >= LOG_COMPANY {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if batch.jobs.is_empty() {
+                batch.jobs.extend(alone.pop_front());
+            } else {
+                alone_next = !alone.is_empty();
             }
         }
         batch.take_logs(log_rows);

@@ -135,6 +135,71 @@ async fn a_job_failing_after_its_writes_is_undone_alone() {
     assert_eq!(values, ["a", "c"]);
 }
 
+/// A job that holds the writer long commits in a batch of its own, after the light jobs
+/// queued with it: here two such jobs and two light ones, queued alternately while the writer
+/// is busy. Each job notes how many of the others a second connection sees committed when it
+/// runs: the light ones none (they share the first batch), the first lone job both light
+/// ones, the second lone job three.
+#[actix_rt::test]
+async fn jobs_that_commit_alone_let_the_light_jobs_queued_with_them_go_first() {
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let pool = crate::db::connect(&url).unwrap();
+    let writer = Writer::start(pool.clone());
+    writer
+        .run(|c| c.batch_execute("CREATE TABLE done (name TEXT NOT NULL)"))
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let job = |name: &'static str| {
+        let (seen, pool) = (seen.clone(), pool.clone());
+        move |c: &mut Batch<'_>| {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let mut other = pool.get().unwrap();
+            let DbConn::Sqlite(o) = &mut *other else {
+                unreachable!()
+            };
+            let committed = diesel::sql_query("SELECT count(*) AS n FROM done")
+                .get_result::<Count>(o)
+                .unwrap()
+                .n;
+            seen.lock().unwrap().push((name, committed));
+            c.batch_execute(&format!("INSERT INTO done VALUES ('{name}')"))
+        }
+    };
+    let release = hold(&writer);
+    let jobs = futures_util::future::join4(
+        writer.run_alone(job("alone 1")),
+        writer.run(job("light 1")),
+        writer.run_alone(job("alone 2")),
+        writer.run(job("light 2")),
+    );
+    let released = async {
+        actix_rt::task::yield_now().await;
+        release.send(()).unwrap();
+    };
+    let ((a1, l1, a2, l2), ()) = futures_util::future::join(jobs, released).await;
+    for result in [a1, l1, a2, l2] {
+        assert!(result.unwrap().is_ok());
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("light 1", 0),
+            ("light 2", 0),
+            ("alone 1", 2),
+            ("alone 2", 3)
+        ]
+    );
+}
+
 /// A batch inserts its creates before its other jobs, and a replay (here caused by a job
 /// failing after its writes) inserts them again from scratch: each create still hears
 /// whether its user went in (one of two with one userName), and each user is stored once,
