@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::{self, DbConn};
-use crate::events::{group_json, user_json};
+use crate::events::{group_json, user_json_with_roles};
+
+mod roles;
 use crate::scim::resource::rfc3339;
 use crate::state::AppState;
 
@@ -22,6 +24,7 @@ const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    roles::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
         .route("/api/v1/organizations", web::post().to(create_org))
@@ -63,8 +66,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the server is busy; retry shortly")]
     Unavailable(#[source] r2d2::Error),
+    #[error("the server is busy; retry shortly")]
+    Writer(#[source] crate::db::writer::WriteError),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -82,7 +89,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) | ApiError::Writer(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,7 +101,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) | ApiError::Writer(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         };
         HttpResponse::build(self.status_code())
@@ -475,15 +484,11 @@ async fn list_users(
     let cursor = q.cursor;
     let rows = with_key(&req, &state, move |c, scope| {
         filter.organization_id = scope.restrict(filter.organization_id.take())?;
-        Ok(db::users::api_list(
-            c,
-            &filter,
-            cursor.as_deref(),
-            limit + 1,
-        )?)
+        let users = db::users::api_list(c, &filter, cursor.as_deref(), limit + 1)?;
+        with_roles(c, users)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |u| u.id.clone(), user_json)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _)| u.id.clone(), user_view)))
 }
 
 async fn get_user(
@@ -498,10 +503,38 @@ async fn get_user(
         scope
             .directory(c, &u.directory_id)
             .map_err(|_| ApiError::NotFound(format!("no user `{id}`")))?;
-        Ok(u)
+        let mut with = with_roles(c, vec![u])?;
+        with.pop()
+            .ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(user_json(&u)))
+    Ok(HttpResponse::Ok().json(user_view(&u)))
+}
+
+/// Users with their effective roles.
+fn with_roles(
+    c: &mut DbConn,
+    users: Vec<db::users::UserRow>,
+) -> Result<Vec<(db::users::UserRow, Vec<String>)>, ApiError> {
+    let mut by_directory: std::collections::BTreeMap<&str, Vec<&String>> = Default::default();
+    for u in &users {
+        by_directory.entry(&u.directory_id).or_default().push(&u.id);
+    }
+    let mut roles = std::collections::BTreeMap::new();
+    for (directory_id, ids) in by_directory {
+        roles.extend(db::roles::effective(c, directory_id, &ids)?);
+    }
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            let r = roles.remove(&u.id).unwrap_or_default();
+            (u, r)
+        })
+        .collect())
+}
+
+fn user_view((user, roles): &(db::users::UserRow, Vec<String>)) -> Value {
+    user_json_with_roles(user, roles.clone())
 }
 
 async fn list_groups(
@@ -569,15 +602,11 @@ async fn list_members(
         scope
             .directory(c, &g.directory_id)
             .map_err(|_| ApiError::NotFound(format!("no group `{id}`")))?;
-        Ok(db::groups::api_members(
-            c,
-            &id,
-            cursor.as_deref(),
-            limit + 1,
-        )?)
+        let members = db::groups::api_members(c, &id, cursor.as_deref(), limit + 1)?;
+        with_roles(c, members)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |u| u.id.clone(), user_json)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _)| u.id.clone(), user_view)))
 }
 
 #[derive(Deserialize)]

@@ -233,8 +233,39 @@ diesel::table! {
         org_id -> Nullable<Text>,
     }
 }
+diesel::table! {
+    roles (id) {
+        id -> Text,
+        org_id -> Text,
+        slug -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        is_default -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_mappings (group_id, role_id) {
+        group_id -> Text,
+        role_id -> Text,
+        directory_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id) {
+        user_id -> Text,
+        directory_id -> Text,
+        roles -> Text,
+    }
+}
 
 diesel::joinable!(portal_links -> organizations (org_id));
+diesel::joinable!(roles -> organizations (org_id));
+diesel::joinable!(role_mappings -> roles (role_id));
+diesel::joinable!(role_mappings -> scim_groups (group_id));
 diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
@@ -266,4 +297,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     api_keys,
     sessions,
+    roles,
+    role_mappings,
+    user_roles,
 );

@@ -32,9 +32,21 @@ pub struct UserView<'a> {
     name: Option<&'a str>,
     created_at: String,
     updated_at: String,
+    /// Effective roles (slugs, sorted); left out where they are not known (a membership
+    /// event's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
 }
 
 impl<'a> UserView<'a> {
+    /// The view with the user's effective roles.
+    pub fn with_roles(self, roles: Vec<String>) -> UserView<'a> {
+        UserView {
+            roles: Some(roles),
+            ..self
+        }
+    }
+
     pub fn of(row: &'a db::users::UserRow) -> UserView<'a> {
         UserView {
             id: &row.id,
@@ -47,6 +59,7 @@ impl<'a> UserView<'a> {
             name: row.full_name.as_deref(),
             created_at: crate::scim::resource::rfc3339(row.created_at),
             updated_at: crate::scim::resource::rfc3339(row.updated_at),
+            roles: None,
         }
     }
 }
@@ -54,6 +67,11 @@ impl<'a> UserView<'a> {
 /// `UserView` as a JSON value.
 pub fn user_json(row: &db::users::UserRow) -> Value {
     serde_json::to_value(UserView::of(row)).unwrap_or(Value::Null)
+}
+
+/// `UserView` with the user's effective roles, as a JSON value.
+pub fn user_json_with_roles(row: &db::users::UserRow, roles: Vec<String>) -> Value {
+    serde_json::to_value(UserView::of(row).with_roles(roles)).unwrap_or(Value::Null)
 }
 
 /// Roster's normalized view of a group.

@@ -13,6 +13,7 @@ use crate::events;
 use crate::db::directories;
 use crate::db::groups::{self, GroupRow};
 use crate::db::memberships;
+use crate::db::roles;
 use crate::db::scim_filter::{CompileError, group_condition};
 use crate::db::user_pages::Bookmarks;
 use crate::db::users::{self, ListedUser, UserRow};
@@ -46,7 +47,22 @@ pub struct Ctx<'a> {
     pub backlog: std::cell::RefCell<Option<MemberBacklog>>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A write of Roster's own (not a SCIM request's) to the directory whose SCIM base URL
+    /// is `base_url`: a recomputation of its users' roles.
+    pub fn for_directory(directory_id: &'a str, base_url: &'a str) -> Ctx<'a> {
+        Ctx {
+            directory_id,
+            base_url,
+            if_match: None,
+            user_pages: None,
+            member_step: MEMBER_STEP,
+            live_members: None,
+            notes: Default::default(),
+            backlog: Default::default(),
+        }
+    }
+
     fn note(&self, what: String) {
         self.notes.borrow_mut().push(what);
     }
@@ -334,12 +350,59 @@ fn user_event_raw(ctx: &Ctx<'_>, row: &UserRow) -> Result<String, ScimError> {
     user_text(ctx, row, &[])
 }
 
-fn user_event<'a>(row: &'a UserRow, raw: &'a str) -> Result<UserEvent<'a>, ScimError> {
+/// A user event's data, with the user's `roles` (effective, sorted).
+fn user_event<'a>(
+    row: &'a UserRow,
+    raw: &'a str,
+    roles: Vec<String>,
+) -> Result<UserEvent<'a>, ScimError> {
     Ok(UserEvent {
-        user: events::UserView::of(row),
+        user: events::UserView::of(row).with_roles(roles),
         raw: serde_json::from_str(raw).map_err(|_| ScimError::internal())?,
         changed: None,
     })
+}
+
+/// A user's effective roles, for its events.
+fn roles_of(conn: &mut DbConn, row: &UserRow) -> Result<Vec<String>, ScimError> {
+    Ok(roles::effective(conn, &row.directory_id, &[&row.id])?
+        .remove(&row.id)
+        .unwrap_or_default())
+}
+
+/// Recomputes the roles of users whose groups changed (or whose groups' roles changed), and
+/// records one `user.updated` event (`changed: ["roles"]`) per user whose effective roles
+/// moved, in the same transaction. `default_before`: the organization's default role before
+/// the change, when the change is to the default.
+pub fn refresh_roles(
+    c: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    user_ids: &[&String],
+    default_before: Option<Option<String>>,
+) -> Result<usize, ScimError> {
+    let moved = roles::refresh(c, ctx.directory_id, user_ids, default_before)?;
+    if moved.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&String> = moved.iter().map(|m| &m.user_id).collect();
+    let rows = users::get_many(c, ctx.directory_id, &ids)?;
+    let mut after: BTreeMap<String, Vec<String>> =
+        moved.into_iter().map(|m| (m.user_id, m.after)).collect();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows.iter().filter(|r| r.deleted_at.is_none()) {
+        let raw = user_event_raw(ctx, row)?;
+        let data = UserEvent {
+            changed: Some(vec!["roles".to_string()]),
+            ..user_event(row, &raw, after.remove(&row.id).unwrap_or_default())?
+        };
+        items.push((
+            EventType::UserUpdated,
+            serde_json::to_value(data).map_err(|_| ScimError::internal())?,
+        ));
+    }
+    let n = items.len();
+    db_events::emit_many(c, ctx.directory_id, items)?;
+    Ok(n)
 }
 
 /// The `data` of a group event (members are not included: they have their own events).
@@ -356,6 +419,7 @@ fn emit_memberships(
     removed: &BTreeSet<String>,
 ) -> Result<(), ScimError> {
     let group_json = &events::group_json(group);
+    let removed_ids = removed;
     let ids: Vec<&String> = removed.iter().collect();
     let removed = users::get_many(c, ctx.directory_id, &ids)?;
     let items = [
@@ -373,6 +437,10 @@ fn emit_memberships(
     })
     .collect();
     db_events::emit_many(c, ctx.directory_id, items)?;
+    if roles::group_is_mapped(c, &group.id)? {
+        let ids: Vec<&String> = added.iter().map(|u| &u.id).chain(removed_ids).collect();
+        refresh_roles(c, ctx, &ids, None)?;
+    }
     Ok(())
 }
 
@@ -424,7 +492,10 @@ pub fn create_user(
     if !inserted {
         return Err(user_name_taken(&user.row.user_name));
     }
-    users::record_created(batch, user)?;
+    match roles::default_slug(batch, ctx.directory_id)? {
+        Some(default) => users::record_created_with_roles(batch, user, &[default])?,
+        None => users::record_created(batch, user)?,
+    }
     if groups.is_none() {
         return Ok(None);
     }
@@ -438,7 +509,9 @@ fn new_user(ctx: &Ctx<'_>, input: &UserInput) -> Result<(users::NewUser, String)
     let mut raw = String::new();
     let user = users::NewUser::new(ctx.directory_id, input, |row| {
         raw = user_event_raw(ctx, row)?;
-        let data = serde_json::to_string(&user_event(row, &raw)?);
+        // A new user's groups give no role yet: the default, if any, is set by the write
+        // (`create_user`), which can read it.
+        let data = serde_json::to_string(&user_event(row, &raw, Vec::new())?);
         data.ok()
             .and_then(|d| RawValue::from_string(d).ok())
             .ok_or_else(ScimError::internal)
@@ -689,18 +762,29 @@ fn save_user(
     let mut changed = events::changed_attributes(&before, &input.document);
     changed.retain(|a| a != "active");
     let raw = user_event_raw(ctx, &row)?;
-    if existing.active != row.active {
+    let activation = existing.active != row.active;
+    let roles = if activation || !changed.is_empty() {
+        roles_of(c, &row)?
+    } else {
+        Vec::new()
+    };
+    if activation {
         let kind = if row.active {
             EventType::UserReactivated
         } else {
             EventType::UserDeactivated
         };
-        db_events::emit(c, ctx.directory_id, kind, user_event(&row, &raw)?)?;
+        db_events::emit(
+            c,
+            ctx.directory_id,
+            kind,
+            user_event(&row, &raw, roles.clone())?,
+        )?;
     }
     if !changed.is_empty() {
         let data = UserEvent {
             changed: Some(changed),
-            ..user_event(&row, &raw)?
+            ..user_event(&row, &raw, roles)?
         };
         db_events::emit(c, ctx.directory_id, EventType::UserUpdated, data)?;
     }
@@ -764,13 +848,14 @@ fn user_after_patch(patched: &Value, was_active: bool) -> Result<resource::UserI
 pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), ScimError> {
     let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
     check_if_match(ctx, existing.version)?;
+    let roles = roles_of(c, &existing)?;
     users::delete(c, ctx.directory_id, id)?;
     let raw = user_event_raw(ctx, &existing)?;
     db_events::emit(
         c,
         ctx.directory_id,
         EventType::UserDeleted,
-        user_event(&existing, &raw)?,
+        user_event(&existing, &raw, roles)?,
     )?;
     Ok(())
 }
@@ -1213,6 +1298,12 @@ pub fn delete_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sc
     let existing =
         groups::get_locked(c, ctx.directory_id, id)?.ok_or_else(|| group_not_found(id))?;
     check_if_match(ctx, existing.version)?;
+    let mapped = roles::group_is_mapped(c, id)?;
+    let members = if mapped {
+        memberships::member_ids(c, id)?
+    } else {
+        BTreeSet::new()
+    };
     groups::delete(c, ctx.directory_id, id)?;
     db_events::emit(
         c,
@@ -1220,5 +1311,11 @@ pub fn delete_group(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sc
         EventType::GroupDeleted,
         group_event(ctx, &existing),
     )?;
+    if mapped {
+        // Its members lose the roles it gave (the mappings go with it).
+        roles::unmap_group(c, id)?;
+        let ids: Vec<&String> = members.iter().collect();
+        refresh_roles(c, ctx, &ids, None)?;
+    }
     Ok(())
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, Scim, TestApp, backend_tests};
 
 /// Validates `body` against the document's schema for `method path -> status`.
-fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+pub(crate) fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
     let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]
         ["schema"];
     assert!(
@@ -34,7 +34,7 @@ fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
 }
 
 /// A client of one app's API: its key, and the OpenAPI document the app serves.
-struct Api {
+pub(crate) struct Api {
     base: String,
     key: String,
     doc: Value,
@@ -42,7 +42,7 @@ struct Api {
 
 impl Api {
     /// Calls the API and checks the response against the document (`template` is its path).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         url: &str,
@@ -86,7 +86,7 @@ impl Api {
     }
 
     /// Creates an organization and returns its id.
-    async fn org(&self, body: Value) -> String {
+    pub(crate) async fn org(&self, body: Value) -> String {
         self.call("POST", "/organizations", "/organizations", Some(body), 201)
             .await["id"]
             .as_str()
@@ -96,7 +96,7 @@ impl Api {
 }
 
 /// A fresh app and an API client with a new key and the document the app serves.
-async fn spawn(backend: Backend) -> (TestApp, Api) {
+pub(crate) async fn spawn(backend: Backend) -> (TestApp, Api) {
     let app = TestApp::spawn(backend).await;
     let doc: Value = {
         let mut r = awc::Client::new()

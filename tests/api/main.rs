@@ -19,6 +19,7 @@ mod portal;
 mod portal_admin;
 mod providers;
 mod receiver;
+mod roles;
 mod scim_errors;
 mod scim_ops;
 mod security;

@@ -132,6 +132,19 @@ pub fn record_created(batch: &mut Batch<'_>, user: &NewUser) -> QueryResult<()> 
     )
 }
 
+/// `record_created`, with the user's effective roles set in the event (`data.user.roles`):
+/// its data was rendered before the write, when they were not known.
+pub fn record_created_with_roles(
+    batch: &mut Batch<'_>,
+    user: &NewUser,
+    roles: &[String],
+) -> QueryResult<()> {
+    let mut data: serde_json::Value = serde_json::from_str(user.created_event.get())
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    data["user"]["roles"] = serde_json::json!(roles);
+    crate::db::events::emit(batch, &user.row.directory_id, EventType::UserCreated, &data)
+}
+
 /// Inserts new users, leaving out each whose userName is taken (by a live user, or by an
 /// earlier one of `users`); says for each whether it went in. Call inside a write
 /// transaction. A taken userName is not an error: on Postgres a failed statement would spoil
