@@ -20,7 +20,7 @@ const GROUP_REPLACEMENTS: usize = 6;
 
 /// B's latencies over one phase, in ms.
 #[derive(Default)]
-struct Probe {
+pub(crate) struct Probe {
     post: Vec<f64>,
     get: Vec<f64>,
     errors: usize,
@@ -38,7 +38,7 @@ impl Probe {
 
 /// Times B's requests, a create then a read, until `done` (at least `min` pairs, at most
 /// `max`).
-fn probe(
+pub(crate) fn probe(
     scim_b: &str,
     token_b: &str,
     tag: &str,
@@ -77,7 +77,7 @@ fn probe(
     out
 }
 
-fn report(name: &str, p: &Probe, rest: &Probe) {
+pub(crate) fn report(name: &str, p: &Probe, rest: &Probe) {
     for (verb, v, r) in [("POST", &p.post, &rest.post), ("GET ", &p.get, &rest.get)] {
         let p99 = Probe::p(v, 0.99);
         let ratio = p99 / Probe::p(r, 0.99).max(1e-9);

@@ -3,9 +3,10 @@
 //! the same run. See BENCHMARKS.md.
 //!
 //!   cargo build --release && target/release/roster-bench [--backend sqlite|postgres] [--full]
-//!   target/release/roster-bench --scenario fairness [--backend …]   (see `fairness`)
+//!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
 
 mod fairness;
+mod roles;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -482,8 +483,14 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("roles") => {
+            roles::run_scenario(&o, &db, &base, &org_id, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some(other) => {
-            eprintln!("roster-bench: unknown scenario `{other}` (known: fairness)");
+            eprintln!("roster-bench: unknown scenario `{other}` (known: fairness, roles)");
             drop(server);
             clean_up(&db, &o.backend);
             std::process::exit(2);
