@@ -98,6 +98,14 @@ pub fn remove(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     })
 }
 
+/// The Postgres notification channel that says webhook deliveries were queued.
+pub const DELIVERY_CHANNEL: &str = "roster_deliveries";
+/// Sent in a transaction that queued deliveries (see `db::Batch`): every instance's worker
+/// listening on `DELIVERY_CHANNEL` looks for due deliveries when it commits.
+pub const NOTIFY_DELIVERIES: &str = "NOTIFY roster_deliveries;";
+/// Makes a connection hear `NOTIFY_DELIVERIES`.
+pub const LISTEN_DELIVERIES: &str = "LISTEN roster_deliveries;";
+
 /// A delivery to attempt now.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -111,14 +119,28 @@ pub struct Due {
     pub payload: String,
 }
 
-/// Claims up to `limit` due deliveries for `lease`. Per endpoint and directory only the oldest
-/// undelivered event is due, so each receiver gets a directory's events in order.
+/// What a worker asks `claim` for.
+pub struct ClaimRequest<'a> {
+    /// Deliveries claimed at most.
+    pub limit: usize,
+    /// Deliveries of one endpoint claimed at most (its lane attempts them one after another).
+    pub per_endpoint: usize,
+    /// How long the claimed deliveries are this worker's.
+    pub lease: Duration,
+    /// Endpoints this worker is delivering to now: none of theirs is claimed, so that each
+    /// endpoint has at most one delivery in flight per worker.
+    pub skip_endpoints: &'a std::collections::HashSet<String>,
+}
+
+/// Claims due deliveries for `lease`. Per endpoint and directory only the oldest undelivered
+/// event is due, so each receiver gets a directory's events in order. The deliveries of one
+/// endpoint come out together, in event order.
 pub fn claim(
     conn: &mut DbConn,
     keys: &SecretKeys,
-    limit: i64,
-    lease: Duration,
+    request: &ClaimRequest,
 ) -> QueryResult<Vec<Due>> {
+    let lease = request.lease;
     write_tx(conn, |c| {
         let at = now();
         // Heads of line: the oldest pending delivery per endpoint and directory.
@@ -133,11 +155,25 @@ pub fn claim(
                 webhook_deliveries::directory_id,
                 diesel::dsl::min(webhook_deliveries::event_seq),
             ))
+            .order((
+                webhook_deliveries::endpoint_id,
+                diesel::dsl::min(webhook_deliveries::event_seq),
+            ))
             .load(c)?;
-        let mut due = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
+        let mut of_endpoint = 0;
         for (endpoint_id, _, seq) in heads {
-            if due.len() as i64 >= limit {
+            if due.len() >= request.limit {
                 break;
+            }
+            if request.skip_endpoints.contains(&endpoint_id) {
+                continue;
+            }
+            if due.last().is_none_or(|d| d.endpoint.id != endpoint_id) {
+                of_endpoint = 0;
+            }
+            if of_endpoint >= request.per_endpoint {
+                continue;
             }
             let Some(seq) = seq else { continue };
             let row = webhook_deliveries::table
@@ -184,6 +220,7 @@ pub fn claim(
                 event_id,
                 payload,
             });
+            of_endpoint += 1;
         }
         Ok(due)
     })
@@ -204,50 +241,64 @@ impl Outcome {
     }
 }
 
-/// Records an attempt; schedules the next one (`retry_in`) or dead-letters the delivery when
+/// One attempt to record: schedules the next one (`retry_in`) or dead-letters the delivery when
 /// `retry_in` is `None`.
-pub fn record_attempt(
-    conn: &mut DbConn,
-    due: &Due,
-    outcome: &Outcome,
-    retry_in: Option<Duration>,
-) -> QueryResult<()> {
+pub struct Attempted<'a> {
+    pub due: &'a Due,
+    pub outcome: Outcome,
+    pub retry_in: Option<Duration>,
+}
+
+/// Records attempts, all in one transaction (a lane's run: one endpoint, several directories).
+pub fn record_attempts(conn: &mut DbConn, attempted: &[Attempted]) -> QueryResult<()> {
     write_tx(conn, |c| {
-        let at = now();
-        let attempt = due.attempts + 1;
-        diesel::insert_into(webhook_attempts::table)
-            .values((
-                webhook_attempts::delivery_id.eq(due.delivery_id),
-                webhook_attempts::endpoint_id.eq(&due.endpoint.id),
-                webhook_attempts::attempt.eq(attempt),
-                webhook_attempts::at.eq(at),
-                webhook_attempts::status_code.eq(outcome.status_code),
-                webhook_attempts::latency_ms.eq(outcome.latency_ms),
-                webhook_attempts::error.eq(&outcome.error),
-                webhook_attempts::response_excerpt.eq(&outcome.response_excerpt),
-            ))
-            .execute(c)?;
-        let (status, next, delivered) = if outcome.succeeded() {
-            (DeliveryState::Delivered, at, Some(at))
-        } else {
-            match retry_in {
-                Some(d) => (DeliveryState::Pending, at + d, None),
-                None => (DeliveryState::Dead, at, None),
-            }
-        };
-        diesel::update(webhook_deliveries::table.find(due.delivery_id))
-            .set((
-                webhook_deliveries::status.eq(status.as_str()),
-                webhook_deliveries::attempts.eq(attempt),
-                webhook_deliveries::next_attempt_at.eq(next),
-                webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                webhook_deliveries::last_status.eq(outcome.status_code),
-                webhook_deliveries::last_error.eq(&outcome.error),
-                webhook_deliveries::delivered_at.eq(delivered),
-            ))
-            .execute(c)?;
+        for a in attempted {
+            record_attempt(c, a)?;
+        }
         Ok(())
     })
+}
+
+fn record_attempt(c: &mut DbConn, attempted: &Attempted) -> QueryResult<()> {
+    let Attempted {
+        due,
+        outcome,
+        retry_in,
+    } = attempted;
+    let at = now();
+    let attempt = due.attempts + 1;
+    diesel::insert_into(webhook_attempts::table)
+        .values((
+            webhook_attempts::delivery_id.eq(due.delivery_id),
+            webhook_attempts::endpoint_id.eq(&due.endpoint.id),
+            webhook_attempts::attempt.eq(attempt),
+            webhook_attempts::at.eq(at),
+            webhook_attempts::status_code.eq(outcome.status_code),
+            webhook_attempts::latency_ms.eq(outcome.latency_ms),
+            webhook_attempts::error.eq(&outcome.error),
+            webhook_attempts::response_excerpt.eq(&outcome.response_excerpt),
+        ))
+        .execute(c)?;
+    let (status, next, delivered) = if outcome.succeeded() {
+        (DeliveryState::Delivered, at, Some(at))
+    } else {
+        match retry_in {
+            Some(d) => (DeliveryState::Pending, at + *d, None),
+            None => (DeliveryState::Dead, at, None),
+        }
+    };
+    diesel::update(webhook_deliveries::table.find(due.delivery_id))
+        .set((
+            webhook_deliveries::status.eq(status.as_str()),
+            webhook_deliveries::attempts.eq(attempt),
+            webhook_deliveries::next_attempt_at.eq(next),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::last_status.eq(outcome.status_code),
+            webhook_deliveries::last_error.eq(&outcome.error),
+            webhook_deliveries::delivered_at.eq(delivered),
+        ))
+        .execute(c)?;
+    Ok(())
 }
 
 /// Queues an endpoint's deliveries again: of one event, or of every event from `since_seq` on

@@ -464,7 +464,7 @@ async fn two_instances_on_postgres_deliver_each_event_once() {
 /// A `roster serve` process with a fast retry schedule; returns it with its base URL.
 fn start_server(db_url: &str) -> (std::process::Child, String) {
     let schedule = ["0.2"; 100].join(",");
-    // A one-second receiver timeout keeps the claim lease (timeout + 30 s) short.
+    // A one-second receiver timeout keeps the claim lease (4 × timeout + 30 s) short.
     crate::helpers::start_server_process(
         db_url,
         &[
@@ -509,7 +509,7 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_restart(backend:
 
     let mut rx = receiver::start(Some(TcpListener::bind(addr).unwrap()), 0, None);
     let (mut restarted, _) = start_server(&db.url);
-    // A kill between a claim and its recorded attempt leaves the delivery leased (31 s here):
+    // A kill between a claim and its recorded attempt leaves the delivery leased (34 s here):
     // the restarted server delivers it once the lease runs out.
     let got = rx.next(60).await;
     assert_eq!(got.json["type"], "user.created");
