@@ -17,13 +17,17 @@ use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, Outcome};
 use crate::db::{self, Pool};
 
 /// Deliveries claimed in one round at most.
-const CLAIM_LIMIT: usize = 32;
-/// Deliveries of one endpoint claimed in one round at most: its lane attempts them one after
-/// another, and the lease must cover them all even if each takes the whole timeout.
-const PER_ENDPOINT: usize = 4;
+const CLAIM_LIMIT: usize = 128;
+/// Deliveries of one endpoint claimed in one round at most (its lane's run).
+const PER_ENDPOINT: usize = 32;
+/// Deliveries of one endpoint and directory claimed in one round at most.
+const PER_DIRECTORY: usize = 8;
 /// Lanes running at once at most (endpoints being delivered to).
 const MAX_LANES: usize = 32;
-/// What the lease adds to the longest a lane may take: time to record the outcomes.
+/// Attempts a lane's run has time for, each taking the whole timeout: the lease covers them
+/// (and `LEASE_MARGIN`); the lane gives back what it has no time left for.
+const ATTEMPTS_PER_LEASE: u32 = 4;
+/// What the lease adds to the time for the attempts: time to record the outcomes.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -196,9 +200,10 @@ fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
     if busy.len() >= MAX_LANES {
         return Ok(0);
     }
-    let longest_lane = context.cfg.timeout.saturating_mul(PER_ENDPOINT as u32);
-    let lease = chrono::Duration::from_std(longest_lane + LEASE_MARGIN)
+    let attempts_time = context.cfg.timeout.saturating_mul(ATTEMPTS_PER_LEASE);
+    let lease = chrono::Duration::from_std(attempts_time + LEASE_MARGIN)
         .unwrap_or(chrono::Duration::seconds(60));
+    let attempts_until = Instant::now() + attempts_time;
     let mut conn = context.pool.get().map_err(|e| e.to_string())?;
     let due = webhooks::claim(
         &mut conn,
@@ -206,6 +211,7 @@ fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
         &ClaimRequest {
             limit: CLAIM_LIMIT,
             per_endpoint: PER_ENDPOINT,
+            per_directory: PER_DIRECTORY,
             lease,
             skip_endpoints: &busy,
         },
@@ -222,43 +228,55 @@ fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
             run.push(next);
         }
         let context = context.clone();
-        lanes.run(endpoint_id, move || deliver_run(&context, &run));
+        lanes.run(endpoint_id, move || {
+            deliver_run(&context, &run, attempts_until)
+        });
     }
     Ok(claimed)
 }
 
 /// A lane's work: attempts one endpoint's deliveries in order, then records the outcomes. A
 /// delivery whose attempt panics is recorded as a failed attempt (and retried on schedule),
-/// so one bad delivery never stops the others.
-fn deliver_run(context: &Context, run: &[Due]) {
-    let attempted: Vec<Attempted> = run
-        .iter()
-        .map(|due| {
-            let outcome = attempt_caught(context, due);
-            let retry_in = if outcome.succeeded() {
-                None
-            } else {
-                log::warn!(
-                    "webhook delivery {} to endpoint {} failed (attempt {}): {}",
-                    due.delivery_id,
-                    due.endpoint.id,
-                    due.attempts + 1,
-                    outcome.error.as_deref().unwrap_or("?")
-                );
-                next_retry(&context.cfg, due.attempts + 1)
-            };
-            Attempted {
-                due,
-                outcome,
-                retry_in,
-            }
-        })
-        .collect();
+/// so one bad delivery never stops the others. After a failure, the rest of that directory's
+/// run is given back unattempted (they must not overtake it), and so is whatever an attempt
+/// could no longer finish before `attempts_until` (their lease would run out).
+fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
+    let mut failed_directories = std::collections::HashSet::new();
+    let mut attempted = Vec::new();
+    let mut released = Vec::new();
+    for due in run {
+        let no_time_left = Instant::now() + context.cfg.timeout > attempts_until;
+        if no_time_left || failed_directories.contains(&due.directory_id) {
+            released.push(due.delivery_id);
+            continue;
+        }
+        let outcome = attempt_caught(context, due);
+        let retry_in = if outcome.succeeded() {
+            None
+        } else {
+            failed_directories.insert(due.directory_id.clone());
+            log::warn!(
+                "webhook delivery {} to endpoint {} failed (attempt {}): {}",
+                due.delivery_id,
+                due.endpoint.id,
+                due.attempts + 1,
+                outcome.error.as_deref().unwrap_or("?")
+            );
+            next_retry(&context.cfg, due.attempts + 1)
+        };
+        attempted.push(Attempted {
+            due,
+            outcome,
+            retry_in,
+        });
+    }
     let recorded = context
         .pool
         .get()
         .map_err(|e| e.to_string())
-        .and_then(|mut c| webhooks::record_attempts(&mut c, &attempted).map_err(|e| e.to_string()));
+        .and_then(|mut c| {
+            webhooks::record_attempts(&mut c, &attempted, &released).map_err(|e| e.to_string())
+        });
     if let Err(e) = recorded {
         // The leases end and the deliveries are attempted again: at least once.
         log::error!("webhook worker: recording attempts: {e}");
