@@ -98,8 +98,8 @@ impl<'c> Batch<'c> {
     {
         let mut batch = Batch::begin(conn)?;
         let value = f(&mut batch)?;
-        // This process's worker finds these deliveries at its next poll (on Postgres, the
-        // batch's notification wakes it).
+        // Deliveries queued here wake the worker by the batch's notification on Postgres; on
+        // SQLite the handler that ran the change wakes it (`AppState::delivery_wake`).
         let _ = batch.commit()?;
         Ok(value)
     }

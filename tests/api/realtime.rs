@@ -36,6 +36,32 @@ async fn a_scim_write_is_delivered_without_waiting_for_the_poll(backend: Backend
     }
 }
 
+backend_tests!(a_replay_through_the_api_is_delivered_without_waiting_for_the_poll);
+async fn a_replay_through_the_api_is_delivered_without_waiting_for_the_poll(backend: Backend) {
+    let app = TestApp::spawn(backend)
+        .await
+        .with_worker_polling(POLL_INTERVAL, Duration::from_secs(10));
+    let mut rx = receiver::start(None, 0, None);
+    let endpoint = app.webhook(&rx.url, None, "user.created");
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "okta");
+    create_user(&scim, "again@x.com").await;
+    let first = rx.next(ARRIVES_WITHIN_SECS).await;
+    let status = awc::Client::new()
+        .post(format!(
+            "{}/api/v1/webhooks/{}/replay",
+            app.base, endpoint.id
+        ))
+        .insert_header(("Authorization", format!("Bearer {}", app.api_key())))
+        .send_json(&json!({"since_sequence": 0}))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 202);
+    let again = rx.next(ARRIVES_WITHIN_SECS).await;
+    assert_eq!(again.id, first.id, "the same event, delivered again");
+}
+
 backend_tests!(a_hanging_receiver_does_not_hold_up_another_endpoints_deliveries);
 async fn a_hanging_receiver_does_not_hold_up_another_endpoints_deliveries(backend: Backend) {
     // The worker gives a receiver 30 s: a hanging one holds its delivery that long.
