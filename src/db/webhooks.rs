@@ -181,8 +181,8 @@ pub fn claim(
                 of_endpoint = 0;
                 endpoint = None;
             }
-            let room = (request.limit - due.len())
-                .min(request.per_endpoint - of_endpoint)
+            let room = (request.limit.saturating_sub(due.len()))
+                .min(request.per_endpoint.saturating_sub(of_endpoint))
                 .min(request.per_directory);
             if room == 0 {
                 if due.len() >= request.limit {
