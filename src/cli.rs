@@ -631,9 +631,11 @@ fn serve(g: &Global) -> Result<(), CliError> {
     let state = web::Data::new(AppState::new(pool.clone(), cfg));
     let _worker = crate::events::start(
         pool,
+        &state.config.database_url,
         state.config.delivery.clone(),
         state.config.secret_keys.clone(),
         state.worker_health.clone(),
+        state.delivery_wake.clone(),
     );
     actix_web::rt::System::new().block_on(async move { app::run(state, key, listener)?.await })?;
     Ok(())

@@ -34,7 +34,8 @@ pub struct Delivery {
     pub retry_schedule: Vec<std::time::Duration>,
     /// How long a receiver may take to answer.
     pub timeout: std::time::Duration,
-    /// How often the worker looks for due deliveries when it found none.
+    /// How often the worker looks for due deliveries unless a commit wakes it first: retries
+    /// coming due, and deliveries whose wake was lost, wait at most this long.
     pub poll_interval: std::time::Duration,
     /// Days events are kept for the feed and replays.
     pub retention_days: i64,

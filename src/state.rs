@@ -1,5 +1,5 @@
 //! `AppState`: what every request handler shares (database pool, configuration, the SCIM
-//! writer, paging bookmarks, throttles and the webhook worker's health).
+//! writer, paging bookmarks, throttles, and the webhook worker's health and wake).
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use crate::auth::throttle::AuthThrottle;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::events::WorkerHealth;
+use crate::events::wake::DeliveryWake;
 use crate::scim_endpoint::body::BodyBudget;
 use crate::scim_endpoint::group_turns::GroupTurns;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub auth_throttle: AuthThrottle,
     /// This instance's webhook worker, as `/readyz` reports it.
     pub worker_health: Arc<WorkerHealth>,
+    /// Wakes this instance's webhook worker when a commit queued deliveries.
+    pub delivery_wake: DeliveryWake,
     /// Writes to a group one at a time (see `scim_endpoint::group_turns`).
     pub group_turns: GroupTurns,
 }
@@ -33,7 +36,8 @@ pub struct AppState {
 impl AppState {
     /// The state of one instance; starts its database writer thread.
     pub fn new(pool: Pool, config: Config) -> AppState {
-        let writer = db::writer::Writer::start(pool.clone());
+        let delivery_wake = DeliveryWake::default();
+        let writer = db::writer::Writer::start(pool.clone(), delivery_wake.clone());
         let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);
         let auth_throttle = AuthThrottle::new(config.limits.failed_auth_per_minute);
         AppState {
@@ -43,6 +47,7 @@ impl AppState {
             user_pages: Default::default(),
             touches: Default::default(),
             worker_health: Default::default(),
+            delivery_wake,
             group_turns: Default::default(),
             body_budget,
             auth_throttle,

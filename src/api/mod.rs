@@ -777,6 +777,7 @@ async fn replay_webhook(
         )?)
     })
     .await?;
+    state.delivery_wake.notify();
     Ok(HttpResponse::Accepted().json(json!({"queued": n})))
 }
 

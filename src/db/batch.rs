@@ -1,7 +1,9 @@
 //! `Batch`: one write transaction and the work it writes at its end. Every write operation
 //! takes one; `events::emit` and `Batch::log` only queue, and `Batch::commit` writes, in this
 //! order, the queued events (with their webhook deliveries), the request-log rows, SQLite's
-//! search-index work, and then commits. The writer's group commit (`writer`) runs many SCIM
+//! search-index work, and then commits. On Postgres a batch that queued webhook deliveries
+//! also sends a `NOTIFY` in its transaction, which wakes every instance's delivery worker as
+//! it commits; `try_commit` says how many it queued, to wake this process's own at once. The writer's group commit (`writer`) runs many SCIM
 //! changes in one `Batch`; any other change runs in a batch of its own (`Batch::run`,
 //! `write_tx`).
 //!
@@ -14,7 +16,7 @@ use diesel::{Connection, QueryResult};
 
 use super::events::{self, PendingEvent};
 use super::requests::{self, NewRequest};
-use super::{DbConn, users};
+use super::{DbConn, users, webhooks};
 
 type Tm = <DbConn as Connection>::TransactionManager;
 
@@ -30,12 +32,21 @@ pub struct Batch<'c> {
     conn: &'c mut DbConn,
     events: Vec<PendingEvent>,
     logs: Vec<NewRequest>,
+    /// Webhook deliveries the events written so far queued.
+    deliveries: usize,
     /// A savepoint in an enclosing transaction: its end-of-transaction work is the outer one's.
     nested: bool,
     /// Postgres: commit without waiting for the WAL flush.
     relaxed: bool,
     open: bool,
     _sqlite_writer: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+/// What a committed batch wrote that others wait for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Committed {
+    /// Webhook deliveries queued: when any, the delivery worker has work.
+    pub deliveries: usize,
 }
 
 /// How much a batch had queued at some point (see `Batch::forget_since`).
@@ -71,6 +82,7 @@ impl<'c> Batch<'c> {
             conn,
             events: Vec::new(),
             logs: Vec::new(),
+            deliveries: 0,
             nested,
             relaxed: false,
             open: true,
@@ -86,7 +98,9 @@ impl<'c> Batch<'c> {
     {
         let mut batch = Batch::begin(conn)?;
         let value = f(&mut batch)?;
-        batch.commit()?;
+        // Deliveries queued here wake the worker by the batch's notification on Postgres; on
+        // SQLite the handler that ran the change wakes it (`AppState::delivery_wake`).
+        let _ = batch.commit()?;
         Ok(value)
     }
 
@@ -128,7 +142,8 @@ impl<'c> Batch<'c> {
     /// Writes the events queued so far now, rather than at the commit (a change that must
     /// record them before it deletes what they refer to).
     pub fn write_events(&mut self) -> QueryResult<()> {
-        events::write_pending(self.conn, std::mem::take(&mut self.events))
+        self.deliveries += events::write_pending(self.conn, std::mem::take(&mut self.events))?;
+        Ok(())
     }
 
     /// Queues request-log rows, inserted by `commit`.
@@ -142,18 +157,21 @@ impl<'c> Batch<'c> {
 
     /// Writes what is queued (events, then request-log rows, then SQLite's search-index
     /// work) and commits. On failure everything is rolled back.
-    pub fn commit(self) -> QueryResult<()> {
+    pub fn commit(self) -> QueryResult<Committed> {
         self.try_commit().map_err(|(e, _)| e)
     }
 
     /// `commit`, which on failure also hands back the request-log rows it had not yet
     /// given to their insert (the writer keeps them for a replay of its batch).
-    pub fn try_commit(mut self) -> Result<(), (diesel::result::Error, Vec<NewRequest>)> {
+    pub fn try_commit(mut self) -> Result<Committed, (diesel::result::Error, Vec<NewRequest>)> {
         if let Err(e) = self.write_events() {
             return Err((e, self.rollback()));
         }
         let logs = std::mem::take(&mut self.logs);
-        self.finish(logs).map_err(|e| (e, Vec::new()))
+        self.finish(logs).map_err(|e| (e, Vec::new()))?;
+        Ok(Committed {
+            deliveries: self.deliveries,
+        })
     }
 
     fn finish(&mut self, logs: Vec<NewRequest>) -> QueryResult<()> {
@@ -162,10 +180,20 @@ impl<'c> Batch<'c> {
             // so no change is ever acknowledged without its log row.
             requests::insert_many(self.conn, logs)?;
         }
-        if self.relaxed
-            && let DbConn::Postgres(pg) = &mut *self.conn
-        {
-            pg.batch_execute("SET LOCAL synchronous_commit = off")?;
+        if let DbConn::Postgres(pg) = &mut *self.conn {
+            // One round trip for both; Postgres sends the notification only if this commits.
+            let statements = [
+                (self.relaxed, "SET LOCAL synchronous_commit = off;"),
+                (self.deliveries > 0, webhooks::NOTIFY_DELIVERIES),
+            ];
+            let sql: String = statements
+                .iter()
+                .filter(|(wanted, _)| *wanted)
+                .map(|(_, statement)| *statement)
+                .collect();
+            if !sql.is_empty() {
+                pg.batch_execute(&sql)?;
+            }
         }
         if !self.nested {
             users::search_index::index_pending(self.conn)?;

@@ -210,9 +210,10 @@ pub struct PendingEvent {
 
 /// Writes events queued in a batch: per directory in the order they were emitted, the
 /// directories in id order (so that concurrent transactions lock their rows in one order).
-pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> QueryResult<()> {
+/// Returns how many webhook deliveries they queued.
+pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> QueryResult<usize> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut by_directory: BTreeMap<String, Vec<(EventType, String)>> = BTreeMap::new();
     for e in events {
@@ -221,10 +222,11 @@ pub(super) fn write_pending(conn: &mut DbConn, events: Vec<PendingEvent>) -> Que
             .or_default()
             .push((e.event_type, e.data));
     }
+    let mut deliveries = 0;
     for (directory_id, items) in by_directory {
-        write_events(conn, &directory_id, items)?;
+        deliveries += write_events(conn, &directory_id, items)?;
     }
-    Ok(())
+    Ok(deliveries)
 }
 
 /// Queues several events of one directory in the batch (they are written at its end, a
@@ -276,14 +278,15 @@ fn reserve(
 /// A webhook endpoint's id and the event types it takes (see `type_matches`).
 type Endpoint = (String, String);
 
-/// Writes events (type and serialized data) of one directory, with their deliveries.
+/// Writes events (type and serialized data) of one directory, with their deliveries; returns
+/// how many deliveries.
 fn write_events(
     conn: &mut DbConn,
     directory_id: &str,
     items: Vec<(EventType, String)>,
-) -> QueryResult<()> {
+) -> QueryResult<usize> {
     if items.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let at = now();
     let created_at = crate::scim::resource::rfc3339(at);
@@ -318,7 +321,7 @@ fn write_events(
         .values(chunk)
         .execute(c))?;
     }
-    Ok(())
+    Ok(deliveries.len())
 }
 
 /// An event about to be written. Its payload, as delivered, is

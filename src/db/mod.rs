@@ -6,7 +6,7 @@
 
 pub mod api_keys;
 pub mod batch;
-pub use batch::{Batch, write_tx};
+pub use batch::{Batch, Committed, write_tx};
 pub mod directories;
 pub mod events;
 pub mod groups;

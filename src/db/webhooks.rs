@@ -98,12 +98,22 @@ pub fn remove(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     })
 }
 
+/// The Postgres notification channel that says webhook deliveries were queued.
+pub const DELIVERY_CHANNEL: &str = "roster_deliveries";
+/// Sent in a transaction that queued deliveries (see `db::Batch`): every instance's worker
+/// listening on `DELIVERY_CHANNEL` looks for due deliveries when it commits.
+pub const NOTIFY_DELIVERIES: &str = "NOTIFY roster_deliveries;";
+/// Makes a connection hear `NOTIFY_DELIVERIES`.
+pub const LISTEN_DELIVERIES: &str = "LISTEN roster_deliveries;";
+
 /// A delivery to attempt now.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub delivery_id: i64,
     pub attempts: i32,
     pub endpoint: Endpoint,
+    /// The directory whose events go to the endpoint in order.
+    pub directory_id: String,
     /// The endpoint's signing secret, opened; `None` when it was sealed with a key this
     /// instance does not hold (the attempt then fails, saying so).
     pub signing_secret: Option<String>,
@@ -111,13 +121,34 @@ pub struct Due {
     pub payload: String,
 }
 
-/// Claims up to `limit` due deliveries for `lease`. Per endpoint and directory only the oldest
-/// undelivered event is due, so each receiver gets a directory's events in order.
+/// What a worker asks `claim` for.
+pub struct ClaimRequest<'a> {
+    /// Deliveries claimed at most.
+    pub limit: usize,
+    /// Deliveries of one endpoint claimed at most (its lane attempts them one after another).
+    pub per_endpoint: usize,
+    /// Deliveries of one endpoint and directory claimed at most: the oldest pending ones, in
+    /// event order.
+    pub per_directory: usize,
+    /// How long the claimed deliveries are this worker's.
+    pub lease: Duration,
+    /// Endpoints this worker is delivering to now: none of theirs is claimed, so that each
+    /// endpoint has at most one delivery in flight per worker.
+    pub skip_endpoints: &'a std::collections::HashSet<String>,
+}
+
+/// A pending delivery as `claim` reads it.
+type Pending = (i64, i32, i64, NaiveDateTime, Option<NaiveDateTime>);
+
+/// Claims due deliveries for `lease`. Per endpoint and directory, a run of the oldest
+/// undelivered events is claimed, from the oldest on and only while each is due and not
+/// claimed by another: attempted in that order (and stopped at the first failure, see
+/// `release`), each receiver gets a directory's events in order. The deliveries of one endpoint
+/// come out together, each directory's in event order.
 pub fn claim(
     conn: &mut DbConn,
     keys: &SecretKeys,
-    limit: i64,
-    lease: Duration,
+    request: &ClaimRequest,
 ) -> QueryResult<Vec<Due>> {
     write_tx(conn, |c| {
         let at = now();
@@ -133,60 +164,129 @@ pub fn claim(
                 webhook_deliveries::directory_id,
                 diesel::dsl::min(webhook_deliveries::event_seq),
             ))
+            .order((
+                webhook_deliveries::endpoint_id,
+                diesel::dsl::min(webhook_deliveries::event_seq),
+            ))
             .load(c)?;
-        let mut due = Vec::new();
-        for (endpoint_id, _, seq) in heads {
-            if due.len() as i64 >= limit {
-                break;
-            }
+        let mut due: Vec<Due> = Vec::new();
+        let mut of_endpoint = 0;
+        let mut endpoint: Option<(Endpoint, Option<String>)> = None;
+        for (endpoint_id, directory_id, seq) in heads {
             let Some(seq) = seq else { continue };
-            let row = webhook_deliveries::table
-                .filter(webhook_deliveries::endpoint_id.eq(&endpoint_id))
-                .filter(webhook_deliveries::event_seq.eq(seq))
-                .filter(webhook_deliveries::status.eq(DeliveryState::Pending.as_str()))
-                .filter(webhook_deliveries::next_attempt_at.le(at))
-                .filter(
-                    webhook_deliveries::claimed_until
-                        .is_null()
-                        .or(webhook_deliveries::claimed_until.lt(at)),
-                )
-                .select((webhook_deliveries::id, webhook_deliveries::attempts));
-            // On Postgres, skip rows another instance holds; its lease will expire if it dies.
-            let found: Option<(i64, i32)> = match c {
-                DbConn::Postgres(pg) => row.for_update().skip_locked().first(pg).optional()?,
-                DbConn::Sqlite(_) => row.first(c).optional()?,
-            };
-            let Some((delivery_id, attempts)) = found else {
+            if request.skip_endpoints.contains(&endpoint_id) {
                 continue;
-            };
-            diesel::update(webhook_deliveries::table.find(delivery_id))
-                .set(webhook_deliveries::claimed_until.eq(at + lease))
+            }
+            if endpoint.as_ref().is_none_or(|(e, _)| e.id != endpoint_id) {
+                of_endpoint = 0;
+                endpoint = None;
+            }
+            let room = (request.limit.saturating_sub(due.len()))
+                .min(request.per_endpoint.saturating_sub(of_endpoint))
+                .min(request.per_directory);
+            if room == 0 {
+                if due.len() >= request.limit {
+                    break;
+                }
+                continue;
+            }
+            let run = claim_run(c, &endpoint_id, &directory_id, seq, room, at)?;
+            if run.is_empty() {
+                continue;
+            }
+            let ids: Vec<i64> = run.iter().map(|r| r.0).collect();
+            diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+                .set(webhook_deliveries::claimed_until.eq(at + request.lease))
                 .execute(c)?;
-            let endpoint = webhook_endpoints::table
-                .find(&endpoint_id)
-                .select(Endpoint::as_select())
-                .first(c)?;
-            let (event_id, payload): (String, String) = events::table
-                .find(seq)
-                .select((events::id, events::payload))
-                .first(c)?;
-            let signing_secret = keys
-                .open(
-                    &endpoint.sealed_secret,
-                    &Purpose::webhook_secret(&endpoint.id),
-                )
-                .ok();
-            due.push(Due {
-                delivery_id,
-                attempts,
-                signing_secret,
-                endpoint,
-                event_id,
-                payload,
-            });
+            let (endpoint, signing_secret) = match &endpoint {
+                Some(known) => known,
+                None => {
+                    let e = webhook_endpoints::table
+                        .find(&endpoint_id)
+                        .select(Endpoint::as_select())
+                        .first(c)?;
+                    let secret = keys
+                        .open(&e.sealed_secret, &Purpose::webhook_secret(&e.id))
+                        .ok();
+                    endpoint.insert((e, secret))
+                }
+            };
+            let seqs: Vec<i64> = run.iter().map(|r| r.2).collect();
+            let mut payloads: std::collections::HashMap<i64, (String, String)> = events::table
+                .filter(events::seq.eq_any(&seqs))
+                .select((events::seq, events::id, events::payload))
+                .load::<(i64, String, String)>(c)?
+                .into_iter()
+                .map(|(seq, id, payload)| (seq, (id, payload)))
+                .collect();
+            for (delivery_id, attempts, seq, _, _) in run {
+                let Some((event_id, payload)) = payloads.remove(&seq) else {
+                    return Err(diesel::result::Error::NotFound);
+                };
+                due.push(Due {
+                    delivery_id,
+                    attempts,
+                    endpoint: endpoint.clone(),
+                    directory_id: directory_id.clone(),
+                    signing_secret: signing_secret.clone(),
+                    event_id,
+                    payload,
+                });
+                of_endpoint += 1;
+            }
         }
         Ok(due)
     })
+}
+
+/// The deliveries of one endpoint and directory to claim: the head (`head_seq`) if it is due
+/// and free, then the pending ones after it while each is, `room` at most.
+fn claim_run(
+    c: &mut DbConn,
+    endpoint_id: &str,
+    directory_id: &str,
+    head_seq: i64,
+    room: usize,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Pending>> {
+    let claimable = |p: &Pending| p.3 <= at && p.4.is_none_or(|until| until < at);
+    let of_directory = webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .filter(webhook_deliveries::directory_id.eq(directory_id))
+        .filter(webhook_deliveries::status.eq(DeliveryState::Pending.as_str()));
+    let columns = (
+        webhook_deliveries::id,
+        webhook_deliveries::attempts,
+        webhook_deliveries::event_seq,
+        webhook_deliveries::next_attempt_at,
+        webhook_deliveries::claimed_until,
+    );
+    let head = of_directory
+        .filter(webhook_deliveries::event_seq.eq(head_seq))
+        .select(columns);
+    // On Postgres, skip a head another instance is claiming; its lease will expire if it dies.
+    let head: Option<Pending> = match c {
+        DbConn::Postgres(pg) => head.for_update().skip_locked().first(pg).optional()?,
+        DbConn::Sqlite(_) => head.first(c).optional()?,
+    };
+    let Some(head) = head.filter(claimable) else {
+        return Ok(Vec::new());
+    };
+    let mut run = vec![head];
+    if room > 1 {
+        let followers = of_directory
+            .filter(webhook_deliveries::event_seq.gt(head_seq))
+            .order(webhook_deliveries::event_seq.asc())
+            .limit(i64::try_from(room - 1).unwrap_or(i64::MAX))
+            .select(columns);
+        // Whoever holds the head holds the run after it: no other instance claims these.
+        let followers: Vec<Pending> = match c {
+            DbConn::Postgres(pg) => followers.for_update().load(pg)?,
+            DbConn::Sqlite(_) => followers.load(c)?,
+        };
+        run.extend(followers.into_iter().take_while(claimable));
+    }
+    Ok(run)
 }
 
 /// What one attempt gave.
@@ -204,50 +304,76 @@ impl Outcome {
     }
 }
 
-/// Records an attempt; schedules the next one (`retry_in`) or dead-letters the delivery when
+/// One attempt to record: schedules the next one (`retry_in`) or dead-letters the delivery when
 /// `retry_in` is `None`.
-pub fn record_attempt(
+pub struct Attempted<'a> {
+    pub due: &'a Due,
+    pub outcome: Outcome,
+    pub retry_in: Option<Duration>,
+}
+
+/// Records attempts and gives back the claimed deliveries not attempted (`released`: after a
+/// failure in their directory, they wait for it), all in one transaction.
+pub fn record_attempts(
     conn: &mut DbConn,
-    due: &Due,
-    outcome: &Outcome,
-    retry_in: Option<Duration>,
+    attempted: &[Attempted],
+    released: &[i64],
 ) -> QueryResult<()> {
     write_tx(conn, |c| {
-        let at = now();
-        let attempt = due.attempts + 1;
-        diesel::insert_into(webhook_attempts::table)
-            .values((
-                webhook_attempts::delivery_id.eq(due.delivery_id),
-                webhook_attempts::endpoint_id.eq(&due.endpoint.id),
-                webhook_attempts::attempt.eq(attempt),
-                webhook_attempts::at.eq(at),
-                webhook_attempts::status_code.eq(outcome.status_code),
-                webhook_attempts::latency_ms.eq(outcome.latency_ms),
-                webhook_attempts::error.eq(&outcome.error),
-                webhook_attempts::response_excerpt.eq(&outcome.response_excerpt),
-            ))
+        for a in attempted {
+            record_attempt(c, a)?;
+        }
+        if !released.is_empty() {
+            diesel::update(
+                webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(released)),
+            )
+            .set(webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>))
             .execute(c)?;
-        let (status, next, delivered) = if outcome.succeeded() {
-            (DeliveryState::Delivered, at, Some(at))
-        } else {
-            match retry_in {
-                Some(d) => (DeliveryState::Pending, at + d, None),
-                None => (DeliveryState::Dead, at, None),
-            }
-        };
-        diesel::update(webhook_deliveries::table.find(due.delivery_id))
-            .set((
-                webhook_deliveries::status.eq(status.as_str()),
-                webhook_deliveries::attempts.eq(attempt),
-                webhook_deliveries::next_attempt_at.eq(next),
-                webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                webhook_deliveries::last_status.eq(outcome.status_code),
-                webhook_deliveries::last_error.eq(&outcome.error),
-                webhook_deliveries::delivered_at.eq(delivered),
-            ))
-            .execute(c)?;
+        }
         Ok(())
     })
+}
+
+fn record_attempt(c: &mut DbConn, attempted: &Attempted) -> QueryResult<()> {
+    let Attempted {
+        due,
+        outcome,
+        retry_in,
+    } = attempted;
+    let at = now();
+    let attempt = due.attempts + 1;
+    diesel::insert_into(webhook_attempts::table)
+        .values((
+            webhook_attempts::delivery_id.eq(due.delivery_id),
+            webhook_attempts::endpoint_id.eq(&due.endpoint.id),
+            webhook_attempts::attempt.eq(attempt),
+            webhook_attempts::at.eq(at),
+            webhook_attempts::status_code.eq(outcome.status_code),
+            webhook_attempts::latency_ms.eq(outcome.latency_ms),
+            webhook_attempts::error.eq(&outcome.error),
+            webhook_attempts::response_excerpt.eq(&outcome.response_excerpt),
+        ))
+        .execute(c)?;
+    let (status, next, delivered) = if outcome.succeeded() {
+        (DeliveryState::Delivered, at, Some(at))
+    } else {
+        match retry_in {
+            Some(d) => (DeliveryState::Pending, at + *d, None),
+            None => (DeliveryState::Dead, at, None),
+        }
+    };
+    diesel::update(webhook_deliveries::table.find(due.delivery_id))
+        .set((
+            webhook_deliveries::status.eq(status.as_str()),
+            webhook_deliveries::attempts.eq(attempt),
+            webhook_deliveries::next_attempt_at.eq(next),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::last_status.eq(outcome.status_code),
+            webhook_deliveries::last_error.eq(&outcome.error),
+            webhook_deliveries::delivered_at.eq(delivered),
+        ))
+        .execute(c)?;
+    Ok(())
 }
 
 /// Queues an endpoint's deliveries again: of one event, or of every event from `since_seq` on

@@ -1,23 +1,28 @@
 //! Real-time delivery to the vendor's application: event payloads (Roster's normalized JSON
-//! plus the raw SCIM resource), Standard Webhooks signatures, and the background worker that
-//! delivers queued deliveries after commit, with retries, backoff and dead-lettering;
-//! `endpoint` says which endpoint URLs and event filters are accepted.
+//! plus the raw SCIM resource), Standard Webhooks signatures and one delivery attempt. The
+//! background worker that delivers queued deliveries after commit, with retries, backoff and
+//! dead-lettering, is `worker` (woken by `wake` and, on Postgres, `listen`; one lane per
+//! endpoint in `lanes`); `endpoint` says which endpoint URLs and event filters are accepted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::at_rest::SecretKeys;
 use crate::config::Delivery;
-use crate::db::{self, Pool};
+use crate::db;
 use crate::scim::redact;
 
 pub mod endpoint;
+mod lanes;
+mod listen;
+pub mod wake;
+mod worker;
+
+pub use worker::{Worker, WorkerHealth, start, start_with};
 
 /// Roster's normalized view of a user, as events and the API carry it.
 #[derive(serde::Serialize)]
@@ -182,192 +187,6 @@ pub fn attempt(agent: &ureq::Agent, due: &db::webhooks::Due) -> db::webhooks::Ou
 /// How one delivery is attempted: [`attempt`] in production; tests may wrap it.
 pub type Deliver =
     Arc<dyn Fn(&ureq::Agent, &db::webhooks::Due) -> db::webhooks::Outcome + Send + Sync>;
-
-/// The text of a caught panic.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
-/// Runs one round: claims due deliveries and attempts them. Returns how many were attempted.
-/// A delivery whose attempt panics is recorded as a failed attempt (and retried on schedule),
-/// so one bad delivery never stops the others.
-pub fn run_once(
-    pool: &Pool,
-    agent: &ureq::Agent,
-    cfg: &Delivery,
-    deliver: &Deliver,
-    health: &WorkerHealth,
-    keys: &SecretKeys,
-) -> Result<usize, String> {
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let lease = chrono::Duration::from_std(cfg.timeout + Duration::from_secs(30))
-        .unwrap_or(chrono::Duration::seconds(60));
-    let due = db::webhooks::claim(&mut conn, keys, 16, lease).map_err(|e| e.to_string())?;
-    drop(conn);
-    for d in &due {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(agent, d)))
-            .unwrap_or_else(|payload| {
-                let why = panic_message(payload.as_ref());
-                health.record_failure(&format!("a delivery attempt panicked: {why}"));
-                db::webhooks::Outcome {
-                    status_code: None,
-                    latency_ms: 0,
-                    error: Some(format!("internal error in Roster's delivery worker: {why}")),
-                    response_excerpt: None,
-                }
-            });
-        let retry = if outcome.succeeded() {
-            None
-        } else {
-            next_retry(cfg, d.attempts + 1)
-        };
-        if !outcome.succeeded() {
-            log::warn!(
-                "webhook delivery {} to endpoint {} failed (attempt {}): {}",
-                d.delivery_id,
-                d.endpoint.id,
-                d.attempts + 1,
-                outcome.error.as_deref().unwrap_or("?")
-            );
-        }
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        db::webhooks::record_attempt(&mut conn, d, &outcome, retry).map_err(|e| e.to_string())?;
-    }
-    Ok(due.len())
-}
-
-/// What `/readyz` says of this instance's delivery worker.
-#[derive(Debug, Default)]
-pub struct WorkerHealth {
-    /// Whether a worker thread is running now (false between a crash and its restart).
-    running: AtomicBool,
-    /// Panics recovered from: in an attempt, or of the whole thread (then restarted).
-    failures: std::sync::atomic::AtomicU64,
-    last_failure: std::sync::Mutex<Option<String>>,
-}
-
-impl WorkerHealth {
-    fn record_failure(&self, why: &str) {
-        log::error!("webhook worker: {why}");
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_failure.lock() {
-            *last = Some(why.to_string());
-        }
-    }
-
-    pub fn running(&self) -> bool {
-        self.running.load(Ordering::Relaxed)
-    }
-
-    /// One line for `/readyz`: running or not, and the panics recovered from.
-    pub fn describe(&self) -> String {
-        let failures = self.failures.load(Ordering::Relaxed);
-        let state = if self.running() {
-            "running"
-        } else {
-            "not running"
-        };
-        match self.last_failure.lock().ok().and_then(|l| l.clone()) {
-            Some(last) if failures > 0 => format!(
-                "webhook worker: {state}; recovered from {failures} failure(s), last: {last}"
-            ),
-            _ => format!("webhook worker: {state}"),
-        }
-    }
-}
-
-/// A running delivery worker; dropping the handle stops it.
-pub struct Worker {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Starts the delivery worker on its own thread (one per instance; instances share the work).
-pub fn start(pool: Pool, cfg: Delivery, keys: SecretKeys, health: Arc<WorkerHealth>) -> Worker {
-    start_with(pool, cfg, keys, health, Arc::new(attempt))
-}
-
-/// [`start`] with another way to attempt a delivery. A supervisor thread restarts the worker
-/// if it ever dies (the log and `health` say why), so delivery never stops silently.
-pub fn start_with(
-    pool: Pool,
-    cfg: Delivery,
-    keys: SecretKeys,
-    health: Arc<WorkerHealth>,
-    deliver: Deliver,
-) -> Worker {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            let (pool, cfg, flag, health_in, deliver, keys) = (
-                pool.clone(),
-                cfg.clone(),
-                flag.clone(),
-                health.clone(),
-                deliver.clone(),
-                keys.clone(),
-            );
-            health.running.store(true, Ordering::Relaxed);
-            let run = std::thread::Builder::new()
-                .name("webhook-worker".into())
-                .spawn(move || work(&pool, &cfg, &flag, &health_in, &deliver, &keys))
-                .map_err(|e| e.to_string())
-                .and_then(|t| t.join().map_err(|p| panic_message(p.as_ref())));
-            health.running.store(false, Ordering::Relaxed);
-            match run {
-                Ok(()) => break,
-                Err(why) => {
-                    health.record_failure(&format!("the worker died ({why}); restarting it"));
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
-    });
-    Worker { stop }
-}
-
-/// The worker's loop: deliver what is due, prune old events now and then, until stopped.
-fn work(
-    pool: &Pool,
-    cfg: &Delivery,
-    stop: &AtomicBool,
-    health: &WorkerHealth,
-    deliver: &Deliver,
-    keys: &SecretKeys,
-) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(cfg.timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut last_prune = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        match run_once(pool, &agent, cfg, deliver, health, keys) {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
-            Err(e) => log::error!("webhook worker: {e}"),
-        }
-        if last_prune.elapsed() > Duration::from_secs(600) {
-            last_prune = Instant::now();
-            if let Ok(mut c) = pool.get()
-                && let Err(e) = db::events::prune(&mut c, cfg.retention_days)
-            {
-                log::error!("pruning events: {e}");
-            }
-        }
-        std::thread::sleep(cfg.poll_interval);
-    }
-}
 
 #[cfg(test)]
 mod tests {

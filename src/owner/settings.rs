@@ -272,6 +272,7 @@ async fn replay(
         })
     })
     .await?;
+    state.delivery_wake.notify();
     let mut page = load_webhook(&state, &s, id).await?;
     page.queued = Some(n);
     html(&page)

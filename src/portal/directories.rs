@@ -388,6 +388,8 @@ async fn set_active(
     if !found {
         return Err(PageError::NotFound);
     }
+    // Disabling queues `directory.disabled` for the webhooks.
+    state.delivery_wake.notify();
     Ok(see_other(&format!("/portal/scim/directories/{id}")))
 }
 
@@ -434,6 +436,8 @@ async fn delete(
     if !found {
         return Err(PageError::NotFound);
     }
+    // `directory.deleted` is queued for the webhooks.
+    state.delivery_wake.notify();
     Ok(see_other("/portal/scim?deleted=1"))
 }
 

@@ -251,6 +251,39 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt(backend: Backen
     );
 }
 
+backend_tests!(a_failure_holds_back_the_rest_of_its_directorys_queued_events);
+async fn a_failure_holds_back_the_rest_of_its_directorys_queued_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut rx = receiver::start(None, 2, None);
+    app.webhook(&rx.url, None, "user.created");
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "okta");
+    // Queued before any worker runs: its first claim takes them all, in one run.
+    for i in 0..5 {
+        let r = scim
+            .post("/Users", &json!({"userName": format!("q{i}@x.com")}))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let app = app.with_worker(&[0.05, 0.05, 0.05]);
+    let mut arrived = Vec::new();
+    for _ in 0..7 {
+        let r = rx.next(20).await;
+        arrived.push(
+            r.json["data"]["user"]["user_name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // The first event fails twice; nothing after it is sent before it succeeded.
+    assert_eq!(
+        arrived,
+        ["q0", "q0", "q0", "q1", "q2", "q3", "q4"].map(|u| format!("{u}@x.com"))
+    );
+    drop(app);
+}
+
 backend_tests!(a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers);
 async fn a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers(backend: Backend) {
     let app = TestApp::spawn(backend).await.with_worker(&[0.02, 0.02]);
@@ -464,7 +497,7 @@ async fn two_instances_on_postgres_deliver_each_event_once() {
 /// A `roster serve` process with a fast retry schedule; returns it with its base URL.
 fn start_server(db_url: &str) -> (std::process::Child, String) {
     let schedule = ["0.2"; 100].join(",");
-    // A one-second receiver timeout keeps the claim lease (timeout + 30 s) short.
+    // A one-second receiver timeout keeps the claim lease (4 × timeout + 30 s) short.
     crate::helpers::start_server_process(
         db_url,
         &[
@@ -509,7 +542,7 @@ async fn an_event_committed_before_a_sigkill_is_delivered_after_restart(backend:
 
     let mut rx = receiver::start(Some(TcpListener::bind(addr).unwrap()), 0, None);
     let (mut restarted, _) = start_server(&db.url);
-    // A kill between a claim and its recorded attempt leaves the delivery leased (31 s here):
+    // A kill between a claim and its recorded attempt leaves the delivery leased (34 s here):
     // the restarted server delivers it once the lease runs out.
     let got = rx.next(60).await;
     assert_eq!(got.json["type"], "user.created");

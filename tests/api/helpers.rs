@@ -230,7 +230,7 @@ impl TestApp {
 
     /// [`Self::with_worker`] attempting each delivery with `deliver`.
     pub fn with_worker_delivering(
-        mut self,
+        self,
         retry_schedule: &[f64],
         deliver: roster::events::Deliver,
     ) -> TestApp {
@@ -243,11 +243,37 @@ impl TestApp {
             poll_interval: std::time::Duration::from_millis(20),
             retention_days: 30,
         };
+        self.with_worker_configured(cfg, deliver)
+    }
+
+    /// A worker that looks for due deliveries at most every `poll_interval` unless woken, and
+    /// gives receivers `timeout` to answer.
+    pub fn with_worker_polling(
+        self,
+        poll_interval: std::time::Duration,
+        timeout: std::time::Duration,
+    ) -> TestApp {
+        let cfg = roster::config::Delivery {
+            retry_schedule: vec![std::time::Duration::from_millis(50)],
+            timeout,
+            poll_interval,
+            retention_days: 30,
+        };
+        self.with_worker_configured(cfg, std::sync::Arc::new(roster::events::attempt))
+    }
+
+    fn with_worker_configured(
+        mut self,
+        cfg: roster::config::Delivery,
+        deliver: roster::events::Deliver,
+    ) -> TestApp {
         self._worker = Some(roster::events::start_with(
             self.pool.clone(),
+            &self.state.config.database_url,
             cfg,
             self.state.config.secret_keys.clone(),
             self.state.worker_health.clone(),
+            self.state.delivery_wake.clone(),
             deliver,
         ));
         self

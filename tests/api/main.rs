@@ -18,6 +18,7 @@ mod pitfalls;
 mod portal;
 mod portal_admin;
 mod providers;
+mod realtime;
 mod receiver;
 mod roles;
 mod scim_errors;

@@ -4,8 +4,11 @@
 //!
 //!   cargo build --release && target/release/roster-bench [--backend sqlite|postgres] [--full]
 //!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
+//!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
+//!   (see `realtime`)
 
 mod fairness;
+mod realtime;
 mod roles;
 
 use std::io::{BufRead, BufReader};
@@ -18,8 +21,10 @@ use serde_json::{Value, json};
 
 pub(crate) struct Opts {
     backend: String,
-    /// `fairness`, or none for the standard workloads.
+    /// `fairness`, `realtime`, or none for the standard workloads.
     scenario: Option<String>,
+    /// Creates per second under load (`realtime`).
+    rate: usize,
     sync_users: usize,
     sync_groups: usize,
     group_members: usize,
@@ -41,6 +46,7 @@ fn parse_opts() -> Opts {
     Opts {
         backend: value("--backend").unwrap_or_else(|| "sqlite".into()),
         scenario: value("--scenario"),
+        rate: num("--rate", 1000),
         sync_users: num("--sync-users", if full { 100_000 } else { 20_000 }),
         sync_groups: num("--sync-groups", if full { 1_000 } else { 200 }),
         group_members: num("--group-members", 10_000),
@@ -489,8 +495,16 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("realtime") => {
+            realtime::run_scenario(&o, &db, &base, &org_id, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some(other) => {
-            eprintln!("roster-bench: unknown scenario `{other}` (known: fairness, roles)");
+            eprintln!(
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime)"
+            );
             drop(server);
             clean_up(&db, &o.backend);
             std::process::exit(2);

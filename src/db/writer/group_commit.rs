@@ -24,11 +24,13 @@ use super::jobs::Job;
 use super::queue::Gathered;
 use crate::db::requests::NewRequest;
 use crate::db::users::{self, NewUser};
-use crate::db::{Batch, DbConn};
+use crate::db::{Batch, Committed, DbConn};
+use crate::events::wake::DeliveryWake;
 
 /// Runs one batch in one transaction and settles every job with its outcome; true when the
-/// batch committed.
-pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered) -> bool {
+/// batch committed. A batch that queued webhook deliveries wakes the delivery worker before
+/// the jobs hear of their commit, so delivery starts as the replies go out.
+pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered, wake: &DeliveryWake) -> bool {
     let relaxed = batch.jobs.iter().all(|q| !q.durable);
     let mut jobs: Vec<Box<dyn Job>> = batch.jobs.into_iter().map(|q| q.job).collect();
     let mut logs = batch.logs;
@@ -49,7 +51,10 @@ pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered) -> bool {
         outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Savepoints);
     }
     let committed = outcome.is_ok();
-    let outcome = outcome.map_err(|e| {
+    if outcome.as_ref().is_ok_and(|c| c.deliveries > 0) {
+        wake.notify();
+    }
+    let outcome = outcome.map(|_| ()).map_err(|e| {
         log::error!(
             "database writer: batch of {} changes and {log_rows} queued log rows not committed: {e}",
             jobs.len(),
@@ -103,7 +108,7 @@ fn run_batch(
     logs: &mut Vec<NewRequest>,
     relaxed: bool,
     isolation: Isolation,
-) -> Result<(), BatchError> {
+) -> Result<Committed, BatchError> {
     let waiting = logs.len();
     let mut batch = Batch::begin(conn)?;
     batch.log_all(std::mem::take(logs));

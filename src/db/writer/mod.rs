@@ -36,6 +36,7 @@ use std::time::Duration;
 use super::requests::NewRequest;
 use super::users::NewUser;
 use super::{Batch, Pool};
+use crate::events::wake::DeliveryWake;
 use checkpoint::Checkpointer;
 use jobs::{Call, Chore, CreateUser, Job, Reply};
 use queue::{Item, LogRows, Queued, lock_rows, writer_loop};
@@ -102,14 +103,16 @@ impl Drop for Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `pool`.
-    pub fn start(pool: Pool) -> Writer {
-        Self::start_with(pool, Checkpointer::start)
+    /// Starts the writer thread on `pool`; its commits that queue webhook deliveries `wake`
+    /// the delivery worker.
+    pub fn start(pool: Pool, wake: DeliveryWake) -> Writer {
+        Self::start_with(pool, wake, Checkpointer::start)
     }
 
     /// `start`, with the checkpointer `checkpointer` starts (on the writer's thread).
     fn start_with(
         pool: Pool,
+        wake: DeliveryWake,
         checkpointer: impl FnOnce(&Pool) -> Option<Checkpointer> + Send + 'static,
     ) -> Writer {
         let (queue, items) = mpsc::channel::<Item>();
@@ -122,7 +125,7 @@ impl Writer {
             .name("roster-writer".into())
             .spawn(move || {
                 let checkpoints = checkpointer(&pool);
-                writer_loop(&pool, checkpoints, &items, &rows, &pending)
+                writer_loop(&pool, checkpoints, &items, &rows, &pending, &wake)
             })
             // Without the thread every write is refused as unavailable (503), not lost.
             .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))

@@ -16,6 +16,7 @@ use super::statistics::Statistics;
 use super::{IDLE, LOG_COMPANY, LOG_DELAY, MAX_BATCH};
 use crate::db::Pool;
 use crate::db::requests::NewRequest;
+use crate::events::wake::DeliveryWake;
 
 /// A job with how it must be committed.
 pub(super) struct Queued {
@@ -95,6 +96,7 @@ pub(super) fn writer_loop(
     items: &mpsc::Receiver<Item>,
     log_rows: &LogRows,
     pending_logs: &AtomicUsize,
+    wake: &DeliveryWake,
 ) {
     let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
@@ -172,7 +174,7 @@ pub(super) fn writer_loop(
         }
         match conn.as_mut() {
             Some(c) => {
-                if commit_batch(c, batch) {
+                if commit_batch(c, batch, wake) {
                     statistics.after(c, changes);
                     if let Some(checkpoints) = checkpoints.as_mut() {
                         checkpoints.after(c, changes);

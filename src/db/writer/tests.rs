@@ -6,6 +6,7 @@ use super::connection::WriterConn;
 use super::statistics::analyze_grown_tables;
 use super::*;
 use crate::db::{DbConn, write_tx};
+use crate::events::wake::DeliveryWake;
 
 fn row() -> NewRequest {
     NewRequest {
@@ -52,7 +53,7 @@ fn hold(writer: &Writer) -> mpsc::Sender<()> {
 async fn log_rows_wait_for_room_when_the_queue_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let writer = Writer::start(crate::db::connect(&url).unwrap());
+    let writer = Writer::start(crate::db::connect(&url).unwrap(), DeliveryWake::default());
     let release = hold(&writer);
     for _ in 0..MAX_PENDING_LOGS {
         writer.log(row()).await;
@@ -77,7 +78,7 @@ async fn a_job_failing_after_its_writes_is_undone_alone() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let pool = crate::db::connect(&url).unwrap();
-    let writer = Writer::start(pool.clone());
+    let writer = Writer::start(pool.clone(), DeliveryWake::default());
     writer
         .run(|c| c.batch_execute("CREATE TABLE t (v TEXT NOT NULL UNIQUE)"))
         .await
@@ -146,7 +147,7 @@ async fn jobs_that_commit_alone_let_the_light_jobs_queued_with_them_go_first() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let pool = crate::db::connect(&url).unwrap();
-    let writer = Writer::start(pool.clone());
+    let writer = Writer::start(pool.clone(), DeliveryWake::default());
     writer
         .run(|c| c.batch_execute("CREATE TABLE done (name TEXT NOT NULL)"))
         .await
@@ -229,7 +230,7 @@ async fn creates_in_a_replayed_batch_go_in_once() {
             Ok::<_, diesel::result::Error>(())
         }
     };
-    let writer = Writer::start(pool.clone());
+    let writer = Writer::start(pool.clone(), DeliveryWake::default());
     let release = hold(&writer);
     let failing = |c: &mut Batch<'_>| {
         c.batch_execute("UPDATE directories SET name = name")?;
@@ -340,7 +341,7 @@ async fn the_writer_starts_the_wal_over_after_a_batch_once_wal_frames_are_report
     let wal = dir.path().join("w.db-wal");
     let checkpoints = Checkpointer::start(&pool).unwrap();
     let report = checkpoints.wal_frames.clone();
-    let writer = Writer::start_with(pool, move |_| Some(checkpoints));
+    let writer = Writer::start_with(pool, DeliveryWake::default(), move |_| Some(checkpoints));
     let write = |sql: &'static str| writer.run(move |c| c.batch_execute(sql));
     write("CREATE TABLE t (v BLOB NOT NULL)")
         .await
@@ -382,7 +383,7 @@ async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
         directory_id: directory.id.clone(),
         ..row()
     };
-    let writer = Writer::start(pool.clone());
+    let writer = Writer::start(pool.clone(), DeliveryWake::default());
     for _ in 0..3 {
         writer.log(row()).await;
     }

@@ -1,0 +1,311 @@
+//! The delivery worker: one per instance (instances share the work through leases). Its
+//! dispatcher claims due deliveries when a commit wakes it (`wake`; on Postgres also other
+//! instances' commits, `listen`) or at the latest every `Delivery::poll_interval`, and hands
+//! each endpoint's deliveries to that endpoint's lane (`lanes`), which attempts them in order
+//! and records the outcomes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::lanes::Lanes;
+use super::wake::DeliveryWake;
+use super::{Deliver, attempt, listen, next_retry};
+use crate::at_rest::SecretKeys;
+use crate::config::Delivery;
+use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, Outcome};
+use crate::db::{self, Pool};
+
+/// Deliveries claimed in one round at most.
+const CLAIM_LIMIT: usize = 128;
+/// Deliveries of one endpoint claimed in one round at most (its lane's run).
+const PER_ENDPOINT: usize = 32;
+/// Deliveries of one endpoint and directory claimed in one round at most.
+const PER_DIRECTORY: usize = 8;
+/// Lanes running at once at most (endpoints being delivered to).
+const MAX_LANES: usize = 32;
+/// Attempts a lane's run has time for, each taking the whole timeout: the lease covers them
+/// (and `LEASE_MARGIN`); the lane gives back what it has no time left for.
+const ATTEMPTS_PER_LEASE: u32 = 4;
+/// What the lease adds to the time for the attempts: time to record the outcomes.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// What `/readyz` says of this instance's delivery worker.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    /// Whether a worker thread is running now (false between a crash and its restart).
+    running: AtomicBool,
+    /// Panics recovered from: in an attempt, or of the whole thread (then restarted).
+    failures: AtomicU64,
+    last_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl WorkerHealth {
+    fn record_failure(&self, why: &str) {
+        log::error!("webhook worker: {why}");
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(why.to_string());
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// One line for `/readyz`: running or not, and the panics recovered from.
+    pub fn describe(&self) -> String {
+        let failures = self.failures.load(Ordering::Relaxed);
+        let state = if self.running() {
+            "running"
+        } else {
+            "not running"
+        };
+        match self.last_failure.lock().ok().and_then(|l| l.clone()) {
+            Some(last) if failures > 0 => format!(
+                "webhook worker: {state}; recovered from {failures} failure(s), last: {last}"
+            ),
+            _ => format!("webhook worker: {state}"),
+        }
+    }
+}
+
+/// A running delivery worker; dropping the handle stops it (lanes finish what they hold).
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    wake: DeliveryWake,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify();
+    }
+}
+
+/// What the dispatcher and its lanes share.
+struct Context {
+    pool: Pool,
+    cfg: Delivery,
+    keys: SecretKeys,
+    health: Arc<WorkerHealth>,
+    deliver: Deliver,
+    wake: DeliveryWake,
+    agent: ureq::Agent,
+}
+
+/// Starts the delivery worker on its own thread, woken by `wake` (and on Postgres by other
+/// instances' commits, heard on a connection of its own to `database_url`).
+pub fn start(
+    pool: Pool,
+    database_url: &str,
+    cfg: Delivery,
+    keys: SecretKeys,
+    health: Arc<WorkerHealth>,
+    wake: DeliveryWake,
+) -> Worker {
+    start_with(
+        pool,
+        database_url,
+        cfg,
+        keys,
+        health,
+        wake,
+        Arc::new(attempt),
+    )
+}
+
+/// [`start`] with another way to attempt a delivery. A supervisor thread restarts the worker
+/// if it ever dies (the log and `health` say why), so delivery never stops silently.
+pub fn start_with(
+    pool: Pool,
+    database_url: &str,
+    cfg: Delivery,
+    keys: SecretKeys,
+    health: Arc<WorkerHealth>,
+    wake: DeliveryWake,
+    deliver: Deliver,
+) -> Worker {
+    let stop = Arc::new(AtomicBool::new(false));
+    listen::start(database_url, wake.clone(), stop.clone());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(cfg.timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let context = Arc::new(Context {
+        pool,
+        cfg,
+        keys,
+        health,
+        deliver,
+        wake: wake.clone(),
+        agent,
+    });
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            let (context_in, flag_in) = (context.clone(), flag.clone());
+            context.health.running.store(true, Ordering::Relaxed);
+            let run = std::thread::Builder::new()
+                .name("webhook-worker".into())
+                .spawn(move || work(&context_in, &flag_in))
+                .map_err(|e| e.to_string())
+                .and_then(|t| t.join().map_err(|p| panic_message(p.as_ref())));
+            context.health.running.store(false, Ordering::Relaxed);
+            match run {
+                Ok(()) => break,
+                Err(why) => {
+                    context
+                        .health
+                        .record_failure(&format!("the worker died ({why}); restarting it"));
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    });
+    Worker { stop, wake }
+}
+
+/// The dispatcher's loop: hand what is due to lanes, prune old events now and then, wait for
+/// a wake or the poll interval; until stopped.
+fn work(context: &Arc<Context>, stop: &AtomicBool) {
+    let lanes = Lanes::new(context.wake.clone());
+    let mut last_prune = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match dispatch(context, &lanes) {
+            // A full claim: more may be due at once.
+            Ok(n) if n >= CLAIM_LIMIT => continue,
+            Ok(_) => {}
+            Err(e) => log::error!("webhook worker: {e}"),
+        }
+        if last_prune.elapsed() > PRUNE_EVERY {
+            last_prune = Instant::now();
+            if let Ok(mut c) = context.pool.get()
+                && let Err(e) = db::events::prune(&mut c, context.cfg.retention_days)
+            {
+                log::error!("pruning events: {e}");
+            }
+        }
+        context.wake.wait(context.cfg.poll_interval);
+    }
+}
+
+/// Claims due deliveries of the endpoints without a running lane and starts a lane for each
+/// endpoint claimed. Returns how many deliveries were claimed.
+fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
+    let busy = lanes.busy();
+    if busy.len() >= MAX_LANES {
+        return Ok(0);
+    }
+    let attempts_time = context.cfg.timeout.saturating_mul(ATTEMPTS_PER_LEASE);
+    let lease = chrono::Duration::from_std(attempts_time + LEASE_MARGIN)
+        .unwrap_or(chrono::Duration::seconds(60));
+    let attempts_until = Instant::now() + attempts_time;
+    let mut conn = context.pool.get().map_err(|e| e.to_string())?;
+    let due = webhooks::claim(
+        &mut conn,
+        &context.keys,
+        &ClaimRequest {
+            limit: CLAIM_LIMIT,
+            per_endpoint: PER_ENDPOINT,
+            per_directory: PER_DIRECTORY,
+            lease,
+            skip_endpoints: &busy,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    drop(conn);
+    let claimed = due.len();
+    // `claim` gives each endpoint's deliveries together, in order.
+    let mut rest = due.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let endpoint_id = first.endpoint.id.clone();
+        let mut run = vec![first];
+        while let Some(next) = rest.next_if(|d| d.endpoint.id == endpoint_id) {
+            run.push(next);
+        }
+        let context = context.clone();
+        lanes.run(endpoint_id, move || {
+            deliver_run(&context, &run, attempts_until)
+        });
+    }
+    Ok(claimed)
+}
+
+/// A lane's work: attempts one endpoint's deliveries in order, then records the outcomes. A
+/// delivery whose attempt panics is recorded as a failed attempt (and retried on schedule),
+/// so one bad delivery never stops the others. After a failure, the rest of that directory's
+/// run is given back unattempted (they must not overtake it), and so is whatever an attempt
+/// could no longer finish before `attempts_until` (their lease would run out).
+fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
+    let mut failed_directories = std::collections::HashSet::new();
+    let mut attempted = Vec::new();
+    let mut released = Vec::new();
+    for due in run {
+        let no_time_left = Instant::now() + context.cfg.timeout > attempts_until;
+        if no_time_left || failed_directories.contains(&due.directory_id) {
+            released.push(due.delivery_id);
+            continue;
+        }
+        let outcome = attempt_caught(context, due);
+        let retry_in = if outcome.succeeded() {
+            None
+        } else {
+            failed_directories.insert(due.directory_id.clone());
+            log::warn!(
+                "webhook delivery {} to endpoint {} failed (attempt {}): {}",
+                due.delivery_id,
+                due.endpoint.id,
+                due.attempts + 1,
+                outcome.error.as_deref().unwrap_or("?")
+            );
+            next_retry(&context.cfg, due.attempts + 1)
+        };
+        attempted.push(Attempted {
+            due,
+            outcome,
+            retry_in,
+        });
+    }
+    let recorded = context
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut c| {
+            webhooks::record_attempts(&mut c, &attempted, &released).map_err(|e| e.to_string())
+        });
+    if let Err(e) = recorded {
+        // The leases end and the deliveries are attempted again: at least once.
+        log::error!("webhook worker: recording attempts: {e}");
+    }
+}
+
+fn attempt_caught(context: &Context, due: &Due) -> Outcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (context.deliver)(&context.agent, due)
+    }))
+    .unwrap_or_else(|payload| {
+        let why = panic_message(payload.as_ref());
+        context
+            .health
+            .record_failure(&format!("a delivery attempt panicked: {why}"));
+        Outcome {
+            status_code: None,
+            latency_ms: 0,
+            error: Some(format!("internal error in Roster's delivery worker: {why}")),
+            response_excerpt: None,
+        }
+    })
+}
+
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
