@@ -2,7 +2,7 @@
 //! Deliveries are claimed with a lease, so a crashed instance's work is retried (at least once)
 //! and several instances on Postgres never work on the same delivery at once.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::{Duration, NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
 use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
@@ -114,6 +114,9 @@ pub struct Due {
     pub endpoint: Endpoint,
     /// The directory whose events go to the endpoint in order.
     pub directory_id: String,
+    /// The end of this claim's lease: its outcome is recorded only while the delivery is
+    /// still under it (not replayed, nor claimed again after the lease ran out).
+    pub leased_until: NaiveDateTime,
     /// The endpoint's signing secret, opened; `None` when it was sealed with a key this
     /// instance does not hold (the attempt then fails, saying so).
     pub signing_secret: Option<String>,
@@ -195,8 +198,10 @@ pub fn claim(
                 continue;
             }
             let ids: Vec<i64> = run.iter().map(|r| r.0).collect();
+            // Whole microseconds, as stored: `record_attempts` compares it.
+            let leased_until = (at + request.lease).trunc_subsecs(6);
             diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
-                .set(webhook_deliveries::claimed_until.eq(at + request.lease))
+                .set(webhook_deliveries::claimed_until.eq(leased_until))
                 .execute(c)?;
             let (endpoint, signing_secret) = match &endpoint {
                 Some(known) => known,
@@ -228,6 +233,7 @@ pub fn claim(
                     attempts,
                     endpoint: endpoint.clone(),
                     directory_id: directory_id.clone(),
+                    leased_until,
                     signing_secret: signing_secret.clone(),
                     event_id,
                     payload,
@@ -313,25 +319,37 @@ pub struct Attempted<'a> {
 }
 
 /// Records attempts and gives back the claimed deliveries not attempted (`released`: after a
-/// failure in their directory, they wait for it), all in one transaction.
+/// failure in their directory, they wait for it), all in one transaction. A delivery no longer
+/// under its claim's lease (replayed meanwhile, or claimed again after the lease ran out) keeps
+/// its new state; the attempt is logged all the same.
 pub fn record_attempts(
     conn: &mut DbConn,
     attempted: &[Attempted],
-    released: &[i64],
+    released: &[&Due],
 ) -> QueryResult<()> {
     write_tx(conn, |c| {
         for a in attempted {
             record_attempt(c, a)?;
         }
-        if !released.is_empty() {
-            diesel::update(
-                webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(released)),
-            )
-            .set(webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>))
-            .execute(c)?;
+        for due in released {
+            diesel::update(still_leased(due))
+                .set(webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>))
+                .execute(c)?;
         }
         Ok(())
     })
+}
+
+/// The delivery of `due`, if it is still under that claim's lease.
+fn still_leased(
+    due: &Due,
+) -> diesel::dsl::Filter<
+    diesel::dsl::Find<webhook_deliveries::table, i64>,
+    diesel::dsl::Eq<webhook_deliveries::claimed_until, NaiveDateTime>,
+> {
+    webhook_deliveries::table
+        .find(due.delivery_id)
+        .filter(webhook_deliveries::claimed_until.eq(due.leased_until))
 }
 
 fn record_attempt(c: &mut DbConn, attempted: &Attempted) -> QueryResult<()> {
@@ -362,7 +380,7 @@ fn record_attempt(c: &mut DbConn, attempted: &Attempted) -> QueryResult<()> {
             None => (DeliveryState::Dead, at, None),
         }
     };
-    diesel::update(webhook_deliveries::table.find(due.delivery_id))
+    diesel::update(still_leased(due))
         .set((
             webhook_deliveries::status.eq(status.as_str()),
             webhook_deliveries::attempts.eq(attempt),

@@ -247,7 +247,7 @@ fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
     for due in run {
         let no_time_left = Instant::now() + context.cfg.timeout > attempts_until;
         if no_time_left || failed_directories.contains(&due.directory_id) {
-            released.push(due.delivery_id);
+            released.push(due);
             continue;
         }
         let outcome = attempt_caught(context, due);

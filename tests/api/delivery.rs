@@ -284,6 +284,42 @@ async fn a_failure_holds_back_the_rest_of_its_directorys_queued_events(backend: 
     drop(app);
 }
 
+backend_tests!(a_replay_while_the_delivery_is_in_flight_delivers_it_again);
+async fn a_replay_while_the_delivery_is_in_flight_delivers_it_again(backend: Backend) {
+    // The first attempt says it is in flight, then waits for the test's go-ahead.
+    let (in_flight, mut attempt_started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (go_ahead, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let deliver: roster::events::Deliver = std::sync::Arc::new(move |agent, due| {
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let _ = in_flight.send(());
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(20));
+        }
+        roster::events::attempt(agent, due)
+    });
+    let app = TestApp::spawn(backend)
+        .await
+        .with_worker_delivering(&[0.05], deliver);
+    let mut rx = receiver::start(None, 0, None);
+    let endpoint = app.webhook(&rx.url, None, "user.created");
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "okta");
+    scim.post("/Users", &json!({"userName": "twice@x.com"}))
+        .await;
+    tokio::time::timeout(Duration::from_secs(20), attempt_started.recv())
+        .await
+        .expect("the first attempt started");
+    let queued =
+        roster::db::webhooks::replay(&mut app.conn(), &endpoint.id, None, Some(0)).unwrap();
+    assert_eq!(queued, 1);
+    go_ahead.send(()).unwrap();
+    // The attempt that was in flight arrives, and the replay after it.
+    let sent = rx.next(20).await;
+    let replayed = rx.next(20).await;
+    assert_eq!(sent.id, replayed.id);
+}
+
 backend_tests!(a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers);
 async fn a_receiver_down_past_the_retry_window_dead_letters_and_replay_delivers(backend: Backend) {
     let app = TestApp::spawn(backend).await.with_worker(&[0.02, 0.02]);

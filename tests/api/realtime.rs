@@ -118,3 +118,36 @@ async fn on_postgres_a_write_on_one_instance_wakes_another_instances_worker() {
         assert_eq!(got.json["data"]["user"]["user_name"], format!("u{i}@x.com"));
     }
 }
+
+#[actix_web::test]
+async fn on_postgres_a_listener_whose_connection_dropped_listens_again_and_catches_up() {
+    if !postgres_enabled(
+        "on_postgres_a_listener_whose_connection_dropped_listens_again_and_catches_up",
+    ) {
+        return;
+    }
+    use diesel::RunQueryDsl;
+    let db = TestDb::new(Backend::Postgres);
+    let url = db.url.clone();
+    let writing = TestApp::spawn_on(Backend::Postgres, db).await;
+    let _delivering = TestApp::spawn_on(Backend::Postgres, TestDb { url, _dir: None })
+        .await
+        .with_worker_polling(POLL_INTERVAL, Duration::from_secs(10));
+    let mut rx = receiver::start(None, 0, None);
+    writing.webhook(&rx.url, None, "user.created");
+    let org = writing.org("Acme", true);
+    let scim = writing.directory(&org, "okta");
+    create_user(&scim, "before@x.com").await;
+    rx.next(ARRIVES_WITHIN_SECS).await;
+    // Every listening connection of the test database goes (other tests' listeners listen
+    // again too); the notification of the write below has no one to reach.
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query = 'LISTEN roster_deliveries;'",
+    )
+    .execute(&mut *writing.conn())
+    .unwrap();
+    create_user(&scim, "after@x.com").await;
+    let got = rx.next(ARRIVES_WITHIN_SECS).await;
+    assert_eq!(got.json["data"]["user"]["user_name"], "after@x.com");
+}
