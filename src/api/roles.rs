@@ -248,7 +248,7 @@ async fn put_mappings(
     })
     .await?;
     let dir = directory_id.clone();
-    let affected = state
+    let (affected, mappings) = state
         .writer
         .run(move |b| {
             let changed = roles::replace_mappings(b, &dir, &wanted)?;
@@ -256,14 +256,12 @@ async fn put_mappings(
             for group_id in &changed {
                 users.extend(db::memberships::member_ids(b, group_id)?);
             }
-            Ok::<_, diesel::result::Error>(users)
+            Ok::<_, diesel::result::Error>((users, roles::mappings(b, &dir)?))
         })
         .await
         .map_err(ApiError::Writer)??;
     let moved =
         refresh_in_steps(&state, &directory_id, affected.into_iter().collect(), None).await?;
-    let dir = directory_id.clone();
-    let mappings = with_key(&req, &state, move |c, _| Ok(roles::mappings(c, &dir)?)).await?;
     Ok(HttpResponse::Ok().json(json!({"data": mappings_json(&mappings), "users_changed": moved})))
 }
 

@@ -582,11 +582,7 @@ async fn live_members_apart(
         (target, &incoming.method),
         (Target::Collection(Group), &Method::POST) | (Target::Resource(Group, _), &Method::PUT)
     );
-    let large = body
-        .get("members")
-        .and_then(Value::as_array)
-        .is_some_and(|m| m.len() > incoming.member_step);
-    if !is_group || !large {
+    if !is_group || !ops::names_many_members(body, incoming.member_step) {
         return Ok(None);
     }
     let (pool, inc, body) = (state.pool.clone(), incoming.clone(), body.clone());

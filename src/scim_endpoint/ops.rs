@@ -1040,11 +1040,7 @@ pub fn live_members(
     ctx: &Ctx<'_>,
     body: &Value,
 ) -> Result<Option<BTreeSet<String>>, ScimError> {
-    let named = body
-        .get("members")
-        .and_then(Value::as_array)
-        .filter(|m| m.len() > ctx.member_step);
-    if named.is_none() {
+    if !names_many_members(body, ctx.member_step) {
         return Ok(None);
     }
     let Some(members) = resource::group_from_json(body)?.members else {
@@ -1054,6 +1050,14 @@ pub fn live_members(
     let live = memberships::known_user_ids(conn, ctx.directory_id, &members)?;
     unknown_members(&members, &live)?;
     Ok(Some(live))
+}
+
+/// Whether a group body names more than `step` members (a check worth making before its job:
+/// see `live_members`).
+pub fn names_many_members(body: &Value, step: usize) -> bool {
+    body.get("members")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.len() > step)
 }
 
 /// Applies one step of a large membership change (see `MemberBacklog`) in its own job;

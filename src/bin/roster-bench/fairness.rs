@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::{Opts, agent, all_users, cli, run, send, user_body};
+use crate::{Opts, agent, all_users, okta_directory, run, send, user_body};
 
 /// The most B's p99 may grow while A works, over B's p99 at rest.
 const GOAL_RATIO: f64 = 3.0;
@@ -99,24 +99,7 @@ pub(crate) fn report(name: &str, p: &Probe, rest: &Probe) {
 /// Runs the scenario on the server at `base`, in organization `org_id`, with directory A at
 /// `scim_a`.
 pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, token_a: &str) {
-    let dir_b: Value = serde_json::from_str(&cli(
-        db,
-        base,
-        &[
-            "directory",
-            "create",
-            org_id,
-            "--provider",
-            "okta",
-            "--json",
-        ],
-    ))
-    .unwrap_or(Value::Null);
-    let scim_b = dir_b["endpoint_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let token_b = dir_b["token"].as_str().unwrap_or_default().to_string();
+    let (scim_b, token_b) = okta_directory(db, base, org_id);
 
     let members = o.group_members;
     println!("fairness: directory A gets {members} users and a group of all of them");

@@ -161,6 +161,27 @@ pub(crate) fn cli(db: &str, base: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A new Okta directory of the organization, made with the CLI: its endpoint URL and token.
+pub(crate) fn okta_directory(db: &str, base: &str, org_id: &str) -> (String, String) {
+    let dir: Value = serde_json::from_str(&cli(
+        db,
+        base,
+        &[
+            "directory",
+            "create",
+            org_id,
+            "--provider",
+            "okta",
+            "--json",
+        ],
+    ))
+    .unwrap_or(Value::Null);
+    (
+        dir["endpoint_url"].as_str().unwrap_or_default().to_string(),
+        dir["token"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
 pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Opts, agent, cli, send, user_body};
+use crate::{Opts, agent, cli, okta_directory, send, user_body};
 
 /// SQLite's goals, in ms; Postgres's are `POSTGRES_FACTOR` times these.
 const GOAL_P50_MS: f64 = 20.0;
@@ -219,26 +219,6 @@ fn report(
     );
 }
 
-fn new_directory(db: &str, base: &str, org_id: &str) -> (String, String) {
-    let dir: Value = serde_json::from_str(&cli(
-        db,
-        base,
-        &[
-            "directory",
-            "create",
-            org_id,
-            "--provider",
-            "okta",
-            "--json",
-        ],
-    ))
-    .unwrap_or(Value::Null);
-    (
-        dir["endpoint_url"].as_str().unwrap_or_default().to_string(),
-        dir["token"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
 fn add_webhook(db: &str, base: &str, url: &str) {
     cli(
         db,
@@ -287,7 +267,7 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim: &str, to
     let key = key["key"].as_str().unwrap_or_default().to_string();
     let mut directories = vec![(scim.to_string(), token.to_string())];
     while directories.len() < DIRECTORIES {
-        directories.push(new_directory(db, base, org_id));
+        directories.push(okta_directory(db, base, org_id));
     }
     let stop = AtomicBool::new(false);
     let rate = o.rate;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::fairness::{probe, report};
-use crate::{Opts, agent, all_users, cli, run, send, user_body};
+use crate::{Opts, agent, all_users, cli, okta_directory, run, send, user_body};
 
 /// Mapping changes A makes while B is timed (mapped, unmapped, and so on).
 const MAPPING_CHANGES: usize = 3;
@@ -35,24 +35,7 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
         serde_json::from_str(&cli(db, base, &["api-key", "create", "bench", "--json"]))
             .unwrap_or(Value::Null);
     let key = key["key"].as_str().unwrap_or_default().to_string();
-    let dir_b: Value = serde_json::from_str(&cli(
-        db,
-        base,
-        &[
-            "directory",
-            "create",
-            org_id,
-            "--provider",
-            "okta",
-            "--json",
-        ],
-    ))
-    .unwrap_or(Value::Null);
-    let scim_b = dir_b["endpoint_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let token_b = dir_b["token"].as_str().unwrap_or_default().to_string();
+    let (scim_b, token_b) = okta_directory(db, base, org_id);
     let dir_a = scim_a.rsplit('/').next().unwrap_or_default().to_string();
 
     let n = o.group_members;
