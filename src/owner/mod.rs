@@ -16,10 +16,14 @@ use crate::pages::{
 };
 use crate::state::AppState;
 
+mod roles;
 mod settings;
+mod user;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(settings::configure);
+    cfg.configure(roles::configure);
+    cfg.configure(user::configure);
     cfg.route("/owner", web::get().to(home))
         .route("/owner/login", web::get().to(login_form))
         .route("/owner/login", web::post().to(login))

@@ -179,10 +179,7 @@ async fn load(
         .collect();
     Ok(DirectoryPage {
         layout: Layout::new(state, s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(state, org, "scim").await?,
         active: dir.status == "active",
         checks: checklist(&health),
         last_error,
@@ -596,10 +593,7 @@ async fn activity(
         });
         let page = ActivityPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                org,
-                current: "scim",
-            },
+            nav: Nav::load(&state, org, "scim").await?,
             card: card(&state, dir, 0, 0),
             rows,
             errors_only,

@@ -3,6 +3,7 @@
 //! live Users and Groups views.
 
 mod directories;
+mod roles;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
+        .configure(roles::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
@@ -35,6 +37,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Nav {
     pub org: Org,
     pub current: &'static str,
+    pub tabs: Tabs,
+}
+
+/// The tabs shown only when the owner set up what they manage.
+pub struct Tabs {
+    /// Roles: the owner defined at least one role.
+    pub roles: bool,
+}
+
+impl Nav {
+    pub(crate) async fn load(
+        state: &web::Data<AppState>,
+        org: Org,
+        current: &'static str,
+    ) -> Result<Nav, PageError> {
+        let org_id = org.id.clone();
+        let tabs = db(state, move |c| {
+            Ok(Tabs {
+                roles: db::roles::any(c, &org_id)?,
+            })
+        })
+        .await?;
+        Ok(Nav { org, current, tabs })
+    }
 }
 
 pub(crate) async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
@@ -103,10 +129,7 @@ async fn home(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, Pa
     }
     html(&DisabledPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(&state, org, "scim").await?,
     })
 }
 
@@ -176,10 +199,7 @@ async fn scim_tab(
         .collect();
     html(&ScimTab {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(&state, org, "scim").await?,
         directories,
         providers: providers::ALL,
         deleted: query.deleted.as_deref() == Some("1"),
@@ -334,10 +354,7 @@ async fn users_page(
         .collect();
         let page = UsersPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                org,
-                current: "users",
-            },
+            nav: Nav::load(&state, org, "users").await?,
             pager: Pager::new("/portal/users", &filters(sort_key, dir), page, total),
             columns,
             groups,
@@ -379,6 +396,12 @@ struct UserPage {
     /// When the identity provider deleted this user (the page is then its tombstone).
     deleted: Option<String>,
     provider: String,
+    /// Why the user has each role (empty for a deleted user).
+    role_reasons: Vec<crate::roles::why::ReasonLine>,
+    roles_defined: bool,
+    /// Where a request's link points (the inspector, while SCIM Provisioning is on).
+    inspector: Option<String>,
+    group_base: String,
 }
 
 async fn user_page(
@@ -409,10 +432,15 @@ async fn user_page(
         let provider = db::directories::get(c, &org_id, &user.directory_id)?
             .map(|d| d.name)
             .unwrap_or_default();
-        Ok((user, deleted_at, groups, requests, provider))
+        let reasons = if deleted_at.is_some() {
+            Vec::new()
+        } else {
+            crate::roles::why::reasons(c, &org_id, &user.directory_id, &user.id)?
+        };
+        Ok((user, deleted_at, groups, requests, provider, reasons))
     })
     .await?;
-    let (user, deleted_at, groups, requests, provider) = found;
+    let (user, deleted_at, groups, requests, provider, reasons) = found;
     let label = user.label();
     let requests = requests
         .iter()
@@ -426,12 +454,17 @@ async fn user_page(
     let raw = serde_json::from_str::<serde_json::Value>(&user.resource)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_default();
+    let inspector = org
+        .scim_enabled
+        .then(|| format!("/portal/scim/directories/{}/activity", user.directory_id));
+    let nav = Nav::load(&state, org, "users").await?;
     let page = UserPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "users",
-        },
+        roles_defined: nav.tabs.roles,
+        nav,
+        role_reasons: reasons.into_iter().map(|r| r.line(when)).collect(),
+        inspector,
+        group_base: "/portal/groups".into(),
         activity_url: list_url(
             &format!("/portal/scim/directories/{}/activity", user.directory_id),
             &[("user", user.id.clone())],
@@ -500,10 +533,7 @@ async fn groups_page(
             .collect();
         let page = GroupsPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                org,
-                current: "groups",
-            },
+            nav: Nav::load(&state, org, "groups").await?,
             pager: Pager::new("/portal/groups", &[("q", q.clone())], page, total),
             q,
             groups,
@@ -544,10 +574,7 @@ async fn group_page(
     .await?;
     html(&GroupPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            org,
-            current: "groups",
-        },
+        nav: Nav::load(&state, org, "groups").await?,
         pager: Pager::new(&format!("/portal/groups/{}", group.id), &[], page, total),
         updated: when(&group.updated_at),
         group,
