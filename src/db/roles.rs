@@ -445,3 +445,22 @@ pub fn given_by(conn: &mut DbConn, directory_id: &str, user_id: &str) -> QueryRe
         )
         .collect())
 }
+
+/// The directory's live users after `after` in id order, at most `limit` (a whole directory's
+/// recomputation, in steps).
+pub fn live_users_after(
+    conn: &mut DbConn,
+    directory_id: &str,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    use super::schema::scim_users;
+    scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
+        .filter(scim_users::id.gt(after))
+        .order(scim_users::id.asc())
+        .limit(limit)
+        .select(scim_users::id)
+        .load(conn)
+}

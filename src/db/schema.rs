@@ -262,6 +262,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    role_refreshes (id) {
+        id -> Text,
+        directory_id -> Text,
+        default_changed -> Bool,
+        default_before -> Nullable<Text>,
+        claimed_until -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(roles -> organizations (org_id));
 diesel::joinable!(role_mappings -> roles (role_id));
@@ -300,4 +311,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     roles,
     role_mappings,
     user_roles,
+    role_refreshes,
 );

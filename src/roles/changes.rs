@@ -2,14 +2,17 @@
 //! role mappings replaced. The change itself is one job of the shared writer; the users it
 //! reaches are then recomputed in steps (`USERS_PER_STEP` per job, each committed alone, each
 //! with its users' `user.updated` events), so a change that reaches 10 000 users neither
-//! times out its request nor holds other directories' writes for long. The API and the HTML
-//! surfaces both apply changes through here.
+//! times out its request nor holds other directories' writes for long. The change's own job
+//! also records that its users are being recomputed (`db::role_refreshes`), and the last step
+//! clears it: a change cut short by a stopped instance is finished by the next instance that
+//! finds it (`finish_abandoned`), so no user is left with roles their groups no longer give.
+//! The API and the HTML surfaces both apply changes through here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::web;
 
-use crate::db::{self, DbConn, roles};
+use crate::db::{self, DbConn, role_refreshes, roles};
 use crate::scim_endpoint::ops;
 use crate::state::AppState;
 
@@ -59,18 +62,26 @@ pub async fn create_role(
     role: roles::NewRole,
 ) -> Result<Option<roles::Role>, ChangeError> {
     let org = org_id.to_string();
-    let (created, default_before) = state
+    let (created, default_before, pending) = state
         .writer
         .run(move |b| {
             let before = default_of(b, &org)?;
-            Ok::<_, diesel::result::Error>((roles::insert(b, &org, &role)?, before))
+            let created = roles::insert(b, &org, &role)?;
+            // A new default reaches every user whose groups give no role.
+            let mut pending = Vec::new();
+            if created.as_ref().is_some_and(|r| r.is_default) {
+                for directory_id in roles::org_directories(b, &org)? {
+                    let id = role_refreshes::begin(b, &directory_id, &Some(before.clone()))?;
+                    pending.push((directory_id, id));
+                }
+            }
+            Ok::<_, diesel::result::Error>((created, before, pending))
         })
         .await
         .map_err(ChangeError::Writer)??;
-    if created.as_ref().is_some_and(|r| r.is_default) {
-        for directory_id in directories_of(state, org_id).await? {
-            refresh_roleless(state, &directory_id, default_before.clone()).await?;
-        }
+    for (directory_id, pending_id) in pending {
+        refresh_roleless(state, &directory_id, default_before.clone()).await?;
+        done(state, pending_id).await?;
     }
     Ok(created)
 }
@@ -84,20 +95,26 @@ fn default_of(c: &mut DbConn, org_id: &str) -> diesel::QueryResult<Option<String
 
 /// Removes a role and its mappings; the users who had it are recomputed.
 pub async fn delete_role(state: &AppState, role: roles::Role) -> Result<(), ChangeError> {
-    let role_id = role.id.clone();
+    let removed = role.clone();
     // The role and its mappings go in one job; the users who had it are recomputed after.
-    let mapped = state
+    let (mapped, pending) = state
         .writer
         .run(move |b| {
-            let groups = roles::groups_of_role(b, &role_id)?;
+            let groups = roles::groups_of_role(b, &removed.id)?;
             let mut members = Vec::new();
             for (directory_id, group_id) in &groups {
                 for user in db::memberships::member_ids(b, group_id)? {
                     members.push((directory_id.clone(), user));
                 }
             }
-            roles::delete(b, &role_id)?;
-            Ok::<_, diesel::result::Error>(members)
+            let default_before = removed.is_default.then(|| Some(removed.slug.clone()));
+            let mut pending = Vec::new();
+            for directory_id in roles::org_directories(b, &removed.org_id)? {
+                let id = role_refreshes::begin(b, &directory_id, &default_before)?;
+                pending.push((directory_id, id));
+            }
+            roles::delete(b, &removed.id)?;
+            Ok::<_, diesel::result::Error>((members, pending))
         })
         .await
         .map_err(ChangeError::Writer)??;
@@ -105,13 +122,13 @@ pub async fn delete_role(state: &AppState, role: roles::Role) -> Result<(), Chan
     for (directory_id, user) in mapped {
         by_directory.entry(directory_id).or_default().push(user);
     }
-    for (directory_id, users) in by_directory {
+    for (directory_id, pending_id) in pending {
+        let users = by_directory.remove(&directory_id).unwrap_or_default();
         refresh_in_steps(state, &directory_id, users, None).await?;
-    }
-    if role.is_default {
-        for directory_id in directories_of(state, &role.org_id).await? {
+        if role.is_default {
             refresh_roleless(state, &directory_id, Some(role.slug.clone())).await?;
         }
+        done(state, pending_id).await?;
     }
     Ok(())
 }
@@ -133,7 +150,7 @@ pub async fn replace_mappings(
     wanted: BTreeSet<(String, String)>,
 ) -> Result<Replaced, ChangeError> {
     let dir = directory_id.to_string();
-    let (affected, mappings) = state
+    let (affected, mappings, pending_id) = state
         .writer
         .run(move |b| {
             let changed = roles::replace_mappings(b, &dir, &wanted)?;
@@ -141,21 +158,85 @@ pub async fn replace_mappings(
             for group_id in &changed {
                 users.extend(db::memberships::member_ids(b, group_id)?);
             }
-            Ok::<_, diesel::result::Error>((users, roles::mappings(b, &dir)?))
+            let pending_id = role_refreshes::begin(b, &dir, &None)?;
+            Ok::<_, diesel::result::Error>((users, roles::mappings(b, &dir)?, pending_id))
         })
         .await
         .map_err(ChangeError::Writer)??;
     let users_changed =
         refresh_in_steps(state, directory_id, affected.into_iter().collect(), None).await?;
+    done(state, pending_id).await?;
     Ok(Replaced {
         mappings,
         users_changed,
     })
 }
 
-async fn directories_of(state: &AppState, org_id: &str) -> Result<Vec<String>, ChangeError> {
-    let org = org_id.to_string();
-    read(state, move |c| Ok(roles::org_directories(c, &org)?)).await
+/// Marks a change's recomputation finished.
+async fn done(state: &AppState, pending_id: String) -> Result<(), ChangeError> {
+    state
+        .writer
+        .run(move |b| role_refreshes::done(b, &pending_id))
+        .await
+        .map_err(ChangeError::Writer)??;
+    Ok(())
+}
+
+/// Finishes the changes other instances (or this one, before a restart) left midway: each
+/// directory's users are all recomputed, in steps. Returns how many changes it finished.
+pub async fn finish_abandoned(state: &AppState) -> Result<usize, ChangeError> {
+    let mut finished = 0;
+    loop {
+        let claimed = state
+            .writer
+            .run(|b| role_refreshes::claim_abandoned(b, db::now()))
+            .await
+            .map_err(ChangeError::Writer)??;
+        let Some(pending) = claimed else {
+            return Ok(finished);
+        };
+        let mut after = String::new();
+        loop {
+            let (dir, from) = (pending.directory_id.clone(), after.clone());
+            let users = read(state, move |c| {
+                Ok(roles::live_users_after(
+                    c,
+                    &dir,
+                    &from,
+                    USERS_PER_STEP as i64,
+                )?)
+            })
+            .await?;
+            let Some(last) = users.last() else { break };
+            after = last.clone();
+            refresh_step(
+                state,
+                &pending.directory_id,
+                users,
+                pending.default_before(),
+            )
+            .await?;
+        }
+        done(state, pending.id.clone()).await?;
+        log::info!(
+            "finished recomputing the roles of directory {} after an interrupted change",
+            pending.directory_id
+        );
+        finished += 1;
+    }
+}
+
+/// How often an instance looks for changes left midway.
+const ABANDONED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `finish_abandoned` at start and then every minute, for as long as the server runs.
+pub async fn finish_abandoned_forever(state: actix_web::web::Data<AppState>) {
+    loop {
+        if let Err(e) = finish_abandoned(&state).await {
+            log::warn!("finishing interrupted role changes: {e}");
+        }
+        actix_web::rt::time::sleep(ABANDONED_EVERY).await;
+    }
 }
 
 /// Recomputes the roles of the given users of a directory, `USERS_PER_STEP` per job; returns

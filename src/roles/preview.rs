@@ -17,7 +17,7 @@ pub struct RoleShift {
     pub losses: usize,
 }
 
-/// One user's effective roles before and after.
+/// One user's effective roles before and after, by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserShift {
     pub user_id: String,
@@ -165,11 +165,19 @@ pub fn preview(
         sample: moved
             .iter()
             .take(SAMPLE)
-            .map(|(id, was, is)| UserShift {
-                label: labels.get(id).cloned().unwrap_or_else(|| id.clone()),
-                user_id: id.clone(),
-                before: was.clone(),
-                after: is.clone(),
+            .map(|(id, was, is)| {
+                let named = |slugs: &[String]| -> Vec<String> {
+                    slugs
+                        .iter()
+                        .map(|s| names.get(s).cloned().unwrap_or_else(|| s.clone()))
+                        .collect()
+                };
+                UserShift {
+                    label: labels.get(id).cloned().unwrap_or_else(|| id.clone()),
+                    user_id: id.clone(),
+                    before: named(was),
+                    after: named(is),
+                }
             })
             .collect(),
     })

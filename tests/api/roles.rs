@@ -556,3 +556,69 @@ async fn roles_arrive_in_signed_webhooks_from_pingone_and_entra_pushes(backend: 
         json!(["member"])
     );
 }
+
+backend_tests!(a_mapping_change_cut_short_is_finished_by_the_next_instance);
+async fn a_mapping_change_cut_short_is_finished_by_the_next_instance(backend: Backend) {
+    use diesel::prelude::*;
+    use roster::db::schema::role_refreshes;
+
+    let db = crate::helpers::TestDb::new(backend);
+    let url = db.url.clone();
+    let first = TestApp::spawn_on(backend, db).await;
+    let api = crate::api_v1::api_for(&first).await;
+    let a = acme(&first, &api).await;
+    api.call(
+        "POST",
+        &format!("/organizations/{}/roles", a.org),
+        "/organizations/{id}/roles",
+        Some(json!({"slug": "admin", "name": "Admin"})),
+        201,
+    )
+    .await;
+    // The instance stops right after the change's own job: the mapping and the mark that its
+    // users are being recomputed are stored, and no user was recomputed yet.
+    {
+        let mut c = first.conn();
+        let role = roster::db::roles::get(&mut c, &a.org, "admin")
+            .unwrap()
+            .unwrap();
+        let wanted = std::collections::BTreeSet::from([(a.admins.clone(), role.id)]);
+        roster::db::roles::replace_mappings(&mut c, &a.directory, &wanted).unwrap();
+        roster::db::role_refreshes::begin(&mut c, &a.directory, &None).unwrap();
+        // Its claim has run out.
+        diesel::update(role_refreshes::table)
+            .set(role_refreshes::claimed_until.eq(role_refreshes::created_at))
+            .execute(&mut *c)
+            .unwrap();
+    }
+    assert_eq!(roles_of(&api, &a.alice).await, json!([]), "left midway");
+
+    // The next instance to start finishes it.
+    let second = TestApp::spawn_on(backend, crate::helpers::TestDb { url, _dir: None }).await;
+    let api2 = crate::api_v1::api_for(&second).await;
+    let mut finished = false;
+    for _ in 0..200 {
+        let left: i64 = role_refreshes::table
+            .count()
+            .get_result(&mut *second.conn())
+            .unwrap();
+        if left == 0 {
+            finished = true;
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(finished, "the interrupted change was finished");
+    assert_eq!(roles_of(&api2, &a.alice).await, json!(["admin"]));
+    assert_eq!(roles_of(&api2, &a.bob).await, json!(["admin"]));
+    assert_eq!(roles_of(&api2, &a.carol).await, json!([]));
+    let (events, _) = role_events(&api2, &a.org, 0).await;
+    assert_eq!(
+        events,
+        sorted(vec![
+            (a.alice.clone(), json!(["admin"])),
+            (a.bob.clone(), json!(["admin"])),
+        ]),
+        "one event per user moved"
+    );
+}

@@ -94,7 +94,9 @@ async fn the_portal_previews_a_mapping_then_applies_it_on_confirmation(backend: 
         ("This change gives 2 users the role Administrator and removes Member from 2 users.")
     );
     assert!(
-        preview.body.contains("alice@acme.com: member → admin"),
+        preview
+            .body
+            .contains("alice@acme.com: Member → Administrator"),
         "{}",
         preview.body
     );
