@@ -12,6 +12,7 @@ use crate::app;
 use crate::at_rest::SecretKeys;
 use crate::config::{Config, parse_public_url};
 use crate::db::{self, Pool};
+use crate::metrics::endpoint::MetricsToken;
 use crate::providers;
 use crate::state::AppState;
 
@@ -98,6 +99,19 @@ pub struct Global {
     /// `roster.key` in the working directory. Every instance on one database needs the same.
     #[arg(long, env = "ROSTER_SECRET_KEY_FILE", global = true)]
     pub secret_key_file: Option<std::path::PathBuf>,
+    /// Token a Prometheus scraper sends as `Authorization: Bearer <token>` to read `/metrics`
+    /// (at least 16 printable characters). Without it, `/metrics` is not served (404).
+    #[arg(long, env = "ROSTER_METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
+    /// Log lines on stderr: `text`, or `json` (one object per line).
+    #[arg(
+        long,
+        env = "ROSTER_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: crate::log_format::LogFormat,
 }
 
 impl Global {
@@ -291,6 +305,13 @@ fn secret_keys(g: &Global, conn: &mut db::DbConn) -> Result<SecretKeys, CliError
     Ok(keys)
 }
 
+fn metrics_token(g: &Global) -> Result<Option<MetricsToken>, CliError> {
+    g.metrics_token
+        .as_deref()
+        .map(|t| MetricsToken::parse(t).map_err(bad_flag))
+        .transpose()
+}
+
 fn connect(g: &Global) -> Result<Pool, CliError> {
     db::connect_single(&g.database_url).map_err(|e| CliError {
         message: format!("{e}"),
@@ -339,6 +360,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     delivery(g)?;
     public_url(g, None)?;
     trusted_proxies(g)?;
+    metrics_token(g)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(g),
         Command::Migrate => {
@@ -608,6 +630,7 @@ fn serve(g: &Global) -> Result<(), CliError> {
         trusted_proxies: trusted_proxies(g)?,
         secret_keys,
         delivery: delivery(g)?,
+        metrics_token: metrics_token(g)?,
     };
     println!(
         "Roster listening on http://{bound} (public URL {}), database {}",

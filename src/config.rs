@@ -25,6 +25,8 @@ pub struct Config {
     pub secret_keys: crate::at_rest::SecretKeys,
     /// How webhook deliveries are retried and timed, and how long events are kept.
     pub delivery: Delivery,
+    /// The token `/metrics` asks for; without one, `/metrics` is not served.
+    pub metrics_token: Option<crate::metrics::endpoint::MetricsToken>,
 }
 
 /// How deliveries are retried and timed.

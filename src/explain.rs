@@ -304,6 +304,7 @@ mod tests {
             resource_type: None,
             resource_id: None,
             change_summary: None,
+            request_id: None,
         }
     }
 

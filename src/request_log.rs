@@ -5,6 +5,7 @@
 use std::error::Error as StdError;
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -16,12 +17,23 @@ use crate::pages::PageError;
 /// The response header that carries the request's id.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request's id, in its extensions for the handlers that record it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The id `log_request` gave this request.
+pub fn request_id(req: &actix_web::HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
 /// Assigns the request its id, runs it, and logs its line.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = crate::loggable::path(req.path());
     let start = Instant::now();
@@ -33,14 +45,22 @@ pub async fn log_request(
         Ok(res) => (res.status(), res.response().error()),
         Err(e) => (e.as_response_error().status_code(), Some(e)),
     };
+    let code = status.as_u16();
+    // Rounded to microseconds, as the text shows them.
+    let ms = (ms * 1000.0).round() / 1000.0;
     if status.is_server_error() {
         let cause = error.map(cause_chain).unwrap_or_default();
         log::error!(
-            "{id} {method} {path} {} {ms:.3}ms: {cause}",
-            status.as_u16()
+            request_id = id.as_str(), method = method.as_str(), path = path.as_str(),
+            status = code, ms = ms;
+            "{id} {method} {path} {code} {ms:.3}ms: {cause}"
         );
     } else {
-        log::info!("{id} {method} {path} {} {ms:.3}ms", status.as_u16());
+        log::info!(
+            request_id = id.as_str(), method = method.as_str(), path = path.as_str(),
+            status = code, ms = ms;
+            "{id} {method} {path} {code} {ms:.3}ms"
+        );
     }
     let mut res = result?;
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -10,6 +10,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .configure(crate::metrics::endpoint::configure)
         // First: the SCIM API is what takes load, and routes are tried in this order.
         .configure(crate::scim_endpoint::configure)
         .configure(crate::assets::configure)

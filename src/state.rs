@@ -7,6 +7,7 @@ use crate::auth::throttle::AuthThrottle;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::events::WorkerHealth;
+use crate::metrics::Metrics;
 use crate::events::wake::DeliveryWake;
 use crate::scim_endpoint::body::BodyBudget;
 use crate::scim_endpoint::group_turns::GroupTurns;
@@ -31,13 +32,25 @@ pub struct AppState {
     pub delivery_wake: DeliveryWake,
     /// Writes to a group one at a time (see `scim_endpoint::group_turns`).
     pub group_turns: GroupTurns,
+    /// What `/metrics` serves (`None` if they could not be set up: logged at start).
+    pub metrics: Option<Metrics>,
 }
 
 impl AppState {
     /// The state of one instance; starts its database writer thread.
     pub fn new(pool: Pool, config: Config) -> AppState {
         let delivery_wake = DeliveryWake::default();
-        let writer = db::writer::Writer::start(pool.clone(), delivery_wake.clone());
+        let metrics = Metrics::new()
+            .inspect_err(|e| log::error!("metrics are not available: {e}"))
+            .ok();
+        let writer = match &metrics {
+            Some(m) => db::writer::Writer::start_measured(
+                pool.clone(),
+                delivery_wake.clone(),
+                m.writer_batch_size(),
+            ),
+            None => db::writer::Writer::start(pool.clone(), delivery_wake.clone()),
+        };
         let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);
         let auth_throttle = AuthThrottle::new(config.limits.failed_auth_per_minute);
         AppState {
@@ -51,6 +64,7 @@ impl AppState {
             group_turns: Default::default(),
             body_budget,
             auth_throttle,
+            metrics,
         }
     }
 }

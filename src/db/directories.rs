@@ -112,6 +112,8 @@ pub enum TokenCheck {
         token_id: String,
         last_used_at: Option<NaiveDateTime>,
         dir_last_request: Option<NaiveDateTime>,
+        /// The directory's provider slug (for the metrics' labels).
+        provider: String,
     },
     /// Unknown, or for another directory (indistinguishable to the caller).
     Invalid,
@@ -134,6 +136,7 @@ struct FoundToken {
     status: String,
     scim_enabled: bool,
     dir_last_request: Option<NaiveDateTime>,
+    provider: String,
 }
 
 /// Token rows read in the last `TokenRows::TTL`, by hash: every SCIM request presents its
@@ -207,6 +210,7 @@ fn find_token(conn: &mut DbConn, hash: &[u8]) -> QueryResult<Option<FoundToken>>
             directories::status,
             organizations::scim_enabled,
             directories::last_request_at,
+            directories::provider,
         ))
         .first(c)
         .optional())?;
@@ -245,6 +249,7 @@ pub fn check_token(
         token_id: found.token_id,
         last_used_at: found.last_used_at,
         dir_last_request: found.dir_last_request,
+        provider: found.provider,
     })
 }
 

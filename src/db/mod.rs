@@ -9,6 +9,7 @@ pub mod batch;
 pub use batch::{Batch, Committed, write_tx};
 pub mod directories;
 pub mod events;
+pub mod gauges;
 pub mod groups;
 pub mod memberships;
 pub mod orgs;

@@ -40,6 +40,8 @@ pub struct NewRequest {
     pub resource_id: Option<String>,
     /// What the write changed, as recorded while applying it (see `ChangeNotes`).
     pub change_summary: Option<String>,
+    /// The id sent back as `X-Request-Id`, which the IT admin quotes to support.
+    pub request_id: Option<String>,
 }
 
 impl NewRequest {
@@ -62,6 +64,7 @@ impl NewRequest {
             &mut self.resource_type,
             &mut self.resource_id,
             &mut self.change_summary,
+            &mut self.request_id,
         ]
         .into_iter()
         .flatten()
@@ -88,6 +91,8 @@ pub struct Request {
     pub resource_id: Option<String>,
     /// What the write changed, as recorded while applying it (see `ChangeNotes`).
     pub change_summary: Option<String>,
+    /// The id sent back as `X-Request-Id`, which the IT admin quotes to support.
+    pub request_id: Option<String>,
 }
 
 /// Records the writer's batch of rows (changes' rows and queued ones) and prunes when due. Rows
@@ -167,8 +172,9 @@ struct InsertRows<'a> {
     path: Vec<&'a str>,
     status: Vec<i32>,
     duration_us: Vec<i64>,
-    /// request_body, response_excerpt, error_kind, resource_type, resource_id, change_summary.
-    optional: [Vec<Option<&'a str>>; 6],
+    /// request_body, response_excerpt, error_kind, resource_type, resource_id,
+    /// change_summary, request_id.
+    optional: [Vec<Option<&'a str>>; 7],
 }
 
 impl<'a> InsertRows<'a> {
@@ -190,6 +196,7 @@ impl<'a> InsertRows<'a> {
                 optional(|r| &r.resource_type),
                 optional(|r| &r.resource_id),
                 optional(|r| &r.change_summary),
+                optional(|r| &r.request_id),
             ],
         }
     }
@@ -209,10 +216,10 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
         out.push_sql(
             "INSERT INTO scim_requests (directory_id, at, method, path, status, duration_us, \
              request_body, response_excerpt, error_kind, resource_type, resource_id, \
-             change_summary) \
+             change_summary, request_id) \
              SELECT r.directory_id, r.at, r.method, r.path, r.status, r.duration_us, \
              r.request_body, r.response_excerpt, r.error_kind, r.resource_type, r.resource_id, \
-             r.change_summary \
+             r.change_summary, r.request_id \
              FROM unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.directory_id)?;
@@ -233,7 +240,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for InsertRows<'_> {
         out.push_sql(
             ") WITH ORDINALITY AS r (directory_id, at, method, path, status, duration_us, \
              request_body, response_excerpt, error_kind, resource_type, resource_id, \
-             change_summary, ord) \
+             change_summary, request_id, ord) \
              JOIN directories d ON d.id = r.directory_id ORDER BY r.ord FOR KEY SHARE OF d \
              RETURNING id, directory_id",
         );

@@ -153,6 +153,7 @@ diesel::table! {
         resource_type -> Nullable<Text>,
         resource_id -> Nullable<Text>,
         change_summary -> Nullable<Text>,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -13,6 +13,7 @@ use super::wake::DeliveryWake;
 use super::{Deliver, attempt, listen, next_retry};
 use crate::at_rest::SecretKeys;
 use crate::config::Delivery;
+use crate::metrics::DeliveryOutcome;
 use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, Outcome};
 use crate::db::{self, Pool};
 
@@ -40,6 +41,8 @@ pub struct WorkerHealth {
     /// Panics recovered from: in an attempt, or of the whole thread (then restarted).
     failures: AtomicU64,
     last_failure: std::sync::Mutex<Option<String>>,
+    /// Attempts that ended delivered, failed (to be retried) and dead, for `/metrics`.
+    outcomes: [AtomicU64; 3],
 }
 
 impl WorkerHealth {
@@ -49,6 +52,15 @@ impl WorkerHealth {
         if let Ok(mut last) = self.last_failure.lock() {
             *last = Some(why.to_string());
         }
+    }
+
+    fn record_outcome(&self, outcome: DeliveryOutcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts of this instance that ended with `outcome`.
+    pub fn delivered(&self, outcome: DeliveryOutcome) -> u64 {
+        self.outcomes[outcome as usize].load(Ordering::Relaxed)
     }
 
     pub fn running(&self) -> bool {
@@ -252,6 +264,7 @@ fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
         }
         let outcome = attempt_caught(context, due);
         let retry_in = if outcome.succeeded() {
+            context.health.record_outcome(DeliveryOutcome::Delivered);
             None
         } else {
             failed_directories.insert(due.directory_id.clone());
@@ -262,7 +275,13 @@ fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
                 due.attempts + 1,
                 outcome.error.as_deref().unwrap_or("?")
             );
-            next_retry(&context.cfg, due.attempts + 1)
+            let retry_in = next_retry(&context.cfg, due.attempts + 1);
+            context.health.record_outcome(if retry_in.is_some() {
+                DeliveryOutcome::Failed
+            } else {
+                DeliveryOutcome::Dead
+            });
+            retry_in
         };
         attempted.push(Attempted {
             due,

@@ -7,7 +7,7 @@
 pub mod ops;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode, header};
@@ -169,14 +169,59 @@ async fn handle(
 ) -> HttpResponse {
     let started = Instant::now();
     let Some((directory_id, tail)) = split_scim_path(req.match_info().unprocessed()) else {
-        return Rendered::error(&ScimError::not_found(
+        let rendered = Rendered::error(&ScimError::not_found(
             "no directory in the path: the endpoint URL is /scim/v2/<directory id>, as shown in the Admin Portal",
-        ))
-        .into_response();
+        ));
+        count(&state, &req, "other", UNKNOWN_PROVIDER, &rendered, started);
+        return rendered.into_response();
     };
-    serve(&req, directory_id, tail, payload, &state, started)
-        .await
-        .into_response()
+    let resource = resource_label(&route(&tail));
+    let provider = Arc::new(OnceLock::new());
+    let rendered = serve(&req, directory_id, tail, payload, &state, started, &provider).await;
+    let provider = provider.get().copied().unwrap_or(UNKNOWN_PROVIDER);
+    count(&state, &req, resource, provider, &rendered, started);
+    rendered.into_response()
+}
+
+/// The provider label of a request whose token was not accepted.
+const UNKNOWN_PROVIDER: &str = "unknown";
+
+/// Counts an answered request in the metrics.
+fn count(
+    state: &AppState,
+    req: &HttpRequest,
+    resource: &'static str,
+    provider: &'static str,
+    rendered: &Rendered,
+    started: Instant,
+) {
+    if let Some(metrics) = &state.metrics {
+        metrics.observe_scim(&crate::metrics::ScimRequest {
+            method: req.method().as_str(),
+            resource,
+            status: rendered.status.as_u16(),
+            provider,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+}
+
+/// What a request is counted under in the metrics: one of a few fixed names, never an id.
+fn resource_label(target: &Target) -> &'static str {
+    use crate::scim::ResourceType::{Group, User};
+    match target {
+        Target::Collection(User) | Target::Resource(User, _) | Target::Search(Some(User)) => {
+            "Users"
+        }
+        Target::Collection(Group) | Target::Resource(Group, _) | Target::Search(Some(Group)) => {
+            "Groups"
+        }
+        Target::Search(None) => "search",
+        Target::ServiceProviderConfig => "ServiceProviderConfig",
+        Target::ResourceTypes(_) => "ResourceTypes",
+        Target::Schemas(_) => "Schemas",
+        Target::Unsupported(_) | Target::NotFound => "other",
+    }
 }
 
 /// The request as the log and the operations need it, gathered before going off-thread.
@@ -198,6 +243,10 @@ struct Incoming {
     started: Instant,
     /// See `Ctx::member_step`.
     member_step: usize,
+    /// Set to the directory's provider once its token is accepted (for the metrics).
+    provider: Arc<OnceLock<&'static str>>,
+    /// The id `request_log` gave the request (sent back as `X-Request-Id`).
+    request_id: Option<String>,
 }
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -356,6 +405,7 @@ async fn serve(
     payload: web::Payload,
     state: &web::Data<AppState>,
     started: Instant,
+    provider: &Arc<OnceLock<&'static str>>,
 ) -> Rendered {
     // An address past its allowance of failed authentications is refused before anything.
     let client = crate::auth::throttle::client_addr(req, &state.config.trusted_proxies);
@@ -379,6 +429,8 @@ async fn serve(
         started,
         tail,
         member_step: state.config.limits.member_step,
+        provider: provider.clone(),
+        request_id: crate::request_log::request_id(req),
     };
     let target = Arc::new(route(&incoming.tail));
     // A request with a body is authenticated from its headers before the body is read, so
@@ -466,9 +518,12 @@ async fn authenticate_apart(
 ) -> Result<Authenticated, ScimError> {
     let pool = state.pool.clone();
     let (directory_id, token) = (incoming.directory_id.clone(), incoming.token.clone());
+    let provider = incoming.provider.clone();
     web::block(move || {
         let token = token.as_deref().map_err(|detail| *detail);
-        authenticate(&mut *pooled(&pool)?, &directory_id, token)
+        let auth = authenticate(&mut *pooled(&pool)?, &directory_id, token)?;
+        let _ = provider.set(auth.provider);
+        Ok(auth)
     })
     .await
     .map_err(|_| ScimError::internal())?
@@ -721,6 +776,7 @@ async fn read(
                 inc.token.as_deref().map_err(|detail| *detail),
             )?,
         };
+        let _ = inc.provider.set(auth.provider);
         let rendered = dispatch_read(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
         Ok::<_, ScimError>((rendered, auth.touch))
@@ -794,6 +850,7 @@ fn log_row(
         resource_type,
         resource_id,
         change_summary: rendered.change_summary.clone(),
+        request_id: incoming.request_id.clone(),
     }
 }
 
@@ -822,6 +879,8 @@ impl TokenTouch {
 struct Authenticated {
     /// Set when the token's last use is due to be recorded.
     touch: Option<TokenTouch>,
+    /// The directory's provider slug.
+    provider: &'static str,
 }
 
 /// Checks the bearer token.
@@ -852,7 +911,9 @@ fn authenticate(
             token_id,
             last_used_at,
             dir_last_request,
+            provider,
         } => Ok(Authenticated {
+            provider: crate::providers::by_slug(&provider).map_or("other", |p| p.slug),
             touch: directories::needs_touch(dir_last_request, last_used_at).then_some(TokenTouch {
                 token_id,
                 last_used_at,

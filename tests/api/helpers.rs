@@ -201,6 +201,7 @@ impl TestApp {
             trusted_proxies: Vec::new(),
             secret_keys: test_secret_keys(),
             delivery: Default::default(),
+            metrics_token: None,
         };
         let mut config = config;
         configure(&mut config);

@@ -39,7 +39,8 @@ use super::{Batch, Pool};
 use crate::events::wake::DeliveryWake;
 use checkpoint::Checkpointer;
 use jobs::{Call, Chore, CreateUser, Job, Reply};
-use queue::{Item, LogRows, Queued, lock_rows, writer_loop};
+use prometheus::Histogram;
+use queue::{Counters, Item, LogRows, Queued, lock_rows, writer_loop};
 
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 128;
@@ -88,6 +89,8 @@ pub struct Writer {
     /// Places in the queue for log rows (`MAX_PENDING_LOGS`).
     log_places: Arc<tokio::sync::Semaphore>,
     log_rows: LogRows,
+    /// Jobs sent and not yet taken by the writer thread.
+    queued_jobs: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -106,7 +109,17 @@ impl Writer {
     /// Starts the writer thread on `pool`; its commits that queue webhook deliveries `wake`
     /// the delivery worker.
     pub fn start(pool: Pool, wake: DeliveryWake) -> Writer {
-        Self::start_with(pool, wake, Checkpointer::start)
+        Self::start_with(pool, wake, Checkpointer::start, None)
+    }
+
+    /// `start`, recording the size of each batch in `batch_sizes` (see `metrics`).
+    pub fn start_measured(pool: Pool, wake: DeliveryWake, batch_sizes: Histogram) -> Writer {
+        Self::start_with(pool, wake, Checkpointer::start, Some(batch_sizes))
+    }
+
+    /// Jobs and log rows waiting for the writer thread.
+    pub fn queue_depth(&self) -> usize {
+        self.queued_jobs.load(Ordering::Relaxed) + self.pending_logs.load(Ordering::Relaxed)
     }
 
     /// `start`, with the checkpointer `checkpointer` starts (on the writer's thread).
@@ -114,18 +127,32 @@ impl Writer {
         pool: Pool,
         wake: DeliveryWake,
         checkpointer: impl FnOnce(&Pool) -> Option<Checkpointer> + Send + 'static,
+        batch_sizes: Option<Histogram>,
     ) -> Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
         let pending = pending_logs.clone();
         let log_rows = LogRows::default();
         let rows = log_rows.clone();
+        let queued_jobs = Arc::new(AtomicUsize::new(0));
+        let queued = queued_jobs.clone();
         // Named, so profiles and `top -H` show which thread is the writer.
         let thread = std::thread::Builder::new()
             .name("roster-writer".into())
             .spawn(move || {
                 let checkpoints = checkpointer(&pool);
-                writer_loop(&pool, checkpoints, &items, &rows, &pending, &wake)
+                writer_loop(
+                    &pool,
+                    checkpoints,
+                    &items,
+                    &rows,
+                    &Counters {
+                        pending_logs: &pending,
+                        queued_jobs: &queued,
+                        batch_sizes: batch_sizes.as_ref(),
+                    },
+                    &wake,
+                )
             })
             // Without the thread every write is refused as unavailable (503), not lost.
             .inspect_err(|e| log::error!("the database writer thread did not start: {e}"))
@@ -135,15 +162,21 @@ impl Writer {
             pending_logs,
             log_places: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_LOGS)),
             log_rows,
+            queued_jobs,
             thread,
         }
     }
 
     fn send(&self, item: Item) -> Result<(), WriteError> {
-        self.queue
-            .as_ref()
-            .and_then(|q| q.send(item).ok())
-            .ok_or_else(|| WriteError::Unavailable("the writer thread has stopped".into()))
+        let job = matches!(item, Item::Job(_));
+        if job {
+            self.queued_jobs.fetch_add(1, Ordering::Relaxed);
+        }
+        let sent = self.queue.as_ref().and_then(|q| q.send(item).ok());
+        if sent.is_none() && job {
+            self.queued_jobs.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent.ok_or_else(|| WriteError::Unavailable("the writer thread has stopped".into()))
     }
 
     /// Queues a request-log row; it is committed within `LOG_DELAY` (or at the next `flush`).

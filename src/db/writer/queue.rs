@@ -49,6 +49,15 @@ pub(super) fn lock_rows(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What the writer thread counts for `Writer::queue_depth` and the metrics.
+pub(super) struct Counters<'a> {
+    /// Log rows queued and not yet committed.
+    pub pending_logs: &'a AtomicUsize,
+    /// Jobs sent and not yet taken from the queue.
+    pub queued_jobs: &'a AtomicUsize,
+    pub batch_sizes: Option<&'a prometheus::Histogram>,
+}
+
 /// What the writer takes from the queue for one batch.
 #[derive(Default)]
 pub(super) struct Gathered {
@@ -60,7 +69,10 @@ pub(super) struct Gathered {
 
 impl Gathered {
     /// Adds a job to the batch, or to `alone` when it commits alone.
-    fn add(&mut self, item: Item, alone: &mut VecDeque<Queued>) {
+    fn add(&mut self, item: Item, alone: &mut VecDeque<Queued>, queued: &AtomicUsize) {
+        if matches!(item, Item::Job(_)) {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
         match item {
             Item::Job(q) if q.alone => alone.push_back(q),
             Item::Job(q) => self.jobs.push(q),
@@ -70,10 +82,15 @@ impl Gathered {
     }
 
     /// Takes what is already queued, up to `MAX_BATCH` jobs (see `add`).
-    fn gather(&mut self, items: &mpsc::Receiver<Item>, alone: &mut VecDeque<Queued>) {
+    fn gather(
+        &mut self,
+        items: &mpsc::Receiver<Item>,
+        alone: &mut VecDeque<Queued>,
+        queued: &AtomicUsize,
+    ) {
         while self.jobs.len() < MAX_BATCH {
             match items.try_recv() {
-                Ok(item) => self.add(item, alone),
+                Ok(item) => self.add(item, alone, queued),
                 Err(_) => break,
             }
         }
@@ -95,9 +112,10 @@ pub(super) fn writer_loop(
     mut checkpoints: Option<Checkpointer>,
     items: &mpsc::Receiver<Item>,
     log_rows: &LogRows,
-    pending_logs: &AtomicUsize,
+    counters: &Counters<'_>,
     wake: &DeliveryWake,
 ) {
+    let queued = counters.queued_jobs;
     let mut conn: Option<WriterConn> = None;
     let mut statistics = Statistics::default();
     let mut closing = false;
@@ -115,7 +133,7 @@ pub(super) fn writer_loop(
         } else {
             if alone.is_empty() {
                 match items.recv_timeout(IDLE) {
-                    Ok(item) => batch.add(item, &mut alone),
+                    Ok(item) => batch.add(item, &mut alone, queued),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         conn = None;
                         continue;
@@ -124,7 +142,7 @@ pub(super) fn writer_loop(
                     Err(mpsc::RecvTimeoutError::Disconnected) => closing = true,
                 }
             }
-            batch.gather(items, &mut alone);
+            batch.gather(items, &mut alone, queued);
             if !closing
                 && batch.jobs.is_empty()
                 && alone.is_empty()
@@ -136,9 +154,9 @@ pub(super) fn writer_loop(
                     let left = deadline.saturating_duration_since(Instant::now());
                     match items.recv_timeout(left) {
                         Ok(item) => {
-                            batch.add(item, &mut alone);
+                            batch.add(item, &mut alone, queued);
                             if !batch.jobs.is_empty() || !alone.is_empty() {
-                                batch.gather(items, &mut alone);
+                                batch.gather(items, &mut alone, queued);
                                 break;
                             }
                             if lock_rows(log_rows).len() >= LOG_COMPANY {
@@ -164,6 +182,9 @@ pub(super) fn writer_loop(
             continue;
         }
         let logs = batch.logs.len();
+        if let Some(sizes) = counters.batch_sizes {
+            sizes.observe((batch.jobs.len() + logs) as f64);
+        }
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
         let changes = batch.jobs.iter().filter(|q| q.durable).count();
         if conn.is_none() {
@@ -187,6 +208,6 @@ pub(super) fn writer_loop(
             // Dropping the jobs tells each caller the write was not done.
             None => log::error!("{logs} request log rows lost"),
         }
-        pending_logs.fetch_sub(logs, Ordering::SeqCst);
+        counters.pending_logs.fetch_sub(logs, Ordering::SeqCst);
     }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE scim_requests DROP COLUMN request_id;
