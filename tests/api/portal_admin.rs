@@ -822,3 +822,29 @@ async fn writes_are_logged_with_what_they_changed(backend: Backend) {
         page.body
     );
 }
+
+backend_tests!(inspector_shows_the_request_id_sent_back_to_the_provider);
+async fn inspector_shows_the_request_id_sent_back_to_the_provider(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (mut admin, scim, dir) = configured(&app, "okta").await;
+    let created = scim
+        .post("/Users", &json!({"userName": "quote@contoso.com"}))
+        .await;
+    assert_eq!(created.status, 201);
+    let missing = scim.get("/Users/no-such-user").await;
+    assert_eq!(missing.status, 404);
+    let page = admin
+        .get(&format!("/portal/scim/directories/{dir}/activity"))
+        .await
+        .body;
+    for resp in [&created, &missing] {
+        let id = resp.header("x-request-id").unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(
+            page.contains(&format!(
+                "Request id: <code>{id}</code> — quote it to support"
+            )),
+            "request id {id} not in the inspector"
+        );
+    }
+}
