@@ -101,7 +101,12 @@ pub struct Global {
     pub secret_key_file: Option<std::path::PathBuf>,
     /// Token a Prometheus scraper sends as `Authorization: Bearer <token>` to read `/metrics`
     /// (at least 16 printable characters). Without it, `/metrics` is not served (404).
-    #[arg(long, env = "ROSTER_METRICS_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "ROSTER_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub metrics_token: Option<String>,
     /// Log lines on stderr: `text`, or `json` (one object per line).
     #[arg(

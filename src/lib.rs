@@ -7,7 +7,8 @@
 //! - `scim_endpoint`: the SCIM HTTP surface; `api`: the JSON API; `owner` and `portal`: the
 //!   HTML surfaces, with `pages` their common parts;
 //! - `auth`: secrets, sessions, CSRF; `state`: what handlers share; `router`: the routes;
-//!   `app`: the server and its middleware (`request_log`: one line per request);
+//!   `app`: the server and its middleware (`request_log`: one line per request; `log_format`:
+//!   text or JSON lines); `metrics`: Prometheus metrics and `/metrics`;
 //!   `cli`: the command line.
 #![deny(
     clippy::unwrap_used,

@@ -1,5 +1,5 @@
-//! Which path goes where: the health checks, then every surface's routes (SCIM endpoint,
-//! assets, JSON API, owner console, Admin Portal) and the 404 of whatever none serves.
+//! Which path goes where: the health checks and `/metrics`, then every surface's routes (SCIM
+//! endpoint, assets, JSON API, owner console, Admin Portal) and the 404 of whatever none serves.
 
 use actix_web::{HttpResponse, web};
 

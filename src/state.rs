@@ -7,8 +7,8 @@ use crate::auth::throttle::AuthThrottle;
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::events::WorkerHealth;
-use crate::metrics::Metrics;
 use crate::events::wake::DeliveryWake;
+use crate::metrics::Metrics;
 use crate::scim_endpoint::body::BodyBudget;
 use crate::scim_endpoint::group_turns::GroupTurns;
 

@@ -13,9 +13,9 @@ use super::wake::DeliveryWake;
 use super::{Deliver, attempt, listen, next_retry};
 use crate::at_rest::SecretKeys;
 use crate::config::Delivery;
-use crate::metrics::DeliveryOutcome;
 use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, Outcome};
 use crate::db::{self, Pool};
+use crate::metrics::DeliveryOutcome;
 
 /// Deliveries claimed in one round at most.
 const CLAIM_LIMIT: usize = 128;

@@ -177,7 +177,16 @@ async fn handle(
     };
     let resource = resource_label(&route(&tail));
     let provider = Arc::new(OnceLock::new());
-    let rendered = serve(&req, directory_id, tail, payload, &state, started, &provider).await;
+    let rendered = serve(
+        &req,
+        directory_id,
+        tail,
+        payload,
+        &state,
+        started,
+        &provider,
+    )
+    .await;
     let provider = provider.get().copied().unwrap_or(UNKNOWN_PROVIDER);
     count(&state, &req, resource, provider, &rendered, started);
     rendered.into_response()

@@ -85,7 +85,10 @@ async fn metrics_refuse_a_missing_or_wrong_token(backend: Backend) {
     }
     let (status, body) = get_metrics(&app, Some(&format!("bearer {TOKEN}"))).await;
     assert_eq!(status, 200);
-    assert!(body.contains("# TYPE roster_webhook_deliveries_total counter"), "{body}");
+    assert!(
+        body.contains("# TYPE roster_webhook_deliveries_total counter"),
+        "{body}"
+    );
 }
 
 backend_tests!(scim_requests_are_counted_by_method_resource_status_and_provider);
@@ -107,9 +110,7 @@ async fn scim_requests_are_counted_by_method_resource_status_and_provider(backen
     assert_eq!(okta.get("/Users/no-such-user").await.status, 404);
     assert_eq!(entra.get("/Groups").await.status, 200);
     assert_eq!(entra.get("/Schemas").await.status, 200);
-    let refused = okta
-        .raw("GET", "/Users", None, Some("not-the-token"))
-        .await;
+    let refused = okta.raw("GET", "/Users", None, Some("not-the-token")).await;
     assert_eq!(refused.status, 401);
 
     let after = scrape(&app).await;
@@ -146,7 +147,11 @@ async fn scim_requests_are_counted_by_method_resource_status_and_provider(backen
     let latency = samples(
         &after,
         "roster_scim_request_duration_seconds",
-        &[("method", "POST"), ("resource", "Users"), ("provider", "okta")],
+        &[
+            ("method", "POST"),
+            ("resource", "Users"),
+            ("provider", "okta"),
+        ],
     );
     match latency.as_slice() {
         [s] => match &s.value {

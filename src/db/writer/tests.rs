@@ -341,7 +341,12 @@ async fn the_writer_starts_the_wal_over_after_a_batch_once_wal_frames_are_report
     let wal = dir.path().join("w.db-wal");
     let checkpoints = Checkpointer::start(&pool).unwrap();
     let report = checkpoints.wal_frames.clone();
-    let writer = Writer::start_with(pool, DeliveryWake::default(), move |_| Some(checkpoints), None);
+    let writer = Writer::start_with(
+        pool,
+        DeliveryWake::default(),
+        move |_| Some(checkpoints),
+        None,
+    );
     let write = |sql: &'static str| writer.run(move |c| c.batch_execute(sql));
     write("CREATE TABLE t (v BLOB NOT NULL)")
         .await
