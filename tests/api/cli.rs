@@ -164,6 +164,12 @@ fn out_of_range_flags_are_refused_with_exit_2() {
             &["--trusted-proxy", "10.0.0.1,proxy.local", "migrate"],
             "--trusted-proxy",
         ),
+        (&["--metrics-token", "short", "migrate"], "--metrics-token"),
+        (
+            &["--metrics-token", "has a space in it somewhere", "migrate"],
+            "--metrics-token",
+        ),
+        (&["--log-format", "xml", "migrate"], "--log-format"),
     ];
     for (args, flag) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_roster"))
