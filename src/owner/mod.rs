@@ -16,10 +16,12 @@ use crate::pages::{
 };
 use crate::state::AppState;
 
+mod attributes;
 mod settings;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(settings::configure);
+    cfg.configure(attributes::configure);
     cfg.route("/owner", web::get().to(home))
         .route("/owner/login", web::get().to(login_form))
         .route("/owner/login", web::post().to(login))

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{DirectoryCard, Nav, card, portal_org};
+use super::{DirectoryCard, Nav, attributes, card, portal_org};
 use crate::db::{self, directories::Health, directories::TokenInfo, orgs::Org, requests::Request};
 use crate::pages::{
     Layout, PageError, db, fragment_or_page, html_body, live, no_store, see_other, when,
@@ -180,6 +180,7 @@ async fn load(
     Ok(DirectoryPage {
         layout: Layout::new(state, s),
         nav: Nav {
+            has_attributes: attributes::declared(state, &org.id).await?,
             org,
             current: "scim",
         },
@@ -597,6 +598,7 @@ async fn activity(
         let page = ActivityPage {
             layout: Layout::new(&state, &s),
             nav: Nav {
+                has_attributes: attributes::declared(&state, &org.id).await?,
                 org,
                 current: "scim",
             },

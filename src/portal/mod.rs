@@ -2,6 +2,7 @@
 //! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
 //! live Users and Groups views.
 
+mod attributes;
 mod directories;
 
 use actix_session::Session;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
+        .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
@@ -35,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Nav {
     pub org: Org,
     pub current: &'static str,
+    /// The owner declared custom attributes: the Attributes tab shows.
+    pub has_attributes: bool,
 }
 
 pub(crate) async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
@@ -104,6 +108,7 @@ async fn home(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, Pa
     html(&DisabledPage {
         layout: Layout::new(&state, &s),
         nav: Nav {
+            has_attributes: attributes::declared(&state, &org.id).await?,
             org,
             current: "scim",
         },
@@ -177,6 +182,7 @@ async fn scim_tab(
     html(&ScimTab {
         layout: Layout::new(&state, &s),
         nav: Nav {
+            has_attributes: attributes::declared(&state, &org.id).await?,
             org,
             current: "scim",
         },
@@ -335,6 +341,7 @@ async fn users_page(
         let page = UsersPage {
             layout: Layout::new(&state, &s),
             nav: Nav {
+                has_attributes: attributes::declared(&state, &org.id).await?,
                 org,
                 current: "users",
             },
@@ -379,6 +386,8 @@ struct UserPage {
     /// When the identity provider deleted this user (the page is then its tombstone).
     deleted: Option<String>,
     provider: String,
+    /// The organization's custom attributes and this user's values.
+    custom_attributes: crate::custom_attributes::Values,
 }
 
 async fn user_page(
@@ -409,10 +418,12 @@ async fn user_page(
         let provider = db::directories::get(c, &org_id, &user.directory_id)?
             .map(|d| d.name)
             .unwrap_or_default();
-        Ok((user, deleted_at, groups, requests, provider))
+        let values =
+            db::attributes::mappings(c, &user.directory_id)?.values_of_text(&user.resource);
+        Ok((user, deleted_at, groups, requests, provider, values))
     })
     .await?;
-    let (user, deleted_at, groups, requests, provider) = found;
+    let (user, deleted_at, groups, requests, provider, custom_attributes) = found;
     let label = user.label();
     let requests = requests
         .iter()
@@ -429,6 +440,7 @@ async fn user_page(
     let page = UserPage {
         layout: Layout::new(&state, &s),
         nav: Nav {
+            has_attributes: attributes::declared(&state, &org.id).await?,
             org,
             current: "users",
         },
@@ -446,6 +458,7 @@ async fn user_page(
         groups,
         raw,
         requests,
+        custom_attributes,
     };
     if page.deleted.is_some() {
         return html_with(StatusCode::NOT_FOUND, &page);
@@ -501,6 +514,7 @@ async fn groups_page(
         let page = GroupsPage {
             layout: Layout::new(&state, &s),
             nav: Nav {
+                has_attributes: attributes::declared(&state, &org.id).await?,
                 org,
                 current: "groups",
             },
@@ -545,6 +559,7 @@ async fn group_page(
     html(&GroupPage {
         layout: Layout::new(&state, &s),
         nav: Nav {
+            has_attributes: attributes::declared(&state, &org.id).await?,
             org,
             current: "groups",
         },
