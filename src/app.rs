@@ -24,6 +24,10 @@ pub const REQUEST_HEAD_DEADLINE: std::time::Duration = std::time::Duration::from
 /// Starts the HTTP server on `listener`.
 pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::io::Result<Server> {
     let secure = state.config.secure_cookies();
+    // Role changes another instance (or this one, before a restart) left midway.
+    actix_web::rt::spawn(crate::roles::changes::finish_abandoned_forever(
+        state.clone(),
+    ));
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name("roster_session".into())

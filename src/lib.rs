@@ -36,6 +36,7 @@ pub mod pages;
 pub mod portal;
 pub mod providers;
 pub mod request_log;
+pub mod roles;
 pub mod router;
 pub mod scim;
 pub mod scim_endpoint;

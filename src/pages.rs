@@ -60,6 +60,10 @@ pub enum PageError {
     PortalSignedOut,
     #[error("no database connection")]
     Unavailable(#[source] r2d2::Error),
+    /// The shared writer could not take the change (it is busy or stopping); nothing more
+    /// was applied.
+    #[error("the writer is unavailable")]
+    Busy(#[source] Cause),
     #[error("internal error")]
     Internal(#[source] Cause),
 }
@@ -67,6 +71,18 @@ pub enum PageError {
 impl From<diesel::result::Error> for PageError {
     fn from(e: diesel::result::Error) -> Self {
         PageError::Internal(e.into())
+    }
+}
+
+impl From<crate::roles::changes::ChangeError> for PageError {
+    fn from(e: crate::roles::changes::ChangeError) -> Self {
+        use crate::roles::changes::ChangeError;
+        match e {
+            ChangeError::Pool(e) => PageError::Unavailable(e),
+            ChangeError::Writer(e) => PageError::Busy(e.into()),
+            ChangeError::Db(e) => e.into(),
+            ChangeError::Internal(e) => PageError::Internal(e),
+        }
     }
 }
 
@@ -159,7 +175,7 @@ impl PageError {
             PageError::PortalSignedOut => LiveProblem::SessionEnded,
             PageError::ScimOff => LiveProblem::ScimOff,
             PageError::NotFound | PageError::OwnerNotFound => LiveProblem::Gone,
-            PageError::Unavailable(_) => LiveProblem::Unavailable,
+            PageError::Unavailable(_) | PageError::Busy(_) => LiveProblem::Unavailable,
             PageError::Live(p) => p,
             PageError::OwnerSignedOut => LiveProblem::OwnerSignedOut,
             PageError::Internal(_) => LiveProblem::Failed,
@@ -175,7 +191,7 @@ impl ResponseError for PageError {
             PageError::Live(p) => p.status(),
             PageError::OwnerSignedOut => StatusCode::SEE_OTHER,
             PageError::PortalSignedOut => StatusCode::UNAUTHORIZED,
-            PageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Unavailable(_) | PageError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -209,7 +225,7 @@ impl ResponseError for PageError {
                 "Open the Admin Portal link your application's owner sent you again. If it has expired, ask them for a new one.",
                 None,
             ),
-            PageError::Unavailable(_) => {
+            PageError::Unavailable(_) | PageError::Busy(_) => {
                 ("Busy", "The server is busy. Try again in a moment.", None)
             }
             _ => (

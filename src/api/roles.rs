@@ -1,8 +1,7 @@
 //! Roles through the API: the organization's roles (`/organizations/{id}/roles`) and which
 //! groups of a directory give them (`/directories/{id}/role-mappings`). A change that moves
-//! users' effective roles records one `user.updated` event per user moved; the users are
-//! recomputed in steps, each a job of the shared writer committed alone, so a change that
-//! reaches 10 000 users never holds other directories' writes for long.
+//! users' effective roles records one `user.updated` event per user moved (applied through
+//! `roles::changes`, in steps).
 
 use std::collections::BTreeSet;
 
@@ -12,12 +11,9 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiResult, org_not_found, with_key};
 use crate::db::{self, roles};
+use crate::roles::changes;
 use crate::scim::resource::rfc3339;
-use crate::scim_endpoint::ops;
 use crate::state::AppState;
-
-/// Users recomputed per step.
-const USERS_PER_STEP: usize = 250;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -111,30 +107,14 @@ async fn create_role(
         Ok(())
     })
     .await?;
-    let (org, new) = (org_id.clone(), role.clone());
-    let (created, default_before) = state
-        .writer
-        .run(move |b| {
-            let before = roles::list(b, &org)?
-                .into_iter()
-                .find(|r| r.is_default)
-                .map(|r| r.slug);
-            Ok::<_, diesel::result::Error>((roles::insert(b, &org, &new)?, before))
-        })
-        .await
-        .map_err(ApiError::Writer)??;
-    let created = created.ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "a role with slug `{}` already exists in this organization",
-            role.slug
-        ))
-    })?;
-    if created.is_default {
-        // The users whose groups give no role now have this one.
-        for directory_id in directories_of(&state, &org_id).await? {
-            refresh_roleless(&state, &directory_id, default_before.clone()).await?;
-        }
-    }
+    let created = changes::create_role(&state, &org_id, role.clone())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "a role with slug `{}` already exists in this organization",
+                role.slug
+            ))
+        })?;
     Ok(HttpResponse::Created().json(role_json(&created)))
 }
 
@@ -153,35 +133,7 @@ async fn delete_role(
             .ok_or_else(|| ApiError::NotFound(format!("no role `{s}` in this organization")))
     })
     .await?;
-    let role_id = role.id.clone();
-    // The role and its mappings go in one job; the users who had it are recomputed after.
-    let mapped = state
-        .writer
-        .run(move |b| {
-            let groups = roles::groups_of_role(b, &role_id)?;
-            let mut members = Vec::new();
-            for (directory_id, group_id) in &groups {
-                for user in db::memberships::member_ids(b, group_id)? {
-                    members.push((directory_id.clone(), user));
-                }
-            }
-            roles::delete(b, &role_id)?;
-            Ok::<_, diesel::result::Error>(members)
-        })
-        .await
-        .map_err(ApiError::Writer)??;
-    let mut by_directory: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (directory_id, user) in mapped {
-        by_directory.entry(directory_id).or_default().push(user);
-    }
-    for (directory_id, users) in by_directory {
-        refresh_in_steps(&state, &directory_id, users, None).await?;
-    }
-    if role.is_default {
-        for directory_id in directories_of(&state, &org_id).await? {
-            refresh_roleless(&state, &directory_id, Some(role.slug.clone())).await?;
-        }
-    }
+    changes::delete_role(&state, role).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -247,22 +199,9 @@ async fn put_mappings(
         Ok(wanted)
     })
     .await?;
-    let dir = directory_id.clone();
-    let (affected, mappings) = state
-        .writer
-        .run(move |b| {
-            let changed = roles::replace_mappings(b, &dir, &wanted)?;
-            let mut users = BTreeSet::new();
-            for group_id in &changed {
-                users.extend(db::memberships::member_ids(b, group_id)?);
-            }
-            Ok::<_, diesel::result::Error>((users, roles::mappings(b, &dir)?))
-        })
-        .await
-        .map_err(ApiError::Writer)??;
-    let moved =
-        refresh_in_steps(&state, &directory_id, affected.into_iter().collect(), None).await?;
-    Ok(HttpResponse::Ok().json(json!({"data": mappings_json(&mappings), "users_changed": moved})))
+    let done = changes::replace_mappings(&state, &directory_id, wanted).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"data": mappings_json(&done.mappings), "users_changed": done.users_changed})))
 }
 
 /// The directory's organization, or 404 for a directory outside the key's reach.
@@ -277,77 +216,14 @@ fn own_directory(
         .ok_or_else(|| ApiError::NotFound(format!("no directory `{directory_id}`")))
 }
 
-async fn directories_of(state: &AppState, org_id: &str) -> Result<Vec<String>, ApiError> {
-    let (pool, org) = (state.pool.clone(), org_id.to_string());
-    web::block(move || {
-        let mut c = pool.get().map_err(ApiError::Unavailable)?;
-        Ok(roles::org_directories(&mut c, &org)?)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-}
-
-/// Recomputes the roles of the given users of a directory, `USERS_PER_STEP` per job; returns
-/// how many users' effective roles moved.
-async fn refresh_in_steps(
-    state: &AppState,
-    directory_id: &str,
-    users: Vec<String>,
-    default_before: Option<Option<String>>,
-) -> Result<usize, ApiError> {
-    let mut moved = 0;
-    for chunk in users.chunks(USERS_PER_STEP) {
-        moved += refresh_step(state, directory_id, chunk.to_vec(), default_before.clone()).await?;
+impl From<changes::ChangeError> for ApiError {
+    fn from(e: changes::ChangeError) -> Self {
+        use changes::ChangeError;
+        match e {
+            ChangeError::Pool(e) => ApiError::Unavailable(e),
+            ChangeError::Writer(e) => ApiError::Writer(e),
+            ChangeError::Db(e) => e.into(),
+            ChangeError::Internal(e) => ApiError::Internal(e),
+        }
     }
-    Ok(moved)
-}
-
-/// After a change of the default role: the directory's users whose groups give no role,
-/// in steps (they stay without given roles, so paging by id sees each once).
-async fn refresh_roleless(
-    state: &AppState,
-    directory_id: &str,
-    default_before: Option<String>,
-) -> Result<usize, ApiError> {
-    let mut after = String::new();
-    let mut moved = 0;
-    loop {
-        let (pool, dir, from) = (state.pool.clone(), directory_id.to_string(), after.clone());
-        let users = web::block(move || {
-            let mut c = pool.get().map_err(ApiError::Unavailable)?;
-            Ok::<_, ApiError>(roles::users_without_given_roles(
-                &mut c,
-                &dir,
-                &from,
-                USERS_PER_STEP as i64,
-            )?)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
-        let Some(last) = users.last() else {
-            return Ok(moved);
-        };
-        after = last.clone();
-        moved += refresh_step(state, directory_id, users, Some(default_before.clone())).await?;
-    }
-}
-
-async fn refresh_step(
-    state: &AppState,
-    directory_id: &str,
-    users: Vec<String>,
-    default_before: Option<Option<String>>,
-) -> Result<usize, ApiError> {
-    let dir = directory_id.to_string();
-    let base_url = state.config.scim_base(directory_id);
-    state
-        .writer
-        .run_alone(move |b| {
-            let ctx = ops::Ctx::for_directory(&dir, &base_url);
-            let ids: Vec<&String> = users.iter().collect();
-            ops::refresh_roles(b, &ctx, &ids, default_before.clone())
-        })
-        .await
-        .map_err(ApiError::Writer)?
-        .map_err(|e| ApiError::Internal(Box::new(e)))
 }

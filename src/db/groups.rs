@@ -83,6 +83,21 @@ pub fn known_group_ids(
     Ok(found)
 }
 
+/// The first `limit` live groups of a directory by name, as (id, name): what a picker lists.
+pub fn names(
+    conn: &mut DbConn,
+    directory_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    scim_groups::table
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .order((scim_groups::display_name_norm.asc(), scim_groups::id.asc()))
+        .limit(limit)
+        .select((scim_groups::id, scim_groups::display_name))
+        .load(conn)
+}
+
 /// Live groups of the directory with ids after `after`, in id order (document evaluation).
 pub fn chunk_after(
     conn: &mut DbConn,

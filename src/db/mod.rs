@@ -16,6 +16,7 @@ pub mod orgs;
 pub mod owners;
 pub mod renormalize;
 pub mod requests;
+pub mod role_refreshes;
 pub mod roles;
 pub mod schema;
 pub mod scim_filter;

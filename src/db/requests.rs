@@ -336,6 +336,27 @@ pub fn for_resource(
         .load(conn)
 }
 
+/// The first successful write to a resource logged at or after `since`: for a membership, the
+/// request that added it (a request's row is stamped after its write is applied, and writes to
+/// one group take turns).
+pub fn first_write_since(
+    conn: &mut DbConn,
+    directory_id: &str,
+    resource_id: &str,
+    since: NaiveDateTime,
+) -> QueryResult<Option<Request>> {
+    scim_requests::table
+        .filter(scim_requests::directory_id.eq(directory_id))
+        .filter(scim_requests::resource_id.eq(resource_id))
+        .filter(scim_requests::method.eq_any(["POST", "PUT", "PATCH"]))
+        .filter(scim_requests::status.lt(300))
+        .filter(scim_requests::at.ge(since))
+        .order(scim_requests::id.asc())
+        .select(Request::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// The newest failed request (status 400 or more) of a directory.
 pub fn last_error(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<Request>> {
     scim_requests::table

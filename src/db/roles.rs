@@ -73,6 +73,14 @@ pub fn list(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<Role>> {
         .load(conn)
 }
 
+/// Whether the organization has any role (the portal's Roles tab shows only then).
+pub fn any(conn: &mut DbConn, org_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        roles::table.filter(roles::org_id.eq(org_id)),
+    ))
+    .get_result(conn)
+}
+
 pub fn get(conn: &mut DbConn, org_id: &str, slug: &str) -> QueryResult<Option<Role>> {
     roles::table
         .filter(roles::org_id.eq(org_id))
@@ -367,6 +375,89 @@ pub fn users_without_given_roles(
         .filter(scim_users::directory_id.eq(directory_id))
         .filter(scim_users::deleted_at.is_null())
         .filter(user_roles::user_id.is_null())
+        .filter(scim_users::id.gt(after))
+        .order(scim_users::id.asc())
+        .limit(limit)
+        .select(scim_users::id)
+        .load(conn)
+}
+
+/// The memberships (user, group) of the given live groups of a directory.
+pub fn memberships_in(
+    conn: &mut DbConn,
+    directory_id: &str,
+    group_ids: &[&String],
+) -> QueryResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for chunk in group_ids.chunks(CHUNK) {
+        out.extend(
+            group_members::table
+                .inner_join(scim_groups::table.on(scim_groups::id.eq(group_members::group_id)))
+                .filter(group_members::group_id.eq_any(chunk))
+                .filter(scim_groups::directory_id.eq(directory_id))
+                .filter(scim_groups::deleted_at.is_null())
+                .select((group_members::user_id, group_members::group_id))
+                .load::<(String, String)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// A group that gives a user a role: which group, since when the user is its member, and
+/// since when the group gives the role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenBy {
+    pub role: String,
+    pub group_id: String,
+    pub group_name: String,
+    pub member_since: NaiveDateTime,
+    pub mapped_since: NaiveDateTime,
+}
+
+/// Each group of the user's that gives a role, by role slug then group name.
+pub fn given_by(conn: &mut DbConn, directory_id: &str, user_id: &str) -> QueryResult<Vec<GivenBy>> {
+    let rows: Vec<(String, String, String, NaiveDateTime, NaiveDateTime)> = group_members::table
+        .inner_join(scim_groups::table.on(scim_groups::id.eq(group_members::group_id)))
+        .inner_join(role_mappings::table.on(role_mappings::group_id.eq(group_members::group_id)))
+        .inner_join(roles::table.on(roles::id.eq(role_mappings::role_id)))
+        .filter(group_members::user_id.eq(user_id))
+        .filter(scim_groups::directory_id.eq(directory_id))
+        .filter(scim_groups::deleted_at.is_null())
+        .order((roles::slug.asc(), scim_groups::display_name.asc()))
+        .select((
+            roles::slug,
+            scim_groups::id,
+            scim_groups::display_name,
+            group_members::created_at,
+            role_mappings::created_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(role, group_id, group_name, member_since, mapped_since)| GivenBy {
+                role,
+                group_id,
+                group_name,
+                member_since,
+                mapped_since,
+            },
+        )
+        .collect())
+}
+
+/// The directory's live users after `after` in id order, at most `limit` (a whole directory's
+/// recomputation, in steps).
+pub fn live_users_after(
+    conn: &mut DbConn,
+    directory_id: &str,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    use super::schema::scim_users;
+    scim_users::table
+        .filter(scim_users::directory_id.eq(directory_id))
+        .filter(scim_users::deleted_at.is_null())
         .filter(scim_users::id.gt(after))
         .order(scim_users::id.asc())
         .limit(limit)

@@ -263,6 +263,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    role_refreshes (id) {
+        id -> Text,
+        directory_id -> Text,
+        default_changed -> Bool,
+        default_before -> Nullable<Text>,
+        claimed_until -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     custom_attributes (org_id, name) {
         org_id -> Text,
         name -> Text,
@@ -320,6 +331,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     roles,
     role_mappings,
     user_roles,
+    role_refreshes,
     custom_attributes,
     attribute_mappings,
 );

@@ -29,12 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// Whether the organization declared any custom attribute (the tab shows then).
-pub(crate) async fn declared(state: &web::Data<AppState>, org_id: &str) -> Result<bool, PageError> {
-    let org_id = org_id.to_string();
-    db(state, move |c| Ok(attributes::any(c, &org_id)?)).await
-}
-
 /// Users a preview evaluates a path on: the directory's most recently changed ones. A path
 /// is flagged when none of them has a value there. Bounded, so a keystroke's preview costs
 /// the same in a directory of 10 000 users as in one of 10: a provider sends every user the
@@ -136,17 +130,18 @@ async fn render(
 ) -> Result<AttributesPage, PageError> {
     let org = portal_org(state, s).await?;
     let org_id = org.id.clone();
-    let (any_declared, loaded) = db(state, move |c| {
-        let any = attributes::any(c, &org_id)?;
+    let nav = Nav::load(state, org, "attributes").await?;
+    let any_declared = nav.tabs.attributes;
+    let loaded = db(state, move |c| {
         let mut out = Vec::new();
-        if any {
+        if any_declared {
             for d in db::directories::list_for_org(c, &org_id)? {
                 let rows = attributes::for_directory(c, &d.id)?;
                 let users = attributes::recent_users(c, &d.id, SAMPLE)?;
                 out.push((d, rows, users));
             }
         }
-        Ok((any, out))
+        Ok(out)
     })
     .await?;
     let mut directories = Vec::with_capacity(loaded.len());
@@ -182,11 +177,7 @@ async fn render(
     }
     Ok(AttributesPage {
         layout: Layout::new(state, s),
-        nav: Nav {
-            has_attributes: any_declared,
-            org,
-            current: "attributes",
-        },
+        nav,
         any_declared,
         directories,
         saved,

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{DirectoryCard, Nav, attributes, card, portal_org};
+use super::{DirectoryCard, Nav, card, portal_org};
 use crate::db::{self, directories::Health, directories::TokenInfo, orgs::Org, requests::Request};
 use crate::pages::{
     Layout, PageError, db, fragment_or_page, html_body, live, no_store, see_other, when,
@@ -179,11 +179,7 @@ async fn load(
         .collect();
     Ok(DirectoryPage {
         layout: Layout::new(state, s),
-        nav: Nav {
-            has_attributes: attributes::declared(state, &org.id).await?,
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(state, org, "scim").await?,
         active: dir.status == "active",
         checks: checklist(&health),
         last_error,
@@ -597,11 +593,7 @@ async fn activity(
         });
         let page = ActivityPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                has_attributes: attributes::declared(&state, &org.id).await?,
-                org,
-                current: "scim",
-            },
+            nav: Nav::load(&state, org, "scim").await?,
             card: card(&state, dir, 0, 0),
             rows,
             errors_only,

@@ -4,6 +4,7 @@
 
 mod attributes;
 mod directories;
+mod roles;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
+        .configure(roles::configure)
         .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
@@ -37,8 +39,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Nav {
     pub org: Org,
     pub current: &'static str,
-    /// The owner declared custom attributes: the Attributes tab shows.
-    pub has_attributes: bool,
+    pub tabs: Tabs,
+}
+
+/// The tabs shown only when the owner set up what they manage.
+pub struct Tabs {
+    /// Roles: the owner defined at least one role.
+    pub roles: bool,
+    /// Attributes: the owner declared at least one custom attribute.
+    pub attributes: bool,
+}
+
+impl Nav {
+    pub(crate) async fn load(
+        state: &web::Data<AppState>,
+        org: Org,
+        current: &'static str,
+    ) -> Result<Nav, PageError> {
+        let org_id = org.id.clone();
+        let tabs = db(state, move |c| {
+            Ok(Tabs {
+                roles: db::roles::any(c, &org_id)?,
+                attributes: db::attributes::any(c, &org_id)?,
+            })
+        })
+        .await?;
+        Ok(Nav { org, current, tabs })
+    }
 }
 
 pub(crate) async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
@@ -107,11 +134,7 @@ async fn home(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, Pa
     }
     html(&DisabledPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            has_attributes: attributes::declared(&state, &org.id).await?,
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(&state, org, "scim").await?,
     })
 }
 
@@ -181,11 +204,7 @@ async fn scim_tab(
         .collect();
     html(&ScimTab {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            has_attributes: attributes::declared(&state, &org.id).await?,
-            org,
-            current: "scim",
-        },
+        nav: Nav::load(&state, org, "scim").await?,
         directories,
         providers: providers::ALL,
         deleted: query.deleted.as_deref() == Some("1"),
@@ -340,11 +359,7 @@ async fn users_page(
         .collect();
         let page = UsersPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                has_attributes: attributes::declared(&state, &org.id).await?,
-                org,
-                current: "users",
-            },
+            nav: Nav::load(&state, org, "users").await?,
             pager: Pager::new("/portal/users", &filters(sort_key, dir), page, total),
             columns,
             groups,
@@ -386,6 +401,12 @@ struct UserPage {
     /// When the identity provider deleted this user (the page is then its tombstone).
     deleted: Option<String>,
     provider: String,
+    /// Why the user has each role (empty for a deleted user).
+    role_reasons: Vec<crate::roles::why::ReasonLine>,
+    roles_defined: bool,
+    /// Where a request's link points (the inspector, while SCIM Provisioning is on).
+    inspector: Option<String>,
+    group_base: String,
     /// The organization's custom attributes and this user's values.
     custom_attributes: crate::custom_attributes::Values,
 }
@@ -418,12 +439,19 @@ async fn user_page(
         let provider = db::directories::get(c, &org_id, &user.directory_id)?
             .map(|d| d.name)
             .unwrap_or_default();
+        let reasons = if deleted_at.is_some() {
+            Vec::new()
+        } else {
+            crate::roles::why::reasons(c, &org_id, &user.directory_id, &user.id)?
+        };
         let values =
             db::attributes::mappings(c, &user.directory_id)?.values_of_text(&user.resource);
-        Ok((user, deleted_at, groups, requests, provider, values))
+        Ok((
+            user, deleted_at, groups, requests, provider, reasons, values,
+        ))
     })
     .await?;
-    let (user, deleted_at, groups, requests, provider, custom_attributes) = found;
+    let (user, deleted_at, groups, requests, provider, reasons, custom_attributes) = found;
     let label = user.label();
     let requests = requests
         .iter()
@@ -437,13 +465,18 @@ async fn user_page(
     let raw = serde_json::from_str::<serde_json::Value>(&user.resource)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_default();
+    let inspector = org
+        .scim_enabled
+        .then(|| format!("/portal/scim/directories/{}/activity", user.directory_id));
+    let nav = Nav::load(&state, org, "users").await?;
     let page = UserPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            has_attributes: attributes::declared(&state, &org.id).await?,
-            org,
-            current: "users",
-        },
+        roles_defined: nav.tabs.roles,
+        nav,
+        role_reasons: reasons.into_iter().map(|r| r.line(when)).collect(),
+        inspector,
+        group_base: "/portal/groups".into(),
+        custom_attributes,
         activity_url: list_url(
             &format!("/portal/scim/directories/{}/activity", user.directory_id),
             &[("user", user.id.clone())],
@@ -458,7 +491,6 @@ async fn user_page(
         groups,
         raw,
         requests,
-        custom_attributes,
     };
     if page.deleted.is_some() {
         return html_with(StatusCode::NOT_FOUND, &page);
@@ -513,11 +545,7 @@ async fn groups_page(
             .collect();
         let page = GroupsPage {
             layout: Layout::new(&state, &s),
-            nav: Nav {
-                has_attributes: attributes::declared(&state, &org.id).await?,
-                org,
-                current: "groups",
-            },
+            nav: Nav::load(&state, org, "groups").await?,
             pager: Pager::new("/portal/groups", &[("q", q.clone())], page, total),
             q,
             groups,
@@ -558,11 +586,7 @@ async fn group_page(
     .await?;
     html(&GroupPage {
         layout: Layout::new(&state, &s),
-        nav: Nav {
-            has_attributes: attributes::declared(&state, &org.id).await?,
-            org,
-            current: "groups",
-        },
+        nav: Nav::load(&state, org, "groups").await?,
         pager: Pager::new(&format!("/portal/groups/{}", group.id), &[], page, total),
         updated: when(&group.updated_at),
         group,

@@ -98,6 +98,12 @@ impl Api {
 /// A fresh app and an API client with a new key and the document the app serves.
 pub(crate) async fn spawn(backend: Backend) -> (TestApp, Api) {
     let app = TestApp::spawn(backend).await;
+    let api = api_for(&app).await;
+    (app, api)
+}
+
+/// An API client of `app` with a new key and the document the app serves.
+pub(crate) async fn api_for(app: &TestApp) -> Api {
     let doc: Value = {
         let mut r = awc::Client::new()
             .get(format!("{}/api/v1/openapi.json", app.base))
@@ -107,12 +113,11 @@ pub(crate) async fn spawn(backend: Backend) -> (TestApp, Api) {
         serde_json::from_slice(&r.body().await.unwrap()).unwrap()
     };
     assert_eq!(doc["openapi"], "3.1.0");
-    let api = Api {
+    Api {
         base: app.base.clone(),
         key: app.api_key(),
         doc,
-    };
-    (app, api)
+    }
 }
 
 /// Two organizations made over the API, filled over SCIM: Acme's Okta directory holds a1 (in

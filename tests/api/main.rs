@@ -23,6 +23,7 @@ mod providers;
 mod realtime;
 mod receiver;
 mod roles;
+mod roles_pages;
 mod scim_errors;
 mod scim_ops;
 mod security;

@@ -17,26 +17,13 @@ after(async () => {
   await env?.stop();
 });
 
-const PASSWORD = "correct horse battery staple";
 const ENTERPRISE_DEPARTMENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department";
-
-/** A browser page signed in to the owner console (the owner is set up first). */
-async function ownerPage() {
-  const setup = env.roster("owner", "setup-link").trim();
-  const owner = await env.freshPage();
-  await owner.page.goto(setup);
-  await owner.page.getByLabel("Password", { exact: false }).first().fill(PASSWORD);
-  await owner.page.getByLabel("Repeat the password").fill(PASSWORD);
-  await owner.page.getByRole("button", { name: "Save password and sign in" }).click();
-  await owner.page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
-  return owner;
-}
 
 test("the IT admin remaps an attribute with a live preview, and the user's page shows its value", async () => {
   const { org, link } = env.orgWithLink("Attr Corp");
 
   // The app owner declares `department`, read by default from the enterprise extension.
-  const owner = await ownerPage();
+  const owner = await env.ownerPage();
   await owner.page.goto(`${env.base}/owner/orgs/${org.id}`);
   const section = owner.page.locator("#custom-attributes");
   await section.getByLabel("Name").fill("department", WAIT);

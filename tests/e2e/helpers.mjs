@@ -15,6 +15,7 @@ export const bin = process.env.ROSTER_BIN || join(repo, "target/debug/roster");
 export const shots = join(repo, "target/e2e-screenshots");
 export const WAIT = { timeout: 15000 };
 export const LIVE = { timeout: 10000 }; // htmx polls every 2 s: live updates must land within 10 s
+const OWNER_PASSWORD = "correct horse battery staple";
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -101,6 +102,27 @@ export async function startEnv() {
     page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
     page.on("dialog", (d) => d.accept());
     return { page, errors, context };
+  };
+  /** A page signed in to the owner console (the owner's password is set on first use). */
+  let ownerReady;
+  env.ownerPage = async () => {
+    ownerReady ??= (async () => {
+      const setup = env.roster("owner", "setup-link").trim();
+      const { page, context } = await env.freshPage();
+      await page.goto(setup);
+      await page.getByLabel("Password", { exact: false }).first().fill(OWNER_PASSWORD);
+      await page.getByLabel("Repeat the password").fill(OWNER_PASSWORD);
+      await page.getByRole("button", { name: "Save password and sign in" }).click();
+      await page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
+      await context.close();
+    })();
+    await ownerReady;
+    const owner = await env.freshPage();
+    await owner.page.goto(`${env.base}/owner/login`);
+    await owner.page.getByLabel("Password").fill(OWNER_PASSWORD);
+    await owner.page.getByRole("button", { name: "Sign in" }).click();
+    await owner.page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
+    return owner;
   };
   env.stop = async () => {
     await env.browser?.close();

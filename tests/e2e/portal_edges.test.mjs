@@ -6,40 +6,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startEnv, shots, WAIT, LIVE, waitForText, scim, user, configure } from "./helpers.mjs";
 
-let env, base, roster, freshPage, orgWithLink;
+let env, base, roster, freshPage, orgWithLink, ownerPage;
 
 before(async () => {
   env = await startEnv();
-  ({ base, roster, freshPage, orgWithLink } = env);
+  ({ base, roster, freshPage, orgWithLink, ownerPage } = env);
 });
 
 after(async () => {
   await env?.stop();
 });
-
-const PASSWORD = "correct horse battery staple";
-let ownerReady;
-
-/** A browser page signed in to the owner console (the owner is set up on first use). */
-async function ownerPage() {
-  ownerReady ??= (async () => {
-    const setup = roster("owner", "setup-link").trim();
-    const { page, context } = await freshPage();
-    await page.goto(setup);
-    await page.getByLabel("Password", { exact: false }).first().fill(PASSWORD);
-    await page.getByLabel("Repeat the password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Save password and sign in" }).click();
-    await page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
-    await context.close();
-  })();
-  await ownerReady;
-  const owner = await freshPage();
-  await owner.page.goto(`${base}/owner/login`);
-  await owner.page.getByLabel("Password").fill(PASSWORD);
-  await owner.page.getByRole("button", { name: "Sign in" }).click();
-  await owner.page.getByRole("heading", { name: "Organizations", exact: true, level: 1 }).waitFor(WAIT);
-  return owner;
-}
 
 /** How many page headers the document holds (a nested page brings a second one). */
 function topbars(page) {
