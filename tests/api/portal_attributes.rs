@@ -91,6 +91,24 @@ async fn the_owner_declares_attributes_on_the_organization_page(backend: Backend
     assert_eq!(dup.status, 400);
     assert!(dup.body.contains("already declared"));
 
+    // The console's user page shows a pushed user's value.
+    let scim = app.directory(&org, "pingidentity");
+    let ada = scim
+        .post(
+            "/Users",
+            &json!({"userName": "ada@acme.com", ENTERPRISE: {"department": "Engines"}}),
+        )
+        .await;
+    assert_eq!(ada.status, 201, "{}", ada.body);
+    let ada = ada.json()["id"].as_str().unwrap().to_string();
+    let user = owner.get(&format!("/owner/orgs/{org}/users/{ada}")).await;
+    assert_eq!(user.status, 200);
+    let shown = &user.body[user.body.find("id=\"custom-attributes\"").unwrap()..];
+    assert!(
+        shown.contains("<code>department</code></dt><dd>Engines</dd>"),
+        "{shown}"
+    );
+
     // Another organization's page lists none of it.
     let other = app.org("Globex", true);
     let theirs = owner
