@@ -25,6 +25,7 @@ pub mod at_rest;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod custom_attributes;
 pub mod db;
 pub mod domain;
 pub mod events;

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::{self, DbConn};
-use crate::events::{group_json, user_json_with_roles};
+use crate::events::{group_json, user_json_full};
 
+mod attributes;
 mod roles;
 use crate::scim::resource::rfc3339;
 use crate::state::AppState;
@@ -25,6 +26,7 @@ const MAX_LIMIT: i64 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
+    attributes::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
         .route("/api/v1/organizations", web::post().to(create_org))
@@ -488,7 +490,7 @@ async fn list_users(
         with_roles(c, users)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _)| u.id.clone(), user_view)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _, _)| u.id.clone(), user_view)))
 }
 
 async fn get_user(
@@ -511,30 +513,43 @@ async fn get_user(
     Ok(HttpResponse::Ok().json(user_view(&u)))
 }
 
-/// Users with their effective roles.
-fn with_roles(
-    c: &mut DbConn,
-    users: Vec<db::users::UserRow>,
-) -> Result<Vec<(db::users::UserRow, Vec<String>)>, ApiError> {
+/// A user with its effective roles and custom attribute values.
+type UserWith = (
+    db::users::UserRow,
+    Vec<String>,
+    crate::custom_attributes::Values,
+);
+
+/// Users with their effective roles and custom attribute values.
+fn with_roles(c: &mut DbConn, users: Vec<db::users::UserRow>) -> Result<Vec<UserWith>, ApiError> {
     let mut by_directory: std::collections::BTreeMap<&str, Vec<&String>> = Default::default();
     for u in &users {
         by_directory.entry(&u.directory_id).or_default().push(&u.id);
     }
     let mut roles = std::collections::BTreeMap::new();
+    let mut mappings = std::collections::BTreeMap::new();
     for (directory_id, ids) in by_directory {
         roles.extend(db::roles::effective(c, directory_id, &ids)?);
+        mappings.insert(
+            directory_id.to_string(),
+            db::attributes::mappings(c, directory_id)?,
+        );
     }
     Ok(users
         .into_iter()
         .map(|u| {
             let r = roles.remove(&u.id).unwrap_or_default();
-            (u, r)
+            let v = mappings
+                .get(&u.directory_id)
+                .map(|m| m.values_of_text(&u.resource))
+                .unwrap_or_default();
+            (u, r, v)
         })
         .collect())
 }
 
-fn user_view((user, roles): &(db::users::UserRow, Vec<String>)) -> Value {
-    user_json_with_roles(user, roles.clone())
+fn user_view((user, roles, values): &UserWith) -> Value {
+    user_json_full(user, roles.clone(), values.clone())
 }
 
 async fn list_groups(
@@ -606,7 +621,7 @@ async fn list_members(
         with_roles(c, members)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _)| u.id.clone(), user_view)))
+    Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _, _)| u.id.clone(), user_view)))
 }
 
 #[derive(Deserialize)]

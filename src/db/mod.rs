@@ -5,6 +5,7 @@
 //! (`write_tx`, `Batch::run`).
 
 pub mod api_keys;
+pub mod attributes;
 pub mod batch;
 pub use batch::{Batch, Committed, write_tx};
 pub mod directories;

@@ -274,8 +274,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    custom_attributes (org_id, name) {
+        org_id -> Text,
+        name -> Text,
+        source -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    attribute_mappings (directory_id, name) {
+        directory_id -> Text,
+        name -> Text,
+        source -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(roles -> organizations (org_id));
+diesel::joinable!(custom_attributes -> organizations (org_id));
+diesel::joinable!(attribute_mappings -> directories (directory_id));
 diesel::joinable!(role_mappings -> roles (role_id));
 diesel::joinable!(role_mappings -> scim_groups (group_id));
 diesel::joinable!(directories -> organizations (org_id));
@@ -313,4 +333,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_mappings,
     user_roles,
     role_refreshes,
+    custom_attributes,
+    attribute_mappings,
 );

@@ -41,6 +41,10 @@ pub struct UserView<'a> {
     /// event's user).
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<Vec<String>>,
+    /// Each declared custom attribute's value (`null` when its path matched nothing); left
+    /// out where it is not known (a membership event's user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_attributes: Option<crate::custom_attributes::Values>,
 }
 
 impl<'a> UserView<'a> {
@@ -48,6 +52,14 @@ impl<'a> UserView<'a> {
     pub fn with_roles(self, roles: Vec<String>) -> UserView<'a> {
         UserView {
             roles: Some(roles),
+            ..self
+        }
+    }
+
+    /// The view with the user's custom attribute values.
+    pub fn with_custom_attributes(self, values: crate::custom_attributes::Values) -> UserView<'a> {
+        UserView {
+            custom_attributes: Some(values),
             ..self
         }
     }
@@ -65,6 +77,7 @@ impl<'a> UserView<'a> {
             created_at: crate::scim::resource::rfc3339(row.created_at),
             updated_at: crate::scim::resource::rfc3339(row.updated_at),
             roles: None,
+            custom_attributes: None,
         }
     }
 }
@@ -77,6 +90,20 @@ pub fn user_json(row: &db::users::UserRow) -> Value {
 /// `UserView` with the user's effective roles, as a JSON value.
 pub fn user_json_with_roles(row: &db::users::UserRow, roles: Vec<String>) -> Value {
     serde_json::to_value(UserView::of(row).with_roles(roles)).unwrap_or(Value::Null)
+}
+
+/// `UserView` with the user's effective roles and custom attributes, as a JSON value.
+pub fn user_json_full(
+    row: &db::users::UserRow,
+    roles: Vec<String>,
+    values: crate::custom_attributes::Values,
+) -> Value {
+    serde_json::to_value(
+        UserView::of(row)
+            .with_roles(roles)
+            .with_custom_attributes(values),
+    )
+    .unwrap_or(Value::Null)
 }
 
 /// Roster's normalized view of a group.

@@ -16,6 +16,7 @@ use crate::pages::{
 };
 use crate::state::AppState;
 
+mod attributes;
 mod roles;
 mod settings;
 mod user;
@@ -23,6 +24,7 @@ mod user;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(settings::configure);
     cfg.configure(roles::configure);
+    cfg.configure(attributes::configure);
     cfg.configure(user::configure);
     cfg.route("/owner", web::get().to(home))
         .route("/owner/login", web::get().to(login_form))

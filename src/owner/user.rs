@@ -1,5 +1,6 @@
 //! A user's page in the owner console (read-only): attributes, groups, and why they have each
-//! of their roles — what the vendor's support needs when a customer asks "why can Ada do that?".
+//! of their roles, and their custom attributes — what the vendor's support needs when a customer
+//! asks "why can Ada do that?".
 
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
@@ -28,6 +29,8 @@ struct UserPage {
     roles_defined: bool,
     inspector: Option<String>,
     group_base: String,
+    /// The organization's custom attributes and this user's values.
+    custom_attributes: crate::custom_attributes::Values,
 }
 
 async fn user_page(
@@ -37,7 +40,7 @@ async fn user_page(
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
     let (org_id, user_id) = path.into_inner();
-    let (org, user, groups, reasons, roles_defined) = db(&state, move |c| {
+    let (org, user, groups, reasons, roles_defined, custom_attributes) = db(&state, move |c| {
         let org = db::orgs::get(c, &org_id)?.ok_or(PageError::OwnerNotFound)?;
         let user = db::users::org_get(c, &org.id, &user_id)?.ok_or(PageError::OwnerNotFound)?;
         let groups =
@@ -47,7 +50,9 @@ async fn user_page(
                 .collect();
         let reasons = crate::roles::why::reasons(c, &org.id, &user.directory_id, &user.id)?;
         let roles_defined = db::roles::any(c, &org.id)?;
-        Ok((org, user, groups, reasons, roles_defined))
+        let custom_attributes =
+            db::attributes::mappings(c, &user.directory_id)?.values_of_text(&user.resource);
+        Ok((org, user, groups, reasons, roles_defined, custom_attributes))
     })
     .await?;
     html(&UserPage {
@@ -62,5 +67,6 @@ async fn user_page(
         // The request inspector is the IT admin's; the console names the request.
         inspector: None,
         group_base: String::new(),
+        custom_attributes,
     })
 }

@@ -2,6 +2,7 @@
 //! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
 //! live Users and Groups views.
 
+mod attributes;
 mod directories;
 mod roles;
 
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
         .configure(roles::configure)
+        .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
         .route("/portal/groups", web::get().to(groups_page))
@@ -44,6 +46,8 @@ pub struct Nav {
 pub struct Tabs {
     /// Roles: the owner defined at least one role.
     pub roles: bool,
+    /// Attributes: the owner declared at least one custom attribute.
+    pub attributes: bool,
 }
 
 impl Nav {
@@ -56,6 +60,7 @@ impl Nav {
         let tabs = db(state, move |c| {
             Ok(Tabs {
                 roles: db::roles::any(c, &org_id)?,
+                attributes: db::attributes::any(c, &org_id)?,
             })
         })
         .await?;
@@ -402,6 +407,8 @@ struct UserPage {
     /// Where a request's link points (the inspector, while SCIM Provisioning is on).
     inspector: Option<String>,
     group_base: String,
+    /// The organization's custom attributes and this user's values.
+    custom_attributes: crate::custom_attributes::Values,
 }
 
 async fn user_page(
@@ -437,10 +444,14 @@ async fn user_page(
         } else {
             crate::roles::why::reasons(c, &org_id, &user.directory_id, &user.id)?
         };
-        Ok((user, deleted_at, groups, requests, provider, reasons))
+        let values =
+            db::attributes::mappings(c, &user.directory_id)?.values_of_text(&user.resource);
+        Ok((
+            user, deleted_at, groups, requests, provider, reasons, values,
+        ))
     })
     .await?;
-    let (user, deleted_at, groups, requests, provider, reasons) = found;
+    let (user, deleted_at, groups, requests, provider, reasons, custom_attributes) = found;
     let label = user.label();
     let requests = requests
         .iter()
@@ -465,6 +476,7 @@ async fn user_page(
         role_reasons: reasons.into_iter().map(|r| r.line(when)).collect(),
         inspector,
         group_base: "/portal/groups".into(),
+        custom_attributes,
         activity_url: list_url(
             &format!("/portal/scim/directories/{}/activity", user.directory_id),
             &[("user", user.id.clone())],

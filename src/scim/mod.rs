@@ -9,6 +9,7 @@ pub mod list;
 pub mod patch;
 pub mod redact;
 pub mod resource;
+pub mod source_path;
 
 pub use error::{ScimError, ScimType};
 

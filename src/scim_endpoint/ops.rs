@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use crate::db::events::{self as db_events, EventType};
 use crate::events;
 
+use crate::custom_attributes::{self, Mappings, Values};
+use crate::db::attributes;
 use crate::db::directories;
 use crate::db::groups::{self, GroupRow};
 use crate::db::memberships;
@@ -350,14 +352,17 @@ fn user_event_raw(ctx: &Ctx<'_>, row: &UserRow) -> Result<String, ScimError> {
     user_text(ctx, row, &[])
 }
 
-/// A user event's data, with the user's `roles` (effective, sorted).
+/// A user event's data, with the user's `roles` (effective, sorted) and custom attributes.
 fn user_event<'a>(
     row: &'a UserRow,
     raw: &'a str,
     roles: Vec<String>,
+    values: Values,
 ) -> Result<UserEvent<'a>, ScimError> {
     Ok(UserEvent {
-        user: events::UserView::of(row).with_roles(roles),
+        user: events::UserView::of(row)
+            .with_roles(roles)
+            .with_custom_attributes(values),
         raw: serde_json::from_str(raw).map_err(|_| ScimError::internal())?,
         changed: None,
     })
@@ -386,14 +391,16 @@ pub fn refresh_roles(
     }
     let ids: Vec<&String> = moved.iter().map(|m| &m.user_id).collect();
     let rows = users::get_many(c, ctx.directory_id, &ids)?;
+    let mappings = attributes::mappings(c, ctx.directory_id)?;
     let mut after: BTreeMap<String, Vec<String>> =
         moved.into_iter().map(|m| (m.user_id, m.after)).collect();
     let mut items = Vec::with_capacity(rows.len());
     for row in rows.iter().filter(|r| r.deleted_at.is_none()) {
         let raw = user_event_raw(ctx, row)?;
+        let values = mappings.values_of_text(&row.resource);
         let data = UserEvent {
             changed: Some(vec!["roles".to_string()]),
-            ..user_event(row, &raw, after.remove(&row.id).unwrap_or_default())?
+            ..user_event(row, &raw, after.remove(&row.id).unwrap_or_default(), values)?
         };
         items.push((
             EventType::UserUpdated,
@@ -403,6 +410,52 @@ pub fn refresh_roles(
     let n = items.len();
     db_events::emit_many(c, ctx.directory_id, items)?;
     Ok(n)
+}
+
+/// One step of a change of the paths custom attributes are read from (`before` to `after`):
+/// the directory's live users after `after_id` in id order, at most `limit`, with one
+/// `user.updated` event (`changed: ["custom_attributes"]`) per user whose values moved.
+/// Returns the last user seen (`None`: no user was left) and how many moved.
+pub fn refresh_custom_attributes(
+    c: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    before: &Mappings,
+    after: &Mappings,
+    after_id: &str,
+    limit: i64,
+) -> Result<(Option<String>, usize), ScimError> {
+    let rows = attributes::users_after(c, ctx.directory_id, after_id, limit)?;
+    let Some(last) = rows.last().map(|r| r.id.clone()) else {
+        return Ok((None, 0));
+    };
+    let mut moved: Vec<(&UserRow, Values)> = Vec::new();
+    for row in &rows {
+        let doc: Value = serde_json::from_str(&row.resource).unwrap_or(Value::Null);
+        let new = after.values(&doc);
+        if custom_attributes::moved(&before.values(&doc), &new) {
+            moved.push((row, new));
+        }
+    }
+    if moved.is_empty() {
+        return Ok((Some(last), 0));
+    }
+    let ids: Vec<&String> = moved.iter().map(|(r, _)| &r.id).collect();
+    let mut roles = roles::effective(c, ctx.directory_id, &ids)?;
+    let mut items = Vec::with_capacity(moved.len());
+    for (row, values) in moved {
+        let raw = user_event_raw(ctx, row)?;
+        let data = UserEvent {
+            changed: Some(vec!["custom_attributes".to_string()]),
+            ..user_event(row, &raw, roles.remove(&row.id).unwrap_or_default(), values)?
+        };
+        items.push((
+            EventType::UserUpdated,
+            serde_json::to_value(data).map_err(|_| ScimError::internal())?,
+        ));
+    }
+    let n = items.len();
+    db_events::emit_many(c, ctx.directory_id, items)?;
+    Ok((Some(last), n))
 }
 
 /// The `data` of a group event (members are not included: they have their own events).
@@ -492,9 +545,17 @@ pub fn create_user(
     if !inserted {
         return Err(user_name_taken(&user.row.user_name));
     }
-    match roles::default_slug(batch, ctx.directory_id)? {
-        Some(default) => users::record_created_with_roles(batch, user, &[default])?,
-        None => users::record_created(batch, user)?,
+    let default = roles::default_slug(batch, ctx.directory_id)?;
+    let mappings = attributes::mappings(batch, ctx.directory_id)?;
+    if default.is_none() && mappings.is_empty() {
+        users::record_created(batch, user)?;
+    } else {
+        users::record_created_with(batch, user, |data| {
+            if let Some(default) = default {
+                data["user"]["roles"] = json!([default]);
+            }
+            data["user"]["custom_attributes"] = json!(mappings.values_of_text(&user.row.resource));
+        })?;
     }
     if groups.is_none() {
         return Ok(None);
@@ -511,7 +572,7 @@ fn new_user(ctx: &Ctx<'_>, input: &UserInput) -> Result<(users::NewUser, String)
         raw = user_event_raw(ctx, row)?;
         // A new user's groups give no role yet: the default, if any, is set by the write
         // (`create_user`), which can read it.
-        let data = serde_json::to_string(&user_event(row, &raw, Vec::new())?);
+        let data = serde_json::to_string(&user_event(row, &raw, Vec::new(), Values::new())?);
         data.ok()
             .and_then(|d| RawValue::from_string(d).ok())
             .ok_or_else(ScimError::internal)
@@ -763,10 +824,16 @@ fn save_user(
     changed.retain(|a| a != "active");
     let raw = user_event_raw(ctx, &row)?;
     let activation = existing.active != row.active;
-    let roles = if activation || !changed.is_empty() {
-        roles_of(c, &row)?
+    let (roles, values) = if activation || !changed.is_empty() {
+        let mappings = attributes::mappings(c, ctx.directory_id)?;
+        let values = mappings.values(&input.document);
+        if custom_attributes::moved(&mappings.values(&before), &values) {
+            changed.push("custom_attributes".to_string());
+            changed.sort();
+        }
+        (roles_of(c, &row)?, values)
     } else {
-        Vec::new()
+        (Vec::new(), Values::new())
     };
     if activation {
         let kind = if row.active {
@@ -778,13 +845,13 @@ fn save_user(
             c,
             ctx.directory_id,
             kind,
-            user_event(&row, &raw, roles.clone())?,
+            user_event(&row, &raw, roles.clone(), values.clone())?,
         )?;
     }
     if !changed.is_empty() {
         let data = UserEvent {
             changed: Some(changed),
-            ..user_event(&row, &raw, roles)?
+            ..user_event(&row, &raw, roles, values)?
         };
         db_events::emit(c, ctx.directory_id, EventType::UserUpdated, data)?;
     }
@@ -849,13 +916,14 @@ pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
     let existing = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
     check_if_match(ctx, existing.version)?;
     let roles = roles_of(c, &existing)?;
+    let values = attributes::mappings(c, ctx.directory_id)?.values_of_text(&existing.resource);
     users::delete(c, ctx.directory_id, id)?;
     let raw = user_event_raw(ctx, &existing)?;
     db_events::emit(
         c,
         ctx.directory_id,
         EventType::UserDeleted,
-        user_event(&existing, &raw, roles)?,
+        user_event(&existing, &raw, roles, values)?,
     )?;
     Ok(())
 }

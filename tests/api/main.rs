@@ -8,6 +8,7 @@
 
 mod api_v1;
 mod at_rest;
+mod attributes;
 mod auth_failures;
 mod cli;
 mod delivery;
@@ -19,6 +20,7 @@ mod metrics;
 mod pitfalls;
 mod portal;
 mod portal_admin;
+mod portal_attributes;
 mod providers;
 mod realtime;
 mod receiver;

@@ -24,7 +24,9 @@ pub use scim::{SortColumn, UserFilter, chunk_after, get, get_many, id_by_user_na
 pub use views::{
     ApiFilter, ViewQuery, ViewSort, api_get, api_list, labels, org_get, org_get_deleted, org_page,
 };
-pub use write::{NewUser, delete, insert, record_created, record_created_with_roles, update};
+pub use write::{
+    NewUser, delete, insert, record_created, record_created_with, record_created_with_roles, update,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = scim_users)]

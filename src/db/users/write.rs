@@ -145,6 +145,19 @@ pub fn record_created_with_roles(
     crate::db::events::emit(batch, &user.row.directory_id, EventType::UserCreated, &data)
 }
 
+/// `record_created`, with the event's data changed by `patch` first (values its data, rendered
+/// before the write, could not know: the default role, custom attributes).
+pub fn record_created_with(
+    batch: &mut Batch<'_>,
+    user: &NewUser,
+    patch: impl FnOnce(&mut serde_json::Value),
+) -> QueryResult<()> {
+    let mut data: serde_json::Value = serde_json::from_str(user.created_event.get())
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    patch(&mut data);
+    crate::db::events::emit(batch, &user.row.directory_id, EventType::UserCreated, &data)
+}
+
 /// Inserts new users, leaving out each whose userName is taken (by a live user, or by an
 /// earlier one of `users`); says for each whether it went in. Call inside a write
 /// transaction. A taken userName is not an error: on Postgres a failed statement would spoil

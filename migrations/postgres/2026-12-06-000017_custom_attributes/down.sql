@@ -1,0 +1,2 @@
+DROP TABLE attribute_mappings;
+DROP TABLE custom_attributes;
