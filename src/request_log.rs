@@ -1,6 +1,8 @@
 //! One log line per request: an id assigned to it (sent back as `X-Request-Id`), its method,
 //! its path as `loggable` shows it, the status and the time taken. A failed request's line
-//! (5xx) adds its error's cause chain. Neither bodies nor headers are logged.
+//! (5xx) adds its error's cause chain. Neither bodies nor headers are logged. The fields are
+//! also the record's key-values, which `--log-format json` writes as they are; the id is in the
+//! request's extensions for handlers that store it (the SCIM request log).
 
 use std::error::Error as StdError;
 use std::time::Instant;

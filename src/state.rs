@@ -1,5 +1,5 @@
 //! `AppState`: what every request handler shares (database pool, configuration, the SCIM
-//! writer, paging bookmarks, throttles, and the webhook worker's health and wake).
+//! writer, paging bookmarks, throttles, the webhook worker's health and wake, and the metrics).
 
 use std::sync::Arc;
 
