@@ -9,10 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, org_not_found, with_key};
+use super::{ApiError, ApiResult, own_directory, own_org, with_key};
 use crate::custom_attributes::remap::{self, Reach, RemapError};
 use crate::custom_attributes::{AttributeName, MAX_PER_ORG};
-use crate::db::{self, attributes};
+use crate::db::attributes;
 use crate::scim::resource::rfc3339;
 use crate::scim::source_path::SourcePath;
 use crate::state::AppState;
@@ -109,7 +109,10 @@ async fn declare(
     let (org_id, body) = (id.into_inner(), body.into_inner());
     let (name, source) = checked(&body.name, &body.source)?;
     let org = org_id.clone();
-    with_key(&req, &state, move |c, scope| own_org(c, scope, &org)).await?;
+    with_key(&req, &state, move |c, scope| {
+        own_org(c, scope, &org).map(drop)
+    })
+    .await?;
     let created = remap::apply(&state, Reach::Organization(org_id.clone()), move |b| {
         if attributes::list(b, &org_id)?.len() >= MAX_PER_ORG {
             return Err(ApiError::BadRequest(format!(
@@ -136,7 +139,10 @@ async fn remove(
 ) -> ApiResult {
     let (org_id, name) = path.into_inner();
     let org = org_id.clone();
-    with_key(&req, &state, move |c, scope| own_org(c, scope, &org)).await?;
+    with_key(&req, &state, move |c, scope| {
+        own_org(c, scope, &org).map(drop)
+    })
+    .await?;
     remap::apply(&state, Reach::Organization(org_id.clone()), move |b| {
         if attributes::delete(b, &org_id, &name)? {
             Ok(())
@@ -218,23 +224,4 @@ async fn put_mappings(
     })
     .await??;
     Ok(HttpResponse::Ok().json(json!({"data": mappings_json(&rows), "users_changed": moved})))
-}
-
-fn own_org(c: &mut db::DbConn, scope: &super::Scope, org_id: &str) -> Result<(), ApiError> {
-    db::orgs::get(c, org_id)?
-        .filter(|o| scope.allows(&o.id))
-        .map(|_| ())
-        .ok_or_else(|| org_not_found(org_id))
-}
-
-/// The directory's organization, or 404 for a directory outside the key's reach.
-fn own_directory(
-    c: &mut db::DbConn,
-    scope: &super::Scope,
-    directory_id: &str,
-) -> Result<String, ApiError> {
-    db::directories::api_get(c, directory_id)?
-        .filter(|d| scope.allows(&d.org_id))
-        .map(|d| d.org_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no directory `{directory_id}`")))
 }

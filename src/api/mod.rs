@@ -300,6 +300,21 @@ fn org_not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no organization `{id}`"))
 }
 
+/// The organization, or 404 for one outside the key's reach.
+fn own_org(c: &mut DbConn, scope: &Scope, org_id: &str) -> Result<db::orgs::Org, ApiError> {
+    db::orgs::get(c, org_id)?
+        .filter(|o| scope.allows(&o.id))
+        .ok_or_else(|| org_not_found(org_id))
+}
+
+/// The directory's organization, or 404 for a directory outside the key's reach.
+fn own_directory(c: &mut DbConn, scope: &Scope, directory_id: &str) -> Result<String, ApiError> {
+    db::directories::api_get(c, directory_id)?
+        .filter(|d| scope.allows(&d.org_id))
+        .map(|d| d.org_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no directory `{directory_id}`")))
+}
+
 async fn get_org(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult {
     let id = id.into_inner();
     let org = with_key(&req, &state, move |c, scope| {

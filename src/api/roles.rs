@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, org_not_found, with_key};
+use super::{ApiError, ApiResult, own_directory, own_org, with_key};
 use crate::db::{self, roles};
 use crate::roles::changes;
 use crate::scim::resource::rfc3339;
@@ -64,9 +64,7 @@ async fn list_roles(
 ) -> ApiResult {
     let id = id.into_inner();
     let list = with_key(&req, &state, move |c, scope| {
-        db::orgs::get(c, &id)?
-            .filter(|o| scope.allows(&o.id))
-            .ok_or_else(|| org_not_found(&id))?;
+        own_org(c, scope, &id)?;
         Ok(roles::list(c, &id)?)
     })
     .await?;
@@ -101,9 +99,7 @@ async fn create_role(
     }
     let org = org_id.clone();
     with_key(&req, &state, move |c, scope| {
-        db::orgs::get(c, &org)?
-            .filter(|o| scope.allows(&o.id))
-            .ok_or_else(|| org_not_found(&org))?;
+        own_org(c, scope, &org)?;
         Ok(())
     })
     .await?;
@@ -126,9 +122,7 @@ async fn delete_role(
     let (org_id, slug) = path.into_inner();
     let (org, s) = (org_id.clone(), slug.clone());
     let role = with_key(&req, &state, move |c, scope| {
-        db::orgs::get(c, &org)?
-            .filter(|o| scope.allows(&o.id))
-            .ok_or_else(|| org_not_found(&org))?;
+        own_org(c, scope, &org)?;
         roles::get(c, &org, &s)?
             .ok_or_else(|| ApiError::NotFound(format!("no role `{s}` in this organization")))
     })
@@ -202,18 +196,6 @@ async fn put_mappings(
     let done = changes::replace_mappings(&state, &directory_id, wanted).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"data": mappings_json(&done.mappings), "users_changed": done.users_changed})))
-}
-
-/// The directory's organization, or 404 for a directory outside the key's reach.
-fn own_directory(
-    c: &mut db::DbConn,
-    scope: &super::Scope,
-    directory_id: &str,
-) -> Result<String, ApiError> {
-    db::directories::api_get(c, directory_id)?
-        .filter(|d| scope.allows(&d.org_id))
-        .map(|d| d.org_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no directory `{directory_id}`")))
 }
 
 impl From<changes::ChangeError> for ApiError {

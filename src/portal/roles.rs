@@ -158,11 +158,14 @@ fn check(c: &mut db::DbConn, org_id: &str, form: &ChangeForm) -> Result<Checked,
         _ => return Err(PageError::NotFound),
     };
     db::directories::get(c, org_id, &form.directory)?.ok_or(PageError::NotFound)?;
-    let role = db::roles::get(c, org_id, &form.role)?.ok_or(PageError::NotFound)?;
+    let all = db::roles::list(c, org_id)?;
+    let role = all
+        .iter()
+        .find(|r| r.slug == form.role)
+        .ok_or(PageError::NotFound)?;
     let group = db::groups::get(c, &form.directory, &form.group)?
         .filter(|g| g.deleted_at.is_none())
         .ok_or(PageError::NotFound)?;
-    let all = db::roles::list(c, org_id)?;
     let id_of: BTreeMap<&String, &String> = all.iter().map(|r| (&r.slug, &r.id)).collect();
     let mut wanted: BTreeSet<(String, String)> = db::roles::mappings(c, &form.directory)?
         .into_iter()
@@ -176,7 +179,7 @@ fn check(c: &mut db::DbConn, org_id: &str, form: &ChangeForm) -> Result<Checked,
     }
     Ok(Checked {
         group_name: group.display_name,
-        role_name: role.name,
+        role_name: role.name.clone(),
         adds,
         wanted,
     })
