@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::db::{self, DbConn};
 use crate::events::{group_json, user_json_full};
 
+mod alerts;
 mod attributes;
 mod roles;
 use crate::scim::resource::rfc3339;
@@ -27,6 +28,7 @@ const MAX_LIMIT: i64 = 1000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
     attributes::configure(cfg);
+    alerts::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
         .route("/api/v1/organizations", web::post().to(create_org))
@@ -439,13 +441,17 @@ async fn get_directory(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let d = with_key(&req, &state, move |c, scope| {
-        db::directories::api_get(c, &id)?
+    let (d, open) = with_key(&req, &state, move |c, scope| {
+        let d = db::directories::api_get(c, &id)?
             .filter(|d| scope.allows(&d.org_id))
-            .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))
+            .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))?;
+        let open = db::alerts::open_for_directory(c, &d.id)?;
+        Ok((d, open))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(directory_json(&state, &d)))
+    let mut body = directory_json(&state, &d);
+    body["alerts"] = open.iter().map(alerts::open_json).collect();
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]

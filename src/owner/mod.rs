@@ -63,6 +63,8 @@ pub struct OrgRow {
     pub health: (&'static str, &'static str),
     /// Another organization has the same name (case and spaces aside).
     pub duplicate: bool,
+    /// Open directory alerts (see `crate::alerts`).
+    pub alerts: i64,
 }
 
 fn name_key(name: &str) -> String {
@@ -83,6 +85,7 @@ fn org_rows(
     for o in &all {
         *names.entry(name_key(&o.name)).or_default() += 1;
     }
+    let alerts = db::alerts::open_counts_by_org(c)?;
     let mut out = Vec::new();
     for org in db::orgs::list(c, search, 500)? {
         let dirs = db::directories::list_for_org(c, &org.id)?;
@@ -105,6 +108,7 @@ fn org_rows(
         };
         out.push(OrgRow {
             duplicate: names.get(&name_key(&org.name)).is_some_and(|n| *n > 1),
+            alerts: alerts.get(&org.id).copied().unwrap_or(0),
             directories: dirs.len(),
             users,
             health,
@@ -402,6 +406,8 @@ pub struct DirectorySummary {
     pub last_error: Option<(String, String)>,
     /// Requests succeeded after the last error (it no longer happens).
     pub error_resolved: bool,
+    /// Open alerts, oldest first.
+    pub alerts: Vec<db::alerts::Alert>,
 }
 
 /// A portal link as listed (never the link itself).
@@ -426,6 +432,13 @@ struct OrgPage {
     same_name: usize,
 }
 
+impl OrgPage {
+    /// Whether a directory has an open alert (the page lists them).
+    fn has_alerts(&self) -> bool {
+        self.directories.iter().any(|d| !d.alerts.is_empty())
+    }
+}
+
 async fn load_org_page(
     state: &web::Data<AppState>,
     s: &Session,
@@ -445,7 +458,9 @@ async fn load_org_page(
                 .map(|p| p.name)
                 .unwrap_or("Unknown")
                 .to_string();
+            let alerts = db::alerts::open_for_directory(c, &dir.id)?;
             out.push(DirectorySummary {
+                alerts,
                 last_error: health.last_error.as_ref().map(|r| {
                     (
                         when(&r.at),

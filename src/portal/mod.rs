@@ -2,6 +2,7 @@
 //! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
 //! live Users and Groups views.
 
+mod alert_banner;
 mod attributes;
 mod directories;
 mod roles;
@@ -40,6 +41,8 @@ pub struct Nav {
     pub org: Org,
     pub current: &'static str,
     pub tabs: Tabs,
+    /// The organization's open directory alerts.
+    pub alert_banner: alert_banner::AlertBanner,
 }
 
 /// The tabs shown only when the owner set up what they manage.
@@ -57,14 +60,20 @@ impl Nav {
         current: &'static str,
     ) -> Result<Nav, PageError> {
         let org_id = org.id.clone();
-        let tabs = db(state, move |c| {
-            Ok(Tabs {
+        let (tabs, alert_banner) = db(state, move |c| {
+            let tabs = Tabs {
                 roles: db::roles::any(c, &org_id)?,
                 attributes: db::attributes::any(c, &org_id)?,
-            })
+            };
+            Ok((tabs, alert_banner::AlertBanner::load(c, &org_id)?))
         })
         .await?;
-        Ok(Nav { org, current, tabs })
+        Ok(Nav {
+            org,
+            current,
+            tabs,
+            alert_banner,
+        })
     }
 }
 
