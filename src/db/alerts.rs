@@ -21,6 +21,9 @@ pub const CLEARED_KEPT: Duration = Duration::days(7);
 const HISTORY_ROWS: i64 = 1000;
 /// How far back the rhythm is learned (the request log keeps no older rows).
 const HISTORY_DAYS: i64 = 30;
+/// Statuses of requests refused before their token was accepted: for its credentials (401),
+/// a disabled directory or SCIM turned off (403), too many failed attempts (429).
+const NOT_ACCEPTED: [i32; 3] = [401, 403, 429];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = directory_alerts)]
@@ -89,10 +92,20 @@ pub fn observe(conn: &mut DbConn, d: &Candidate, now: NaiveDateTime) -> QueryRes
     if !live || d.first_request_at.is_none() {
         return Ok(o);
     }
-    if rules::needs_history(&d.provider, d.last_request_at, now) {
+    // `last_request_at` is refreshed at most every second: the log says to the request whether
+    // one was accepted after the newest refused ones.
+    let newest_logged: Option<NaiveDateTime> = scim_requests::table
+        .filter(scim_requests::directory_id.eq(&d.id))
+        .filter(scim_requests::status.ne_all(NOT_ACCEPTED))
+        .order(scim_requests::id.desc())
+        .select(scim_requests::at)
+        .first(conn)
+        .optional()?;
+    o.last_accepted = o.last_accepted.max(newest_logged);
+    if rules::needs_history(&d.provider, o.last_accepted, now) {
         let times: Vec<NaiveDateTime> = scim_requests::table
             .filter(scim_requests::directory_id.eq(&d.id))
-            .filter(scim_requests::status.ne(401))
+            .filter(scim_requests::status.ne_all(NOT_ACCEPTED))
             .order(scim_requests::id.desc())
             .limit(HISTORY_ROWS)
             .select(scim_requests::at)
