@@ -30,6 +30,10 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
     ));
     // Directory alerts, evaluated by every instance (raised and cleared once between them).
     actix_web::rt::spawn(crate::alerts::evaluate_forever(state.clone()));
+    // Deprovisions whose settling time is over reach the application.
+    actix_web::rt::spawn(crate::brake::decisions::release_settled_forever(
+        state.clone(),
+    ));
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name("roster_session".into())

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod attributes;
 pub mod batch;
+pub mod brake;
 pub use batch::{Batch, Committed, write_tx};
 pub mod directories;
 pub mod events;
