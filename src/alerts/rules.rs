@@ -21,7 +21,8 @@
 //!   own alert). A few 404s and 409s are part of normal provisioning; a fifth is not.
 //!
 //! An alert clears when its condition no longer holds. A directory never connected, disabled,
-//! or whose organization turned SCIM Provisioning off gets none.
+//! paused by the deprovisioning brake, or whose organization turned SCIM Provisioning off gets
+//! none.
 
 use chrono::{Duration, NaiveDateTime};
 
@@ -102,7 +103,7 @@ pub struct TokenSeen {
 pub struct Observations {
     /// The provider's slug.
     pub provider: String,
-    /// Active, in an organization with SCIM Provisioning on.
+    /// Active, not paused by the brake, in an organization with SCIM Provisioning on.
     pub live: bool,
     /// When its first request was accepted (`None`: never connected).
     pub first_request_at: Option<NaiveDateTime>,

@@ -51,6 +51,8 @@ pub struct Candidate {
     pub provider: String,
     pub status: String,
     pub scim_enabled: bool,
+    /// The deprovisioning brake's state: `paused` refuses requests on purpose.
+    pub brake_state: String,
     pub first_request_at: Option<NaiveDateTime>,
     pub last_request_at: Option<NaiveDateTime>,
 }
@@ -73,6 +75,7 @@ pub fn candidates(conn: &mut DbConn) -> QueryResult<Vec<Candidate>> {
             directories::provider,
             directories::status,
             organizations::scim_enabled,
+            directories::brake_state,
             directories::first_request_at,
             directories::last_request_at,
         ))
@@ -81,7 +84,8 @@ pub fn candidates(conn: &mut DbConn) -> QueryResult<Vec<Candidate>> {
 
 /// What the evaluation at `now` needs to know of a directory.
 pub fn observe(conn: &mut DbConn, d: &Candidate, now: NaiveDateTime) -> QueryResult<Observations> {
-    let live = d.status == "active" && d.scim_enabled;
+    // Refused on purpose (disabled, SCIM off, paused by the brake): nothing to alert about.
+    let live = d.status == "active" && d.scim_enabled && d.brake_state != "paused";
     let mut o = Observations {
         provider: d.provider.clone(),
         live,
