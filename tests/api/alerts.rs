@@ -293,3 +293,45 @@ async fn a_high_share_of_failed_requests_raises_an_alert_until_it_falls(backend:
     assert_eq!(cleared.len(), 1, "{cleared:?}");
     assert_eq!(cleared[0]["data"]["kind"], "errors");
 }
+
+backend_tests!(instances_evaluating_at_once_raise_and_clear_each_alert_once);
+async fn instances_evaluating_at_once_raise_and_clear_each_alert_once(backend: Backend) {
+    let (app, api) = spawn(backend).await;
+    let org = api.org(json!({"name": "Acme", "scim_enabled": true})).await;
+    let scim = app.directory(&org, "entra");
+    let dir = directory_id(&scim);
+    plant_rhythm(&app, &dir, db::now() - Duration::hours(5));
+
+    // Four evaluations at once, each on its own connection (as instances on one database).
+    let together = |now: NaiveDateTime| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let pool = app.pool.clone();
+                std::thread::spawn(move || {
+                    roster::alerts::evaluate_all(&mut pool.get().unwrap(), now).unwrap()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), |(r, c), o| (r + o.raised, c + o.cleared))
+    };
+    let (raised, _) = together(db::now());
+    assert!(raised <= 1, "raised {raised} times");
+    assert_eq!(
+        events_of(&api, &org, "directory.alert_raised").await.len(),
+        1
+    );
+    assert_eq!(open_alerts(&api, &dir).await.len(), 1);
+
+    assert_eq!(scim.get("/Users").await.status, 200);
+    app.flush_request_log().await;
+    let (_, cleared) = together(db::now());
+    assert!(cleared <= 1, "cleared {cleared} times");
+    assert_eq!(
+        events_of(&api, &org, "directory.alert_cleared").await.len(),
+        1
+    );
+    assert!(open_alerts(&api, &dir).await.is_empty());
+}
