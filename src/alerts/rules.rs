@@ -225,7 +225,8 @@ pub fn typical_gap(history: &[NaiveDateTime]) -> Option<Duration> {
 }
 
 fn quiet(o: &Observations, p: &Profile, now: NaiveDateTime) -> Option<Finding> {
-    let silence = now - o.last_accepted?;
+    let last = o.last_accepted?;
+    let silence = now - last;
     if silence < p.floor {
         return None;
     }
@@ -236,8 +237,14 @@ fn quiet(o: &Observations, p: &Profile, now: NaiveDateTime) -> Option<Finding> {
     Some(Finding {
         kind: AlertKind::Quiet,
         sentence: format!(
-            "{} has sent nothing for {}; it usually {} every {}. {}",
+            "{} {} for {}; it usually {} every {}. {}",
             p.name,
+            // Requests refused for their token are not silence (`rejected_tokens` says why).
+            if o.last_rejected.is_some_and(|r| r > last) {
+                "has had no request accepted"
+            } else {
+                "has sent nothing"
+            },
             span(silence),
             p.habit,
             span(gap),
@@ -414,6 +421,13 @@ mod tests {
             ),
             "{}",
             found[0].sentence
+        );
+        let mut refused = o.clone();
+        refused.last_rejected = Some(last + min(100));
+        assert!(
+            evaluate(&refused, last + min(161))[0]
+                .sentence
+                .starts_with("Microsoft Entra ID has had no request accepted for 2 hours;"),
         );
         let mut answered = o.clone();
         answered.last_accepted = Some(last + min(170));
