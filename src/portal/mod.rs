@@ -4,6 +4,7 @@
 
 mod alert_banner;
 mod attributes;
+pub mod brake;
 mod directories;
 mod roles;
 
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
+        .configure(brake::configure)
         .configure(roles::configure)
         .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
@@ -43,6 +45,8 @@ pub struct Nav {
     pub tabs: Tabs,
     /// The organization's open directory alerts.
     pub alert_banner: alert_banner::AlertBanner,
+    /// Directories whose deprovisioning brake is engaged or paused (a banner on every page).
+    pub brakes: Vec<db::brake::NotClear>,
 }
 
 /// The tabs shown only when the owner set up what they manage.
@@ -60,12 +64,16 @@ impl Nav {
         current: &'static str,
     ) -> Result<Nav, PageError> {
         let org_id = org.id.clone();
-        let (tabs, alert_banner) = db(state, move |c| {
+        let (tabs, alert_banner, brakes) = db(state, move |c| {
             let tabs = Tabs {
                 roles: db::roles::any(c, &org_id)?,
                 attributes: db::attributes::any(c, &org_id)?,
             };
-            Ok((tabs, alert_banner::AlertBanner::load(c, &org_id)?))
+            Ok((
+                tabs,
+                alert_banner::AlertBanner::load(c, &org_id)?,
+                db::brake::not_clear_in_org(c, &org_id)?,
+            ))
         })
         .await?;
         Ok(Nav {
@@ -73,6 +81,7 @@ impl Nav {
             current,
             tabs,
             alert_banner,
+            brakes,
         })
     }
 }
