@@ -15,8 +15,11 @@ use actix_web::{App, HttpServer, web};
 use crate::state::AppState;
 
 /// Content-Security-Policy of every response: only Roster's own scripts, styles and images.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The session cookie's name (an embed session's is made third-party in `embed`).
+pub const SESSION_COOKIE: &str = "roster_session";
 
 /// How long a client may take to send a request's head (its line and headers).
 pub const REQUEST_HEAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -36,7 +39,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
     ));
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-            .cookie_name("roster_session".into())
+            .cookie_name(SESSION_COOKIE.into())
             .cookie_secure(secure)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
@@ -48,6 +51,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
         App::new()
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
+            .wrap(from_fn(crate::embed::mark))
             .wrap(from_fn(crate::auth::csrf::guard))
             .wrap(from_fn(crate::auth::live_session::guard))
             .wrap(from_fn(crate::nul_guard::guard))
@@ -59,6 +63,7 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
                     .add(("Referrer-Policy", "no-referrer"))
                     .add(("X-Frame-Options", "DENY")),
             )
+            .wrap(from_fn(crate::embed::frame_policy))
             .wrap(from_fn(crate::request_log::log_request))
             .configure(crate::router::configure)
     })

@@ -30,6 +30,7 @@ pub mod config;
 pub mod custom_attributes;
 pub mod db;
 pub mod domain;
+pub mod embed;
 pub mod events;
 pub mod explain;
 pub mod log_format;

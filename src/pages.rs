@@ -16,6 +16,8 @@ use crate::state::AppState;
 pub struct Layout {
     pub product: String,
     pub csrf: String,
+    /// In an embedded portal: the framing page's origin, the only one its messages go to.
+    pub embed_origin: Option<String>,
 }
 
 impl Layout {
@@ -23,6 +25,7 @@ impl Layout {
         Layout {
             product: state.config.product_name.clone(),
             csrf: crate::auth::session::csrf_token(session),
+            embed_origin: crate::auth::session::embed_origin(session),
         }
     }
 }

@@ -378,6 +378,12 @@ async fn update_org(
 #[derive(Deserialize)]
 struct NewLink {
     ttl_seconds: Option<i64>,
+    /// An embed link: opens once, within a minute, for a portal framed by `origin`.
+    #[serde(default)]
+    embed: bool,
+    /// The origin of the page that frames the portal (one of the allowed origins; may be
+    /// left out when exactly one is allowed).
+    origin: Option<String>,
 }
 
 async fn create_portal_link(
@@ -387,6 +393,15 @@ async fn create_portal_link(
     body: Option<web::Json<NewLink>>,
 ) -> ApiResult {
     let id = id.into_inner();
+    let body = body.map(web::Json::into_inner);
+    if let Some(NewLink {
+        embed: true,
+        origin,
+        ..
+    }) = body
+    {
+        return create_embed_link(req, state, id, origin).await;
+    }
     let ttl = body.and_then(|b| b.ttl_seconds).unwrap_or(7 * 24 * 3600);
     if !(60..=365 * 24 * 3600).contains(&ttl) {
         return Err(ApiError::BadRequest(
@@ -406,6 +421,61 @@ async fn create_portal_link(
     .await?;
     let url = format!("{}/portal/link/{token}", state.config.public_url);
     Ok(HttpResponse::Created().json(json!({"url": url, "expires_at": rfc3339(expires)})))
+}
+
+/// An embed link (a longer `ttl_seconds` is ignored: embed links last a minute).
+async fn create_embed_link(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: String,
+    origin: Option<String>,
+) -> ApiResult {
+    let (token, expires, origin) = with_key(&req, &state, move |c, scope| {
+        db::orgs::get(c, &id)?
+            .filter(|o| scope.allows(&o.id))
+            .ok_or_else(|| org_not_found(&id))?;
+        let requested = origin
+            .as_deref()
+            .map(crate::embed::origins::FrameOrigin::parse)
+            .transpose()
+            .map_err(ApiError::BadRequest)?;
+        let allowed = crate::embed::origins::allowed(c)?;
+        let origin = match (requested, allowed.as_slice()) {
+            (Some(o), allowed) if allowed.contains(&o) => o,
+            (Some(o), _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "`origin` {} is not allowed to frame the Admin Portal; the owner adds it \
+                     under Settings, Embedding",
+                    o.as_str()
+                )));
+            }
+            (None, [only]) => only.clone(),
+            (None, []) => {
+                return Err(ApiError::BadRequest(
+                    "no origin is allowed to frame the Admin Portal yet; the owner adds the \
+                     origin of your page under Settings, Embedding"
+                        .into(),
+                ));
+            }
+            (None, _) => {
+                return Err(ApiError::BadRequest(
+                    "several origins may frame the Admin Portal: give `origin`, the one of \
+                     the page that will frame it"
+                        .into(),
+                ));
+            }
+        };
+        let (token, expires) = db::orgs::create_embed_link(c, &id, origin.as_str())?;
+        Ok((token, expires, origin))
+    })
+    .await?;
+    let url = format!("{}/portal/link/{token}", state.config.public_url);
+    Ok(HttpResponse::Created().json(json!({
+        "url": url,
+        "expires_at": rfc3339(expires),
+        "embed": true,
+        "origin": origin.as_str(),
+    })))
 }
 
 #[derive(Deserialize)]

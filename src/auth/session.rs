@@ -8,6 +8,8 @@ const CSRF: &str = "csrf";
 const OWNER: &str = "owner";
 const PORTAL_ORG: &str = "portal_org";
 const SIGNED_IN_AT: &str = "signed_in_at";
+/// Set only in a portal session an embed link opened: the origin of the page framing it.
+const EMBED_ORIGIN: &str = "embed_origin";
 /// The server-side session row (`db::sessions`) this sign-in is valid only as long as.
 const SESSION_ID: &str = "sid";
 
@@ -98,6 +100,21 @@ pub fn open_portal(session: &Session, org_id: &str, session_id: &str) {
     let _ = session.insert(PORTAL_ORG, org_id);
     let _ = session.insert(SESSION_ID, session_id);
     stamp(session);
+}
+
+/// Like `open_portal`, for an embed link: the session is also marked as framed by `origin`.
+pub fn open_embedded_portal(session: &Session, org_id: &str, session_id: &str, origin: &str) {
+    open_portal(session, org_id, session_id);
+    let _ = session.insert(EMBED_ORIGIN, origin);
+}
+
+/// The origin framing this portal session, if an embed link opened it.
+pub fn embed_origin(session: &Session) -> Option<String> {
+    session
+        .get::<String>(EMBED_ORIGIN)
+        .ok()
+        .flatten()
+        .filter(|_| portal_org(session).is_some())
 }
 
 const NEW_TOKEN: &str = "new_token";

@@ -109,15 +109,54 @@ pub fn create_portal_link(
     Ok((secret.plaintext, expires))
 }
 
+/// How long an embed link opens: it is fetched by the vendor's backend just before the page
+/// that frames it loads.
+pub const EMBED_LINK_SECONDS: i64 = 60;
+
+/// A new embed link for the Admin Portal framed by a page of `origin`: opens once, within
+/// `EMBED_LINK_SECONDS`. The plaintext is returned once and only its hash is stored.
+pub fn create_embed_link(
+    conn: &mut DbConn,
+    org_id: &str,
+    origin: &str,
+) -> QueryResult<(String, NaiveDateTime)> {
+    let secret = NewSecret::generate(SecretKind::PortalLink);
+    let created = now();
+    let expires = created + Duration::seconds(EMBED_LINK_SECONDS);
+    write_tx(conn, |c| {
+        diesel::insert_into(portal_links::table)
+            .values((
+                portal_links::id.eq(new_id()),
+                portal_links::org_id.eq(org_id),
+                portal_links::sha256.eq(&secret.sha256),
+                portal_links::created_at.eq(created),
+                portal_links::expires_at.eq(expires),
+                portal_links::embed_origin.eq(origin),
+            ))
+            .execute(c)
+    })?;
+    Ok((secret.plaintext, expires))
+}
+
+/// What a portal link opens: the organization, the link's id and, for an embed link, the
+/// origin of the page that frames the portal.
+pub struct Redeemed {
+    pub org: Org,
+    pub link_id: String,
+    pub embed_origin: Option<String>,
+}
+
 /// Why a portal link does not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkProblem {
     Unknown,
     Expired,
     Revoked,
+    /// An embed link opened before (embed links open once).
+    Used,
 }
 
-/// id, org_id, sha256, expires_at, used_at, revoked_at of a portal link.
+/// id, org_id, sha256, expires_at, used_at, revoked_at, embed_origin of a portal link.
 type LinkRow = (
     String,
     String,
@@ -125,13 +164,14 @@ type LinkRow = (
     NaiveDateTime,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    Option<String>,
 );
 
-/// The organization a presented portal link opens and the link's id, recording its first use.
+/// What a presented portal link opens, recording its first use (an embed link's only one).
 pub fn redeem_portal_link(
     conn: &mut DbConn,
     presented: &str,
-) -> QueryResult<Result<(Org, String), LinkProblem>> {
+) -> QueryResult<Result<Redeemed, LinkProblem>> {
     if !tokens::plausible(SecretKind::PortalLink, presented) {
         return Ok(Err(LinkProblem::Unknown));
     }
@@ -145,10 +185,12 @@ pub fn redeem_portal_link(
             portal_links::expires_at,
             portal_links::used_at,
             portal_links::revoked_at,
+            portal_links::embed_origin,
         ))
         .first(conn)
         .optional()?;
-    let Some((link_id, org_id, stored, expires_at, used_at, revoked_at)) = found else {
+    let Some((link_id, org_id, stored, expires_at, used_at, revoked_at, embed_origin)) = found
+    else {
         return Ok(Err(LinkProblem::Unknown));
     };
     if !tokens::ct_eq(&stored, &hash) {
@@ -160,7 +202,21 @@ pub fn redeem_portal_link(
     if expires_at <= now() {
         return Ok(Err(LinkProblem::Expired));
     }
-    if used_at.is_none() {
+    if embed_origin.is_some() {
+        // Claimed by a conditional update, so two concurrent opens cannot both succeed.
+        let claimed = write_tx(conn, |c| {
+            diesel::update(
+                portal_links::table
+                    .find(&link_id)
+                    .filter(portal_links::used_at.is_null()),
+            )
+            .set(portal_links::used_at.eq(now()))
+            .execute(c)
+        })?;
+        if claimed == 0 {
+            return Ok(Err(LinkProblem::Used));
+        }
+    } else if used_at.is_none() {
         write_tx(conn, |c| {
             diesel::update(portal_links::table.find(&link_id))
                 .set(portal_links::used_at.eq(now()))
@@ -168,7 +224,11 @@ pub fn redeem_portal_link(
         })?;
     }
     Ok(get(conn, &org_id)?
-        .map(|org| (org, link_id))
+        .map(|org| Redeemed {
+            org,
+            link_id,
+            embed_origin,
+        })
         .ok_or(LinkProblem::Unknown))
 }
 

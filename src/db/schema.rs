@@ -58,6 +58,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        embed_origin -> Nullable<Text>,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Owner console settings: API keys and webhook endpoints (with their delivery logs and replay).
+//! Owner console settings: API keys, webhook endpoints (with their delivery logs and replay)
+//! and the origins allowed to embed the Admin Portal.
 
 use actix_session::Session;
 use actix_web::{HttpResponse, web};
@@ -8,7 +9,7 @@ use serde::Deserialize;
 use super::require_owner;
 use crate::db::{self, api_keys::ApiKey, orgs::Org, webhooks::Endpoint};
 use crate::domain::DeliveryState;
-use crate::pages::{Layout, PageError, db, html, no_store, see_other, when};
+use crate::pages::{Layout, PageError, db, html, html_with, no_store, see_other, when};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,7 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/owner/webhooks/{id}/remove",
             web::post().to(remove_webhook),
         )
-        .route("/owner/webhooks/{id}/replay", web::post().to(replay));
+        .route("/owner/webhooks/{id}/replay", web::post().to(replay))
+        .route(
+            "/owner/frame-ancestors",
+            web::post().to(set_frame_ancestors),
+        );
 }
 
 #[derive(Template)]
@@ -35,14 +40,17 @@ struct SettingsPage {
     /// A secret just created (API key or webhook signing secret), shown once.
     new_secret: Option<(String, String)>,
     error: Option<String>,
+    /// The origins allowed to frame the Admin Portal, one per line.
+    frame_ancestors: String,
 }
 
 async fn load(state: &web::Data<AppState>, s: &Session) -> Result<SettingsPage, PageError> {
-    let (keys, webhooks, orgs) = db(state, |c| {
+    let (keys, webhooks, orgs, frame_ancestors) = db(state, |c| {
         Ok((
             db::api_keys::list(c)?,
             db::webhooks::list(c)?,
             db::orgs::list(c, "", 500)?,
+            crate::embed::origins::allowed(c)?,
         ))
     })
     .await?;
@@ -79,7 +87,40 @@ async fn load(state: &web::Data<AppState>, s: &Session) -> Result<SettingsPage, 
         event_types: db::events::EVENT_TYPES,
         new_secret: None,
         error: None,
+        frame_ancestors: frame_ancestors
+            .iter()
+            .map(crate::embed::origins::FrameOrigin::as_str)
+            .collect::<Vec<_>>()
+            .join("\n"),
     })
+}
+
+#[derive(Deserialize)]
+struct FrameAncestorsForm {
+    origins: String,
+}
+
+async fn set_frame_ancestors(
+    state: web::Data<AppState>,
+    s: Session,
+    form: web::Form<FrameAncestorsForm>,
+) -> Result<HttpResponse, PageError> {
+    require_owner(&s)?;
+    match crate::embed::origins::parse_list(&form.origins) {
+        Ok(origins) => {
+            db(&state, move |c| {
+                Ok(crate::embed::origins::set_allowed(c, &origins)?)
+            })
+            .await?;
+            Ok(see_other("/owner/settings#embedding"))
+        }
+        Err(e) => {
+            let mut page = load(&state, &s).await?;
+            page.error = Some(format!("Nothing saved: {e}."));
+            page.frame_ancestors = form.into_inner().origins;
+            html_with(actix_web::http::StatusCode::BAD_REQUEST, &page)
+        }
+    }
 }
 
 async fn settings(state: web::Data<AppState>, s: Session) -> Result<HttpResponse, PageError> {

@@ -109,18 +109,25 @@ async fn open_link(
     let token = token.into_inner();
     let result = db(&state, move |c| {
         Ok(match db::orgs::redeem_portal_link(c, &token)? {
-            Ok((org, link_id)) => {
-                let sid =
-                    db::sessions::open(c, db::sessions::Kind::Portal, &org.id, Some(&link_id))?;
-                Ok((org, sid))
+            Ok(link) => {
+                let sid = db::sessions::open(
+                    c,
+                    db::sessions::Kind::Portal,
+                    &link.org.id,
+                    Some(&link.link_id),
+                )?;
+                Ok((link, sid))
             }
             Err(problem) => Err(problem),
         })
     })
     .await?;
     match result {
-        Ok((org, sid)) => {
-            session::open_portal(&s, &org.id, &sid);
+        Ok((link, sid)) => {
+            match &link.embed_origin {
+                Some(origin) => session::open_embedded_portal(&s, &link.org.id, &sid, origin),
+                None => session::open_portal(&s, &link.org.id, &sid),
+            }
             Ok(see_other("/portal"))
         }
         Err(problem) => {
@@ -128,6 +135,10 @@ async fn open_link(
                 db::orgs::LinkProblem::Expired => "This Admin Portal link has expired.",
                 db::orgs::LinkProblem::Revoked => "This Admin Portal link was revoked.",
                 db::orgs::LinkProblem::Unknown => "This Admin Portal link is not valid.",
+                db::orgs::LinkProblem::Used => {
+                    "This embed link was already opened; embed links open once. \
+                     Reload the page that shows the Admin Portal to get a new one."
+                }
             };
             let page = LinkErrorPage {
                 layout: Layout::new(&state, &s),

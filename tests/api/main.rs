@@ -15,6 +15,7 @@ mod brake;
 mod cli;
 mod delivery;
 mod discovery;
+mod embed;
 mod helpers;
 mod json_logs;
 mod member_steps;

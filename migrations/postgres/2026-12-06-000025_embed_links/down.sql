@@ -1,0 +1,1 @@
+ALTER TABLE portal_links DROP COLUMN embed_origin;
