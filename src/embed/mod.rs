@@ -1,7 +1,7 @@
 //! The Admin Portal embedded in a vendor's page (an iframe): an embed link opens a portal
 //! session marked with the origin of the framing page. Responses to that session's portal
 //! pages may be framed by the instance's allowed origins (`origins`), and its session cookie
-//! is `SameSite=None; Secure` so the browser sends it inside a third-party frame. Every other
+//! is `SameSite=None; Secure; Partitioned` so the browser sends it inside a third-party frame. Every other
 //! response keeps `frame-ancestors 'none'` and a `SameSite=Lax` cookie.
 
 pub mod origins;
@@ -97,7 +97,9 @@ pub async fn frame_policy(
     Ok(res)
 }
 
-/// The session cookie with `SameSite=None; Secure` (a cookie being removed is left alone).
+/// The session cookie with `SameSite=None; Secure; Partitioned` (a cookie being removed is
+/// left alone). Partitioned (CHIPS): browsers that block third-party cookies still keep it,
+/// separately for each site that frames the portal.
 fn third_party(value: HeaderValue) -> HeaderValue {
     let Some(mut cookie) = value
         .to_str()
@@ -111,5 +113,6 @@ fn third_party(value: HeaderValue) -> HeaderValue {
     }
     cookie.set_same_site(SameSite::None);
     cookie.set_secure(true);
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or(value)
+    // The cookie crate predates the attribute.
+    HeaderValue::from_str(&format!("{cookie}; Partitioned")).unwrap_or(value)
 }

@@ -141,6 +141,7 @@ async fn the_embed_session_cookie_is_third_party_and_a_normal_one_is_lax(backend
     let cookie = session_cookie(&opened);
     assert!(cookie.contains("SameSite=None"), "{cookie}");
     assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("Partitioned"), "{cookie}");
     // The session still works and its later cookies stay third-party.
     let page = embedded.get("/portal/scim").await;
     assert_eq!(page.status, 200);
@@ -153,6 +154,7 @@ async fn the_embed_session_cookie_is_third_party_and_a_normal_one_is_lax(backend
     let cookie = session_cookie(&opened);
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("SameSite=None"), "{cookie}");
+    assert!(!cookie.contains("Partitioned"), "{cookie}");
     // The owner console's cookie too.
     let mut again = Browser::new(&app.base);
     let login = again.get("/owner/login").await;
