@@ -1,6 +1,7 @@
 //! The `roster` command line: `serve` (the default) and operator commands usable from scripts
 //! (`--json` prints one JSON object on stdout).
 
+use crate::embed::origins::FrameOrigin;
 use std::net::TcpListener;
 
 use actix_web::web;
@@ -85,6 +86,16 @@ pub struct Global {
         value_delimiter = ','
     )]
     pub trusted_proxy: Vec<String>,
+    /// Origins allowed to frame the Admin Portal (embed links), comma-separated:
+    /// `https://host[:port]`, or http only for localhost. Added to those the owner allows
+    /// on the settings page.
+    #[arg(
+        long,
+        env = "ROSTER_FRAME_ANCESTORS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub frame_ancestors: Vec<String>,
     /// Days events are kept for the events feed and replays.
     #[arg(
         long,
@@ -291,6 +302,11 @@ fn trusted_proxies(g: &Global) -> Result<Vec<std::net::IpAddr>, CliError> {
         .collect()
 }
 
+fn frame_ancestors(g: &Global) -> Result<Vec<FrameOrigin>, CliError> {
+    crate::embed::origins::parse_list(&g.frame_ancestors.join(","))
+        .map_err(|e| bad_flag(format!("invalid --frame-ancestors: {e}")))
+}
+
 /// The operator's secret keys, with every stored secret brought under the first (see
 /// `db::sealing`). A key file that cannot open what the database holds is a bad flag.
 fn secret_keys(g: &Global, conn: &mut db::DbConn) -> Result<SecretKeys, CliError> {
@@ -365,6 +381,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     delivery(g)?;
     public_url(g, None)?;
     trusted_proxies(g)?;
+    frame_ancestors(g)?;
     metrics_token(g)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(g),
@@ -633,6 +650,7 @@ fn serve(g: &Global) -> Result<(), CliError> {
         command: crate::config::self_command(),
         limits: Default::default(),
         trusted_proxies: trusted_proxies(g)?,
+        frame_ancestors: frame_ancestors(g)?,
         secret_keys,
         delivery: delivery(g)?,
         metrics_token: metrics_token(g)?,

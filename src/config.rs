@@ -21,6 +21,8 @@ pub struct Config {
     pub limits: RequestLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none: the peer is).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed to frame the Admin Portal by flag, besides the owner's allow-list.
+    pub frame_ancestors: Vec<crate::embed::origins::FrameOrigin>,
     /// The operator's keys that seal secrets stored in the database (see `at_rest`).
     pub secret_keys: crate::at_rest::SecretKeys,
     /// How webhook deliveries are retried and timed, and how long events are kept.

@@ -430,6 +430,7 @@ async fn create_embed_link(
     id: String,
     origin: Option<String>,
 ) -> ApiResult {
+    let by_flag = state.config.frame_ancestors.clone();
     let (token, expires, origin) = with_key(&req, &state, move |c, scope| {
         db::orgs::get(c, &id)?
             .filter(|o| scope.allows(&o.id))
@@ -439,7 +440,7 @@ async fn create_embed_link(
             .map(crate::embed::origins::FrameOrigin::parse)
             .transpose()
             .map_err(ApiError::BadRequest)?;
-        let allowed = crate::embed::origins::allowed(c)?;
+        let allowed = crate::embed::origins::allowed(c, &by_flag)?;
         let origin = match (requested, allowed.as_slice()) {
             (Some(o), allowed) if allowed.contains(&o) => o,
             (Some(o), _) => {

@@ -41,9 +41,10 @@ pub async fn mark(
     let ancestors = match (portal, state) {
         (true, Some(state)) => {
             let pool = state.pool.clone();
+            let by_flag = state.config.frame_ancestors.clone();
             let allowed = web::block(move || {
                 let mut conn = pool.get().map_err(|e| e.to_string())?;
-                origins::allowed(&mut conn).map_err(|e| e.to_string())
+                origins::allowed(&mut conn, &by_flag).map_err(|e| e.to_string())
             })
             .await
             .ok()

@@ -1,5 +1,5 @@
-//! The origins allowed to frame the Admin Portal: one allow-list for the instance, kept in
-//! the settings table and edited on the owner console's settings page.
+//! The origins allowed to frame the Admin Portal, for the whole instance: those of the
+//! `--frame-ancestors` flag and those the owner keeps on the settings page (settings table).
 
 use diesel::QueryResult;
 
@@ -64,14 +64,26 @@ pub fn parse_list(input: &str) -> Result<Vec<FrameOrigin>, String> {
     }
 }
 
-/// The instance's allow-list (empty: the portal cannot be framed).
-pub fn allowed(conn: &mut DbConn) -> QueryResult<Vec<FrameOrigin>> {
+/// The origins the owner allowed on the settings page.
+pub fn owner_allowed(conn: &mut DbConn) -> QueryResult<Vec<FrameOrigin>> {
     let stored = settings::get(conn, SETTING)?.unwrap_or_default();
     // Stored entries were validated when saved; one that no longer parses is left out.
     Ok(stored
         .lines()
         .filter_map(|l| FrameOrigin::parse(l).ok())
         .collect())
+}
+
+/// The instance's allow-list: the flag's origins, then the owner's (empty: the portal
+/// cannot be framed).
+pub fn allowed(conn: &mut DbConn, by_flag: &[FrameOrigin]) -> QueryResult<Vec<FrameOrigin>> {
+    let mut all = by_flag.to_vec();
+    for o in owner_allowed(conn)? {
+        if !all.contains(&o) {
+            all.push(o);
+        }
+    }
+    Ok(all)
 }
 
 pub fn set_allowed(conn: &mut DbConn, origins: &[FrameOrigin]) -> QueryResult<()> {

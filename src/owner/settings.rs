@@ -42,6 +42,8 @@ struct SettingsPage {
     error: Option<String>,
     /// The origins allowed to frame the Admin Portal, one per line.
     frame_ancestors: String,
+    /// The origins the `--frame-ancestors` flag allows (not editable here).
+    flag_ancestors: Vec<String>,
 }
 
 async fn load(state: &web::Data<AppState>, s: &Session) -> Result<SettingsPage, PageError> {
@@ -50,7 +52,7 @@ async fn load(state: &web::Data<AppState>, s: &Session) -> Result<SettingsPage, 
             db::api_keys::list(c)?,
             db::webhooks::list(c)?,
             db::orgs::list(c, "", 500)?,
-            crate::embed::origins::allowed(c)?,
+            crate::embed::origins::owner_allowed(c)?,
         ))
     })
     .await?;
@@ -92,6 +94,12 @@ async fn load(state: &web::Data<AppState>, s: &Session) -> Result<SettingsPage, 
             .map(crate::embed::origins::FrameOrigin::as_str)
             .collect::<Vec<_>>()
             .join("\n"),
+        flag_ancestors: state
+            .config
+            .frame_ancestors
+            .iter()
+            .map(|o| o.as_str().to_string())
+            .collect(),
     })
 }
 

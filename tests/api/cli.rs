@@ -164,6 +164,14 @@ fn out_of_range_flags_are_refused_with_exit_2() {
             &["--trusted-proxy", "10.0.0.1,proxy.local", "migrate"],
             "--trusted-proxy",
         ),
+        (
+            &[
+                "--frame-ancestors",
+                "https://ok.example,http://vendor.example",
+                "migrate",
+            ],
+            "--frame-ancestors",
+        ),
         (&["--metrics-token", "short", "migrate"], "--metrics-token"),
         (
             &["--metrics-token", "has a space in it somewhere", "migrate"],

@@ -314,3 +314,40 @@ async fn csrf_is_still_enforced_in_an_embed_session(backend: Backend) {
         "the framing page is told"
     );
 }
+
+backend_tests!(origins_of_the_frame_ancestors_flag_may_frame_the_portal_too);
+async fn origins_of_the_frame_ancestors_flag_may_frame_the_portal_too(backend: Backend) {
+    let flagged = roster::embed::origins::FrameOrigin::parse(LOCAL_VENDOR).unwrap();
+    let app = TestApp::spawn_configured(backend, crate::helpers::TestDb::new(backend), |c| {
+        c.frame_ancestors = vec![flagged]
+    })
+    .await;
+    let org = app.org("Acme", true);
+    let key = app.api_key();
+    // No owner setting: the flag's origin is the only one, so the link needs none named.
+    let mut embedded = Browser::new(&app.base);
+    embedded.get(&embed_link(&app, &key, &org).await).await;
+    let page = embedded.get("/portal/scim").await;
+    assert_eq!(
+        frame_ancestors(&page),
+        format!("frame-ancestors {LOCAL_VENDOR}")
+    );
+    assert!(
+        page.body
+            .contains(&format!("data-embed-origin=\"{LOCAL_VENDOR}\""))
+    );
+
+    // The owner's origins are added to the flag's.
+    let mut owner = app.owner().await;
+    let settings = owner.get("/owner/settings").await;
+    assert!(
+        settings.body.contains("--frame-ancestors"),
+        "the page names the flag's origins"
+    );
+    allow(&mut owner, VENDOR).await;
+    let page = embedded.get("/portal/scim").await;
+    assert_eq!(
+        frame_ancestors(&page),
+        format!("frame-ancestors {LOCAL_VENDOR} {VENDOR}")
+    );
+}

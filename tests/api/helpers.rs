@@ -199,6 +199,7 @@ impl TestApp {
             command: "roster".into(),
             limits: Default::default(),
             trusted_proxies: Vec::new(),
+            frame_ancestors: Vec::new(),
             secret_keys: test_secret_keys(),
             delivery: Default::default(),
             metrics_token: None,
