@@ -13,6 +13,7 @@ use crate::db::{self, DbConn};
 use crate::events::{group_json, user_json_full};
 
 mod attributes;
+mod reconcile;
 mod roles;
 use crate::scim::resource::rfc3339;
 use crate::state::AppState;
@@ -27,6 +28,7 @@ const MAX_LIMIT: i64 = 1000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
     attributes::configure(cfg);
+    reconcile::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
         .route("/api/v1/organizations", web::post().to(create_org))

@@ -29,11 +29,13 @@ pub enum EventType {
     DirectoryConnected,
     DirectoryDisabled,
     DirectoryDeleted,
+    DirectoryResyncStarted,
+    DirectoryResyncFinished,
 }
 
 impl EventType {
     /// Every event type Roster emits.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 15] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -47,6 +49,8 @@ impl EventType {
         EventType::DirectoryConnected,
         EventType::DirectoryDisabled,
         EventType::DirectoryDeleted,
+        EventType::DirectoryResyncStarted,
+        EventType::DirectoryResyncFinished,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -64,6 +68,8 @@ impl EventType {
             EventType::DirectoryConnected => "directory.connected",
             EventType::DirectoryDisabled => "directory.disabled",
             EventType::DirectoryDeleted => "directory.deleted",
+            EventType::DirectoryResyncStarted => "directory.resync_started",
+            EventType::DirectoryResyncFinished => "directory.resync_finished",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod memberships;
 pub mod orgs;
 pub mod owners;
 pub mod renormalize;
+pub mod resyncs;
 pub mod requests;
 pub mod role_refreshes;
 pub mod roles;

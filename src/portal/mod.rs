@@ -4,6 +4,7 @@
 
 mod attributes;
 mod directories;
+mod resync;
 mod roles;
 
 use actix_session::Session;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
         .configure(roles::configure)
+        .configure(resync::configure)
         .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))
