@@ -16,10 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/directories/{id}/reconcile",
         web::get().to(get_resync),
     )
-    .route(
-        "/api/v1/directories/{id}/reconcile",
-        web::post().to(start),
-    )
+    .route("/api/v1/directories/{id}/reconcile", web::post().to(start))
     .route(
         "/api/v1/directories/{id}/reconcile/finish",
         web::post().to(finish),
@@ -48,7 +45,10 @@ impl From<ResyncError> for ApiError {
 /// Checks the key may reach the directory.
 async fn own(req: &HttpRequest, state: &web::Data<AppState>, id: &str) -> Result<(), ApiError> {
     let id = id.to_string();
-    with_key(req, state, move |c, scope| own_directory(c, scope, &id).map(|_| ())).await
+    with_key(req, state, move |c, scope| {
+        own_directory(c, scope, &id).map(|_| ())
+    })
+    .await
 }
 
 /// The directory's latest resync as JSON (`{"state": "none"}` before the first).

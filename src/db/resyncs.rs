@@ -420,10 +420,7 @@ pub fn due(conn: &mut DbConn, at: NaiveDateTime) -> QueryResult<Vec<(String, boo
                 .le(at)
                 .or(directories::status.ne("active")),
         )
-        .select((
-            directory_resyncs::id,
-            directories::status.eq("active"),
-        ))
+        .select((directory_resyncs::id, directories::status.eq("active")))
         .limit(100)
         .load(conn)
 }

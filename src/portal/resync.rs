@@ -95,9 +95,8 @@ impl ResyncPage {
         let Some(r) = &self.report else {
             return String::new();
         };
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
             "{} and {}",
             plural(r.users.len(), "user", "users"),
@@ -134,7 +133,11 @@ async fn resync_page(
     .await?;
     let provider = providers::by_slug(&dir.provider);
     let at = |f: fn(&Report) -> Option<chrono::NaiveDateTime>| {
-        report.as_ref().and_then(f).map(|t| when(&t)).unwrap_or_default()
+        report
+            .as_ref()
+            .and_then(f)
+            .map(|t| when(&t))
+            .unwrap_or_default()
     };
     let page = ResyncPage {
         layout: Layout::new(&state, &s),

@@ -13,12 +13,7 @@ use crate::state::AppState;
 
 /// Queues the confirmations `rendered` (the answer to `incoming`) gives, if its directory has a
 /// running resync.
-pub(super) fn confirm(
-    state: &AppState,
-    incoming: &Incoming,
-    target: &Target,
-    rendered: &Rendered,
-) {
+pub(super) fn confirm(state: &AppState, incoming: &Incoming, target: &Target, rendered: &Rendered) {
     let Some(resync_id) = incoming.resync.get() else {
         return;
     };
@@ -38,7 +33,9 @@ fn named(incoming: &Incoming, target: &Target, rendered: &Rendered) -> Named {
     let ok = rendered.status.is_success() || rendered.status == StatusCode::NOT_MODIFIED;
     let method = &incoming.method;
     match target {
-        Target::Resource(_, id) if ok && matches!(*method, Method::GET | Method::PUT | Method::PATCH) => {
+        Target::Resource(_, id)
+            if ok && matches!(*method, Method::GET | Method::PUT | Method::PATCH) =>
+        {
             Named {
                 ids: vec![id.clone()],
                 ..Named::default()
@@ -48,7 +45,9 @@ fn named(incoming: &Incoming, target: &Target, rendered: &Rendered) -> Named {
             ids: rendered.created_id.iter().cloned().collect(),
             ..Named::default()
         },
-        Target::Collection(kind) if *method == Method::POST && rendered.status == StatusCode::CONFLICT => {
+        Target::Collection(kind)
+            if *method == Method::POST && rendered.status == StatusCode::CONFLICT =>
+        {
             conflicting(incoming, *kind)
         }
         Target::Collection(_) if *method == Method::GET && ok && filtered_query(incoming) => {
