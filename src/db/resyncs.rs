@@ -215,9 +215,12 @@ fn running_id(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<Strin
 /// endpoint asks on every request, and a query per read would cost a round trip. A resync
 /// started or finished in this process is seen at once; by another instance, within `TTL`.
 struct RunningCache {
-    rows: Mutex<HashMap<String, (Instant, u64, Option<String>)>>,
+    /// By directory id: when it was read, in which generation, and the running resync's id.
+    rows: Mutex<HashMap<String, Remembered>>,
     generation: std::sync::atomic::AtomicU64,
 }
+
+type Remembered = (Instant, u64, Option<String>);
 
 impl RunningCache {
     const TTL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -402,6 +402,8 @@ pub struct DirectorySummary {
     pub last_error: Option<(String, String)>,
     /// Requests succeeded after the last error (it no longer happens).
     pub error_resolved: bool,
+    /// Where its latest resync is, if it ever had one.
+    pub resync: Option<String>,
 }
 
 /// A portal link as listed (never the link itself).
@@ -455,6 +457,9 @@ async fn load_org_page(
                 error_resolved,
                 provider_name,
                 last_request: dir.last_request_at.as_ref().map(when),
+                resync: db::resyncs::latest(c, &dir.id)?
+                    .as_ref()
+                    .map(crate::reconcile::summary),
                 users: health.users,
                 groups: health.groups,
                 dir,

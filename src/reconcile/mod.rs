@@ -319,3 +319,31 @@ impl Report {
         })
     }
 }
+
+/// One line on where a resync is, for the owner console.
+pub fn summary(r: &Resync) -> String {
+    let when = crate::pages::when;
+    let counts = || {
+        let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        format!(
+            "{} and {}",
+            plural(r.stale_users.len(), "user"),
+            plural(r.stale_groups.len(), "group")
+        )
+    };
+    match (r.state, r.action) {
+        (State::Running, _) => format!(
+            "running since {}: {} confirmed so far",
+            when(&r.started_at),
+            r.confirmed
+        ),
+        (State::Finished, _) => format!(
+            "finished: {} no longer known to the provider, waiting for the IT admin's choice",
+            counts()
+        ),
+        (State::Applying, _) => format!("deactivating {}", counts()),
+        (State::Applied, Some(Action::Keep)) => format!("finished: {} kept", counts()),
+        (State::Applied, _) => format!("finished: {} deactivated or deleted", counts()),
+        (State::Cancelled, _) => "ended without a result: the directory was disabled".into(),
+    }
+}
