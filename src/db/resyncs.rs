@@ -505,13 +505,29 @@ pub fn claim_abandoned(conn: &mut DbConn, at: NaiveDateTime) -> QueryResult<Opti
     Ok(None)
 }
 
-/// (id, userName, displayName) of the given users of the directory, in the order given.
+/// A user a resync found stale, as its lists show it.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct StaleUser {
+    pub id: String,
+    pub user_name: String,
+    pub display_name: Option<String>,
+    pub full_name: Option<String>,
+}
+
+impl StaleUser {
+    /// The name people know them by: the display name, else the full name.
+    pub fn name(&self) -> Option<&str> {
+        self.display_name.as_deref().or(self.full_name.as_deref())
+    }
+}
+
+/// The given users of the directory, by userName.
 pub fn user_names(
     conn: &mut DbConn,
     directory_id: &str,
     ids: &[String],
-) -> QueryResult<Vec<(String, String, Option<String>)>> {
-    let mut rows: Vec<(String, String, Option<String>)> = Vec::new();
+) -> QueryResult<Vec<StaleUser>> {
+    let mut rows: Vec<StaleUser> = Vec::new();
     for chunk in ids.chunks(500) {
         rows.extend(
             scim_users::table
@@ -521,11 +537,12 @@ pub fn user_names(
                     scim_users::id,
                     scim_users::user_name,
                     scim_users::display_name,
+                    scim_users::full_name,
                 ))
-                .load::<(String, String, Option<String>)>(conn)?,
+                .load::<StaleUser>(conn)?,
         );
     }
-    rows.sort_by(|a, b| a.1.cmp(&b.1));
+    rows.sort_by(|a, b| a.user_name.cmp(&b.user_name));
     Ok(rows)
 }
 

@@ -273,8 +273,7 @@ pub async fn finish_due_forever(state: web::Data<AppState>) {
 /// The directory's latest resync with the names of its stale users and groups.
 pub struct Report {
     pub resync: Resync,
-    /// (id, userName, displayName)
-    pub users: Vec<(String, String, Option<String>)>,
+    pub users: Vec<resyncs::StaleUser>,
     /// (id, displayName)
     pub groups: Vec<(String, String)>,
 }
@@ -308,8 +307,8 @@ impl Report {
             "confirmed": r.confirmed,
             "stale_user_count": r.stale_users.len(),
             "stale_group_count": r.stale_groups.len(),
-            "stale_users": self.users.iter().map(|(id, user_name, display_name)| json!({
-                "id": id, "userName": user_name, "displayName": display_name,
+            "stale_users": self.users.iter().map(|u| json!({
+                "id": u.id, "userName": u.user_name, "displayName": u.display_name,
             })).collect::<Vec<_>>(),
             "stale_groups": self.groups.iter().map(|(id, display_name)| json!({
                 "id": id, "displayName": display_name,
