@@ -106,12 +106,17 @@ pub async fn start(
 /// Finishes the directory's running resync: its stale users and groups are listed.
 pub async fn finish(state: &AppState, directory_id: &str) -> Result<Resync, ResyncError> {
     let dir = directory_id.to_string();
-    let running = read(state, move |c| {
-        Ok(resyncs::latest(c, &dir)?.filter(|r| r.state == State::Running))
+    let (running, active) = read(state, move |c| {
+        let active = db::directories::api_get(c, &dir)?.is_some_and(|d| d.status == "active");
+        Ok((
+            resyncs::latest(c, &dir)?.filter(|r| r.state == State::Running),
+            active,
+        ))
     })
-    .await?
-    .ok_or(ResyncError::NotRunning)?;
-    end(state, running.id, true)
+    .await?;
+    let running = running.ok_or(ResyncError::NotRunning)?;
+    // A directory disabled meanwhile refused the provider's pushes: no list to trust.
+    end(state, running.id, active)
         .await?
         .ok_or(ResyncError::NotRunning)
 }

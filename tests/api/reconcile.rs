@@ -444,3 +444,195 @@ async fn resyncs_are_refused_outside_the_keys_organization_and_when_nothing_runs
         .await;
     assert_eq!(state["state"], "none");
 }
+
+backend_tests!(
+    a_resync_is_finished_when_its_time_comes_and_cancelled_when_its_directory_is_disabled
+);
+async fn a_resync_is_finished_when_its_time_comes_and_cancelled_when_its_directory_is_disabled(
+    backend: Backend,
+) {
+    use diesel::prelude::*;
+    use roster::db::schema::directory_resyncs;
+    let (app, api) = spawn(backend).await;
+    let f = fixture(&app, &api).await;
+    let dir = &f.directory;
+    let started = api
+        .call(
+            "POST",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            Some(json!({"finish_after_minutes": 60})),
+            201,
+        )
+        .await;
+    provider_pushes(&f).await;
+    // Not due yet: the background pass leaves it running.
+    roster::reconcile::finish_due(app.state()).await.unwrap();
+    let state = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(state["state"], "running");
+    // Its time came (as if an hour passed): the next pass finishes it with its list.
+    let past = roster::db::now() - chrono::Duration::minutes(1);
+    roster::on_backend!(&mut *app.conn(), |c| diesel::update(
+        directory_resyncs::table.find(started["id"].as_str().unwrap())
+    )
+    .set(directory_resyncs::finish_by.eq(past))
+    .execute(c))
+    .unwrap();
+    assert_eq!(roster::reconcile::finish_due(app.state()).await.unwrap(), 1);
+    let state = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(state["state"], "finished");
+    assert_eq!(state["stale_user_count"], 5);
+
+    // Another resync, and the directory is disabled while it runs: it ends without a list.
+    start(&api, dir).await;
+    assert!(roster::db::directories::set_status(&mut app.conn(), &f.org, dir, false).unwrap());
+    assert_eq!(roster::reconcile::finish_due(app.state()).await.unwrap(), 1);
+    let state = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(state["state"], "cancelled");
+    assert_eq!(state["stale_user_count"], 0);
+    // A disabled directory cannot start one.
+    let refused = api
+        .call(
+            "POST",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            409,
+        )
+        .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled"),
+        "{refused}"
+    );
+}
+
+backend_tests!(the_portal_resyncs_its_own_directories_only_and_its_forms_need_csrf);
+async fn the_portal_resyncs_its_own_directories_only_and_its_forms_need_csrf(backend: Backend) {
+    let (app, api) = spawn(backend).await;
+    let f = fixture(&app, &api).await;
+    let dir = &f.directory;
+    let mut admin = app.portal(&f.org).await;
+    let path = format!("/portal/scim/directories/{dir}/resync");
+    let page = admin.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No resync yet"), "{}", page.body);
+
+    // Without the CSRF token nothing starts.
+    let forged = admin
+        .send("POST", &format!("{path}/start"), Some(&[]), &[])
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let state = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(state["state"], "none");
+
+    let started = admin
+        .post_form(&format!("{path}/start"), &page.body, &[])
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let page = admin.get(&path).await;
+    assert!(page.body.contains("Resync running"), "{}", page.body);
+    assert!(page.body.contains("Push Now"), "Okta's way is said");
+    // Starting again says why nothing happened.
+    let again = admin
+        .post_form(&format!("{path}/start"), &page.body, &[])
+        .await;
+    assert_eq!(
+        again.header("location"),
+        Some(format!("{path}?problem=running").as_str())
+    );
+    let shown = admin.get(&format!("{path}?problem=running")).await;
+    assert!(shown.body.contains("already running"), "{}", shown.body);
+
+    provider_pushes(&f).await;
+    let finished = admin
+        .post_form(&format!("{path}/finish"), &page.body, &[])
+        .await;
+    assert_eq!(finished.status, 303, "{}", finished.body);
+    let page = admin.get(&path).await;
+    assert!(
+        page.body
+            .contains("5 users and 2 groups Okta no longer knows"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("user49@acme.com"));
+
+    // Another organization's admin sees no such directory, and cannot act on it.
+    let other = api
+        .org(json!({"name": "Globex", "scim_enabled": true}))
+        .await;
+    let mut outsider = app.portal(&other).await;
+    let own_page = outsider.get("/portal/scim").await;
+    assert_eq!(outsider.get(&path).await.status, 404);
+    let applied = outsider
+        .post_form(
+            &format!("{path}/apply"),
+            &own_page.body,
+            &[("action", "deactivate")],
+        )
+        .await;
+    assert_eq!(applied.status, 404);
+    let state = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}/reconcile"),
+            TEMPLATE,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(state["state"], "finished");
+
+    let applied = admin
+        .post_form(
+            &format!("{path}/apply"),
+            &page.body,
+            &[("action", "deactivate")],
+        )
+        .await;
+    assert_eq!(applied.status, 303);
+    let page = admin.get(&path).await;
+    assert!(page.body.contains("They were deactivated"), "{}", page.body);
+    assert_eq!(
+        f.scim
+            .get(&format!("/Users/{}", f.users[49].0))
+            .await
+            .json()["active"],
+        false
+    );
+}
