@@ -23,6 +23,7 @@ pub mod app;
 pub mod assets;
 pub mod at_rest;
 pub mod auth;
+pub mod brake;
 pub mod cli;
 pub mod config;
 pub mod custom_attributes;

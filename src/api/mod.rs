@@ -13,6 +13,7 @@ use crate::db::{self, DbConn};
 use crate::events::{group_json, user_json_full};
 
 mod attributes;
+mod brake;
 mod reconcile;
 mod roles;
 use crate::scim::resource::rfc3339;
@@ -28,6 +29,7 @@ const MAX_LIMIT: i64 = 1000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
     attributes::configure(cfg);
+    brake::configure(cfg);
     reconcile::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
@@ -247,13 +249,20 @@ fn org_json(o: &db::orgs::Org) -> Value {
     json!({"id": o.id, "name": o.name, "scim_enabled": o.scim_enabled, "created_at": rfc3339(o.created_at)})
 }
 
-fn directory_json(state: &AppState, d: &db::directories::Directory) -> Value {
+/// A directory, with its brake (`held`: users whose deprovision the application has not seen).
+fn directory_json(state: &AppState, d: &db::directories::Directory, held: i64) -> Value {
+    let brake = crate::brake::BrakeState::parse(&d.brake_state);
     json!({
         "id": d.id, "organization_id": d.org_id, "provider": d.provider, "name": d.name,
         "status": d.status, "endpoint_url": state.config.scim_base(&d.id),
         "created_at": rfc3339(d.created_at),
         "first_request_at": d.first_request_at.map(rfc3339),
         "last_request_at": d.last_request_at.map(rfc3339),
+        "brake": {
+            "state": brake.as_str(),
+            "held": held,
+            "reason": (brake != crate::brake::BrakeState::Clear).then_some(d.brake_reason.as_deref()).flatten(),
+        },
     })
 }
 
@@ -417,21 +426,18 @@ async fn list_directories(
         cursor: None,
     }
     .limit()?;
-    let rows = with_key(&req, &state, move |c, scope| {
+    let (rows, held) = with_key(&req, &state, move |c, scope| {
         let org = scope.restrict(q.organization_id)?;
-        Ok(db::directories::api_list(
-            c,
-            org.as_deref(),
-            q.cursor.as_deref(),
-            limit + 1,
-        )?)
+        let rows = db::directories::api_list(c, org.as_deref(), q.cursor.as_deref(), limit + 1)?;
+        let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
+        Ok((rows, db::brake::held_counts(c, &ids)?))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page(
         rows,
         limit,
         |d| d.id.clone(),
-        |d| directory_json(&state, d),
+        |d| directory_json(&state, d, held.get(&d.id).copied().unwrap_or(0)),
     )))
 }
 
@@ -441,13 +447,15 @@ async fn get_directory(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let d = with_key(&req, &state, move |c, scope| {
-        db::directories::api_get(c, &id)?
+    let (d, held) = with_key(&req, &state, move |c, scope| {
+        let d = db::directories::api_get(c, &id)?
             .filter(|d| scope.allows(&d.org_id))
-            .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))
+            .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))?;
+        let held = db::brake::held_counts(c, std::slice::from_ref(&d.id))?;
+        Ok((d, held.values().sum::<i64>()))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(directory_json(&state, &d)))
+    Ok(HttpResponse::Ok().json(directory_json(&state, &d, held)))
 }
 
 #[derive(Deserialize)]
@@ -504,7 +512,12 @@ async fn list_users(
     let rows = with_key(&req, &state, move |c, scope| {
         filter.organization_id = scope.restrict(filter.organization_id.take())?;
         let users = db::users::api_list(c, &filter, cursor.as_deref(), limit + 1)?;
-        with_roles(c, users)
+        let mut users = with_roles(c, users)?;
+        as_the_app_saw(c, &mut users)?;
+        if let Some(active) = filter.active {
+            users.retain(|(u, _, _)| u.active == active);
+        }
+        Ok(users)
     })
     .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, |(u, _, _)| u.id.clone(), user_view)))
@@ -523,6 +536,7 @@ async fn get_user(
             .directory(c, &u.directory_id)
             .map_err(|_| ApiError::NotFound(format!("no user `{id}`")))?;
         let mut with = with_roles(c, vec![u])?;
+        as_the_app_saw(c, &mut with)?;
         with.pop()
             .ok_or_else(|| ApiError::NotFound(format!("no user `{id}`")))
     })
@@ -563,6 +577,23 @@ fn with_roles(c: &mut DbConn, users: Vec<db::users::UserRow>) -> Result<Vec<User
             (u, r, v)
         })
         .collect())
+}
+
+/// Users the deprovisioning brake holds are shown as the application last saw them (active,
+/// not deleted, with their roles then) until their changes are released.
+fn as_the_app_saw(c: &mut DbConn, users: &mut [UserWith]) -> Result<(), ApiError> {
+    let ids: Vec<String> = users.iter().map(|(u, _, _)| u.id.clone()).collect();
+    let mut views = db::brake::app_views(c, &ids)?;
+    for (user, roles, _) in users.iter_mut() {
+        if let Some(view) = views.remove(&user.id) {
+            *user = db::users::UserRow {
+                deleted_at: None,
+                ..view.row
+            };
+            *roles = view.roles;
+        }
+    }
+    Ok(())
 }
 
 fn user_view((user, roles, values): &UserWith) -> Value {

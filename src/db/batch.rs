@@ -7,9 +7,14 @@
 //! changes in one `Batch`; any other change runs in a batch of its own (`Batch::run`,
 //! `write_tx`).
 //!
+//! Events about a user the deprovisioning brake holds are stored aside instead (see
+//! `crate::brake`).
+//!
 //! Why at the end: events then take the event-order lock and each directory's counter row
 //! once per batch instead of once per change, and only for the last moments before the commit
 //! (on Postgres, other instances' batches wait for them only that long).
+
+use std::collections::{HashMap, HashSet};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::{Connection, QueryResult};
@@ -31,6 +36,9 @@ static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub struct Batch<'c> {
     conn: &'c mut DbConn,
     events: Vec<PendingEvent>,
+    /// The users the deprovisioning brake holds, per directory this batch emitted events
+    /// about users of (read at its first such event): their events are stored aside.
+    held: HashMap<String, HashSet<String>>,
     logs: Vec<NewRequest>,
     /// Webhook deliveries the events written so far queued.
     deliveries: usize,
@@ -81,6 +89,7 @@ impl<'c> Batch<'c> {
         Ok(Batch {
             conn,
             events: Vec::new(),
+            held: HashMap::new(),
             logs: Vec::new(),
             deliveries: 0,
             nested,
@@ -125,6 +134,40 @@ impl<'c> Batch<'c> {
         self.relaxed = true;
     }
 
+    /// The users of a directory the brake holds (see `held`).
+    pub fn held_users(&mut self, directory_id: &str) -> QueryResult<&HashSet<String>> {
+        if !self.held.contains_key(directory_id) {
+            let ids = super::brake::held_ids(self.conn, directory_id)?;
+            self.held.insert(directory_id.to_string(), ids);
+        }
+        Ok(&self.held[directory_id])
+    }
+
+    /// The brake now holds this user: its events from here on are stored aside.
+    pub fn hold_user(&mut self, directory_id: &str, user_id: &str) -> QueryResult<()> {
+        self.held_users(directory_id)?;
+        if let Some(held) = self.held.get_mut(directory_id) {
+            held.insert(user_id.to_string());
+        }
+        Ok(())
+    }
+
+    /// The brake no longer holds these users of the directory (all when `None`): their held
+    /// events are being released.
+    pub fn unhold_users(&mut self, directory_id: &str, users: Option<&[String]>) {
+        match (users, self.held.get_mut(directory_id)) {
+            (None, _) => {
+                self.held.insert(directory_id.to_string(), HashSet::new());
+            }
+            (Some(users), Some(held)) => {
+                for u in users {
+                    held.remove(u);
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+
     /// What is queued so far.
     pub fn mark(&self) -> Mark {
         Mark {
@@ -142,7 +185,16 @@ impl<'c> Batch<'c> {
     /// Writes the events queued so far now, rather than at the commit (a change that must
     /// record them before it deletes what they refer to).
     pub fn write_events(&mut self) -> QueryResult<()> {
-        self.deliveries += events::write_pending(self.conn, std::mem::take(&mut self.events))?;
+        let (held, live): (Vec<PendingEvent>, Vec<PendingEvent>) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(PendingEvent::is_held);
+        if !held.is_empty() {
+            super::brake::insert_held_events(
+                self.conn,
+                held.into_iter().map(PendingEvent::into_held).collect(),
+            )?;
+        }
+        self.deliveries += events::write_pending(self.conn, live)?;
         Ok(())
     }
 

@@ -26,6 +26,10 @@ pub struct Directory {
     pub last_request_at: Option<NaiveDateTime>,
     /// The last event sequence number of this directory.
     pub event_seq: i64,
+    /// Its deprovisioning brake: `clear`, `engaged` or `paused` (see `crate::brake`).
+    pub brake_state: String,
+    /// Why the brake last engaged.
+    pub brake_reason: Option<String>,
 }
 
 /// `last_request_at` is refreshed at most this often, so reads do not write on every request.
@@ -51,6 +55,8 @@ pub fn create(
         first_request_at: None,
         last_request_at: None,
         event_seq: 0,
+        brake_state: crate::brake::BrakeState::Clear.as_str().to_string(),
+        brake_reason: None,
     };
     let secret = NewSecret::generate(SecretKind::ScimToken);
     write_tx(conn, |c| {
@@ -123,6 +129,9 @@ pub enum TokenCheck {
     Disabled,
     /// Valid, but the organization's SCIM Provisioning is switched off.
     ScimOff,
+    /// Valid, but the directory is paused: an admin rejected a burst of deprovisions the brake
+    /// held, and requests wait until an admin resumes it.
+    Paused,
 }
 
 /// A token's row with what decides whether it may be used.
@@ -137,6 +146,7 @@ struct FoundToken {
     scim_enabled: bool,
     dir_last_request: Option<NaiveDateTime>,
     provider: String,
+    brake_state: String,
 }
 
 /// Token rows read in the last `TokenRows::TTL`, by hash: every SCIM request presents its
@@ -211,6 +221,7 @@ fn find_token(conn: &mut DbConn, hash: &[u8]) -> QueryResult<Option<FoundToken>>
             organizations::scim_enabled,
             directories::last_request_at,
             directories::provider,
+            directories::brake_state,
         ))
         .first(c)
         .optional())?;
@@ -244,6 +255,9 @@ pub fn check_token(
     }
     if found.status != "active" {
         return Ok(TokenCheck::Disabled);
+    }
+    if found.brake_state == crate::brake::BrakeState::Paused.as_str() {
+        return Ok(TokenCheck::Paused);
     }
     Ok(TokenCheck::Ok {
         token_id: found.token_id,

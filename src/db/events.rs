@@ -29,13 +29,17 @@ pub enum EventType {
     DirectoryConnected,
     DirectoryDisabled,
     DirectoryDeleted,
+    DirectoryBrakeEngaged,
+    DirectoryBrakeReleased,
+    DirectoryPaused,
+    DirectoryResumed,
     DirectoryResyncStarted,
     DirectoryResyncFinished,
 }
 
 impl EventType {
     /// Every event type Roster emits.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 19] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -49,6 +53,10 @@ impl EventType {
         EventType::DirectoryConnected,
         EventType::DirectoryDisabled,
         EventType::DirectoryDeleted,
+        EventType::DirectoryBrakeEngaged,
+        EventType::DirectoryBrakeReleased,
+        EventType::DirectoryPaused,
+        EventType::DirectoryResumed,
         EventType::DirectoryResyncStarted,
         EventType::DirectoryResyncFinished,
     ];
@@ -68,6 +76,10 @@ impl EventType {
             EventType::DirectoryConnected => "directory.connected",
             EventType::DirectoryDisabled => "directory.disabled",
             EventType::DirectoryDeleted => "directory.deleted",
+            EventType::DirectoryBrakeEngaged => "directory.brake_engaged",
+            EventType::DirectoryBrakeReleased => "directory.brake_released",
+            EventType::DirectoryPaused => "directory.paused",
+            EventType::DirectoryResumed => "directory.resumed",
             EventType::DirectoryResyncStarted => "directory.resync_started",
             EventType::DirectoryResyncFinished => "directory.resync_finished",
         }
@@ -212,6 +224,57 @@ pub struct PendingEvent {
     directory_id: String,
     event_type: EventType,
     data: String,
+    /// The held user it is about: it is stored aside until the brake releases it.
+    held_for: Option<String>,
+}
+
+impl PendingEvent {
+    /// Whether the deprovisioning brake holds it.
+    pub(super) fn is_held(&self) -> bool {
+        self.held_for.is_some()
+    }
+
+    /// The event as the brake stores it.
+    pub(super) fn into_held(self) -> super::brake::HeldEvent {
+        super::brake::HeldEvent {
+            directory_id: self.directory_id,
+            user_id: self.held_for.unwrap_or_default(),
+            event_type: self.event_type.as_str().to_string(),
+            data: self.data,
+        }
+    }
+}
+
+impl EventType {
+    /// Whether an event of this type may be about a user the brake holds (a new user never
+    /// is; directory and group events are about no user).
+    fn may_be_held(self) -> bool {
+        matches!(
+            self,
+            EventType::UserUpdated
+                | EventType::UserDeactivated
+                | EventType::UserReactivated
+                | EventType::UserDeleted
+                | EventType::GroupUserAdded
+                | EventType::GroupUserRemoved
+        )
+    }
+}
+
+/// The user an event's data is about (`data.user.id`).
+fn user_of(data: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct About {
+        user: Option<Id>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_str::<About>(data)
+        .ok()
+        .and_then(|a| a.user)
+        .map(|u| u.id)
 }
 
 /// Writes events queued in a batch: per directory in the order they were emitted, the
@@ -251,10 +314,20 @@ pub fn emit_many<D: serde::Serialize>(
                     directory_id: directory_id.to_string(),
                     event_type,
                     data,
+                    held_for: None,
                 })
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
         })
         .collect::<QueryResult<Vec<_>>>()?;
+    let mut serialized = serialized;
+    if serialized.iter().any(|e| e.event_type.may_be_held()) {
+        let held = batch.held_users(directory_id)?;
+        if !held.is_empty() {
+            for e in serialized.iter_mut().filter(|e| e.event_type.may_be_held()) {
+                e.held_for = user_of(&e.data).filter(|id| held.contains(id));
+            }
+        }
+    }
     batch.queue_events(serialized);
     Ok(())
 }

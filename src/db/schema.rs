@@ -42,6 +42,10 @@ diesel::table! {
         name -> Text,
         scim_enabled -> Bool,
         created_at -> Timestamp,
+        brake_min_users -> Integer,
+        brake_min_percent -> Integer,
+        brake_window_minutes -> Integer,
+        brake_settle_seconds -> Integer,
     }
 }
 
@@ -68,6 +72,46 @@ diesel::table! {
         first_request_at -> Nullable<Timestamp>,
         last_request_at -> Nullable<Timestamp>,
         event_seq -> BigInt,
+        brake_min_users -> Nullable<Integer>,
+        brake_min_percent -> Nullable<Integer>,
+        brake_window_minutes -> Nullable<Integer>,
+        brake_settle_seconds -> Nullable<Integer>,
+        brake_state -> Text,
+        brake_changed_at -> Nullable<Timestamp>,
+        brake_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    deprovisions (id) {
+        id -> BigInt,
+        directory_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    held_users (directory_id, user_id) {
+        directory_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        held_at -> Timestamp,
+        release_at -> Nullable<Timestamp>,
+        app_view -> Text,
+        app_groups -> Text,
+    }
+}
+
+diesel::table! {
+    held_events (id) {
+        id -> BigInt,
+        directory_id -> Text,
+        user_id -> Text,
+        event_type -> Text,
+        data -> Text,
+        held_at -> Timestamp,
     }
 }
 
@@ -323,6 +367,7 @@ diesel::joinable!(attribute_mappings -> directories (directory_id));
 diesel::joinable!(role_mappings -> roles (role_id));
 diesel::joinable!(role_mappings -> scim_groups (group_id));
 diesel::joinable!(directories -> organizations (org_id));
+diesel::joinable!(held_users -> directories (directory_id));
 diesel::joinable!(directory_resyncs -> directories (directory_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
@@ -335,6 +380,9 @@ diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_deliveries -> events (event_seq));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    deprovisions,
+    held_users,
+    held_events,
     settings,
     owners,
     owner_setup_links,

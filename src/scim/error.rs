@@ -3,6 +3,9 @@
 use serde_json::{Value, json};
 
 const CONCURRENT_CONFLICT: &str = "a concurrent change got in the way; retry shortly";
+const PAUSED: &str = "this directory is paused: Roster's deprovisioning brake held a burst of deactivations or deletions and an admin rejected them; requests are refused until an admin fixes the provider's scope and resumes the directory in the Admin Portal. Retry later: no change is lost";
+/// Seconds a provider is asked to wait before retrying a paused directory.
+const PAUSED_RETRY_AFTER: u64 = 300;
 
 /// The `scimType` of an error body: which kind of 400 or 409 it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,21 @@ impl ScimError {
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(503, None, detail)
     }
+    /// The directory is paused by the deprovisioning brake (a 503, so that the provider keeps
+    /// its changes and retries).
+    pub fn paused() -> Self {
+        Self::unavailable(PAUSED)
+    }
+
+    /// The `Retry-After` (seconds) of a 503: long for a paused directory, short otherwise.
+    pub fn retry_after(&self) -> Option<u64> {
+        match (self.status, self.detail.as_str()) {
+            (503, PAUSED) => Some(PAUSED_RETRY_AFTER),
+            (503, _) => Some(1),
+            _ => None,
+        }
+    }
+
     pub fn internal() -> Self {
         Self::new(500, None, "internal error; the request was not applied")
     }

@@ -373,7 +373,7 @@ impl Rendered {
             body: Some(e.to_json().to_string()),
             challenge: e.status == 401,
             // A provider retries a 503 sooner or later; this says when.
-            retry_after: (e.status == 503).then_some(1),
+            retry_after: e.retry_after(),
             ..Rendered::empty(
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             )
@@ -934,6 +934,7 @@ fn authenticate(
         TokenCheck::Disabled => Err(ScimError::forbidden(
             "this directory is disabled in the Admin Portal: its requests are refused until an IT admin enables it again",
         )),
+        TokenCheck::Paused => Err(ScimError::paused()),
         TokenCheck::ScimOff => Err(ScimError::forbidden(
             "SCIM Provisioning is turned off for this organization; ask the app owner to turn it on",
         )),

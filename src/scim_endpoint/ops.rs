@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::db::events::{self as db_events, EventType};
 use crate::events;
 
+use crate::brake::{self, Deprovision};
 use crate::custom_attributes::{self, Mappings, Values};
 use crate::db::attributes;
 use crate::db::directories;
@@ -291,6 +292,14 @@ fn user_groups(
             .map(|(_, r)| r)
             .collect(),
     )
+}
+
+/// The ids of a user's groups.
+fn group_ids(conn: &mut DbConn, ctx: &Ctx<'_>, user_id: &str) -> Result<Vec<String>, ScimError> {
+    Ok(user_groups(conn, ctx, user_id)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
 }
 
 fn ensure_user_name_free(
@@ -812,6 +821,10 @@ fn save_user(
     let id = existing.id.as_str();
     ensure_user_name_free(c, ctx, input, Some(id))?;
     let row = users::update(c, ctx.directory_id, id, input)?;
+    if existing.active && !row.active {
+        let (roles, groups) = (roles_of(c, existing)?, group_ids(c, ctx, id)?);
+        brake::hook::on_deprovision(c, existing, roles, groups, Deprovision::Deactivated)?;
+    }
     // Events: (de)activation, and the other attributes that changed.
     let before: Value = serde_json::from_str(&existing.resource).unwrap_or(Value::Null);
     let described = describe_changes(&before, &input.document);
@@ -917,7 +930,9 @@ pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
     check_if_match(ctx, existing.version)?;
     let roles = roles_of(c, &existing)?;
     let values = attributes::mappings(c, ctx.directory_id)?.values_of_text(&existing.resource);
+    let groups = group_ids(c, ctx, id)?;
     users::delete(c, ctx.directory_id, id)?;
+    brake::hook::on_deprovision(c, &existing, roles.clone(), groups, Deprovision::Deleted)?;
     let raw = user_event_raw(ctx, &existing)?;
     db_events::emit(
         c,
@@ -926,6 +941,59 @@ pub fn delete_user(c: &mut Batch<'_>, ctx: &Ctx<'_>, id: &str) -> Result<(), Sci
         user_event(&existing, &raw, roles, values)?,
     )?;
     Ok(())
+}
+
+/// Undoes a held deactivation or deletion the application never saw (the brake's held
+/// changes were rejected): the user is live and active again, back in the groups it was in
+/// (those that still exist), and one `user.updated` tells the application about what else
+/// changed meanwhile. A deleted user whose userName a new user has taken stays deleted, and
+/// the application gets its `user.deleted`. Returns whether the user was restored.
+pub fn restore_user(
+    c: &mut Batch<'_>,
+    ctx: &Ctx<'_>,
+    seen: &UserRow,
+    seen_roles: Vec<String>,
+    seen_groups: &[String],
+) -> Result<bool, ScimError> {
+    let id = seen.id.as_str();
+    if users::get(c, ctx.directory_id, id)?.is_none() {
+        let taken = users::id_by_user_name(c, ctx.directory_id, &seen.user_name)?;
+        if taken.is_some() || !users::undelete(c, ctx.directory_id, id)? {
+            let raw = user_event_raw(ctx, seen)?;
+            let values = attributes::mappings(c, ctx.directory_id)?.values_of_text(&seen.resource);
+            let data = user_event(seen, &raw, seen_roles, values)?;
+            db_events::emit(c, ctx.directory_id, EventType::UserDeleted, data)?;
+            return Ok(false);
+        }
+    }
+    let current = users::get(c, ctx.directory_id, id)?.ok_or_else(|| user_not_found(id))?;
+    let mut doc: Value =
+        serde_json::from_str(&current.resource).map_err(|_| ScimError::internal())?;
+    if let Some(obj) = doc.as_object_mut() {
+        for (key, value) in obj.iter_mut() {
+            if key.eq_ignore_ascii_case("active") {
+                *value = Value::Bool(true);
+            }
+        }
+    }
+    let input = user_after_patch(&doc, true)?;
+    let row = users::update(c, ctx.directory_id, id, &input)?;
+    let groups: BTreeSet<String> = seen_groups.iter().cloned().collect();
+    let live = groups::known_group_ids(c, ctx.directory_id, &groups)?;
+    memberships::add_to_groups(c, id, &live)?;
+    let before: Value = serde_json::from_str(&seen.resource).unwrap_or(Value::Null);
+    let mut changed = events::changed_attributes(&before, &input.document);
+    changed.retain(|a| a != "active");
+    if !changed.is_empty() {
+        let raw = user_event_raw(ctx, &row)?;
+        let values = attributes::mappings(c, ctx.directory_id)?.values(&input.document);
+        let data = UserEvent {
+            changed: Some(changed),
+            ..user_event(&row, &raw, roles_of(c, &row)?, values)?
+        };
+        db_events::emit(c, ctx.directory_id, EventType::UserUpdated, data)?;
+    }
+    Ok(true)
 }
 
 // ---- Groups ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ mod api_v1;
 mod at_rest;
 mod attributes;
 mod auth_failures;
+mod brake;
 mod cli;
 mod delivery;
 mod discovery;

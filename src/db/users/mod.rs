@@ -25,10 +25,11 @@ pub use views::{
     ApiFilter, ViewQuery, ViewSort, api_get, api_list, labels, org_get, org_get_deleted, org_page,
 };
 pub use write::{
-    NewUser, delete, insert, record_created, record_created_with, record_created_with_roles, update,
+    NewUser, delete, insert, record_created, record_created_with, record_created_with_roles,
+    undelete, update,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = scim_users)]
 pub struct UserRow {
     pub id: String,

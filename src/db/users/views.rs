@@ -8,7 +8,7 @@ use super::UserRow;
 use super::pages::Bookmarks;
 use super::search_index::trigram_prefilter;
 use crate::db::DbConn;
-use crate::db::schema::{directories, group_members, scim_users};
+use crate::db::schema::{directories, group_members, held_users, scim_users};
 use crate::scim::resource::normalize;
 
 /// How the portal's Users view sorts.
@@ -216,6 +216,23 @@ pub struct ApiFilter {
     pub updated_after: Option<NaiveDateTime>,
 }
 
+type HeldIds = diesel::dsl::Select<held_users::table, held_users::user_id>;
+
+/// Ids of the users the deprovisioning brake holds.
+fn held_ids() -> HeldIds {
+    held_users::table.select(held_users::user_id)
+}
+
+/// Live users, and deleted ones whose deletion the brake holds from the application.
+fn live_for_the_app() -> diesel::dsl::Or<
+    diesel::dsl::IsNull<scim_users::deleted_at>,
+    diesel::dsl::EqAny<scim_users::id, HeldIds>,
+> {
+    scim_users::deleted_at
+        .is_null()
+        .or(scim_users::id.eq_any(held_ids()))
+}
+
 /// Directory API: live users matching `f`, in id order after `after` (keyset paging).
 pub fn api_list(
     conn: &mut DbConn,
@@ -225,7 +242,7 @@ pub fn api_list(
 ) -> QueryResult<Vec<UserRow>> {
     let mut q = scim_users::table
         .inner_join(directories::table)
-        .filter(scim_users::deleted_at.is_null())
+        .filter(live_for_the_app())
         .select(UserRow::as_select())
         .order(scim_users::id.asc())
         .limit(limit)
@@ -246,7 +263,12 @@ pub fn api_list(
         );
     }
     if let Some(a) = f.active {
-        q = q.filter(scim_users::active.eq(a));
+        // A held user's state is the one the application saw (the caller applies it).
+        q = q.filter(
+            scim_users::active
+                .eq(a)
+                .or(scim_users::id.eq_any(held_ids())),
+        );
     }
     if let Some(t) = f.updated_after {
         q = q.filter(scim_users::updated_at.gt(t));
@@ -261,7 +283,7 @@ pub fn api_list(
 pub fn api_get(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
     scim_users::table
         .filter(scim_users::id.eq(id))
-        .filter(scim_users::deleted_at.is_null())
+        .filter(live_for_the_app())
         .select(UserRow::as_select())
         .first(conn)
         .optional()

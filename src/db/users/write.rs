@@ -364,6 +364,20 @@ pub fn update(
     get(conn, directory_id, id)?.ok_or(diesel::result::Error::NotFound)
 }
 
+/// Brings a deleted user back (its tombstone becomes live again, without memberships); false
+/// when it is not deleted. The caller checks that its userName is still free.
+pub fn undelete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        scim_users::table
+            .filter(scim_users::directory_id.eq(directory_id))
+            .filter(scim_users::id.eq(id))
+            .filter(scim_users::deleted_at.is_not_null()),
+    )
+    .set(scim_users::deleted_at.eq(None::<chrono::NaiveDateTime>))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Deletes a user: a tombstone stays (for audit), memberships and email index rows go.
 pub fn delete(conn: &mut DbConn, directory_id: &str, id: &str) -> QueryResult<bool> {
     let n = diesel::update(

@@ -1,0 +1,14 @@
+DROP TABLE held_events;
+DROP TABLE held_users;
+DROP TABLE deprovisions;
+ALTER TABLE directories DROP COLUMN brake_reason;
+ALTER TABLE directories DROP COLUMN brake_changed_at;
+ALTER TABLE directories DROP COLUMN brake_state;
+ALTER TABLE directories DROP COLUMN brake_settle_seconds;
+ALTER TABLE directories DROP COLUMN brake_window_minutes;
+ALTER TABLE directories DROP COLUMN brake_min_percent;
+ALTER TABLE directories DROP COLUMN brake_min_users;
+ALTER TABLE organizations DROP COLUMN brake_settle_seconds;
+ALTER TABLE organizations DROP COLUMN brake_window_minutes;
+ALTER TABLE organizations DROP COLUMN brake_min_percent;
+ALTER TABLE organizations DROP COLUMN brake_min_users;
