@@ -30,10 +30,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 impl From<ResyncError> for ApiError {
     fn from(e: ResyncError) -> Self {
         match e {
-            ResyncError::AlreadyRunning => ApiError::Conflict(e.to_string()),
-            ResyncError::NotRunning | ResyncError::NothingToApply | ResyncError::Disabled => {
-                ApiError::Conflict(e.to_string())
-            }
+            ResyncError::AlreadyRunning
+            | ResyncError::NotRunning
+            | ResyncError::NothingToApply
+            | ResyncError::Disabled => ApiError::Conflict(e.to_string()),
             ResyncError::Pool(e) => ApiError::Unavailable(e),
             ResyncError::Writer(e) => ApiError::Writer(e),
             ResyncError::Db(e) => e.into(),
