@@ -352,6 +352,19 @@ async fn keeping_a_resyncs_result_changes_nothing(backend: Backend) {
     assert_eq!(listed.json()["totalResults"], 50);
     let finished = finish(&api, dir).await;
     assert_eq!(finished["stale_user_count"], 50);
+
+    // A directory deleted while a resync runs takes its resync with it.
+    start(&api, dir).await;
+    assert!(roster::db::directories::delete(&mut app.conn(), &f.org, dir).unwrap());
+    roster::reconcile::finish_due(app.state()).await.unwrap();
+    api.call(
+        "GET",
+        &format!("/directories/{dir}/reconcile"),
+        TEMPLATE,
+        None,
+        404,
+    )
+    .await;
 }
 
 backend_tests!(resyncs_are_refused_outside_the_keys_organization_and_when_nothing_runs);
@@ -628,6 +641,16 @@ async fn the_portal_resyncs_its_own_directories_only_and_its_forms_need_csrf(bac
     assert_eq!(applied.status, 303);
     let page = admin.get(&path).await;
     assert!(page.body.contains("They were deactivated"), "{}", page.body);
+    // The owner console's organization page says so too.
+    let mut owner = app.owner().await;
+    let org_page = owner.get(&format!("/owner/orgs/{}", f.org)).await;
+    assert!(
+        org_page
+            .body
+            .contains("finished: 5 users and 2 groups deactivated or deleted"),
+        "{}",
+        org_page.body
+    );
     assert_eq!(
         f.scim
             .get(&format!("/Users/{}", f.users[49].0))
@@ -635,4 +658,52 @@ async fn the_portal_resyncs_its_own_directories_only_and_its_forms_need_csrf(bac
             .json()["active"],
         false
     );
+}
+
+backend_tests!(a_resyncs_deactivation_is_held_by_the_deprovisioning_brake_like_the_providers);
+async fn a_resyncs_deactivation_is_held_by_the_deprovisioning_brake_like_the_providers(
+    backend: Backend,
+) {
+    let (app, api) = spawn(backend).await;
+    let f = fixture(&app, &api).await;
+    let dir = &f.directory;
+    // A brake that engages past 2 deprovisioned users and 5 % of the directory.
+    api.call(
+        "PUT",
+        &format!("/organizations/{}/brake", f.org),
+        "/organizations/{id}/brake",
+        Some(json!({"min_users": 2, "min_percent": 5, "window_minutes": 10})),
+        200,
+    )
+    .await;
+    start(&api, dir).await;
+    provider_pushes(&f).await;
+    finish(&api, dir).await;
+    let (_, cursor) = events_after(&api, &f.org, 0).await;
+    apply(&api, dir, "deactivate").await;
+
+    // The SCIM state is recorded, but the burst is held from the application.
+    for (id, _) in &f.users[45..] {
+        assert_eq!(
+            f.scim.get(&format!("/Users/{id}")).await.json()["active"],
+            false
+        );
+    }
+    let d = api
+        .call(
+            "GET",
+            &format!("/directories/{dir}"),
+            "/directories/{id}",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(d["brake"]["state"], "engaged", "{d}");
+    assert!(d["brake"]["held"].as_i64().unwrap() >= 1, "{d}");
+    let (events, _) = events_after(&api, &f.org, cursor).await;
+    let delivered = events
+        .iter()
+        .filter(|(t, _)| t == "user.deactivated")
+        .count();
+    assert!(delivered < 5, "{events:?}");
 }
