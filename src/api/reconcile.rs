@@ -33,7 +33,8 @@ impl From<ResyncError> for ApiError {
             ResyncError::AlreadyRunning
             | ResyncError::NotRunning
             | ResyncError::NothingToApply
-            | ResyncError::Disabled => ApiError::Conflict(e.to_string()),
+            | ResyncError::Disabled
+            | ResyncError::Paused => ApiError::Conflict(e.to_string()),
             ResyncError::Pool(e) => ApiError::Unavailable(e),
             ResyncError::Writer(e) => ApiError::Writer(e),
             ResyncError::Db(e) => e.into(),

@@ -22,6 +22,7 @@
 
 pub mod decisions;
 pub mod hook;
+pub mod review;
 
 use std::fmt;
 

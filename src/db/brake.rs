@@ -528,6 +528,12 @@ pub struct NotClear {
     pub held: i64,
 }
 
+impl NotClear {
+    pub fn is_paused(&self) -> bool {
+        self.state == BrakeState::Paused
+    }
+}
+
 /// The organization's directories whose brake is engaged or paused.
 pub fn not_clear_in_org(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<NotClear>> {
     let rows: Vec<(String, String, String, Option<String>)> = directories::table

@@ -17,6 +17,7 @@ use crate::pages::{
 use crate::state::AppState;
 
 mod attributes;
+mod brake;
 mod roles;
 mod settings;
 mod user;
@@ -24,6 +25,7 @@ mod user;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(settings::configure);
     cfg.configure(roles::configure);
+    cfg.configure(brake::configure);
     cfg.configure(attributes::configure);
     cfg.configure(user::configure);
     cfg.route("/owner", web::get().to(home))
@@ -63,6 +65,8 @@ pub struct OrgRow {
     pub health: (&'static str, &'static str),
     /// Another organization has the same name (case and spaces aside).
     pub duplicate: bool,
+    /// A directory's deprovisioning brake is engaged or paused: what the list says.
+    pub brake: Option<&'static str>,
 }
 
 fn name_key(name: &str) -> String {
@@ -103,7 +107,15 @@ fn org_rows(
             (_, _, true) => ("ok", "connected"),
             _ => ("waiting", "waiting"),
         };
+        let brake = if dirs.iter().any(|d| d.brake_state == "engaged") {
+            Some("Deprovisioning brake engaged")
+        } else if dirs.iter().any(|d| d.brake_state == "paused") {
+            Some("Directory paused")
+        } else {
+            None
+        };
         out.push(OrgRow {
+            brake,
             duplicate: names.get(&name_key(&org.name)).is_some_and(|n| *n > 1),
             directories: dirs.len(),
             users,

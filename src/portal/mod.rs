@@ -3,6 +3,7 @@
 //! live Users and Groups views.
 
 mod attributes;
+pub mod brake;
 mod directories;
 mod resync;
 mod roles;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/portal", web::get().to(home))
         .route("/portal/scim", web::get().to(scim_tab))
         .configure(directories::configure)
+        .configure(brake::configure)
         .configure(roles::configure)
         .configure(resync::configure)
         .configure(attributes::configure)
@@ -42,6 +44,8 @@ pub struct Nav {
     pub org: Org,
     pub current: &'static str,
     pub tabs: Tabs,
+    /// Directories whose deprovisioning brake is engaged or paused (a banner on every page).
+    pub brakes: Vec<db::brake::NotClear>,
 }
 
 /// The tabs shown only when the owner set up what they manage.
@@ -59,14 +63,20 @@ impl Nav {
         current: &'static str,
     ) -> Result<Nav, PageError> {
         let org_id = org.id.clone();
-        let tabs = db(state, move |c| {
-            Ok(Tabs {
+        let (tabs, brakes) = db(state, move |c| {
+            let tabs = Tabs {
                 roles: db::roles::any(c, &org_id)?,
                 attributes: db::attributes::any(c, &org_id)?,
-            })
+            };
+            Ok((tabs, db::brake::not_clear_in_org(c, &org_id)?))
         })
         .await?;
-        Ok(Nav { org, current, tabs })
+        Ok(Nav {
+            org,
+            current,
+            tabs,
+            brakes,
+        })
     }
 }
 

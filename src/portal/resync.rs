@@ -161,6 +161,7 @@ fn problem_text(code: &str) -> Option<String> {
         "not-running" => ResyncError::NotRunning,
         "nothing" => ResyncError::NothingToApply,
         "disabled" => ResyncError::Disabled,
+        "paused" => ResyncError::Paused,
         _ => return None,
     };
     Some(format!("{e}."))
@@ -196,6 +197,7 @@ fn back(id: &str, result: Result<(), ResyncError>) -> Result<HttpResponse, PageE
         Err(ResyncError::NotRunning) => "not-running",
         Err(ResyncError::NothingToApply) => "nothing",
         Err(ResyncError::Disabled) => "disabled",
+        Err(ResyncError::Paused) => "paused",
         Err(ResyncError::Pool(e)) => return Err(PageError::Unavailable(e)),
         Err(ResyncError::Writer(e)) => return Err(PageError::Busy(e.into())),
         Err(ResyncError::Db(e)) => return Err(e.into()),

@@ -38,6 +38,10 @@ pub enum ResyncError {
     NothingToApply,
     #[error("this directory is disabled: enable it before starting a resync")]
     Disabled,
+    #[error(
+        "this directory is paused by the deprovisioning brake: resume it before starting a resync"
+    )]
+    Paused,
     #[error("no database connection")]
     Pool(#[source] r2d2::Error),
     #[error("the writer is unavailable")]
@@ -79,9 +83,13 @@ pub async fn start(
     let started = state
         .writer
         .run(move |b| {
-            let active = db::directories::api_get(b, &dir)?.is_some_and(|d| d.status == "active");
-            if !active {
+            let found = db::directories::api_get(b, &dir)?;
+            if !found.as_ref().is_some_and(|d| d.status == "active") {
                 return Ok(Err(ResyncError::Disabled));
+            }
+            // A paused directory refuses the provider's pushes: nothing could be confirmed.
+            if found.is_some_and(|d| d.brake_state == "paused") {
+                return Ok(Err(ResyncError::Paused));
             }
             let Some(resync) = resyncs::start(b, &dir, runs_for)? else {
                 return Ok(Err(ResyncError::AlreadyRunning));

@@ -523,3 +523,183 @@ async fn an_engaged_brake_survives_a_kill_9(backend: Backend) {
     restarted.kill().unwrap();
     restarted.wait().unwrap();
 }
+
+backend_tests!(the_portal_and_the_console_show_the_engaged_brake_and_decide);
+/// The IT admin sees the engaged brake on every portal page and releases it from the brake's
+/// page (a form without its CSRF token is refused); the owner sees it in the organization list
+/// and sets the organization's thresholds (a bad value is refused with what to fix, and what
+/// was typed stays). Another organization's directory is a 404.
+async fn the_portal_and_the_console_show_the_engaged_brake_and_decide(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = api_for(&app).await;
+    let a = acme(&app, &api, "okta", 20, 0).await;
+    for id in &a.users[..12] {
+        assert_eq!(a.scim.delete(&format!("/Users/{id}")).await.status, 204);
+    }
+    let mut portal = app.portal(&a.org).await;
+    for page in ["/portal/users", "/portal/groups", "/portal/scim"] {
+        let r = portal.get(page).await;
+        assert_eq!(r.status, 200, "{page}");
+        assert!(
+            r.body.contains("Deprovisioning brake engaged on okta:")
+                && r.body
+                    .contains("Okta deleted 12 users within a minute — 60 % of the directory")
+                && r.body
+                    .contains(&format!("/portal/scim/directories/{}/brake", a.id)),
+            "{page} shows the banner: {}",
+            r.body
+        );
+    }
+    let page = portal
+        .get(&format!("/portal/scim/directories/{}/brake", a.id))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Release 2 changes"), "{}", page.body);
+    assert!(page.body.contains("user10@acme.com") && page.body.contains("user11@acme.com"));
+    assert!(
+        !page.body.contains("user09@acme.com"),
+        "delivered before the brake engaged"
+    );
+
+    let no_csrf = portal
+        .send(
+            "POST",
+            &format!("/portal/scim/directories/{}/brake/release", a.id),
+            Some(&[]),
+            &[],
+        )
+        .await;
+    assert_eq!(no_csrf.status, 403);
+    assert_eq!(directory(&api, &a.id).await["brake"]["state"], "engaged");
+
+    // The owner's list flags the organization.
+    let mut owner = app.owner().await;
+    let list = owner.get("/owner").await;
+    assert!(
+        list.body.contains("Deprovisioning brake engaged"),
+        "{}",
+        list.body
+    );
+
+    let released = portal
+        .post_form(
+            &format!("/portal/scim/directories/{}/brake/release", a.id),
+            &page.body,
+            &[],
+        )
+        .await;
+    assert_eq!(released.status, 303);
+    let after = portal.get(released.header("location").unwrap()).await;
+    assert!(
+        after
+            .body
+            .contains("Released: the held changes are on their way")
+    );
+    assert!(!after.body.contains("Deprovisioning brake engaged on"));
+    assert_eq!(
+        of_type(&feed(&api, &a.org).await, "user.deleted"),
+        a.users[..12].to_vec()
+    );
+    // Deciding again (a second tab) says someone else already did.
+    let again = portal
+        .post_form(
+            &format!("/portal/scim/directories/{}/brake/release", a.id),
+            &page.body,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        again.header("location"),
+        Some(format!("/portal/scim/directories/{}/brake?done=stale", a.id).as_str())
+    );
+
+    // The owner's thresholds: a bad value is refused, what was typed stays.
+    let form = owner.get(&format!("/owner/orgs/{}/brake", a.org)).await;
+    assert_eq!(form.status, 200);
+    let refused = owner
+        .post_form(
+            &format!("/owner/orgs/{}/brake", a.org),
+            &form.body,
+            &[
+                ("min_users", "5"),
+                ("min_percent", "250"),
+                ("window_minutes", "15"),
+                ("settle_seconds", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused
+            .body
+            .contains("the share of users (%) must be between 0 and 100")
+    );
+    assert!(refused.body.contains("value=\"250\""));
+    let saved = owner
+        .post_form(
+            &format!("/owner/orgs/{}/brake", a.org),
+            &form.body,
+            &[
+                ("min_users", "5"),
+                ("min_percent", "25"),
+                ("window_minutes", "15"),
+                ("settle_seconds", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let t = api
+        .call(
+            "GET",
+            &format!("/organizations/{}/brake", a.org),
+            "/organizations/{id}/brake",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        t,
+        json!({"min_users": 5, "min_percent": 25, "window_minutes": 15, "settle_seconds": 30})
+    );
+    // The IT admin may only tighten them.
+    let looser = portal
+        .post_form(
+            &format!("/portal/scim/directories/{}/brake/thresholds", a.id),
+            &after.body,
+            &[("min_users", "8")],
+        )
+        .await;
+    assert_eq!(looser.status, 422);
+    assert!(
+        looser.body.contains(
+            "a directory can only tighten the organization&#39;s brake: use at most 5 users"
+        ),
+        "{}",
+        looser.body
+    );
+
+    // Another organization's directory.
+    let other = api
+        .org(json!({"name": "Globex", "scim_enabled": true}))
+        .await;
+    let globex = app.directory(&other, "entra");
+    let globex_id = globex.base.rsplit('/').next().unwrap();
+    assert_eq!(
+        portal
+            .get(&format!("/portal/scim/directories/{globex_id}/brake"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        portal
+            .post_form(
+                &format!("/portal/scim/directories/{globex_id}/brake/release"),
+                &after.body,
+                &[],
+            )
+            .await
+            .status,
+        404
+    );
+}
