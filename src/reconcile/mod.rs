@@ -84,7 +84,7 @@ pub async fn start(
         .writer
         .run(move |b| {
             let found = db::directories::api_get(b, &dir)?;
-            if !found.as_ref().is_some_and(|d| d.status == "active") {
+            if found.as_ref().is_none_or(|d| d.status != "active") {
                 return Ok(Err(ResyncError::Disabled));
             }
             // A paused directory refuses the provider's pushes: nothing could be confirmed.
