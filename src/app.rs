@@ -28,6 +28,8 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
     actix_web::rt::spawn(crate::roles::changes::finish_abandoned_forever(
         state.clone(),
     ));
+    // Directory alerts, evaluated by every instance (raised and cleared once between them).
+    actix_web::rt::spawn(crate::alerts::evaluate_forever(state.clone()));
     // Deprovisions whose settling time is over reach the application.
     actix_web::rt::spawn(crate::brake::decisions::release_settled_forever(
         state.clone(),

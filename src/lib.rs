@@ -9,7 +9,7 @@
 //! - `auth`: secrets, sessions, CSRF; `state`: what handlers share; `router`: the routes;
 //!   `app`: the server and its middleware (`request_log`: one line per request; `log_format`:
 //!   text or JSON lines); `metrics`: Prometheus metrics and `/metrics`;
-//!   `cli`: the command line.
+//!   `cli`: the command line; `alerts`: freshness and drift alerts about directories.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,6 +18,7 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod assets;

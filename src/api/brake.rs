@@ -256,6 +256,6 @@ async fn reject(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Stri
 async fn resume(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> ApiResult {
     let id = id.into_inner();
     reach(&req, &state, &id).await?;
-    decisions::resume(&state, &id).await?;
-    Ok(HttpResponse::Ok().json(json!({"brake": {"state": "clear"}})))
+    let now = decisions::resume(&state, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({"brake": {"state": now.as_str()}})))
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::db::{self, DbConn};
 use crate::events::{group_json, user_json_full};
 
+mod alerts;
 mod attributes;
 mod brake;
 mod reconcile;
@@ -29,6 +30,7 @@ const MAX_LIMIT: i64 = 1000;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     roles::configure(cfg);
     attributes::configure(cfg);
+    alerts::configure(cfg);
     brake::configure(cfg);
     reconcile::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
@@ -447,15 +449,18 @@ async fn get_directory(
     id: web::Path<String>,
 ) -> ApiResult {
     let id = id.into_inner();
-    let (d, held) = with_key(&req, &state, move |c, scope| {
+    let (d, held, open) = with_key(&req, &state, move |c, scope| {
         let d = db::directories::api_get(c, &id)?
             .filter(|d| scope.allows(&d.org_id))
             .ok_or_else(|| ApiError::NotFound(format!("no directory `{id}`")))?;
         let held = db::brake::held_counts(c, std::slice::from_ref(&d.id))?;
-        Ok((d, held.values().sum::<i64>()))
+        let open = db::alerts::open_for_directory(c, &d.id)?;
+        Ok((d, held.values().sum::<i64>(), open))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(directory_json(&state, &d, held)))
+    let mut body = directory_json(&state, &d, held);
+    body["alerts"] = open.iter().map(alerts::open_json).collect();
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]

@@ -174,22 +174,29 @@ pub async fn reject(state: &AppState, directory_id: &str) -> Result<Outcome, Dec
         .map_err(DecisionError::Writer)?
 }
 
-/// Resumes a paused directory: SCIM requests are accepted again.
-pub async fn resume(state: &AppState, directory_id: &str) -> Result<(), DecisionError> {
+/// Resumes a paused directory: SCIM requests are accepted again. Returns where the brake
+/// stands after.
+pub async fn resume(state: &AppState, directory_id: &str) -> Result<BrakeState, DecisionError> {
     let dir = directory_id.to_string();
     state
         .writer
         .run(move |b| {
             expect(b, &dir, BrakeState::Paused, "resume")?;
-            store::set_state(b, &dir, BrakeState::Paused, BrakeState::Clear, None)?;
+            // Deprovisions Roster itself made while paused (a resync's) wait for a decision.
+            let next = if store::held_ids(b, &dir)?.is_empty() {
+                BrakeState::Clear
+            } else {
+                BrakeState::Engaged
+            };
+            store::set_state(b, &dir, BrakeState::Paused, next, None)?;
             db_events::emit(
                 b,
                 &dir,
                 EventType::DirectoryResumed,
-                json!({"brake": {"state": "clear"}}),
+                json!({"brake": {"state": next.as_str()}}),
             )?;
             log::info!("directory resumed directory={dir}");
-            Ok(())
+            Ok(next)
         })
         .await
         .map_err(DecisionError::Writer)?

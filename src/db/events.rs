@@ -29,6 +29,8 @@ pub enum EventType {
     DirectoryConnected,
     DirectoryDisabled,
     DirectoryDeleted,
+    DirectoryAlertRaised,
+    DirectoryAlertCleared,
     DirectoryBrakeEngaged,
     DirectoryBrakeReleased,
     DirectoryPaused,
@@ -39,7 +41,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type Roster emits.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 21] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -53,6 +55,8 @@ impl EventType {
         EventType::DirectoryConnected,
         EventType::DirectoryDisabled,
         EventType::DirectoryDeleted,
+        EventType::DirectoryAlertRaised,
+        EventType::DirectoryAlertCleared,
         EventType::DirectoryBrakeEngaged,
         EventType::DirectoryBrakeReleased,
         EventType::DirectoryPaused,
@@ -76,6 +80,8 @@ impl EventType {
             EventType::DirectoryConnected => "directory.connected",
             EventType::DirectoryDisabled => "directory.disabled",
             EventType::DirectoryDeleted => "directory.deleted",
+            EventType::DirectoryAlertRaised => "directory.alert_raised",
+            EventType::DirectoryAlertCleared => "directory.alert_cleared",
             EventType::DirectoryBrakeEngaged => "directory.brake_engaged",
             EventType::DirectoryBrakeReleased => "directory.brake_released",
             EventType::DirectoryPaused => "directory.paused",

@@ -4,6 +4,7 @@
 //! SCIM changes in the writer's group commit (`writer`), any other in a batch of its own
 //! (`write_tx`, `Batch::run`).
 
+pub mod alerts;
 pub mod api_keys;
 pub mod attributes;
 pub mod batch;

@@ -360,6 +360,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    directory_alerts (id) {
+        id -> Text,
+        directory_id -> Text,
+        kind -> Text,
+        detail -> Text,
+        raised_at -> Timestamp,
+        cleared_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(portal_links -> organizations (org_id));
 diesel::joinable!(roles -> organizations (org_id));
 diesel::joinable!(custom_attributes -> organizations (org_id));
@@ -370,6 +381,7 @@ diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(held_users -> directories (directory_id));
 diesel::joinable!(directory_resyncs -> directories (directory_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
+diesel::joinable!(directory_alerts -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
 diesel::joinable!(scim_groups -> directories (directory_id));
 diesel::joinable!(user_emails -> scim_users (user_id));
@@ -408,6 +420,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_refreshes,
     custom_attributes,
     attribute_mappings,
+    directory_alerts,
     directory_resyncs,
     resync_confirmations,
 );

@@ -65,6 +65,8 @@ pub struct OrgRow {
     pub health: (&'static str, &'static str),
     /// Another organization has the same name (case and spaces aside).
     pub duplicate: bool,
+    /// Open directory alerts (see `crate::alerts`).
+    pub alerts: i64,
     /// A directory's deprovisioning brake is engaged or paused: what the list says.
     pub brake: Option<&'static str>,
 }
@@ -87,6 +89,7 @@ fn org_rows(
     for o in &all {
         *names.entry(name_key(&o.name)).or_default() += 1;
     }
+    let alerts = db::alerts::open_counts_by_org(c)?;
     let mut out = Vec::new();
     for org in db::orgs::list(c, search, 500)? {
         let dirs = db::directories::list_for_org(c, &org.id)?;
@@ -117,6 +120,7 @@ fn org_rows(
         out.push(OrgRow {
             brake,
             duplicate: names.get(&name_key(&org.name)).is_some_and(|n| *n > 1),
+            alerts: alerts.get(&org.id).copied().unwrap_or(0),
             directories: dirs.len(),
             users,
             health,
@@ -414,6 +418,8 @@ pub struct DirectorySummary {
     pub last_error: Option<(String, String)>,
     /// Requests succeeded after the last error (it no longer happens).
     pub error_resolved: bool,
+    /// Open alerts, oldest first.
+    pub alerts: Vec<db::alerts::Alert>,
     /// Where its latest resync is, if it ever had one.
     pub resync: Option<String>,
 }
@@ -440,6 +446,13 @@ struct OrgPage {
     same_name: usize,
 }
 
+impl OrgPage {
+    /// Whether a directory has an open alert (the page lists them).
+    fn has_alerts(&self) -> bool {
+        self.directories.iter().any(|d| !d.alerts.is_empty())
+    }
+}
+
 async fn load_org_page(
     state: &web::Data<AppState>,
     s: &Session,
@@ -459,7 +472,9 @@ async fn load_org_page(
                 .map(|p| p.name)
                 .unwrap_or("Unknown")
                 .to_string();
+            let alerts = db::alerts::open_for_directory(c, &dir.id)?;
             out.push(DirectorySummary {
+                alerts,
                 last_error: health.last_error.as_ref().map(|r| {
                     (
                         when(&r.at),

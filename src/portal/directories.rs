@@ -122,6 +122,16 @@ struct DirectoryPage {
     /// A token just created for rotation (shown once).
     new_token: Option<String>,
     token_error: Option<String>,
+    /// Open alerts and those cleared lately, newest first.
+    alerts: Vec<AlertRow>,
+}
+
+/// An alert as the directory page lists it.
+pub struct AlertRow {
+    pub title: &'static str,
+    pub sentence: String,
+    pub raised: String,
+    pub cleared: Option<String>,
 }
 
 async fn scim_org(state: &web::Data<AppState>, s: &Session) -> Result<Org, PageError> {
@@ -140,7 +150,7 @@ async fn load(
 ) -> Result<DirectoryPage, PageError> {
     let org_id = org.id.clone();
     let user_counts = state.user_pages.clone();
-    let (dir, health, tokens, since_error, counts, refused) = db(state, move |c| {
+    let (dir, health, tokens, since_error, counts, refused, alerts) = db(state, move |c| {
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let health = db::directories::health(c, &d, &user_counts)?;
         let tokens = db::directories::tokens(c, &d.id)?;
@@ -154,9 +164,20 @@ async fn load(
             &d.id,
             db::now() - chrono::Duration::hours(1),
         )?;
-        Ok((d, health, tokens, since_error, counts, refused))
+        let alerts =
+            db::alerts::recent_for_directory(c, &d.id, db::now() - db::alerts::CLEARED_KEPT)?;
+        Ok((d, health, tokens, since_error, counts, refused, alerts))
     })
     .await?;
+    let alerts = alerts
+        .into_iter()
+        .map(|a| AlertRow {
+            title: a.title(),
+            raised: when(&a.raised_at),
+            cleared: a.cleared_at.as_ref().map(when),
+            sentence: a.detail,
+        })
+        .collect();
     let provider = providers::by_slug(&dir.provider)
         .map(|p| p.name)
         .unwrap_or("the provider");
@@ -197,6 +218,7 @@ async fn load(
         token: None,
         new_token: None,
         token_error: None,
+        alerts,
     })
 }
 

@@ -2,6 +2,7 @@
 //! Provisioning tab (provider picker, Configure, credentials, guide, live status) and the
 //! live Users and Groups views.
 
+mod alert_banner;
 mod attributes;
 pub mod brake;
 mod directories;
@@ -44,6 +45,8 @@ pub struct Nav {
     pub org: Org,
     pub current: &'static str,
     pub tabs: Tabs,
+    /// The organization's open directory alerts.
+    pub alert_banner: alert_banner::AlertBanner,
     /// Directories whose deprovisioning brake is engaged or paused (a banner on every page).
     pub brakes: Vec<db::brake::NotClear>,
 }
@@ -63,18 +66,23 @@ impl Nav {
         current: &'static str,
     ) -> Result<Nav, PageError> {
         let org_id = org.id.clone();
-        let (tabs, brakes) = db(state, move |c| {
+        let (tabs, alert_banner, brakes) = db(state, move |c| {
             let tabs = Tabs {
                 roles: db::roles::any(c, &org_id)?,
                 attributes: db::attributes::any(c, &org_id)?,
             };
-            Ok((tabs, db::brake::not_clear_in_org(c, &org_id)?))
+            Ok((
+                tabs,
+                alert_banner::AlertBanner::load(c, &org_id)?,
+                db::brake::not_clear_in_org(c, &org_id)?,
+            ))
         })
         .await?;
         Ok(Nav {
             org,
             current,
             tabs,
+            alert_banner,
             brakes,
         })
     }

@@ -6,6 +6,7 @@
 //! TEST_DATABASE_URL the Postgres tests pass saying they skipped, or fail when
 //! ROSTER_REQUIRE_POSTGRES=1.
 
+mod alerts;
 mod api_v1;
 mod at_rest;
 mod attributes;
