@@ -144,16 +144,19 @@ pub fn start(
         return Ok(None);
     }
     let (id, at) = (new_id(), now());
-    let inserted = diesel::insert_into(directory_resyncs::table)
-        .values((
-            directory_resyncs::id.eq(&id),
-            directory_resyncs::directory_id.eq(directory_id),
-            directory_resyncs::state.eq(State::Running.as_str()),
-            directory_resyncs::started_at.eq(at),
-            directory_resyncs::finish_by.eq(at + runs_for),
-            directory_resyncs::confirmed.eq(0_i64),
-        ))
-        .execute(conn);
+    // In a savepoint of its own: on Postgres a failed statement would spoil the whole batch.
+    let inserted = super::write_tx(conn, |c| {
+        diesel::insert_into(directory_resyncs::table)
+            .values((
+                directory_resyncs::id.eq(&id),
+                directory_resyncs::directory_id.eq(directory_id),
+                directory_resyncs::state.eq(State::Running.as_str()),
+                directory_resyncs::started_at.eq(at),
+                directory_resyncs::finish_by.eq(at + runs_for),
+                directory_resyncs::confirmed.eq(0_i64),
+            ))
+            .execute(c)
+    });
     match inserted {
         // Another instance started one between the check and the insert (the unique index).
         Err(e) if super::is_unique_violation(&e) => return Ok(None),

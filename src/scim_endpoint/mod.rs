@@ -2,7 +2,8 @@
 //! (trailing and doubled slashes, case of `Users`), authenticates the bearer token, reads the
 //! body within limits, and dispatches to `ops`: changes run in the writer's next batch
 //! (`write`; `POST /Users` through `post_user`), reads on a pooled connection (`read`). Every
-//! response is `application/scim+json`.
+//! response is `application/scim+json`. While the directory has a running resync, what each
+//! answer shows the provider knows is confirmed (`resync`).
 
 pub mod ops;
 
