@@ -64,7 +64,7 @@ mod tests {
         // Reference values from the WebAIM contrast checker.
         assert!((with_white(Rgb::parse("#777777").unwrap()) - 4.48).abs() < 0.01);
         assert!((with_white(Rgb::parse("#767676").unwrap()) - 4.54).abs() < 0.01);
-        assert!((with_white(Rgb::parse("#0055aa").unwrap()) - 7.08).abs() < 0.02);
+        assert!((with_white(Rgb::parse("#1d4ed8").unwrap()) - 6.70).abs() < 0.01);
         assert!(with_white(Rgb::parse("#ffcc00").unwrap()) < AA_NORMAL);
     }
 

@@ -127,8 +127,15 @@ struct BrandForm {
     support: String,
 }
 
-/// The form's values, checked: empty ones are None; the error says what to fix.
-fn checked(form: &BrandForm) -> Result<(Option<String>, Option<String>, Option<String>), String> {
+/// The form's values, checked; an empty one is None (the wider scope applies).
+struct Checked {
+    name: Option<String>,
+    accent: Option<String>,
+    support: Option<String>,
+}
+
+/// Checks the form; the error says what to fix.
+fn checked(form: &BrandForm) -> Result<Checked, String> {
     let name = form.product_name.trim();
     if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(format!(
@@ -143,11 +150,11 @@ fn checked(form: &BrandForm) -> Result<(Option<String>, Option<String>, Option<S
         "" => None,
         v => Some(Support::parse(v)?.label().to_string()),
     };
-    Ok((
-        (!name.is_empty()).then(|| name.to_string()),
+    Ok(Checked {
+        name: (!name.is_empty()).then(|| name.to_string()),
         accent,
         support,
-    ))
+    })
 }
 
 fn back(org: &Option<Org>) -> String {
@@ -170,7 +177,11 @@ async fn save(
 ) -> Result<HttpResponse, PageError> {
     require_owner(&s)?;
     let org = scope(&state, &req).await?;
-    let (name, accent, support) = match checked(&form) {
+    let Checked {
+        name,
+        accent,
+        support,
+    } = match checked(&form) {
         Ok(v) => v,
         Err(e) => return render(&state, &s, org, StatusCode::BAD_REQUEST, Some(e), false).await,
     };
