@@ -34,6 +34,8 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
     actix_web::rt::spawn(crate::brake::decisions::release_settled_forever(
         state.clone(),
     ));
+    // Resyncs past their time, of a disabled directory, or whose deactivation was cut short.
+    actix_web::rt::spawn(crate::reconcile::finish_due_forever(state.clone()));
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name("roster_session".into())

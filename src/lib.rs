@@ -41,6 +41,7 @@ pub mod owner;
 pub mod pages;
 pub mod portal;
 pub mod providers;
+pub mod reconcile;
 pub mod request_log;
 pub mod roles;
 pub mod router;

@@ -15,6 +15,7 @@ use crate::events::{group_json, user_json_full};
 mod alerts;
 mod attributes;
 mod brake;
+mod reconcile;
 mod roles;
 use crate::scim::resource::rfc3339;
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     attributes::configure(cfg);
     alerts::configure(cfg);
     brake::configure(cfg);
+    reconcile::configure(cfg);
     cfg.route("/api/v1/openapi.json", web::get().to(openapi))
         .route("/api/v1/organizations", web::get().to(list_orgs))
         .route("/api/v1/organizations", web::post().to(create_org))

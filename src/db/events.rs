@@ -35,11 +35,13 @@ pub enum EventType {
     DirectoryBrakeReleased,
     DirectoryPaused,
     DirectoryResumed,
+    DirectoryResyncStarted,
+    DirectoryResyncFinished,
 }
 
 impl EventType {
     /// Every event type Roster emits.
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 21] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserDeactivated,
@@ -59,6 +61,8 @@ impl EventType {
         EventType::DirectoryBrakeReleased,
         EventType::DirectoryPaused,
         EventType::DirectoryResumed,
+        EventType::DirectoryResyncStarted,
+        EventType::DirectoryResyncFinished,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -82,6 +86,8 @@ impl EventType {
             EventType::DirectoryBrakeReleased => "directory.brake_released",
             EventType::DirectoryPaused => "directory.paused",
             EventType::DirectoryResumed => "directory.resumed",
+            EventType::DirectoryResyncStarted => "directory.resync_started",
+            EventType::DirectoryResyncFinished => "directory.resync_finished",
         }
     }
 }

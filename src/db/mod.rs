@@ -20,6 +20,7 @@ pub mod orgs;
 pub mod owners;
 pub mod renormalize;
 pub mod requests;
+pub mod resyncs;
 pub mod role_refreshes;
 pub mod roles;
 pub mod schema;

@@ -349,6 +349,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    directory_resyncs (id) {
+        id -> Text,
+        directory_id -> Text,
+        state -> Text,
+        started_at -> Timestamp,
+        finish_by -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        confirmed -> BigInt,
+        stale_users -> Nullable<Text>,
+        stale_groups -> Nullable<Text>,
+        action -> Nullable<Text>,
+        applied_at -> Nullable<Timestamp>,
+        claimed_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    resync_confirmations (resync_id, resource_id) {
+        resync_id -> Text,
+        resource_id -> Text,
+    }
+}
+
+diesel::table! {
     directory_alerts (id) {
         id -> Text,
         directory_id -> Text,
@@ -367,6 +391,7 @@ diesel::joinable!(role_mappings -> roles (role_id));
 diesel::joinable!(role_mappings -> scim_groups (group_id));
 diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(held_users -> directories (directory_id));
+diesel::joinable!(directory_resyncs -> directories (directory_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
 diesel::joinable!(directory_alerts -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
@@ -409,4 +434,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     attribute_mappings,
     directory_alerts,
     brands,
+    directory_resyncs,
+    resync_confirmations,
 );

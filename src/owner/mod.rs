@@ -422,6 +422,8 @@ pub struct DirectorySummary {
     pub error_resolved: bool,
     /// Open alerts, oldest first.
     pub alerts: Vec<db::alerts::Alert>,
+    /// Where its latest resync is, if it ever had one.
+    pub resync: Option<String>,
 }
 
 /// A portal link as listed (never the link itself).
@@ -484,6 +486,9 @@ async fn load_org_page(
                 error_resolved,
                 provider_name,
                 last_request: dir.last_request_at.as_ref().map(when),
+                resync: db::resyncs::latest(c, &dir.id)?
+                    .as_ref()
+                    .map(crate::reconcile::summary),
                 users: health.users,
                 groups: health.groups,
                 dir,

@@ -6,6 +6,7 @@ mod alert_banner;
 mod attributes;
 pub mod brake;
 mod directories;
+mod resync;
 mod roles;
 
 use actix_session::Session;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(directories::configure)
         .configure(brake::configure)
         .configure(roles::configure)
+        .configure(resync::configure)
         .configure(attributes::configure)
         .route("/portal/users", web::get().to(users_page))
         .route("/portal/users/{id}", web::get().to(user_page))

@@ -2,7 +2,8 @@
 //! (trailing and doubled slashes, case of `Users`), authenticates the bearer token, reads the
 //! body within limits, and dispatches to `ops`: changes run in the writer's next batch
 //! (`write`; `POST /Users` through `post_user`), reads on a pooled connection (`read`). Every
-//! response is `application/scim+json`.
+//! response is `application/scim+json`. While the directory has a running resync, what each
+//! answer shows the provider knows is confirmed (`resync`).
 
 pub mod ops;
 
@@ -28,6 +29,7 @@ use ops::Ctx;
 pub mod body;
 pub mod group_turns;
 mod member_steps;
+mod resync;
 
 /// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
 /// regular expression, which cost a seventh of a read's time in the server's own threads.
@@ -256,6 +258,8 @@ struct Incoming {
     provider: Arc<OnceLock<&'static str>>,
     /// The id `request_log` gave the request (sent back as `X-Request-Id`).
     request_id: Option<String>,
+    /// Set to the directory's running resync, if any, once its token is accepted.
+    resync: Arc<OnceLock<String>>,
 }
 
 fn header(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -440,6 +444,7 @@ async fn serve(
         member_step: state.config.limits.member_step,
         provider: provider.clone(),
         request_id: crate::request_log::request_id(req),
+        resync: Arc::default(),
     };
     let target = Arc::new(route(&incoming.tail));
     // A request with a body is authenticated from its headers before the body is read, so
@@ -478,10 +483,12 @@ async fn serve(
         Ok(_) if is_write => write(state, incoming.clone(), target.clone(), authenticated).await,
         Ok(_) => read(state, incoming.clone(), target.clone(), authenticated).await,
     };
-    match outcome {
+    let rendered = match outcome {
         Ok(rendered) => rendered,
         Err(e) => refused(state, &incoming, &target, e, client).await,
-    }
+    };
+    resync::confirm(state, &incoming, &target, &rendered);
+    rendered
 }
 
 /// A refused request: its error, logged on its own (its effect, if any, was rolled back).
@@ -527,11 +534,13 @@ async fn authenticate_apart(
 ) -> Result<Authenticated, ScimError> {
     let pool = state.pool.clone();
     let (directory_id, token) = (incoming.directory_id.clone(), incoming.token.clone());
-    let provider = incoming.provider.clone();
+    let (provider, resync) = (incoming.provider.clone(), incoming.resync.clone());
     web::block(move || {
         let token = token.as_deref().map_err(|detail| *detail);
-        let auth = authenticate(&mut *pooled(&pool)?, &directory_id, token)?;
+        let mut conn = pooled(&pool)?;
+        let auth = authenticate(&mut conn, &directory_id, token)?;
         let _ = provider.set(auth.provider);
+        note_resync(&mut conn, &directory_id, &resync)?;
         Ok(auth)
     })
     .await
@@ -786,6 +795,7 @@ async fn read(
             )?,
         };
         let _ = inc.provider.set(auth.provider);
+        note_resync(&mut conn, &inc.directory_id, &inc.resync)?;
         let rendered = dispatch_read(&mut conn, &inc, &tgt, Some(&bookmarks))?;
         let rendered = not_modified(rendered, inc.if_none_match.as_deref());
         Ok::<_, ScimError>((rendered, auth.touch))
@@ -805,6 +815,18 @@ async fn read(
         .log(log_row(&incoming, &target, &rendered, None))
         .await;
     Ok(rendered)
+}
+
+/// Notes the directory's running resync, if any (cheap: see `resyncs::running`).
+fn note_resync(
+    conn: &mut DbConn,
+    directory_id: &str,
+    resync: &OnceLock<String>,
+) -> Result<(), ScimError> {
+    if let Some(id) = crate::db::resyncs::running(conn, directory_id)? {
+        let _ = resync.set(id);
+    }
+    Ok(())
 }
 
 /// A connection from the pool, or 503.

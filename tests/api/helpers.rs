@@ -173,6 +173,11 @@ impl TestApp {
         self.state.writer.flush().await;
     }
 
+    /// The app's state, for background work a test runs itself (instead of waiting for it).
+    pub fn state(&self) -> &web::Data<AppState> {
+        &self.state
+    }
+
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_on(backend, TestDb::new(backend)).await
     }

@@ -27,6 +27,7 @@ mod portal_attributes;
 mod providers;
 mod realtime;
 mod receiver;
+mod reconcile;
 mod roles;
 mod roles_pages;
 mod scim_errors;

@@ -1,0 +1,2 @@
+DROP TABLE resync_confirmations;
+DROP TABLE directory_resyncs;
