@@ -53,6 +53,8 @@ pub fn run(state: web::Data<AppState>, key: Key, listener: TcpListener) -> std::
         App::new()
             .app_data(state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
+            .wrap(from_fn(crate::branding::error_pages::rebrand))
+            // Outside `rebrand`, which replaces error responses (and their extensions).
             .wrap(from_fn(crate::embed::mark))
             .wrap(from_fn(crate::auth::csrf::guard))
             .wrap(from_fn(crate::auth::live_session::guard))

@@ -25,6 +25,7 @@ pub mod assets;
 pub mod at_rest;
 pub mod auth;
 pub mod brake;
+pub mod branding;
 pub mod cli;
 pub mod config;
 pub mod custom_attributes;

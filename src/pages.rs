@@ -36,6 +36,50 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     action: Option<(&'a str, &'a str)>,
+    brand: &'a crate::branding::Brand,
+}
+
+/// What an error page says, kept on its response so `branding::error_pages` can show it in
+/// the visitor's branding (building the response has no access to the database).
+#[derive(Debug, Clone)]
+pub struct ErrorContent {
+    pub title: String,
+    pub message: String,
+    pub action: Option<(String, String)>,
+}
+
+impl ErrorContent {
+    /// The page's HTML in `brand`.
+    pub fn render(&self, brand: &crate::branding::Brand) -> String {
+        ErrorPage {
+            title: &self.title,
+            message: &self.message,
+            action: self.action.as_ref().map(|(h, l)| (h.as_str(), l.as_str())),
+            brand,
+        }
+        .render()
+        .unwrap_or_else(|_| self.title.clone())
+    }
+}
+
+/// An error page: rendered unbranded here, branded on its way out.
+pub fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    action: Option<(&str, &str)>,
+) -> HttpResponse {
+    let content = ErrorContent {
+        title: title.to_string(),
+        message: message.to_string(),
+        action: action.map(|(h, l)| (h.to_string(), l.to_string())),
+    };
+    let body = content.render(&crate::branding::Brand::plain(""));
+    let mut resp = HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(body);
+    resp.extensions_mut().insert(content);
+    resp
 }
 
 /// What caused an internal error, kept for the request's log line.
@@ -237,16 +281,7 @@ impl ResponseError for PageError {
                 Some(("/", "Home")),
             ),
         };
-        let body = ErrorPage {
-            title,
-            message,
-            action,
-        }
-        .render()
-        .unwrap_or_else(|_| title.to_string());
-        HttpResponse::build(self.status_code())
-            .content_type(ContentType::html())
-            .body(body)
+        error_page(self.status_code(), title, message, action)
     }
 }
 
@@ -275,16 +310,12 @@ pub async fn not_found(req: HttpRequest, s: actix_session::Session) -> HttpRespo
     } else {
         ("/", "Back to the start page")
     };
-    let body = ErrorPage {
-        title: "Page not found",
-        message: "There is no page at this address. It may have moved, or the link may be mistyped.",
-        action: Some(action),
-    }
-    .render()
-    .unwrap_or_else(|_| "Page not found".to_string());
-    HttpResponse::NotFound()
-        .content_type(ContentType::html())
-        .body(body)
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address. It may have moved, or the link may be mistyped.",
+        Some(action),
+    )
 }
 
 /// True for an htmx request that wants a fragment (not a history restore, which needs a page).

@@ -40,7 +40,7 @@ const PINGIDENTITY: Provider = Provider {
     warnings: &[
         "<kbd>SCIM Version</kbd> must be <strong>2.0</strong>. <code>1.1</code> is also offered; with it PingOne speaks SCIM 1.1 and setup fails.",
         "<kbd>Auth Type Header</kbd> must be <kbd>Bearer</kbd>. Ping's API default is <code>Basic</code>, which makes every request fail with 401.",
-        "Users are matched by <code>userName</code> with the filter <code>username Eq \"…\"</code> (lower-case attribute, capital <code>Eq</code>). Roster handles this form: <strong>do not</strong> rewrite the <kbd>User Filter</kbd>. <kbd>Unique User Identifier</kbd> cannot be changed after the connection exists.",
+        "Users are matched by <code>userName</code> with the filter <code>username Eq \"…\"</code> (lower-case attribute, capital <code>Eq</code>). This service handles this form: <strong>do not</strong> rewrite the <kbd>User Filter</kbd>. <kbd>Unique User Identifier</kbd> cannot be changed after the connection exists.",
         "PingOne cannot clear an attribute once it is set: emptying a field in PingOne does not remove it here.",
         "<kbd>Remove Action</kbd>: <kbd>Disable</kbd> deactivates the user (<code>active: false</code>); <kbd>Delete</kbd> permanently deletes the user here when they leave the rule's scope. Prefer <kbd>Disable</kbd>.",
         "Nothing syncs unless both the connection and the rule are toggled on, the rule's <kbd>User Filter</kbd> matches your users, and the groups are added under <kbd>Group Provisioning</kbd>. Only internal PingOne groups can be provisioned, and a group member who fails the <kbd>User Filter</kbd> is silently not sent.",
@@ -63,7 +63,7 @@ const OKTA: Provider = Provider {
     ],
     warnings: &[
         "Okta adds SCIM only to <strong>SAML 2.0</strong> or <strong>SWA</strong> apps created with the App Integration Wizard, not to OIDC apps. If your SSO app uses OIDC, create a separate SAML or SWA app just for provisioning. If <kbd>Provisioning</kbd> offers no <kbd>SCIM</kbd> option, your Okta org lacks the provisioning feature.",
-        "Okta rejects base URLs that contain an underscore. Roster's Endpoint URLs never do; paste it exactly as shown, with no trailing slash and no <code>/Users</code>.",
+        "Okta rejects base URLs that contain an underscore. The Endpoint URLs shown here never do; paste it exactly as shown, with no trailing slash and no <code>/Users</code>.",
         "<kbd>Unique identifier field for users</kbd> must be <code>userName</code>.",
         "The test passing is not enough: nothing is provisioned until <kbd>Create Users</kbd>, <kbd>Update User Attributes</kbd> and <kbd>Deactivate Users</kbd> are enabled under <kbd>To App</kbd> and users are assigned.",
         "Okta never deletes users: unassigning or deactivating a user in Okta deactivates them here (<code>active: false</code>).",
@@ -88,7 +88,7 @@ const ENTRA: Provider = Provider {
     warnings: &[
         "Entra runs provisioning in cycles: the initial cycle takes 20 minutes to several hours, then changes arrive about every <strong>40 minutes</strong>. Use <kbd>Provision on demand</kbd> to test a single user immediately.",
         "Keep <kbd>Scope</kbd> on <kbd>Sync only assigned users and groups</kbd>; <kbd>Sync all users and groups</kbd> provisions the whole tenant.",
-        "Optional: appending <code>?aadOptscim062020</code> to the <kbd>Tenant URL</kbd> switches Entra to its RFC-compliant PATCH behaviour. Roster accepts both dialects, so this is not required (and <kbd>Provision on demand</kbd> ignores the flag).",
+        "Optional: appending <code>?aadOptscim062020</code> to the <kbd>Tenant URL</kbd> switches Entra to its RFC-compliant PATCH behaviour. This service accepts both dialects, so this is not required (and <kbd>Provision on demand</kbd> ignores the flag).",
         "Assigning groups requires Entra ID P1 or P2, and members of nested groups are not provisioned.",
         "If you rotate the Bearer token, update <kbd>Secret Token</kbd> before revoking the old one: repeated 401s put the job in quarantine (one cycle a day). After fixing it, use <kbd>Restart provisioning</kbd>.",
         "Unassigned users are deactivated here (<code>active: false</code>), not deleted.",

@@ -14,6 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // First: the SCIM API is what takes load, and routes are tried in this order.
         .configure(crate::scim_endpoint::configure)
         .configure(crate::assets::configure)
+        .configure(crate::branding::assets::configure)
         .configure(crate::api::configure)
         .configure(crate::owner::configure)
         .configure(crate::portal::configure)

@@ -16,6 +16,8 @@ pub const HEADER: &str = "x-csrf-token";
 pub const FIELD: &str = "csrf_token";
 /// Largest form body read for the token; forms here are small.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Largest multipart form (a logo upload) read for the token.
+const MAX_MULTIPART_BYTES: usize = 1024 * 1024;
 /// How long a form's body may take to arrive.
 const FORM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -96,7 +98,28 @@ pub async fn guard(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-            if is_form {
+            let is_multipart = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+            if is_multipart {
+                let Ok(body) =
+                    actix_web::rt::time::timeout(FORM_DEADLINE, read_limited(&mut req)).await
+                else {
+                    return Ok(refuse(req, "form body too slow"));
+                };
+                let Some(body) = body else {
+                    return Ok(req.into_response(
+                        HttpResponse::PayloadTooLarge()
+                            .content_type("text/plain; charset=utf-8")
+                            .body("The upload is larger than 1 MB. Choose a smaller file."),
+                    ));
+                };
+                let token = multipart_token(&body);
+                req.set_payload(actix_web::dev::Payload::from(body));
+                token
+            } else if is_form {
                 // A form trickling in byte by byte must not hold its connection for ever.
                 let Ok(body) =
                     actix_web::rt::time::timeout(FORM_DEADLINE, req.extract::<web::Bytes>()).await
@@ -124,4 +147,33 @@ pub async fn guard(
             .map(ServiceResponse::map_into_boxed_body),
         _ => Ok(refuse(req, "missing or wrong CSRF token")),
     }
+}
+
+/// The request's body, or None past `MAX_MULTIPART_BYTES` (or if it broke off).
+async fn read_limited(req: &mut ServiceRequest) -> Option<web::Bytes> {
+    use actix_web::HttpMessage;
+    use futures_util::StreamExt;
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        body.extend_from_slice(&chunk.ok()?);
+        if body.len() > MAX_MULTIPART_BYTES {
+            return None;
+        }
+    }
+    Some(body.freeze())
+}
+
+/// The `csrf_token` field of a multipart body. Lax parsing is safe: the value found must
+/// still equal the session's token.
+fn multipart_token(body: &[u8]) -> Option<String> {
+    let marker = format!("name=\"{FIELD}\"");
+    let at = body
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())?;
+    let rest = &body[at..];
+    let start = rest.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let value = &rest[start..];
+    let end = value.windows(2).position(|w| w == b"\r\n")?;
+    std::str::from_utf8(&value[..end]).ok().map(str::to_string)
 }

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod attributes;
 pub mod batch;
 pub mod brake;
+pub mod brands;
 pub use batch::{Batch, Committed, write_tx};
 pub mod directories;
 pub mod events;

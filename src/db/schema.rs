@@ -12,6 +12,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    brands (scope) {
+        scope -> Text,
+        product_name -> Nullable<Text>,
+        accent -> Nullable<Text>,
+        support -> Nullable<Text>,
+        logo -> Nullable<Binary>,
+        logo_type -> Nullable<Text>,
+        logo_sha256 -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     settings (key) {
         key -> Text,
         value -> Text,
@@ -422,6 +434,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     custom_attributes,
     attribute_mappings,
     directory_alerts,
+    brands,
     directory_resyncs,
     resync_confirmations,
 );

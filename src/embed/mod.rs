@@ -78,10 +78,15 @@ pub async fn frame_policy(
     };
     let headers = res.headers_mut();
     if let Some(ancestors) = &embedded.ancestors {
-        let csp = crate::app::CSP.replace(
-            "frame-ancestors 'none'",
-            &format!("frame-ancestors {ancestors}"),
-        );
+        // The response's own policy (the default one or a stricter one it set), framing aside.
+        let csp = headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(crate::app::CSP)
+            .replace(
+                "frame-ancestors 'none'",
+                &format!("frame-ancestors {ancestors}"),
+            );
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
             // Superseded by frame-ancestors, and DENY would block older browsers.

@@ -18,6 +18,7 @@ use crate::state::AppState;
 
 mod attributes;
 mod brake;
+mod branding;
 mod roles;
 mod settings;
 mod user;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(brake::configure);
     cfg.configure(attributes::configure);
     cfg.configure(user::configure);
+    cfg.configure(branding::configure);
     cfg.route("/owner", web::get().to(home))
         .route("/owner/login", web::get().to(login_form))
         .route("/owner/login", web::post().to(login))

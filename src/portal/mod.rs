@@ -16,6 +16,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::session;
+use crate::branding::Brand;
 use crate::db::{self, directories::Directory, groups::GroupRow, orgs::Org, users::UserRow};
 use crate::explain;
 use crate::pages::{
@@ -49,6 +50,8 @@ pub struct Nav {
     pub alert_banner: alert_banner::AlertBanner,
     /// Directories whose deprovisioning brake is engaged or paused (a banner on every page).
     pub brakes: Vec<db::brake::NotClear>,
+    /// The organization's branding (its overrides over the instance-wide one).
+    pub brand: Brand,
 }
 
 /// The tabs shown only when the owner set up what they manage.
@@ -66,7 +69,8 @@ impl Nav {
         current: &'static str,
     ) -> Result<Nav, PageError> {
         let org_id = org.id.clone();
-        let (tabs, alert_banner, brakes) = db(state, move |c| {
+        let product = state.config.product_name.clone();
+        let (tabs, alert_banner, brakes, brand) = db(state, move |c| {
             let tabs = Tabs {
                 roles: db::roles::any(c, &org_id)?,
                 attributes: db::attributes::any(c, &org_id)?,
@@ -75,6 +79,7 @@ impl Nav {
                 tabs,
                 alert_banner::AlertBanner::load(c, &org_id)?,
                 db::brake::not_clear_in_org(c, &org_id)?,
+                Brand::load(c, &product, Some(&org_id))?,
             ))
         })
         .await?;
@@ -84,6 +89,7 @@ impl Nav {
             tabs,
             alert_banner,
             brakes,
+            brand,
         })
     }
 }
@@ -100,6 +106,7 @@ pub(crate) async fn portal_org(state: &web::Data<AppState>, s: &Session) -> Resu
 #[template(path = "portal/link_error.html")]
 struct LinkErrorPage {
     layout: Layout,
+    brand: Brand,
     reason: &'static str,
 }
 
@@ -142,8 +149,11 @@ async fn open_link(
                      Reload the page that shows the Admin Portal to get a new one."
                 }
             };
+            let product = state.config.product_name.clone();
+            let brand = db(&state, move |c| Ok(Brand::load(c, &product, None)?)).await?;
             let page = LinkErrorPage {
                 layout: Layout::new(&state, &s),
+                brand,
                 reason,
             };
             html_with(StatusCode::NOT_FOUND, &page)

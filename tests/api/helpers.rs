@@ -547,6 +547,41 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// POSTs a multipart form with the CSRF token taken from `page` (unless `token` is given)
+    /// and one file field: `(name, filename, content type, bytes)`.
+    pub async fn post_file(
+        &mut self,
+        path: &str,
+        page: &str,
+        file: (&str, &str, &str, &[u8]),
+    ) -> Resp {
+        let token = csrf_token(page);
+        let boundary = "----rostertestboundary7MA4YWxk";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\n\
+             Content-Type: {}\r\n\r\n",
+            file.0, file.1, file.2
+        )
+        .into_bytes();
+        body.extend_from_slice(file.3);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut req = client()
+            .post(format!("{}{}", self.base, path))
+            .insert_header((
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ));
+        if !self.cookies.is_empty() {
+            req = req.insert_header(("Cookie", self.cookie_header()));
+        }
+        let r = read(req.send_body(body).await.unwrap()).await;
+        self.keep_cookies(&r);
+        r
+    }
+}
+
 /// The CSRF token rendered into a page.
 pub fn csrf_token(page: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";

@@ -12,6 +12,7 @@ mod at_rest;
 mod attributes;
 mod auth_failures;
 mod brake;
+mod branding;
 mod cli;
 mod delivery;
 mod discovery;
