@@ -51,6 +51,8 @@ impl From<DecisionError> for ApiError {
     fn from(e: DecisionError) -> Self {
         match e {
             DecisionError::Refused(why) => ApiError::Conflict(why),
+            DecisionError::Pool(e) => ApiError::Unavailable(e),
+            DecisionError::Internal(e) => ApiError::Internal(Box::new(e)),
             DecisionError::Writer(e) => ApiError::Writer(e),
             DecisionError::Db(e) => ApiError::from(e),
             DecisionError::Scim(e) => ApiError::Internal(Box::new(e)),
@@ -175,15 +177,7 @@ async fn put_directory_brake(
     };
     let (b, held) = with_key(&req, &state, move |c, scope| {
         let (brake, _) = directory_brake(c, scope, &id)?;
-        let t = brake.org.tightened_by(tightened);
-        let wanted = Thresholds {
-            min_users: tightened.min_users.unwrap_or(t.min_users),
-            min_percent: tightened.min_percent.unwrap_or(t.min_percent),
-            window_minutes: tightened.window_minutes.unwrap_or(t.window_minutes),
-            settle_seconds: tightened.settle_seconds.unwrap_or(t.settle_seconds),
-        };
-        wanted.validated().map_err(ApiError::BadRequest)?;
-        wanted.tightens(brake.org).map_err(ApiError::BadRequest)?;
+        let tightened = tightened.checked(brake.org).map_err(ApiError::BadRequest)?;
         db::write_tx(c, |c| store::set_tightened(c, &id, tightened))?;
         directory_brake(c, scope, &id)
     })

@@ -28,12 +28,22 @@ pub enum DecisionError {
     /// The brake is not where the decision applies ("the brake is clear: nothing to release").
     #[error("{0}")]
     Refused(String),
+    #[error("no database connection")]
+    Pool(#[from] r2d2::Error),
     #[error("the writer is unavailable")]
     Writer(#[source] crate::db::writer::WriteError),
     #[error("database error")]
     Db(#[from] diesel::result::Error),
     #[error("internal error")]
     Scim(#[source] ScimError),
+    #[error("internal error")]
+    Internal(#[source] actix_web::error::BlockingError),
+}
+
+impl From<actix_web::error::BlockingError> for DecisionError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        DecisionError::Internal(e)
+    }
 }
 
 impl From<ScimError> for DecisionError {
@@ -205,15 +215,10 @@ pub async fn resume(state: &AppState, directory_id: &str) -> Result<BrakeState, 
 /// Delivers the changes whose settling time is over, in directories whose brake is clear;
 /// returns how many users' changes it delivered.
 pub async fn release_settled(state: &AppState) -> Result<usize, DecisionError> {
-    let pool = state.pool.clone();
-    let directories = actix_web::web::block(move || {
-        let mut c = pool
-            .get()
-            .map_err(|e| DecisionError::Refused(format!("no database connection: {e}")))?;
-        Ok::<_, DecisionError>(store::directories_with_settled(&mut c, now())?)
+    let directories = crate::db::on_pool(&state.pool, |c| {
+        Ok::<_, DecisionError>(store::directories_with_settled(c, now())?)
     })
-    .await
-    .map_err(|e| DecisionError::Refused(e.to_string()))??;
+    .await?;
     let mut released = 0;
     for dir in directories {
         released += state

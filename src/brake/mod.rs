@@ -124,6 +124,21 @@ pub struct Tightened {
     pub settle_seconds: Option<i32>,
 }
 
+impl Tightened {
+    /// Checks a directory's own values, each in its bounds and none looser than the
+    /// organization's `org` (an unset one is the organization's); the error says what to fix.
+    pub fn checked(self, org: Thresholds) -> Result<Tightened, String> {
+        let wanted = Thresholds {
+            min_users: self.min_users.unwrap_or(org.min_users),
+            min_percent: self.min_percent.unwrap_or(org.min_percent),
+            window_minutes: self.window_minutes.unwrap_or(org.window_minutes),
+            settle_seconds: self.settle_seconds.unwrap_or(org.settle_seconds),
+        };
+        wanted.validated()?.tightens(org)?;
+        Ok(self)
+    }
+}
+
 impl Thresholds {
     /// Checks each value against its bounds; the error says which and how to fix it.
     pub fn validated(self) -> Result<Thresholds, String> {

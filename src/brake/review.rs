@@ -96,15 +96,7 @@ pub fn tightened_from_form(fields: [&str; 4], org: Thresholds) -> Result<Tighten
         window_minutes: parse(fields[2], "the window (minutes)")?,
         settle_seconds: parse(fields[3], "the settling time (seconds)")?,
     };
-    let wanted = Thresholds {
-        min_users: t.min_users.unwrap_or(org.min_users),
-        min_percent: t.min_percent.unwrap_or(org.min_percent),
-        window_minutes: t.window_minutes.unwrap_or(org.window_minutes),
-        settle_seconds: t.settle_seconds.unwrap_or(org.settle_seconds),
-    };
-    wanted.validated()?;
-    wanted.tightens(org)?;
-    Ok(t)
+    t.checked(org)
 }
 
 /// An organization's thresholds as the owner's form sends them.

@@ -150,6 +150,22 @@ pub(crate) use prepared_statement;
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
+/// Runs `f` on a pooled connection off the async workers (background work and changes that
+/// read before they queue their writes on the writer).
+pub async fn on_pool<T, E, F>(pool: &Pool, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<r2d2::Error> + From<actix_web::error::BlockingError> + Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,

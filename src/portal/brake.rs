@@ -116,7 +116,9 @@ pub async fn carry_out(
         Ok(done) => Ok(done),
         // Another admin (or the API) decided first: the page shows where it stands.
         Err(DecisionError::Refused(_)) => Ok("stale"),
+        Err(DecisionError::Pool(e)) => Err(PageError::Unavailable(e)),
         Err(DecisionError::Writer(e)) => Err(PageError::Busy(e.into())),
+        Err(DecisionError::Internal(e)) => Err(PageError::Internal(e.into())),
         Err(DecisionError::Db(e)) => Err(e.into()),
         Err(DecisionError::Scim(e)) => Err(PageError::Internal(e.into())),
     }

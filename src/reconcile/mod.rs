@@ -43,7 +43,7 @@ pub enum ResyncError {
     )]
     Paused,
     #[error("no database connection")]
-    Pool(#[source] r2d2::Error),
+    Pool(#[from] r2d2::Error),
     #[error("the writer is unavailable")]
     Writer(#[source] db::writer::WriteError),
     #[error("database error")]
@@ -56,20 +56,6 @@ impl From<ScimError> for ResyncError {
     fn from(e: ScimError) -> Self {
         ResyncError::Internal(Box::new(e))
     }
-}
-
-async fn read<T, F>(state: &AppState, f: F) -> Result<T, ResyncError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<T, ResyncError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut c = pool.get().map_err(ResyncError::Pool)?;
-        f(&mut c)
-    })
-    .await
-    .map_err(|e| ResyncError::Internal(e.into()))?
 }
 
 /// Starts a resync of the directory (whose organization the caller checked), finished
@@ -114,7 +100,7 @@ pub async fn start(
 /// Finishes the directory's running resync: its stale users and groups are listed.
 pub async fn finish(state: &AppState, directory_id: &str) -> Result<Resync, ResyncError> {
     let dir = directory_id.to_string();
-    let (running, active) = read(state, move |c| {
+    let (running, active) = db::on_pool::<_, ResyncError, _>(&state.pool, move |c| {
         let active = db::directories::api_get(c, &dir)?.is_some_and(|d| d.status == "active");
         Ok((
             resyncs::latest(c, &dir)?.filter(|r| r.state == State::Running),
@@ -178,7 +164,7 @@ pub async fn apply(
         deactivate(state, &chosen).await?;
     }
     let (dir, id) = (directory_id.to_string(), chosen.id.clone());
-    read(state, move |c| {
+    db::on_pool::<_, ResyncError, _>(&state.pool, move |c| {
         Ok(resyncs::latest(c, &dir)?.filter(|r| r.id == id))
     })
     .await?
@@ -249,7 +235,8 @@ where
 /// Ends the resyncs due (past their time, or of a disabled directory) and resumes the
 /// deactivations an instance left midway. Returns how many it handled.
 pub async fn finish_due(state: &AppState) -> Result<usize, ResyncError> {
-    let due = read(state, |c| Ok(resyncs::due(c, db::now())?)).await?;
+    let due =
+        db::on_pool::<_, ResyncError, _>(&state.pool, |c| Ok(resyncs::due(c, db::now())?)).await?;
     let mut handled = 0;
     for (id, active) in due {
         if end(state, id, active).await?.is_some() {
@@ -357,5 +344,11 @@ pub fn summary(r: &Resync) -> String {
         (State::Applied, Some(Action::Keep)) => format!("finished: {} kept", counts()),
         (State::Applied, _) => format!("finished: {} deactivated or deleted", counts()),
         (State::Cancelled, _) => "ended without a result: the directory was disabled".into(),
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ResyncError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ResyncError::Internal(Box::new(e))
     }
 }

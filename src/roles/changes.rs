@@ -10,8 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use actix_web::web;
-
 use crate::db::{self, DbConn, role_refreshes, roles};
 use crate::scim_endpoint::ops;
 use crate::state::AppState;
@@ -24,7 +22,7 @@ pub const USERS_PER_STEP: usize = 250;
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("no database connection")]
-    Pool(#[source] r2d2::Error),
+    Pool(#[from] r2d2::Error),
     #[error("the writer is unavailable")]
     Writer(#[source] db::writer::WriteError),
     #[error("database error")]
@@ -37,21 +35,6 @@ impl From<crate::scim::error::ScimError> for ChangeError {
     fn from(e: crate::scim::error::ScimError) -> Self {
         ChangeError::Internal(Box::new(e))
     }
-}
-
-/// Runs read-only work on a pooled connection off the async workers.
-async fn read<T, F>(state: &AppState, f: F) -> Result<T, ChangeError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> Result<T, ChangeError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut c = pool.get().map_err(ChangeError::Pool)?;
-        f(&mut c)
-    })
-    .await
-    .map_err(|e| ChangeError::Internal(e.into()))?
 }
 
 /// Defines a role in an organization; `None` when its slug is taken. A new default role
@@ -198,7 +181,7 @@ pub async fn finish_abandoned(state: &AppState) -> Result<usize, ChangeError> {
         let mut after = String::new();
         loop {
             let (dir, from) = (pending.directory_id.clone(), after.clone());
-            let users = read(state, move |c| {
+            let users = db::on_pool::<_, ChangeError, _>(&state.pool, move |c| {
                 Ok(roles::live_users_after(
                     c,
                     &dir,
@@ -265,7 +248,7 @@ async fn refresh_roleless(
     let mut moved = 0;
     loop {
         let (dir, from) = (directory_id.to_string(), after.clone());
-        let users = read(state, move |c| {
+        let users = db::on_pool::<_, ChangeError, _>(&state.pool, move |c| {
             Ok(roles::users_without_given_roles(
                 c,
                 &dir,
@@ -299,4 +282,10 @@ async fn refresh_step(
         })
         .await
         .map_err(ChangeError::Writer)??)
+}
+
+impl From<actix_web::error::BlockingError> for ChangeError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ChangeError::Internal(Box::new(e))
+    }
 }
