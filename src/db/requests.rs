@@ -375,6 +375,40 @@ pub fn last_error(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<R
         .optional()
 }
 
+struct LatestStatuses;
+
+/// The status of each directory's latest logged request (none for a directory that logged
+/// none), in one statement: a directory is failing when its latest request failed (no success
+/// since its last error). One index probe per directory, from the newest row down.
+pub fn latest_statuses(
+    conn: &mut DbConn,
+    directory_ids: &[&str],
+) -> QueryResult<std::collections::HashMap<String, i32>> {
+    use diesel::sql_types::{Integer, Nullable, Text};
+    let mut out = std::collections::HashMap::new();
+    for chunk in directory_ids.chunks(500) {
+        let sql = match conn {
+            DbConn::Sqlite(_) => {
+                "SELECT ids.value, (SELECT r.status FROM scim_requests r \
+                 WHERE r.directory_id = ids.value ORDER BY r.id DESC LIMIT 1) \
+                 FROM json_each(?) AS ids"
+            }
+            DbConn::Postgres(_) => {
+                "SELECT ids.value, (SELECT r.status FROM scim_requests r \
+                 WHERE r.directory_id = ids.value ORDER BY r.id DESC LIMIT 1) \
+                 FROM json_array_elements_text(CAST(? AS json)) AS ids(value)"
+            }
+        };
+        let rows: Vec<(String, Option<i32>)> = super::FixedSql::<
+            LatestStatuses,
+            (Text, Nullable<Integer>),
+        >::new(sql, vec![super::json_array(chunk)])
+        .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|(id, s)| Some((id, s?))));
+    }
+    Ok(out)
+}
+
 /// Filters of the request inspector.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -437,22 +471,23 @@ pub fn counts_since(
     directory_id: &str,
     since: NaiveDateTime,
 ) -> QueryResult<(i64, i64)> {
-    // Ids follow time: find the first row of the period, then count ids from it on the
-    // directory's indexes alone (counting by `at` looked up every row of the period).
-    let first: Option<i64> = scim_requests::table
+    // Ids follow time: find the last row before the period, walking back from the newest row
+    // (the period is recent: an hour for the alerts, a day for the portal), then count ids
+    // after it on the directory's indexes alone. Walked from the oldest row instead, finding
+    // the period's first row read the directory's whole log, 10 000 rows, for every directory
+    // at every alert evaluation; counting by `at` looks up every row of the period.
+    let before: Option<i64> = scim_requests::table
         .filter(scim_requests::directory_id.eq(directory_id))
-        .filter(scim_requests::at.ge(since))
-        .order(scim_requests::id.asc())
+        .filter(scim_requests::at.lt(since))
+        .order(scim_requests::id.desc())
         .select(scim_requests::id)
         .first(conn)
         .optional()?;
-    let Some(first) = first else {
-        return Ok((0, 0));
-    };
+    let after = before.unwrap_or(0);
     let of_period = || {
         scim_requests::table
             .filter(scim_requests::directory_id.eq(directory_id))
-            .filter(scim_requests::id.ge(first))
+            .filter(scim_requests::id.gt(after))
     };
     let total: i64 = of_period().count().get_result(conn)?;
     // Written into the SQL so that the partial index of errors serves it (see `prune`).

@@ -92,9 +92,21 @@ fn org_rows(
         *names.entry(name_key(&o.name)).or_default() += 1;
     }
     let alerts = db::alerts::open_counts_by_org(c)?;
+    let orgs = db::orgs::list(c, search, 500)?;
+    // Each query below serves every listed organization at once: one per organization was
+    // thousands of round trips for a thousand customers.
+    let org_ids: Vec<&str> = orgs.iter().map(|o| o.id.as_str()).collect();
+    let mut directories = db::directories::list_for_orgs(c, &org_ids)?;
+    let active: Vec<&str> = directories
+        .values()
+        .flatten()
+        .filter(|d| d.status == "active")
+        .map(|d| d.id.as_str())
+        .collect();
+    let latest = db::requests::latest_statuses(c, &active)?;
     let mut out = Vec::new();
-    for org in db::orgs::list(c, search, 500)? {
-        let dirs = db::directories::list_for_org(c, &org.id)?;
+    for org in orgs {
+        let dirs = directories.remove(&org.id).unwrap_or_default();
         let (mut users, mut failing, mut connected) = (0, false, false);
         for d in &dirs {
             users += counts.live_users(c, &d.id, d.event_seq)?;
@@ -102,9 +114,8 @@ fn org_rows(
                 continue;
             }
             connected |= d.last_request_at.is_some();
-            if let Some(e) = db::requests::last_error(c, &d.id)? {
-                failing |= db::requests::successes_after(c, &d.id, e.id, 1)? == 0;
-            }
+            // Failing: no success since the last error, so the latest request failed.
+            failing |= latest.get(&d.id).is_some_and(|status| *status >= 400);
         }
         let health = match (dirs.is_empty(), failing, connected) {
             (true, _, _) => ("off", "no directory"),

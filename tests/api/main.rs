@@ -21,6 +21,7 @@ mod helpers;
 mod json_logs;
 mod member_steps;
 mod metrics;
+mod owner_list;
 mod pitfalls;
 mod portal;
 mod portal_admin;

@@ -6,10 +6,13 @@
 //!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
 //!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
 //!   (see `realtime`)
+//!   target/release/roster-bench --scenario thousand [--backend …] [--thousand-scale 0.01]
+//!   (see `thousand`)
 
 mod fairness;
 mod realtime;
 mod roles;
+mod thousand;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +28,12 @@ pub(crate) struct Opts {
     scenario: Option<String>,
     /// Creates per second under load (`realtime`).
     rate: usize,
+    /// Share of the full dataset loaded (`thousand`).
+    thousand_scale: f64,
+    /// A database `thousand` loaded and kept before, measured again instead of loading anew.
+    thousand_db: Option<String>,
+    /// Leave the loaded database in place (`thousand`).
+    thousand_keep: bool,
     sync_users: usize,
     sync_groups: usize,
     group_members: usize,
@@ -47,6 +56,12 @@ fn parse_opts() -> Opts {
         backend: value("--backend").unwrap_or_else(|| "sqlite".into()),
         scenario: value("--scenario"),
         rate: num("--rate", 1000),
+        thousand_scale: value("--thousand-scale")
+            .and_then(|v| v.parse().ok())
+            .filter(|s: &f64| *s > 0.0)
+            .unwrap_or(1.0),
+        thousand_db: value("--thousand-db"),
+        thousand_keep: args.iter().any(|a| a == "--thousand-keep"),
         sync_users: num("--sync-users", if full { 100_000 } else { 20_000 }),
         sync_groups: num("--sync-groups", if full { 1_000 } else { 200 }),
         group_members: num("--group-members", 10_000),
@@ -113,8 +128,12 @@ fn fresh_database(backend: &str) -> String {
 }
 
 /// The secret key file of this run's servers and CLI calls: apart from the working directory
-/// (on Postgres the default would be `roster.key` there).
+/// (on Postgres the default would be `roster.key` there); `ROSTER_BENCH_KEY_FILE` names one
+/// that outlives the run (for a database kept with `--thousand-keep`).
 fn key_file() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("ROSTER_BENCH_KEY_FILE") {
+        return path.into();
+    }
     std::env::temp_dir()
         .join(format!("roster-bench-{}", std::process::id()))
         .join("roster.key")
@@ -469,6 +488,18 @@ pub(crate) fn user_body(i: usize, prefix: &str) -> Value {
 fn main() {
     let o = parse_opts();
     let db = fresh_database(&o.backend);
+    if o.scenario.as_deref() == Some("thousand") {
+        thousand::run_scenario(&o, &db);
+        if o.thousand_keep && o.thousand_db.is_none() {
+            println!(
+                "kept: --thousand-db {db} (its key: {})",
+                key_file().display()
+            );
+        } else {
+            clean_up(&db, &o.backend);
+        }
+        return;
+    }
     let server = start(&db);
     let base = server.base.clone();
     let org: Value = serde_json::from_str(&cli(
@@ -524,7 +555,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime)"
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, thousand)"
             );
             drop(server);
             clean_up(&db, &o.backend);

@@ -23,6 +23,11 @@ use crate::db::schema::scim_users;
 const STEP: i64 = 100;
 /// Directories remembered per process (a few KB each at 100 000 users).
 const CAPACITY: usize = 256;
+/// Directories whose count alone is remembered (a few dozen bytes each): every directory of
+/// an instance, so that the owner console's list, which shows every organization's users,
+/// counts none of them again while they do not change. Bounded by the bookmarks' capacity,
+/// a thousand customers' list recounted three quarters of them at every view.
+const COUNT_CAPACITY: usize = 16_384;
 
 struct Marks {
     event_seq: i64,
@@ -37,6 +42,8 @@ struct Marks {
 #[derive(Default)]
 pub struct Bookmarks {
     by_directory: Mutex<HashMap<String, Arc<Marks>>>,
+    /// Each directory's live users as of an `event_seq`: `(event_seq, total)`.
+    counts: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 impl Bookmarks {
@@ -73,11 +80,30 @@ impl Bookmarks {
         directory_id: &str,
         event_seq: i64,
     ) -> QueryResult<i64> {
-        if let Some(marks) = self.current(directory_id, event_seq) {
-            return Ok(marks.total);
+        let counted = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(directory_id)
+            .filter(|(seq, _)| *seq == event_seq)
+            .map(|(_, total)| *total);
+        if let Some(total) = counted {
+            return Ok(total);
         }
-        let (total, _) = search(conn, directory_id, None, None, 0, 0)?;
-        self.remember_count(directory_id, event_seq, total);
+        let total = match self.current(directory_id, event_seq) {
+            Some(marks) => marks.total,
+            None => search(conn, directory_id, None, None, 0, 0)?.0,
+        };
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counts.len() >= COUNT_CAPACITY && !counts.contains_key(directory_id) {
+            if let Some(any) = counts.keys().next().cloned() {
+                counts.remove(&any);
+            }
+        }
+        counts.insert(directory_id.to_string(), (event_seq, total));
         Ok(total)
     }
 
