@@ -98,10 +98,11 @@ impl Bookmarks {
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if counts.len() >= COUNT_CAPACITY && !counts.contains_key(directory_id) {
-            if let Some(any) = counts.keys().next().cloned() {
-                counts.remove(&any);
-            }
+        if counts.len() >= COUNT_CAPACITY
+            && !counts.contains_key(directory_id)
+            && let Some(any) = counts.keys().next().cloned()
+        {
+            counts.remove(&any);
         }
         counts.insert(directory_id.to_string(), (event_seq, total));
         Ok(total)
