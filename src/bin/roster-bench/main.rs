@@ -6,8 +6,10 @@
 //!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
 //!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
 //!   (see `realtime`)
+//!   target/release/roster-bench --scenario peer [--peer-bin PATH]   (see `peer`)
 
 mod fairness;
+mod peer;
 mod realtime;
 mod roles;
 
@@ -516,6 +518,12 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("peer") => {
+            peer::run_scenario(&o, &base, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some("realtime") => {
             realtime::run_scenario(&o, &db, &base, &org_id, &scim, &token);
             drop(server);
@@ -524,7 +532,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime)"
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, peer)"
             );
             drop(server);
             clean_up(&db, &o.backend);
