@@ -6,10 +6,12 @@
 //!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
 //!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
 //!   (see `realtime`)
+//!   target/release/roster-bench --scenario peer [--peer-bin PATH]   (see `peer`)
 //!   target/release/roster-bench --scenario thousand [--backend …] [--thousand-scale 0.01]
 //!   (see `thousand`)
 
 mod fairness;
+mod peer;
 mod realtime;
 mod roles;
 mod thousand;
@@ -547,6 +549,12 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("peer") => {
+            peer::run_scenario(&o, &base, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some("realtime") => {
             realtime::run_scenario(&o, &db, &base, &org_id, &scim, &token);
             drop(server);
@@ -555,7 +563,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, thousand)"
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, peer, thousand)"
             );
             drop(server);
             clean_up(&db, &o.backend);
