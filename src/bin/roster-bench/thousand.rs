@@ -461,7 +461,7 @@ impl Inserts {
 
     /// Starts a row: the caller writes its `(…)` into the returned text.
     fn row(&mut self) -> &mut String {
-        if self.rows % Self::ROWS == 0 {
+        if self.rows.is_multiple_of(Self::ROWS) {
             if self.rows > 0 {
                 self.sql.push_str(";\n");
             }
@@ -694,7 +694,7 @@ fn load(c: &mut DbConn, t: &Template, scale: f64) -> Loaded {
             ids.push(id);
         }
         // Events in time order, numbered in the directory.
-        events.sort_by(|a, b| a.0.cmp(&b.0));
+        events.sort_by_key(|e| e.0);
         let mut event_rows = Inserts::new("events", EVENT_COLUMNS);
         for (seq, (_, row)) in events.iter().enumerate() {
             let sql = event_rows.row();
