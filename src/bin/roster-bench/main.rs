@@ -6,9 +6,11 @@
 //!   target/release/roster-bench --scenario fairness|roles [--backend …]   (see `fairness`, `roles`)
 //!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
 //!   (see `realtime`)
+//!   target/release/roster-bench --scenario peer [--peer-bin PATH]   (see `peer`)
 //!   target/release/roster-bench --scenario scaleout --backend postgres   (see `scaleout`)
 
 mod fairness;
+mod peer;
 mod realtime;
 mod roles;
 mod scaleout;
@@ -548,6 +550,12 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("peer") => {
+            peer::run_scenario(&o, &base, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some("realtime") => {
             realtime::run_scenario(&o, &db, &base, &org_id, &scim, &token);
             drop(server);
@@ -562,7 +570,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, scaleout)"
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, peer, scaleout)"
             );
             drop(server);
             clean_up(&db, &o.backend);
