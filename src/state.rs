@@ -10,6 +10,7 @@ use crate::events::WorkerHealth;
 use crate::events::wake::DeliveryWake;
 use crate::metrics::Metrics;
 use crate::scim_endpoint::body::BodyBudget;
+use crate::scim_endpoint::fair_share::FairShare;
 use crate::scim_endpoint::group_turns::GroupTurns;
 
 /// State shared by every handler.
@@ -32,6 +33,9 @@ pub struct AppState {
     pub delivery_wake: DeliveryWake,
     /// Writes to a group one at a time (see `scim_endpoint::group_turns`).
     pub group_turns: GroupTurns,
+    /// The places SCIM requests are served in, shared fairly between directories (see
+    /// `scim_endpoint::fair_share`).
+    pub fair_share: Arc<FairShare>,
     /// What `/metrics` serves (`None` if they could not be set up: logged at start).
     pub metrics: Option<Metrics>,
 }
@@ -62,6 +66,9 @@ impl AppState {
             worker_health: Default::default(),
             delivery_wake,
             group_turns: Default::default(),
+            fair_share: Arc::new(FairShare::for_cores(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
             body_budget,
             auth_throttle,
             metrics,

@@ -11,7 +11,7 @@ use crate::helpers::{Backend, Scim, TestApp, TestDb, backend_tests, postgres_ena
 use crate::receiver::{self, signature_valid};
 
 /// Waits (bounded) until `check` holds, re-reading the database between tries.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..400 {
         if check() {
             return;

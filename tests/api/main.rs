@@ -32,6 +32,7 @@ mod receiver;
 mod reconcile;
 mod roles;
 mod roles_pages;
+mod scale_out;
 mod scim_errors;
 mod scim_ops;
 mod security;

@@ -7,6 +7,7 @@
 //!   target/release/roster-bench --scenario realtime [--backend …] [--rate 1000] [--seconds 5]
 //!   (see `realtime`)
 //!   target/release/roster-bench --scenario peer [--peer-bin PATH]   (see `peer`)
+//!   target/release/roster-bench --scenario scaleout --backend postgres   (see `scaleout`)
 //!   target/release/roster-bench --scenario thousand [--backend …] [--thousand-scale 0.01]
 //!   (see `thousand`)
 
@@ -14,6 +15,7 @@ mod fairness;
 mod peer;
 mod realtime;
 mod roles;
+mod scaleout;
 mod thousand;
 
 use std::io::{BufRead, BufReader};
@@ -399,13 +401,36 @@ fn wrk(
     seconds: u64,
     concurrency: usize,
 ) -> Figures {
+    let load = spawn_wrk(
+        "main",
+        base,
+        paths,
+        token,
+        post_prefix,
+        seconds,
+        concurrency,
+    );
+    wrk_figures(name, load)
+}
+
+/// Starts wrk as [`wrk`] runs it, with its script and path list in files named after `tag`
+/// (wrk processes running at once need a tag each); [`wrk_figures`] waits for it.
+pub(crate) fn spawn_wrk(
+    tag: &str,
+    base: &str,
+    paths: &[String],
+    token: &str,
+    post_prefix: Option<&str>,
+    seconds: u64,
+    concurrency: usize,
+) -> Child {
     let dir = std::env::temp_dir().join(format!("roster-bench-wrk-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let script = dir.join("bench.lua");
-    let list = dir.join("paths.txt");
+    let script = dir.join(format!("{tag}.lua"));
+    let list = dir.join(format!("{tag}-paths.txt"));
     std::fs::write(&script, WRK_SCRIPT).expect("write the wrk script");
     std::fs::write(&list, paths.join("\n") + "\n").expect("write the path list");
-    let out = Command::new("wrk")
+    Command::new("wrk")
         .args([
             // wrk refuses fewer connections than threads.
             &format!("-t{}", concurrency.clamp(1, 2)),
@@ -421,8 +446,15 @@ fn wrk(
         .env("BENCH_TOKEN", token)
         .env("BENCH_POST", if post_prefix.is_some() { "1" } else { "0" })
         .env("BENCH_PREFIX", post_prefix.unwrap_or_default())
-        .output()
-        .expect("wrk is installed (Debian: apt-get install wrk)");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrk is installed (Debian: apt-get install wrk)")
+}
+
+/// Waits for a wrk started by [`spawn_wrk`] and reads its summary.
+pub(crate) fn wrk_figures(name: &str, load: Child) -> Figures {
+    let out = load.wait_with_output().expect("wrk ran");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let figures: Vec<f64> = stdout
         .lines()
@@ -561,9 +593,15 @@ fn main() {
             clean_up(&db, &o.backend);
             return;
         }
+        Some("scaleout") => {
+            scaleout::run_scenario(&o, &db, &base, &org_id, &scim, &token);
+            drop(server);
+            clean_up(&db, &o.backend);
+            return;
+        }
         Some(other) => {
             eprintln!(
-                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, peer, thousand)"
+                "roster-bench: unknown scenario `{other}` (known: fairness, roles, realtime, peer, scaleout, thousand)"
             );
             drop(server);
             clean_up(&db, &o.backend);

@@ -20,9 +20,9 @@ use serde_json::Value;
 use crate::{Opts, agent, cli, okta_directory, send, user_body};
 
 /// SQLite's goals, in ms; Postgres's are `POSTGRES_FACTOR` times these.
-const GOAL_P50_MS: f64 = 20.0;
-const GOAL_P99_MS: f64 = 250.0;
-const POSTGRES_FACTOR: f64 = 2.0;
+pub(crate) const GOAL_P50_MS: f64 = 20.0;
+pub(crate) const GOAL_P99_MS: f64 = 250.0;
+pub(crate) const POSTGRES_FACTOR: f64 = 2.0;
 /// Directories the load is spread over.
 const DIRECTORIES: usize = 10;
 /// Creates at rest, and their spacing.
@@ -37,15 +37,15 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 /// When each userName's 201 was read, its webhook arrived (per receiver) and it was seen in
 /// the feed.
 #[derive(Default)]
-struct Clock {
-    replied: HashMap<String, Instant>,
-    arrived: HashMap<(String, String), Instant>,
+pub(crate) struct Clock {
+    pub(crate) replied: HashMap<String, Instant>,
+    pub(crate) arrived: HashMap<(String, String), Instant>,
     in_feed: HashMap<String, Instant>,
 }
 
-type SharedClock = Arc<Mutex<Clock>>;
+pub(crate) type SharedClock = Arc<Mutex<Clock>>;
 
-fn lock(clock: &SharedClock) -> std::sync::MutexGuard<'_, Clock> {
+pub(crate) fn lock(clock: &SharedClock) -> std::sync::MutexGuard<'_, Clock> {
     clock
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -60,7 +60,7 @@ fn user_name(event: &Value) -> Option<String> {
 
 /// Starts the receiver: `POST /hooks/{name}` records the arrival; `POST /hang` never answers
 /// (the server gives up after its timeout). Returns its base URL.
-fn start_receiver(clock: SharedClock) -> String {
+pub(crate) fn start_receiver(clock: SharedClock) -> String {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let addr = listener.local_addr().expect("a bound port");
@@ -177,7 +177,7 @@ fn drain(clock: &SharedClock, names: &[String], receivers: &[&str]) {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
         .copied()
@@ -219,7 +219,7 @@ fn report(
     );
 }
 
-fn add_webhook(db: &str, base: &str, url: &str) {
+pub(crate) fn add_webhook(db: &str, base: &str, url: &str) {
     cli(
         db,
         base,

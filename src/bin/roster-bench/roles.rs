@@ -77,11 +77,13 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
     assert_eq!(status, 201, "the role is defined");
 
     let never = AtomicBool::new(true);
-    let rest = probe(&scim_b, &token_b, "rest-", 300, 300, &never);
+    // No webhook here: B's replies are noted, and nothing reads them.
+    let clock = crate::realtime::SharedClock::default();
+    let rest = probe(&scim_b, &token_b, "rest-", 300, 300, &never, &clock);
     let done = AtomicBool::new(false);
     let mut changes = Vec::new();
     let during = std::thread::scope(|s| {
-        let b = s.spawn(|| probe(&scim_b, &token_b, "map-", 50, 100_000, &done));
+        let b = s.spawn(|| probe(&scim_b, &token_b, "map-", 50, 100_000, &done, &clock));
         let mappings = format!("{base}/api/v1/directories/{dir_a}/role-mappings");
         for round in 0..MAPPING_CHANGES {
             let body = if round % 2 == 0 {
