@@ -21,7 +21,9 @@ use crate::realtime::{
     GOAL_P50_MS, GOAL_P99_MS, POSTGRES_FACTOR, SharedClock, add_webhook, lock, percentile,
     start_receiver,
 };
-use crate::{Figures, Opts, agent, all_users, cli, okta_directory, run, send, user_body};
+use crate::{
+    Figures, Opts, agent, all_users, cli, okta_directory, pingone_groups, run, send, user_body,
+};
 
 /// The most B's p99 may grow while A works, over B's p99 at rest.
 const GOAL_RATIO: f64 = 3.0;
@@ -188,36 +190,15 @@ fn pingone_sync(
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let per_group = (ids.len() / groups.max(1)).max(1);
-    let grouped = run("A: sync POST + PUT groups", groups, concurrency, |a, i| {
-        let name = format!("Sync group {i}");
-        let (s, body) = send(
-            a,
-            "POST",
-            &format!("{scim_a}/Groups"),
-            token_a,
-            Some(&json!({"displayName": name})),
-        );
-        let gid = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        let members: Vec<Value> = ids
-            .iter()
-            .skip(i * per_group)
-            .take(per_group * 2)
-            .map(|id| json!({"value": id}))
-            .collect();
-        s == 201
-            && send(
-                a,
-                "PUT",
-                &format!("{scim_a}/Groups/{gid}"),
-                token_a,
-                Some(&json!({"displayName": name, "members": members})),
-            )
-            .0 == 200
-    });
+    let grouped = pingone_groups(
+        "A: sync POST + PUT groups",
+        scim_a,
+        token_a,
+        &ids,
+        "Sync group",
+        groups,
+        concurrency,
+    );
     (created, grouped)
 }
 

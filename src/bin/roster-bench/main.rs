@@ -513,6 +513,50 @@ pub(crate) fn all_users(scim: &str, token: &str, filter: Option<&str>) -> Vec<(S
     users
 }
 
+/// The groups of a PingOne-style initial sync: `groups` groups named `{name} {i}`, each made by
+/// a `POST` and then given its members by a full `PUT` (consecutive runs of `ids`, each user in
+/// about two groups), at `concurrency`.
+pub(crate) fn pingone_groups(
+    label: &str,
+    scim: &str,
+    token: &str,
+    ids: &[String],
+    name: &str,
+    groups: usize,
+    concurrency: usize,
+) -> Figures {
+    let per_group = (ids.len() / groups.max(1)).max(1);
+    run(label, groups, concurrency, |a, i| {
+        let name = format!("{name} {i}");
+        let (s, body) = send(
+            a,
+            "POST",
+            &format!("{scim}/Groups"),
+            token,
+            Some(&json!({"displayName": name})),
+        );
+        let gid = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let members: Vec<Value> = ids
+            .iter()
+            .skip(i * per_group)
+            .take(per_group * 2)
+            .map(|id| json!({"value": id}))
+            .collect();
+        s == 201
+            && send(
+                a,
+                "PUT",
+                &format!("{scim}/Groups/{gid}"),
+                token,
+                Some(&json!({"displayName": name, "members": members})),
+            )
+            .0 == 200
+    })
+}
+
 pub(crate) fn user_body(i: usize, prefix: &str) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i}@bench.example"),
         "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
@@ -738,43 +782,19 @@ fn main() {
         .map(|(id, _)| id)
         .collect();
     let listing = listing_started.elapsed().as_secs_f64();
-    let per_group = (sync_ids.len() / o.sync_groups.max(1)).max(1);
-    let groups = run(
+    let groups = pingone_groups(
         "sync: POST + PUT groups",
+        &scim,
+        &token,
+        &sync_ids,
+        "Ping group",
         o.sync_groups,
         o.concurrency,
-        |a, i| {
-            let (s, body) = send(
-                a,
-                "POST",
-                &format!("{scim}/Groups"),
-                &token,
-                Some(&json!({"displayName": format!("Ping group {i}")})),
-            );
-            let gid = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            let members: Vec<Value> = sync_ids
-                .iter()
-                .skip(i * per_group)
-                .take(per_group * 2)
-                .map(|id| json!({"value": id}))
-                .collect();
-            s == 201
-                && send(
-                    a,
-                    "PUT",
-                    &format!("{scim}/Groups/{gid}"),
-                    &token,
-                    Some(&json!({"displayName": format!("Ping group {i}"), "members": members})),
-                )
-                .0 == 200
-        },
     );
     let pingone_total = created.seconds + groups.seconds;
 
     // An Entra-style membership sync: PATCH Add members in batches of 100.
+    let per_group = (sync_ids.len() / o.sync_groups.max(1)).max(1);
     let entra_started = Instant::now();
     let entra = run(
         "sync: Entra PATCH add batches",
