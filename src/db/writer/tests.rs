@@ -3,7 +3,7 @@ use futures_util::FutureExt;
 
 use super::checkpoint::Checkpointer;
 use super::connection::WriterConn;
-use super::statistics::analyze_grown_tables;
+use super::statistics::{Statistics, analyze_grown_tables, sqlite_analyzed_rows};
 use super::*;
 use crate::db::{DbConn, write_tx};
 use crate::events::wake::DeliveryWake;
@@ -608,4 +608,69 @@ fn the_writers_postgres_statements_are_planned_once() {
         .get_result(pg)
         .unwrap();
     assert_eq!(mode.plan_cache_mode, "auto");
+}
+
+/// Adds users `u{from}`…`u{to}` to the directory, straight into the table (SQLite).
+fn add_sqlite_users(c: &mut diesel::SqliteConnection, directory_id: &str, from: i32, to: i32) {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+         INSERT INTO scim_users (id, directory_id, user_name, user_name_norm, resource, \
+         created_at, updated_at) SELECT 'u' || i, ?, 'u' || i, 'u' || i, '{}', \
+         CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM n",
+    )
+    .bind::<diesel::sql_types::Integer, _>(from)
+    .bind::<diesel::sql_types::Integer, _>(to)
+    .bind::<diesel::sql_types::Text, _>(directory_id)
+    .execute(c)
+    .unwrap();
+}
+
+/// SQLite is analyzed once the changes since its last `ANALYZE` could have doubled the SCIM
+/// tables, counted from what `sqlite_stat1` recorded, also after a restart; and only the SCIM
+/// tables are analyzed (the request log and the events never are).
+#[test]
+fn sqlite_is_analyzed_when_the_scim_tables_may_have_doubled() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (_dir, pool, directory) = database_with_directory();
+    let mut conn = pool.get().unwrap();
+    let rows = |conn: &mut DbConn| match conn {
+        DbConn::Sqlite(c) => sqlite_analyzed_rows(c),
+        DbConn::Postgres(_) => unreachable!(),
+    };
+    let add = |conn: &mut DbConn, from: i32, to: i32| match conn {
+        DbConn::Sqlite(c) => add_sqlite_users(c, &directory.id, from, to),
+        DbConn::Postgres(_) => unreachable!(),
+    };
+    add(&mut conn, 1, 3000);
+
+    let mut statistics = Statistics::default();
+    statistics.after(&mut conn, 499);
+    assert_eq!(rows(&mut conn), 0, "not analyzed before 500 changes");
+    statistics.after(&mut conn, 1);
+    assert_eq!(rows(&mut conn), 3000);
+    let other_tables = diesel::sql_query(
+        "SELECT count(*) AS n FROM sqlite_stat1 \
+         WHERE tbl NOT IN ('scim_users', 'user_emails', 'scim_groups', 'group_members')",
+    )
+    .get_result::<Count>(&mut *conn)
+    .unwrap();
+    assert_eq!(other_tables.n, 0, "only the SCIM tables are analyzed");
+
+    // A restart: the step is the 3 000 rows last analyzed, not 500 changes.
+    add(&mut conn, 3001, 7000);
+    let mut statistics = Statistics::default();
+    statistics.after(&mut conn, 2999);
+    assert_eq!(
+        rows(&mut conn),
+        3000,
+        "3 000 rows cannot have doubled in 2 999 changes"
+    );
+    statistics.after(&mut conn, 1);
+    assert_eq!(rows(&mut conn), 7000);
 }
