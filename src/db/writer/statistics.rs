@@ -55,9 +55,10 @@ impl Statistics {
                 analyze_grown_tables(pg)
             }
             DbConn::Sqlite(c) => {
-                let next = *self
-                    .next
-                    .get_or_insert_with(|| Self::sqlite_step(sqlite_analyzed_rows(c)));
+                let next = *self.next.get_or_insert_with(|| {
+                    forget_other_tables(c);
+                    Self::sqlite_step(sqlite_analyzed_rows(c))
+                });
                 if self.changes < next {
                     return;
                 }
@@ -81,6 +82,25 @@ impl Statistics {
         usize::try_from(analyzed_rows)
             .unwrap_or(usize::MAX)
             .clamp(Self::FIRST, Self::MAX_STEP)
+    }
+}
+
+/// Drops the statistics a bare `ANALYZE` (before only the SCIM tables were analyzed) left
+/// for the other tables: frozen at whatever size those tables had then, they would mislead the
+/// planner more than none (the request log and the events grow far past any such sample).
+fn forget_other_tables(c: &mut diesel::SqliteConnection) {
+    use diesel::RunQueryDsl;
+    let tables = SCIM_TABLES.map(|t| format!("'{t}'")).join(", ");
+    for stat in ["sqlite_stat1", "sqlite_stat4"] {
+        // Missing until the first `ANALYZE`: nothing to forget then.
+        let _ = diesel::sql_query(format!("DELETE FROM {stat} WHERE tbl NOT IN ({tables})"))
+            .execute(c)
+            .map(|forgotten| {
+                if forgotten > 0 {
+                    // Loads the statistics anew, without the rows just deleted.
+                    let _ = c.batch_execute("ANALYZE sqlite_schema");
+                }
+            });
     }
 }
 

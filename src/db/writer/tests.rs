@@ -627,8 +627,9 @@ fn add_sqlite_users(c: &mut diesel::SqliteConnection, directory_id: &str, from: 
 }
 
 /// SQLite is analyzed once the changes since its last `ANALYZE` could have doubled the SCIM
-/// tables, counted from what `sqlite_stat1` recorded, also after a restart; and only the SCIM
-/// tables are analyzed (the request log and the events never are).
+/// tables, counted from what `sqlite_stat1` recorded, also after a restart; only the SCIM
+/// tables are analyzed, and the other tables' statistics an earlier bare `ANALYZE` left are
+/// forgotten.
 #[test]
 fn sqlite_is_analyzed_when_the_scim_tables_may_have_doubled() {
     use diesel::RunQueryDsl;
@@ -637,40 +638,60 @@ fn sqlite_is_analyzed_when_the_scim_tables_may_have_doubled() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let (_dir, pool, directory) = database_with_directory();
-    let mut conn = pool.get().unwrap();
     let rows = |conn: &mut DbConn| match conn {
         DbConn::Sqlite(c) => sqlite_analyzed_rows(c),
         DbConn::Postgres(_) => unreachable!(),
     };
-    let add = |conn: &mut DbConn, from: i32, to: i32| match conn {
-        DbConn::Sqlite(c) => add_sqlite_users(c, &directory.id, from, to),
+    let add = |conn: &mut DbConn, directory_id: &str, from: i32, to: i32| match conn {
+        DbConn::Sqlite(c) => add_sqlite_users(c, directory_id, from, to),
         DbConn::Postgres(_) => unreachable!(),
     };
-    add(&mut conn, 1, 3000);
+    let other_tables = |conn: &mut DbConn| {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM sqlite_stat1 \
+             WHERE tbl NOT IN ('scim_users', 'user_emails', 'scim_groups', 'group_members')",
+        )
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+    };
 
+    // A new database is analyzed after 500 changes, its SCIM tables only.
+    let (_dir, pool, directory) = database_with_directory();
+    let mut conn = pool.get().unwrap();
+    add(&mut conn, &directory.id, 1, 700);
     let mut statistics = Statistics::default();
     statistics.after(&mut conn, 499);
     assert_eq!(rows(&mut conn), 0, "not analyzed before 500 changes");
     statistics.after(&mut conn, 1);
-    assert_eq!(rows(&mut conn), 3000);
-    let other_tables = diesel::sql_query(
-        "SELECT count(*) AS n FROM sqlite_stat1 \
-         WHERE tbl NOT IN ('scim_users', 'user_emails', 'scim_groups', 'group_members')",
-    )
-    .get_result::<Count>(&mut *conn)
-    .unwrap();
-    assert_eq!(other_tables.n, 0, "only the SCIM tables are analyzed");
+    assert_eq!(rows(&mut conn), 700);
+    assert_eq!(
+        other_tables(&mut conn),
+        0,
+        "only the SCIM tables are analyzed"
+    );
 
-    // A restart: the step is the 3 000 rows last analyzed, not 500 changes.
-    add(&mut conn, 3001, 7000);
+    // A database an earlier version analyzed whole, restarted: the step is the 3 000 rows
+    // last analyzed, not 500 changes, and the other tables' statistics are forgotten.
+    let (_dir, pool, directory) = database_with_directory();
+    let mut conn = pool.get().unwrap();
+    add(&mut conn, &directory.id, 1, 3000);
+    conn.batch_execute("ANALYZE").unwrap();
+    assert!(other_tables(&mut conn) > 0);
+    add(&mut conn, &directory.id, 3001, 7000);
     let mut statistics = Statistics::default();
     statistics.after(&mut conn, 2999);
     assert_eq!(
         rows(&mut conn),
         3000,
-        "3 000 rows cannot have doubled in 2 999 changes"
+        "3 000 rows analyzed cannot have doubled in 2 999 changes"
+    );
+    assert_eq!(
+        other_tables(&mut conn),
+        0,
+        "the other tables' statistics are forgotten"
     );
     statistics.after(&mut conn, 1);
     assert_eq!(rows(&mut conn), 7000);
+    assert_eq!(other_tables(&mut conn), 0);
 }
