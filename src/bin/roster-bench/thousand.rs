@@ -245,27 +245,18 @@ fn make_template(db: &str, base: &str) -> Template {
             .unwrap_or_default()
             .to_string()
     };
-    let ua = id_of(send(
-        &a,
-        "POST",
-        &format!("{scim}/Users"),
-        &token,
-        Some(&user("a")),
-    ));
-    let ub = id_of(send(
-        &a,
-        "POST",
-        &format!("{scim}/Users"),
-        &token,
-        Some(&user("b")),
-    ));
-    let g = id_of(send(
-        &a,
-        "POST",
-        &format!("{scim}/Groups"),
-        &token,
-        Some(&json!({"displayName": "Tplgroup"})),
-    ));
+    let create = |collection: &str, body: Value| {
+        id_of(send(
+            &a,
+            "POST",
+            &format!("{scim}/{collection}"),
+            &token,
+            Some(&body),
+        ))
+    };
+    let ua = create("Users", user("a"));
+    let ub = create("Users", user("b"));
+    let g = create("Groups", json!({"displayName": "Tplgroup"}));
     let patch = |path: &str, value: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": path, "value": value}]});
     send(
         &a,

@@ -54,20 +54,16 @@ impl Statistics {
                 self.next = Some(self.changes + Self::POSTGRES_STEP);
                 analyze_grown_tables(pg)
             }
-            DbConn::Sqlite(c) => {
+            DbConn::Sqlite(_) => {
                 let next = *self.next.get_or_insert_with(|| {
-                    forget_other_tables(c);
-                    Self::sqlite_step(sqlite_analyzed_rows(c))
+                    forget_other_tables(conn);
+                    Self::sqlite_step(sqlite_analyzed_rows(conn))
                 });
                 if self.changes < next {
                     return;
                 }
                 let analyzed = write_tx(conn, |c| c.batch_execute(&sqlite_analyze()));
-                let rows = match conn {
-                    DbConn::Sqlite(c) => sqlite_analyzed_rows(c),
-                    DbConn::Postgres(_) => 0,
-                };
-                self.next = Some(self.changes + Self::sqlite_step(rows));
+                self.next = Some(self.changes + Self::sqlite_step(sqlite_analyzed_rows(conn)));
                 analyzed
             }
         };
@@ -88,9 +84,9 @@ impl Statistics {
 /// Drops the statistics a bare `ANALYZE` (before only the SCIM tables were analyzed) left
 /// for the other tables: frozen at whatever size those tables had then, they would mislead the
 /// planner more than none (the request log and the events grow far past any such sample).
-fn forget_other_tables(c: &mut diesel::SqliteConnection) {
+fn forget_other_tables(c: &mut DbConn) {
     use diesel::RunQueryDsl;
-    let tables = SCIM_TABLES.map(|t| format!("'{t}'")).join(", ");
+    let tables = scim_tables_sql();
     for stat in ["sqlite_stat1", "sqlite_stat4"] {
         // Missing until the first `ANALYZE`: nothing to forget then.
         let _ = diesel::sql_query(format!("DELETE FROM {stat} WHERE tbl NOT IN ({tables})"))
@@ -106,20 +102,25 @@ fn forget_other_tables(c: &mut diesel::SqliteConnection) {
 
 /// The rows of the largest SCIM table at its last `ANALYZE` (the first number of its
 /// `sqlite_stat1` rows); 0 when it never was (the table `sqlite_stat1` is then missing).
-pub(super) fn sqlite_analyzed_rows(c: &mut diesel::SqliteConnection) -> u64 {
+pub(super) fn sqlite_analyzed_rows(c: &mut DbConn) -> u64 {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Rows {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let tables = SCIM_TABLES.map(|t| format!("'{t}'")).join(", ");
+    let tables = scim_tables_sql();
     diesel::sql_query(format!(
         "SELECT coalesce(max(CAST(stat AS INTEGER)), 0) AS n FROM sqlite_stat1 \
          WHERE tbl IN ({tables})"
     ))
     .get_result::<Rows>(c)
     .map_or(0, |r| u64::try_from(r.n).unwrap_or(0))
+}
+
+/// `SCIM_TABLES` as a list of SQL strings, for `tbl IN (…)`.
+fn scim_tables_sql() -> String {
+    SCIM_TABLES.map(|t| format!("'{t}'")).join(", ")
 }
 
 /// SQLite's sampled `ANALYZE` of the SCIM tables only. A bare `ANALYZE` also samples every

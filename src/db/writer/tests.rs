@@ -638,10 +638,7 @@ fn sqlite_is_analyzed_when_the_scim_tables_may_have_doubled() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let rows = |conn: &mut DbConn| match conn {
-        DbConn::Sqlite(c) => sqlite_analyzed_rows(c),
-        DbConn::Postgres(_) => unreachable!(),
-    };
+    let rows = sqlite_analyzed_rows;
     let add = |conn: &mut DbConn, directory_id: &str, from: i32, to: i32| match conn {
         DbConn::Sqlite(c) => add_sqlite_users(c, directory_id, from, to),
         DbConn::Postgres(_) => unreachable!(),
