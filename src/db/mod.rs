@@ -267,7 +267,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
             // WAL is set once per database file (in `connect`); these are per connection.
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous=NORMAL; \
-                     PRAGMA foreign_keys=ON;"
+                     PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint={};",
+                writer::SQLITE_AUTOCHECKPOINT_FRAMES
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

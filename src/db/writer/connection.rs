@@ -9,20 +9,14 @@ use crate::db::{DbConn, PooledConn};
 /// is the writer's: a job's savepoint (or a statement's) would otherwise keep its journal in a
 /// temporary file written with every page it changes (a tenth of a create's cost). Pooled
 /// readers keep SQLite's default, so their large sorts spill to disk rather than to the heap.
-/// It also checkpoints less often than SQLite's default (see `Checkpointer`).
 pub(super) struct WriterConn(PooledConn);
 
 impl WriterConn {
-    /// WAL frames after which the writer finishes a checkpoint (see `Checkpointer`); SQLite's
-    /// own, at a commit, waits for twice as many, should the checkpoint thread be missing.
+    /// WAL frames after which the writer finishes a checkpoint (see `Checkpointer`).
     pub(super) const WAL_FRAMES: u32 = 4000;
 
     pub(super) fn new(mut conn: PooledConn) -> WriterConn {
         Self::set(&mut conn, "temp_store = MEMORY");
-        Self::set(
-            &mut conn,
-            &format!("wal_autocheckpoint = {}", 2 * Self::WAL_FRAMES),
-        );
         Self::set_pg(&mut conn, "SET plan_cache_mode = force_generic_plan");
         WriterConn(conn)
     }
@@ -48,7 +42,6 @@ impl Drop for WriterConn {
     fn drop(&mut self) {
         // The defaults, for whoever gets the connection from the pool next.
         Self::set(&mut self.0, "temp_store = DEFAULT");
-        Self::set(&mut self.0, "wal_autocheckpoint = 1000");
         Self::set_pg(&mut self.0, "RESET plan_cache_mode");
     }
 }

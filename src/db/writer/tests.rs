@@ -329,6 +329,33 @@ fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
     assert_eq!(wal_generation(&wal), before + 1);
 }
 
+/// Checkpoints are the checkpoint thread's and the writer's. A commit on another pooled
+/// connection (a webhook lane recording its deliveries) while the WAL is long must not copy
+/// the WAL into the database itself, as SQLite's default (at 1 000 frames) would: an fsync
+/// of several ms each time, in the lane's way.
+#[test]
+fn pooled_commits_leave_a_long_wal_to_the_checkpoint_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool =
+        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let database = dir.path().join("w.db");
+    let mut conn = pool.get().unwrap();
+    conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
+        .unwrap();
+    let before = std::fs::metadata(&database).unwrap().len();
+    // One page each, one commit each: 1 500 frames, past SQLite's default mark.
+    for _ in 0..1500 {
+        conn.batch_execute("INSERT INTO t VALUES (zeroblob(4000))")
+            .unwrap();
+    }
+    let after = std::fs::metadata(&database).unwrap().len();
+    // A checkpoint would have copied ~1 000 pages (4 MB) into the database file.
+    assert!(
+        after < before + 1_000_000,
+        "the database file grew from {before} to {after} bytes: a pooled commit checkpointed"
+    );
+}
+
 /// The writer acts on the checkpoint thread's report: after the batch that finds
 /// `WAL_FRAMES` reported, the WAL starts over. The report is set by hand and the writes are
 /// too few to nudge the thread, so nothing depends on when a thread runs: a batch's `after`
