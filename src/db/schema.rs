@@ -75,6 +75,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    directory_arrivals (directory_id) {
+        directory_id -> Text,
+        first_user_at -> Nullable<Timestamp>,
+        first_group_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     directories (id) {
         id -> Text,
         org_id -> Text,
@@ -394,6 +402,7 @@ diesel::joinable!(directories -> organizations (org_id));
 diesel::joinable!(held_users -> directories (directory_id));
 diesel::joinable!(directory_resyncs -> directories (directory_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
+diesel::joinable!(directory_arrivals -> directories (directory_id));
 diesel::joinable!(directory_alerts -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
 diesel::joinable!(scim_groups -> directories (directory_id));
@@ -414,6 +423,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     portal_links,
     directories,
+    directory_arrivals,
     directory_tokens,
     scim_users,
     user_emails,

@@ -472,11 +472,13 @@ async fn load_org_page(
     id: String,
 ) -> Result<OrgPage, PageError> {
     let user_counts = state.user_pages.clone();
+    let writing = state.clone();
     let (org, directories, links, same_name) = db(state, move |c| {
         let org = db::orgs::get(c, &id)?.ok_or(PageError::OwnerNotFound)?;
         let mut out = Vec::new();
         for dir in db::directories::list_for_org(c, &org.id)? {
             let health = db::directories::health(c, &dir, &user_counts)?;
+            db::directories::keep_first_arrivals(&writing.writer, &dir.id, &health);
             let error_resolved = match &health.last_error {
                 Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
                 None => false,

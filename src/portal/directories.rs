@@ -150,9 +150,11 @@ async fn load(
 ) -> Result<DirectoryPage, PageError> {
     let org_id = org.id.clone();
     let user_counts = state.user_pages.clone();
+    let writing = state.clone();
     let (dir, health, tokens, since_error, counts, refused, alerts) = db(state, move |c| {
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let health = db::directories::health(c, &d, &user_counts)?;
+        db::directories::keep_first_arrivals(&writing.writer, &d.id, &health);
         let tokens = db::directories::tokens(c, &d.id)?;
         let since_error = match &health.last_error {
             Some(e) => db::requests::successes_after(c, &d.id, e.id, SUCCESS_CAP)?,

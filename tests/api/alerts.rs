@@ -335,3 +335,56 @@ async fn instances_evaluating_at_once_raise_and_clear_each_alert_once(backend: B
     );
     assert!(open_alerts(&api, &dir).await.is_empty());
 }
+
+backend_tests!(requests_since_a_time_are_counted_wherever_the_period_begins);
+/// The share of failed requests (the alerts' and the directory page's) counts the requests
+/// since a time, found by halving the directory's range of ids: the period's start is found
+/// wherever it falls, before every row, after every row or between any two, with another
+/// directory's rows interleaved (the ids a directory holds are far apart).
+async fn requests_since_a_time_are_counted_wherever_the_period_begins(backend: Backend) {
+    let (app, api) = spawn(backend).await;
+    let org = api.org(json!({"name": "Acme", "scim_enabled": true})).await;
+    let (ours, theirs) = (
+        directory_id(&app.directory(&org, "generic")),
+        directory_id(&app.directory(&org, "okta")),
+    );
+    let start = db::now() - Duration::days(2);
+    // Ours: one request a minute, every third failed; theirs: 0 to 3 between two of ours.
+    let mut rows = Vec::new();
+    for minute in 0..150 {
+        rows.push(NewRequest {
+            directory_id: ours.clone(),
+            at: start + Duration::minutes(minute),
+            method: "GET".into(),
+            path: "/Users".into(),
+            status: if minute % 3 == 0 { 404 } else { 200 },
+            duration_us: 900,
+            ..Default::default()
+        });
+        for _ in 0..(minute * 7 % 4) {
+            rows.push(NewRequest {
+                directory_id: theirs.clone(),
+                at: start + Duration::minutes(minute),
+                method: "GET".into(),
+                path: "/Users".into(),
+                status: 500,
+                duration_us: 900,
+                ..Default::default()
+            });
+        }
+    }
+    let mut c = app.conn();
+    db::requests::insert_many(&mut c, rows).unwrap();
+    for from in [-5, 0, 1, 2, 3, 50, 77, 100, 148, 149, 150, 400] {
+        let since = start + Duration::minutes(from) - Duration::seconds(30);
+        let expected_total = (from.clamp(0, 150)..150).count() as i64;
+        let expected_failed = (from.clamp(0, 150)..150).filter(|m| m % 3 == 0).count() as i64;
+        assert_eq!(
+            db::requests::counts_since(&mut c, &ours, since).unwrap(),
+            (expected_total, expected_failed),
+            "since minute {from}"
+        );
+    }
+    let nobody = db::requests::counts_since(&mut c, "no-such-directory", start).unwrap();
+    assert_eq!(nobody, (0, 0));
+}

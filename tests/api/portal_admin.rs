@@ -269,6 +269,56 @@ async fn directory_checklist_keeps_first_arrivals_and_the_last_error(backend: Ba
     );
 }
 
+backend_tests!(a_directorys_first_arrivals_are_kept_in_its_row);
+/// Finding a directory's first arrivals reads the whole directory (no index orders it by
+/// creation), so the view that finds them keeps them in the directory's row: later views, in
+/// this process or after a restart, read them there.
+async fn a_directorys_first_arrivals_are_kept_in_its_row(backend: Backend) {
+    use diesel::prelude::*;
+    use roster::db::schema::directory_arrivals;
+    use roster::pages::when;
+    type Kept = (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>);
+
+    let app = TestApp::spawn(backend).await;
+    let (mut admin, scim, dir) = configured(&app, "okta").await;
+    scim.post("/Users", &json!({"userName": "a@x.com"})).await;
+    scim.post("/Groups", &json!({"displayName": "G"})).await;
+    let path = format!("/portal/scim/directories/{dir}");
+    let kept = |app: &TestApp| -> Kept {
+        directory_arrivals::table
+            .find(&dir)
+            .select((
+                directory_arrivals::first_user_at,
+                directory_arrivals::first_group_at,
+            ))
+            .first(&mut app.conn())
+            .optional()
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(kept(&app), (None, None), "nothing is kept before a view");
+
+    let page = admin.get(&path).await.body;
+    // The view queued the keeping on the writer: a job queued after it commits after it.
+    app.state()
+        .writer
+        .run(|_| Ok::<_, diesel::result::Error>(()))
+        .await
+        .unwrap()
+        .unwrap();
+    let (user_at, group_at) = kept(&app);
+    let (user_at, group_at) = (user_at.expect("first user kept"), group_at.expect("first group kept"));
+    assert!(page.contains(&when(&user_at)) && page.contains(&when(&group_at)));
+
+    // Later views read the row, whatever the directory's users say.
+    let earlier = user_at - chrono::Duration::days(3);
+    diesel::update(directory_arrivals::table.find(&dir))
+        .set(directory_arrivals::first_user_at.eq(earlier))
+        .execute(&mut app.conn())
+        .unwrap();
+    assert!(admin.get(&path).await.body.contains(&when(&earlier)));
+}
+
 backend_tests!(disabling_and_deleting_a_directory);
 async fn disabling_and_deleting_a_directory(backend: Backend) {
     let app = TestApp::spawn(backend).await;
