@@ -17,6 +17,14 @@ pub const KEEP_UNAUTHENTICATED_PER_DIRECTORY: i64 = 500;
 const UNAUTHENTICATED: i32 = 401;
 /// The condition of the `scim_requests_unauthenticated` partial index, as SQL.
 const UNAUTHENTICATED_CONDITION: &str = "status = 401";
+
+/// Failed requests: the condition of the `scim_requests_errors` partial index, written into
+/// the SQL. As a bound parameter (`status >= ?`) neither SQLite nor a generic Postgres plan can
+/// prove the index's condition, and finding a directory's last error walked its whole log, row
+/// by row, when none had failed: 15 of a directory page's 17 ms at 10 000 logged requests.
+fn failed_condition() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("status >= 400")
+}
 /// Days a row is kept at most.
 pub const KEEP_DAYS: i64 = 30;
 /// Pruning runs on every this many inserts (by row id), so it costs nothing per request (it
@@ -368,7 +376,7 @@ pub fn first_write_since(
 pub fn last_error(conn: &mut DbConn, directory_id: &str) -> QueryResult<Option<Request>> {
     scim_requests::table
         .filter(scim_requests::directory_id.eq(directory_id))
-        .filter(scim_requests::status.ge(400))
+        .filter(failed_condition())
         .order(scim_requests::id.desc())
         .select(Request::as_select())
         .first(conn)
@@ -433,7 +441,7 @@ pub fn search(
         .select(Request::as_select())
         .into_boxed();
     if f.errors_only {
-        q = q.filter(scim_requests::status.ge(400));
+        q = q.filter(failed_condition());
     }
     if let Some(m) = &f.method {
         q = q.filter(scim_requests::method.eq(m.clone()));
@@ -479,9 +487,8 @@ pub fn counts_since(
             .filter(scim_requests::id.gt(after))
     };
     let total: i64 = of_period().count().get_result(conn)?;
-    // Written into the SQL so that the partial index of errors serves it (see `prune`).
     let failed: i64 = of_period()
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("status >= 400"))
+        .filter(failed_condition())
         .count()
         .get_result(conn)?;
     Ok((total, failed))

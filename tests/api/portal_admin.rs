@@ -307,7 +307,10 @@ async fn a_directorys_first_arrivals_are_kept_in_its_row(backend: Backend) {
         .unwrap()
         .unwrap();
     let (user_at, group_at) = kept(&app);
-    let (user_at, group_at) = (user_at.expect("first user kept"), group_at.expect("first group kept"));
+    let (user_at, group_at) = (
+        user_at.expect("first user kept"),
+        group_at.expect("first group kept"),
+    );
     assert!(page.contains(&when(&user_at)) && page.contains(&when(&group_at)));
 
     // Later views read the row, whatever the directory's users say.
