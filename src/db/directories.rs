@@ -539,7 +539,7 @@ pub fn health(
         last_request_at: dir.last_request_at,
         first_user_at: first.found.user,
         first_group_at: first.found.group,
-        new_arrivals: first.new(),
+        new_arrivals: first.not_kept_yet(),
         users,
         groups,
         last_error: super::requests::last_error(conn, &dir.id)?,
@@ -561,7 +561,7 @@ struct Arrivals {
 
 impl Arrivals {
     /// What was found and is not kept yet.
-    fn new(&self) -> Option<FirstArrivals> {
+    fn not_kept_yet(&self) -> Option<FirstArrivals> {
         let new = FirstArrivals {
             user: self.found.user.filter(|_| self.kept.user.is_none()),
             group: self.found.group.filter(|_| self.kept.group.is_none()),
