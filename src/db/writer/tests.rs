@@ -19,15 +19,20 @@ fn row() -> NewRequest {
     }
 }
 
+/// A fresh SQLite database, `w.db` in the returned directory (alive as long as it is).
+fn sqlite_database() -> (tempfile::TempDir, crate::db::Pool) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    (dir, crate::db::connect(&url).unwrap())
+}
+
 /// A fresh SQLite database (alive while the returned directory is) with one directory.
 fn database_with_directory() -> (
     tempfile::TempDir,
     crate::db::Pool,
     crate::db::directories::Directory,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let pool = crate::db::connect(&url).unwrap();
+    let (dir, pool) = sqlite_database();
     let org = crate::db::orgs::create(&mut pool.get().unwrap(), "Acme", true).unwrap();
     let (directory, _) =
         crate::db::directories::create(&mut pool.get().unwrap(), &org.id, "okta", "okta").unwrap();
@@ -51,9 +56,8 @@ fn hold(writer: &Writer) -> mpsc::Sender<()> {
 /// next row waits for room instead of growing the queue.
 #[actix_rt::test]
 async fn log_rows_wait_for_room_when_the_queue_is_full() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let writer = Writer::start(crate::db::connect(&url).unwrap(), DeliveryWake::default());
+    let (_dir, pool) = sqlite_database();
+    let writer = Writer::start(pool, DeliveryWake::default());
     let release = hold(&writer);
     for _ in 0..MAX_PENDING_LOGS {
         writer.log(row()).await;
@@ -75,9 +79,7 @@ async fn log_rows_wait_for_room_when_the_queue_is_full() {
 #[actix_rt::test]
 async fn a_job_failing_after_its_writes_is_undone_alone() {
     use std::sync::atomic::AtomicUsize;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let pool = crate::db::connect(&url).unwrap();
+    let (_dir, pool) = sqlite_database();
     let writer = Writer::start(pool.clone(), DeliveryWake::default());
     writer
         .run(|c| c.batch_execute("CREATE TABLE t (v TEXT NOT NULL UNIQUE)"))
@@ -144,9 +146,7 @@ async fn a_job_failing_after_its_writes_is_undone_alone() {
 #[actix_rt::test]
 async fn jobs_that_commit_alone_let_the_light_jobs_queued_with_them_go_first() {
     use std::sync::Mutex;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("w.db").display());
-    let pool = crate::db::connect(&url).unwrap();
+    let (_dir, pool) = sqlite_database();
     let writer = Writer::start(pool.clone(), DeliveryWake::default());
     writer
         .run(|c| c.batch_execute("CREATE TABLE done (name TEXT NOT NULL)"))
@@ -296,9 +296,7 @@ fn wal_generation(wal: &std::path::Path) -> u32 {
 /// so nothing depends on when the thread runs.
 #[test]
 fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool =
-        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let (dir, pool) = sqlite_database();
     let wal = dir.path().join("w.db-wal");
     let mut checkpoints = Checkpointer::start(&pool).unwrap();
     let mut conn = WriterConn::new(pool.get().unwrap());
@@ -335,9 +333,7 @@ fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
 /// of several ms each time, in the lane's way.
 #[test]
 fn pooled_commits_leave_a_long_wal_to_the_checkpoint_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool =
-        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let (dir, pool) = sqlite_database();
     let database = dir.path().join("w.db");
     let mut conn = pool.get().unwrap();
     conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
@@ -362,9 +358,7 @@ fn pooled_commits_leave_a_long_wal_to_the_checkpoint_thread() {
 /// runs before the writer takes the next batch.
 #[actix_rt::test]
 async fn the_writer_starts_the_wal_over_after_a_batch_once_wal_frames_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool =
-        crate::db::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    let (dir, pool) = sqlite_database();
     let wal = dir.path().join("w.db-wal");
     let checkpoints = Checkpointer::start(&pool).unwrap();
     let report = checkpoints.wal_frames.clone();
