@@ -83,6 +83,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    directory_user_counts (directory_id) {
+        directory_id -> Text,
+        event_seq -> BigInt,
+        live_users -> BigInt,
+    }
+}
+
+diesel::table! {
     directories (id) {
         id -> Text,
         org_id -> Text,
@@ -403,6 +411,7 @@ diesel::joinable!(held_users -> directories (directory_id));
 diesel::joinable!(directory_resyncs -> directories (directory_id));
 diesel::joinable!(directory_tokens -> directories (directory_id));
 diesel::joinable!(directory_arrivals -> directories (directory_id));
+diesel::joinable!(directory_user_counts -> directories (directory_id));
 diesel::joinable!(directory_alerts -> directories (directory_id));
 diesel::joinable!(scim_users -> directories (directory_id));
 diesel::joinable!(scim_groups -> directories (directory_id));
@@ -424,6 +433,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     portal_links,
     directories,
     directory_arrivals,
+    directory_user_counts,
     directory_tokens,
     scim_users,
     user_emails,

@@ -81,9 +81,11 @@ fn name_key(name: &str) -> String {
 }
 
 /// The organizations matching `search`, each with its directories' numbers and health.
+/// Directories' user counts taken here are kept on `writer` for the next view.
 fn org_rows(
     c: &mut db::DbConn,
     counts: &db::user_pages::Bookmarks,
+    writer: &db::writer::Writer,
     search: &str,
 ) -> Result<Vec<OrgRow>, PageError> {
     let all = db::orgs::list(c, "", i64::MAX)?;
@@ -104,12 +106,23 @@ fn org_rows(
         .map(|d| d.id.as_str())
         .collect();
     let latest = db::requests::latest_statuses(c, &active)?;
+    let versions: Vec<(&str, i64)> = directories
+        .values()
+        .flatten()
+        .map(|d| (d.id.as_str(), d.event_seq))
+        .collect();
+    let live_users: std::collections::HashMap<String, i64> = versions
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .zip(counts.live_users_of(c, &versions)?)
+        .collect();
+    counts.keep_new_counts(writer);
     let mut out = Vec::new();
     for org in orgs {
         let dirs = directories.remove(&org.id).unwrap_or_default();
         let (mut users, mut failing, mut connected) = (0, false, false);
         for d in &dirs {
-            users += counts.live_users(c, &d.id, d.event_seq)?;
+            users += live_users.get(&d.id).copied().unwrap_or(0);
             if d.status != "active" {
                 continue;
             }
@@ -166,7 +179,11 @@ async fn home(
     let q = query.into_inner().q.unwrap_or_default();
     let search = q.clone();
     let counts = state.user_pages.clone();
-    let orgs = db(&state, move |c| org_rows(c, &counts, &search)).await?;
+    let writing = state.clone();
+    let orgs = db(&state, move |c| {
+        org_rows(c, &counts, &writing.writer, &search)
+    })
+    .await?;
     html(&OrgsPage {
         layout: Layout::new(&state, &s),
         orgs,
@@ -406,7 +423,8 @@ async fn create_org(
     let name = form.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
         let counts = state.user_pages.clone();
-        let orgs = db(&state, move |c| org_rows(c, &counts, "")).await?;
+        let writing = state.clone();
+        let orgs = db(&state, move |c| org_rows(c, &counts, &writing.writer, "")).await?;
         let page = OrgsPage {
             layout: Layout::new(&state, &s),
             orgs,
@@ -479,6 +497,7 @@ async fn load_org_page(
         for dir in db::directories::list_for_org(c, &org.id)? {
             let health = db::directories::health(c, &dir, &user_counts)?;
             db::directories::keep_first_arrivals(&writing.writer, &dir.id, &health);
+            user_counts.keep_new_counts(&writing.writer);
             let error_resolved = match &health.last_error {
                 Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
                 None => false,

@@ -155,6 +155,7 @@ async fn load(
         let d = db::directories::get(c, &org_id, &id)?.ok_or(PageError::NotFound)?;
         let health = db::directories::health(c, &d, &user_counts)?;
         db::directories::keep_first_arrivals(&writing.writer, &d.id, &health);
+        user_counts.keep_new_counts(&writing.writer);
         let tokens = db::directories::tokens(c, &d.id)?;
         let since_error = match &health.last_error {
             Some(e) => db::requests::successes_after(c, &d.id, e.id, SUCCESS_CAP)?,

@@ -229,6 +229,7 @@ async fn scim_tab(
     let org_id = org.id.clone();
     // Users counted once per version of the directory, as for the Users view.
     let user_counts = state.user_pages.clone();
+    let writing = state.clone();
     let dirs = db(&state, move |c| {
         let mut out = Vec::new();
         for d in db::directories::list_for_org(c, &org_id)? {
@@ -236,6 +237,7 @@ async fn scim_tab(
             let groups = db::directories::live_groups(c, &d.id)?;
             out.push((d, users, groups));
         }
+        user_counts.keep_new_counts(&writing.writer);
         Ok(out)
     })
     .await?;

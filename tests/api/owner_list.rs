@@ -1,7 +1,9 @@
 //! The owner console's organization list: each organization's health, read for all listed
 //! organizations at once.
 
-use crate::helpers::{Backend, TestApp, backend_tests};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, TestDb, backend_tests};
 
 /// The text of the health pill on the row of the organization named `name`.
 fn health_of(page: &str, name: &str) -> String {
@@ -50,4 +52,110 @@ async fn organization_list_says_failing_only_while_a_directory_has_no_success_si
     let found = owner.get("/owner?q=failing").await;
     assert_eq!(health_of(&found.body, "Failing Co"), "failing");
     assert!(!found.body.contains("Recovered Co"));
+}
+
+/// The number in the Users column of the organization named `name`.
+#[track_caller]
+fn users_of(page: &str, name: &str) -> i64 {
+    let Some(row_start) = page.find(name) else {
+        panic!("{name} is not listed: {page:?}");
+    };
+    let row = &page[row_start..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    // Name, SCIM Provisioning, Directories, Users: the fourth cell.
+    let cell = row.split("<td>").nth(3).expect("a Users cell");
+    cell[..cell.find("</td>").unwrap()].trim().parse().unwrap()
+}
+
+/// Waits for what `app`'s views queued on its writer: a job queued after them commits after them.
+async fn committed(app: &TestApp) {
+    app.state()
+        .writer
+        .run(|_| Ok::<_, diesel::result::Error>(()))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+backend_tests!(a_directorys_user_count_is_kept_for_the_next_process);
+/// Counting every directory's users made the list's first view after a restart slow at a
+/// thousand customers, so a count is kept in the database, tagged with the directory's event
+/// sequence: another process reads it instead of counting, until the directory changes.
+async fn a_directorys_user_count_is_kept_for_the_next_process(backend: Backend) {
+    use diesel::prelude::*;
+    use roster::db::schema::{directories, directory_user_counts};
+
+    let app = TestApp::spawn(backend).await;
+    let mut owner = app.owner().await;
+    let org = app.org("Counted Co", true);
+    let scim = app.directory(&org, "okta");
+    for name in ["a@x.com", "b@x.com"] {
+        assert_eq!(
+            scim.post("/Users", &json!({"userName": name})).await.status,
+            201
+        );
+    }
+    let dir: String = directories::table
+        .filter(directories::org_id.eq(&org))
+        .select(directories::id)
+        .first(&mut app.conn())
+        .unwrap();
+    let kept = |app: &TestApp| -> Option<(i64, i64)> {
+        directory_user_counts::table
+            .find(&dir)
+            .select((
+                directory_user_counts::event_seq,
+                directory_user_counts::live_users,
+            ))
+            .first(&mut app.conn())
+            .optional()
+            .unwrap()
+    };
+    let event_seq = |app: &TestApp| -> i64 {
+        directories::table
+            .find(&dir)
+            .select(directories::event_seq)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(kept(&app), None, "nothing is kept before a view");
+
+    assert_eq!(users_of(&owner.get("/owner").await.body, "Counted Co"), 2);
+    committed(&app).await;
+    assert_eq!(kept(&app), Some((event_seq(&app), 2)));
+
+    // Another process on the same database reads the kept count rather than counting: a
+    // count changed behind both shows there.
+    diesel::update(directory_user_counts::table.find(&dir))
+        .set(directory_user_counts::live_users.eq(7))
+        .execute(&mut app.conn())
+        .unwrap();
+    let db = TestDb {
+        url: app.state().config.database_url.clone(),
+        _dir: None,
+    };
+    let restarted = TestApp::spawn_on(backend, db).await;
+    let mut owner_again = restarted.owner().await;
+    assert_eq!(
+        users_of(&owner_again.get("/owner").await.body, "Counted Co"),
+        7
+    );
+
+    // Once the directory changes, the kept count no longer holds: both count again, and the
+    // new count replaces the old one.
+    assert_eq!(
+        scim.post("/Users", &json!({"userName": "c@x.com"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        users_of(&owner_again.get("/owner").await.body, "Counted Co"),
+        3
+    );
+    committed(&restarted).await;
+    assert_eq!(kept(&app), Some((event_seq(&app), 3)));
+    // (Signing the owner in there ended the first session.)
+    let mut owner = app.owner().await;
+    assert_eq!(users_of(&owner.get("/owner").await.body, "Counted Co"), 3);
 }

@@ -17,7 +17,8 @@ use diesel::prelude::*;
 
 use super::{ListedUser, search};
 use crate::db::DbConn;
-use crate::db::schema::scim_users;
+use crate::db::schema::{directories, directory_user_counts, scim_users};
+use crate::db::writer::Writer;
 
 /// Positions between two bookmarks: the most rows a page skips.
 const STEP: i64 = 100;
@@ -42,8 +43,16 @@ struct Marks {
 #[derive(Default)]
 pub struct Bookmarks {
     by_directory: Mutex<HashMap<String, Arc<Marks>>>,
-    /// Each directory's live users as of an `event_seq`: `(event_seq, total)`.
-    counts: Mutex<HashMap<String, (i64, i64)>>,
+    /// Each directory's live users as of an `event_seq`.
+    counts: Mutex<HashMap<String, Count>>,
+}
+
+/// A directory's number of live users as of one version.
+struct Count {
+    event_seq: i64,
+    total: i64,
+    /// Whether `directory_user_counts` holds it (read from there, or queued to be written).
+    kept: bool,
 }
 
 impl Bookmarks {
@@ -80,32 +89,94 @@ impl Bookmarks {
         directory_id: &str,
         event_seq: i64,
     ) -> QueryResult<i64> {
-        let counted = self
-            .counts
+        Ok(self.live_users_of(conn, &[(directory_id, event_seq)])?[0])
+    }
+
+    /// `live_users` for each `(directory, event_seq)`, in their order: from this process's
+    /// memory, else from `directory_user_counts` (one query for all of them), else counted.
+    /// Counts this process took are kept in the database by `keep_new_counts`.
+    pub fn live_users_of(
+        &self,
+        conn: &mut DbConn,
+        versions: &[(&str, i64)],
+    ) -> QueryResult<Vec<i64>> {
+        let mut totals: Vec<Option<i64>> = {
+            let counts = self.lock_counts();
+            versions
+                .iter()
+                .map(|(id, seq)| {
+                    let count = counts.get(*id).filter(|c| c.event_seq == *seq);
+                    count.map(|c| c.total)
+                })
+                .collect()
+        };
+        let missing: Vec<&str> = versions
+            .iter()
+            .zip(&totals)
+            .filter(|(_, total)| total.is_none())
+            .map(|((id, _), _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(totals.into_iter().flatten().collect());
+        }
+        let kept = kept_counts(conn, &missing)?;
+        for ((id, seq), total) in versions.iter().zip(totals.iter_mut()) {
+            if total.is_some() {
+                continue;
+            }
+            let from_database = kept.get(*id).filter(|(kept_seq, _)| kept_seq == seq);
+            let (counted, kept) = match from_database {
+                Some((_, n)) => (*n, true),
+                None => match self.current(id, *seq) {
+                    Some(marks) => (marks.total, false),
+                    None => (search(conn, id, None, None, 0, 0)?.0, false),
+                },
+            };
+            self.remember_live_users(id, *seq, counted, kept);
+            *total = Some(counted);
+        }
+        Ok(totals.into_iter().flatten().collect())
+    }
+
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Count>> {
+        self.counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(directory_id)
-            .filter(|(seq, _)| *seq == event_seq)
-            .map(|(_, total)| *total);
-        if let Some(total) = counted {
-            return Ok(total);
-        }
-        let total = match self.current(directory_id, event_seq) {
-            Some(marks) => marks.total,
-            None => search(conn, directory_id, None, None, 0, 0)?.0,
-        };
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+
+    fn remember_live_users(&self, directory_id: &str, event_seq: i64, total: i64, kept: bool) {
+        let mut counts = self.lock_counts();
         if counts.len() >= COUNT_CAPACITY
             && !counts.contains_key(directory_id)
             && let Some(any) = counts.keys().next().cloned()
         {
             counts.remove(&any);
         }
-        counts.insert(directory_id.to_string(), (event_seq, total));
-        Ok(total)
+        let count = Count {
+            event_seq,
+            total,
+            kept,
+        };
+        counts.insert(directory_id.to_string(), count);
+    }
+
+    /// Queues, on `writer`, the keeping of the counts this process took and has not kept yet,
+    /// so that no later view, here or after a restart, counts those versions again.
+    pub fn keep_new_counts(&self, writer: &Writer) {
+        let new: Vec<(String, i64, i64)> = self
+            .lock_counts()
+            .iter_mut()
+            .filter(|(_, c)| !c.kept)
+            .map(|(id, c)| {
+                c.kept = true;
+                (id.clone(), c.event_seq, c.total)
+            })
+            .collect();
+        if !new.is_empty() {
+            writer.spawn("keeping directories' user counts", move |batch| {
+                keep_counts(batch.conn(), &new)
+            });
+        }
     }
 
     /// Remembers the directory's number of live users as of `event_seq`; its bookmarks are
@@ -193,4 +264,55 @@ fn every_step(conn: &mut DbConn, directory_id: &str) -> QueryResult<Vec<String>>
         }
     }
     Ok(marks)
+}
+
+/// The counts `directory_user_counts` keeps for `directory_ids`: `(event_seq, live users)`.
+fn kept_counts(
+    conn: &mut DbConn,
+    directory_ids: &[&str],
+) -> QueryResult<HashMap<String, (i64, i64)>> {
+    let mut kept = HashMap::new();
+    // In chunks, well under either backend's limit on bound parameters.
+    for ids in directory_ids.chunks(500) {
+        let rows = directory_user_counts::table
+            .filter(directory_user_counts::directory_id.eq_any(ids))
+            .select((
+                directory_user_counts::directory_id,
+                directory_user_counts::event_seq,
+                directory_user_counts::live_users,
+            ))
+            .load::<(String, i64, i64)>(conn)?;
+        kept.extend(rows.into_iter().map(|(id, seq, n)| (id, (seq, n))));
+    }
+    Ok(kept)
+}
+
+/// Writes `(directory, event_seq, live users)` counts into `directory_user_counts`, replacing
+/// a directory's older one; a directory deleted since it was counted is skipped.
+fn keep_counts(conn: &mut DbConn, counts: &[(String, i64, i64)]) -> QueryResult<()> {
+    use diesel::upsert::excluded;
+    let ids: Vec<&str> = counts.iter().map(|(id, ..)| id.as_str()).collect();
+    let present: std::collections::HashSet<String> = directories::table
+        .filter(directories::id.eq_any(&ids))
+        .select(directories::id)
+        .load(conn)?
+        .into_iter()
+        .collect();
+    for (id, seq, total) in counts.iter().filter(|(id, ..)| present.contains(id)) {
+        let row = (
+            directory_user_counts::directory_id.eq(id),
+            directory_user_counts::event_seq.eq(seq),
+            directory_user_counts::live_users.eq(total),
+        );
+        crate::on_backend!(conn, |c| diesel::insert_into(directory_user_counts::table)
+            .values(row)
+            .on_conflict(directory_user_counts::directory_id)
+            .do_update()
+            .set((
+                directory_user_counts::event_seq.eq(excluded(directory_user_counts::event_seq)),
+                directory_user_counts::live_users.eq(excluded(directory_user_counts::live_users)),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
 }

@@ -114,10 +114,11 @@ pub fn org_page(
     };
     let unfiltered = needle.is_empty() && v.active.is_none() && v.group_id.is_none();
     let total: i64 = if unfiltered {
-        versions
+        let versions: Vec<(&str, i64)> = versions
             .iter()
-            .map(|(id, seq)| counts.live_users(conn, id, *seq))
-            .sum::<QueryResult<i64>>()?
+            .map(|(id, seq)| (id.as_str(), *seq))
+            .collect();
+        counts.live_users_of(conn, &versions)?.iter().sum()
     } else {
         base().count().get_result(conn)?
     };
