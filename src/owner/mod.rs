@@ -105,7 +105,7 @@ fn org_rows(
         .filter(|d| d.status == "active")
         .map(|d| d.id.as_str())
         .collect();
-    let latest = db::requests::latest_statuses(c, &active)?;
+    let failing_directories = db::requests::failing_directories(c, &active)?;
     let versions: Vec<(&str, i64)> = directories
         .values()
         .flatten()
@@ -127,8 +127,7 @@ fn org_rows(
                 continue;
             }
             connected |= d.last_request_at.is_some();
-            // Failing: no success since the last error, so the latest request failed.
-            failing |= latest.get(&d.id).is_some_and(|status| *status >= 400);
+            failing |= failing_directories.contains(&d.id);
         }
         let health = match (dirs.is_empty(), failing, connected) {
             (true, _, _) => ("off", "no directory"),
