@@ -18,11 +18,14 @@ use crate::db::{self, Pool};
 use crate::metrics::DeliveryOutcome;
 
 /// Deliveries claimed in one round at most.
-const CLAIM_LIMIT: usize = 128;
+const CLAIM_LIMIT: usize = 256;
 /// Deliveries of one endpoint claimed in one round at most (its lane's run).
-const PER_ENDPOINT: usize = 32;
-/// Deliveries of one endpoint and directory claimed in one round at most.
-const PER_DIRECTORY: usize = 8;
+const PER_ENDPOINT: usize = 128;
+/// Deliveries of one endpoint and directory claimed in one round at most. A round costs two
+/// write transactions (the claim, then the outcomes), each waiting for the writer's batch
+/// during a large sync: at 8 a round, a tenant creating 400 users a second beside another's
+/// initial sync fell seconds behind on the endpoint both deliver to.
+const PER_DIRECTORY: usize = 32;
 /// Lanes running at once at most (endpoints being delivered to).
 const MAX_LANES: usize = 32;
 /// Attempts a lane's run has time for, each taking the whole timeout: the lease covers them
@@ -239,12 +242,25 @@ fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
         while let Some(next) = rest.next_if(|d| d.endpoint.id == endpoint_id) {
             run.push(next);
         }
+        quiet_directories_first(&mut run, |due| &due.directory_id);
         let context = context.clone();
         lanes.run(endpoint_id, move || {
             deliver_run(&context, &run, attempts_until)
         });
     }
     Ok(claimed)
+}
+
+/// Orders a lane's run so that the directories with the fewest deliveries in it go first,
+/// each directory's still in event order (a stable sort): a quiet tenant's few changes are
+/// delivered before a large sync's share of the run, not after it.
+fn quiet_directories_first<T>(run: &mut [T], directory: impl Fn(&T) -> &str) {
+    let mut in_run = std::collections::HashMap::<String, usize>::new();
+    for due in run.iter() {
+        *in_run.entry(directory(due).to_string()).or_default() += 1;
+    }
+    let key = |due: &T| (in_run[directory(due)], directory(due).to_string());
+    run.sort_by_cached_key(key);
 }
 
 /// A lane's work: attempts one endpoint's deliveries in order, then records the outcomes. A
@@ -327,4 +343,35 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet_directories_first;
+
+    #[test]
+    fn a_quiet_directorys_deliveries_go_before_a_busy_ones_each_in_event_order() {
+        let mut run = vec![
+            ("busy", 1),
+            ("busy", 2),
+            ("quiet", 7),
+            ("busy", 3),
+            ("other", 4),
+            ("quiet", 8),
+            ("busy", 5),
+        ];
+        quiet_directories_first(&mut run, |d| d.0);
+        assert_eq!(
+            run,
+            vec![
+                ("other", 4),
+                ("quiet", 7),
+                ("quiet", 8),
+                ("busy", 1),
+                ("busy", 2),
+                ("busy", 3),
+                ("busy", 5),
+            ]
+        );
+    }
 }
