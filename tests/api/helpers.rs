@@ -173,6 +173,17 @@ impl TestApp {
         self.state.writer.flush().await;
     }
 
+    /// Waits until every job queued on the writer so far is committed (what a view queued for
+    /// later, say): a job queued after them commits after them.
+    pub async fn commit_queued(&self) {
+        self.state
+            .writer
+            .run(|_| Ok::<_, diesel::result::Error>(()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     /// The app's state, for background work a test runs itself (instead of waiting for it).
     pub fn state(&self) -> &web::Data<AppState> {
         &self.state

@@ -67,16 +67,6 @@ fn users_of(page: &str, name: &str) -> i64 {
     cell[..cell.find("</td>").unwrap()].trim().parse().unwrap()
 }
 
-/// Waits for what `app`'s views queued on its writer: a job queued after them commits after them.
-async fn committed(app: &TestApp) {
-    app.state()
-        .writer
-        .run(|_| Ok::<_, diesel::result::Error>(()))
-        .await
-        .unwrap()
-        .unwrap();
-}
-
 backend_tests!(a_directorys_user_count_is_kept_for_the_next_process);
 /// Counting every directory's users made the list's first view after a restart slow at a
 /// thousand customers, so a count is kept in the database, tagged with the directory's event
@@ -121,7 +111,7 @@ async fn a_directorys_user_count_is_kept_for_the_next_process(backend: Backend) 
     assert_eq!(kept(&app), None, "nothing is kept before a view");
 
     assert_eq!(users_of(&owner.get("/owner").await.body, "Counted Co"), 2);
-    committed(&app).await;
+    app.commit_queued().await;
     assert_eq!(kept(&app), Some((event_seq(&app), 2)));
 
     // Another process on the same database reads the kept count rather than counting: a
@@ -153,7 +143,7 @@ async fn a_directorys_user_count_is_kept_for_the_next_process(backend: Backend) 
         users_of(&owner_again.get("/owner").await.body, "Counted Co"),
         3
     );
-    committed(&restarted).await;
+    restarted.commit_queued().await;
     assert_eq!(kept(&app), Some((event_seq(&app), 3)));
     // (Signing the owner in there ended the first session.)
     let mut owner = app.owner().await;

@@ -299,13 +299,8 @@ async fn a_directorys_first_arrivals_are_kept_in_its_row(backend: Backend) {
     assert_eq!(kept(&app), (None, None), "nothing is kept before a view");
 
     let page = admin.get(&path).await.body;
-    // The view queued the keeping on the writer: a job queued after it commits after it.
-    app.state()
-        .writer
-        .run(|_| Ok::<_, diesel::result::Error>(()))
-        .await
-        .unwrap()
-        .unwrap();
+    // The view queued the keeping on the writer.
+    app.commit_queued().await;
     let (user_at, group_at) = kept(&app);
     let (user_at, group_at) = (
         user_at.expect("first user kept"),

@@ -9,6 +9,9 @@
 //! that also emits an event (the outbox's rule), which raises `event_seq`. Bookmarks taken at
 //! the sequence a request read describe the directory that request sees; after a change they
 //! are rebuilt. Instances sharing a Postgres database each keep their own.
+//!
+//! Counts, tagged the same way, are also kept in `directory_user_counts` (`keep_new_counts`),
+//! so that a restarted process, or another instance, reads them instead of counting again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
