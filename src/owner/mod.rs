@@ -496,7 +496,6 @@ async fn load_org_page(
         for dir in db::directories::list_for_org(c, &org.id)? {
             let health = db::directories::health(c, &dir, &user_counts)?;
             db::directories::keep_first_arrivals(&writing.writer, &dir.id, &health);
-            user_counts.keep_new_counts(&writing.writer);
             let error_resolved = match &health.last_error {
                 Some(e) => db::requests::successes_after(c, &dir.id, e.id, 1)? > 0,
                 None => false,
@@ -525,6 +524,7 @@ async fn load_org_page(
                 dir,
             });
         }
+        user_counts.keep_new_counts(&writing.writer);
         let links = db::orgs::portal_links(c, &org.id)?;
         let same_name = db::orgs::list(c, "", i64::MAX)?
             .iter()
