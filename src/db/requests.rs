@@ -397,21 +397,18 @@ pub fn failing_directories(
 ) -> QueryResult<std::collections::HashSet<String>> {
     use diesel::sql_types::Text;
     // `status >= 400` written out, as the partial index's own condition.
-    macro_rules! failing_among {
-        ($ids:literal) => {
-            concat!(
-                "SELECT ids.value FROM ",
-                $ids,
-                " WHERE (SELECT max(r.id) FROM scim_requests r \
-                 WHERE r.directory_id = ids.value AND r.status >= 400) \
-                 = (SELECT max(r.id) FROM scim_requests r WHERE r.directory_id = ids.value)"
-            )
-        };
-    }
     let sql = match conn {
-        DbConn::Sqlite(_) => failing_among!("json_each(?) AS ids"),
+        DbConn::Sqlite(_) => {
+            "SELECT ids.value FROM json_each(?) AS ids \
+             WHERE (SELECT max(r.id) FROM scim_requests r \
+                    WHERE r.directory_id = ids.value AND r.status >= 400) \
+                 = (SELECT max(r.id) FROM scim_requests r WHERE r.directory_id = ids.value)"
+        }
         DbConn::Postgres(_) => {
-            failing_among!("json_array_elements_text(CAST(? AS json)) AS ids(value)")
+            "SELECT ids.value FROM json_array_elements_text(CAST(? AS json)) AS ids(value) \
+             WHERE (SELECT max(r.id) FROM scim_requests r \
+                    WHERE r.directory_id = ids.value AND r.status >= 400) \
+                 = (SELECT max(r.id) FROM scim_requests r WHERE r.directory_id = ids.value)"
         }
     };
     let mut out = std::collections::HashSet::new();
