@@ -52,7 +52,7 @@ pub fn org_page(
         .select((directories::id, directories::event_seq))
         .load(conn)?;
     let dirs: Vec<String> = versions.iter().map(|(id, _)| id.clone()).collect();
-    let trigram_filter = trigram_prefilter(conn, &needle);
+    let trigram_filter = trigram_prefilter(conn, &needle)?;
     let postgres = matches!(conn, DbConn::Postgres(_));
     let base = || {
         // The directory's condition first: with `deleted_at IS NULL` before it, SQLite
