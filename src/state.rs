@@ -48,11 +48,9 @@ impl AppState {
             .inspect_err(|e| log::error!("metrics are not available: {e}"))
             .ok();
         let writer = match &metrics {
-            Some(m) => db::writer::Writer::start_measured(
-                pool.clone(),
-                delivery_wake.clone(),
-                m.writer_batch_size(),
-            ),
+            Some(m) => {
+                db::writer::Writer::start_measured(pool.clone(), delivery_wake.clone(), m.writer())
+            }
             None => db::writer::Writer::start(pool.clone(), delivery_wake.clone()),
         };
         let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);

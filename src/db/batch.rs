@@ -15,6 +15,7 @@
 //! (on Postgres, other instances' batches wait for them only that long).
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::{Connection, QueryResult};
@@ -55,6 +56,9 @@ pub struct Batch<'c> {
 pub struct Committed {
     /// Webhook deliveries queued: when any, the delivery worker has work.
     pub deliveries: usize,
+    /// How long the `COMMIT` itself took: the database making the batch durable (SQLite's
+    /// WAL sync, Postgres' WAL flush), the part of a write no batching can share out.
+    pub durable_in: Duration,
 }
 
 /// How much a batch had queued at some point (see `Batch::forget_since`).
@@ -220,13 +224,15 @@ impl<'c> Batch<'c> {
             return Err((e, self.rollback()));
         }
         let logs = std::mem::take(&mut self.logs);
-        self.finish(logs).map_err(|e| (e, Vec::new()))?;
+        let durable_in = self.finish(logs).map_err(|e| (e, Vec::new()))?;
         Ok(Committed {
             deliveries: self.deliveries,
+            durable_in,
         })
     }
 
-    fn finish(&mut self, logs: Vec<NewRequest>) -> QueryResult<()> {
+    /// Inserts the log rows and commits; says how long the commit itself took.
+    fn finish(&mut self, logs: Vec<NewRequest>) -> QueryResult<Duration> {
         if !logs.is_empty() {
             // Rows that cannot be inserted fail the batch (its callers get a 503 and retry),
             // so no change is ever acknowledged without its log row.
@@ -251,9 +257,11 @@ impl<'c> Batch<'c> {
             users::search_index::index_pending(self.conn)?;
         }
         self.open = false;
+        let committing = Instant::now();
         Tm::commit_transaction(self.conn).inspect_err(|_| {
             let _ = Tm::rollback_transaction(self.conn);
-        })
+        })?;
+        Ok(committing.elapsed())
     }
 
     /// Rolls back, and hands back the request-log rows queued.

@@ -15,6 +15,7 @@ use prometheus::{
 
 use crate::db::Pool;
 use crate::db::gauges::Gauges;
+use crate::db::writer::WriterMetrics;
 use crate::events::WorkerHealth;
 
 /// Latency buckets of SCIM requests, in seconds: a read takes a millisecond or two, a write
@@ -24,6 +25,11 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 /// Jobs and log rows in one writer batch (at most `MAX_BATCH` jobs and a few hundred rows).
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 512.0];
+/// Seconds of a writer batch or its commit: finer than requests' at the low end, where an idle
+/// disk syncs (a tenth of a millisecond) and a loaded one does not.
+const WRITER_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// What a SCIM request is counted under.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +48,7 @@ pub struct Metrics {
     registry: Registry,
     scim_requests: IntCounterVec,
     scim_latency: HistogramVec,
-    writer_batch_size: Histogram,
+    writer: WriterMetrics,
     writer_queue_depth: IntGauge,
     deliveries: IntCounterVec,
     delivery_lag: Gauge,
@@ -74,6 +80,20 @@ impl Metrics {
                 "Jobs and request-log rows committed together by the writer",
             )
             .buckets(BATCH_BUCKETS.to_vec()),
+        )?;
+        let writer_batch_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "roster_writer_batch_duration_seconds",
+                "Time the writer took to run and commit one batch",
+            )
+            .buckets(WRITER_BUCKETS.to_vec()),
+        )?;
+        let writer_commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "roster_writer_commit_duration_seconds",
+                "Time the database took to make one writer batch durable (its COMMIT)",
+            )
+            .buckets(WRITER_BUCKETS.to_vec()),
         )?;
         let writer_queue_depth = IntGauge::new(
             "roster_writer_queue_depth",
@@ -111,6 +131,8 @@ impl Metrics {
         registry.register(Box::new(scim_requests.clone()))?;
         registry.register(Box::new(scim_latency.clone()))?;
         registry.register(Box::new(writer_batch_size.clone()))?;
+        registry.register(Box::new(writer_batch_seconds.clone()))?;
+        registry.register(Box::new(writer_commit_seconds.clone()))?;
         registry.register(Box::new(writer_queue_depth.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(delivery_lag.clone()))?;
@@ -128,7 +150,11 @@ impl Metrics {
             registry,
             scim_requests,
             scim_latency,
-            writer_batch_size,
+            writer: WriterMetrics {
+                batch_sizes: writer_batch_size,
+                batch_seconds: writer_batch_seconds,
+                commit_seconds: writer_commit_seconds,
+            },
             writer_queue_depth,
             deliveries,
             delivery_lag,
@@ -140,9 +166,9 @@ impl Metrics {
         })
     }
 
-    /// The histogram the writer records its batch sizes in.
-    pub fn writer_batch_size(&self) -> Histogram {
-        self.writer_batch_size.clone()
+    /// The histograms the writer records its batches in.
+    pub fn writer(&self) -> WriterMetrics {
+        self.writer.clone()
     }
 
     /// Counts one answered SCIM request.

@@ -211,13 +211,19 @@ async fn writer_pool_and_webhook_metrics_are_reported(backend: Backend) {
 
     // The writer's queue and batches, and the pool.
     assert!(value(&m, "roster_writer_queue_depth", &[]) >= 0.0);
-    match &samples(&m, "roster_writer_batch_size", &[])[..] {
+    let batches = |name: &str| match &samples(&m, name, &[])[..] {
         [s] => match &s.value {
-            Value::Histogram(buckets) => assert!(buckets.last().unwrap().count >= 2.0),
-            other => panic!("not a histogram: {other:?}"),
+            Value::Histogram(buckets) => buckets.last().unwrap().count,
+            other => panic!("{name}: not a histogram: {other:?}"),
         },
-        other => panic!("one batch-size histogram expected: {other:?}"),
-    }
+        other => panic!("one {name} histogram expected: {other:?}"),
+    };
+    let sized = batches("roster_writer_batch_size");
+    assert!(sized >= 2.0, "{sized}");
+    // Every committed batch is timed, whole and its commit alone.
+    let timed = batches("roster_writer_batch_duration_seconds");
+    assert!(timed >= 2.0 && timed <= sized, "{timed} of {sized}");
+    assert_eq!(batches("roster_writer_commit_duration_seconds"), timed);
     let max = value(&m, "roster_db_pool_connections_max", &[]);
     assert!(max >= 1.0);
     let in_use = value(&m, "roster_db_pool_connections_in_use", &[]);

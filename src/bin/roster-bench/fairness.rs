@@ -23,6 +23,7 @@ use crate::realtime::{
 };
 use crate::{
     Figures, Opts, agent, all_users, cli, okta_directory, pingone_groups, run, send, user_body,
+    writer_times,
 };
 
 /// The most B's p99 may grow while A works, over B's p99 at rest.
@@ -254,8 +255,10 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
     add_webhook(db, base, &format!("{receiver}/hooks/app"));
 
     let never = AtomicBool::new(true);
+    let writer_before_rest = writer_times::scrape(base);
     let rest = probe(&scim_b, &token_b, "rest-", 300, 300, &never, &clock);
     drain(&clock, &rest.users);
+    let writer_before_put = writer_times::scrape(base);
 
     // A replaces the whole group's members, alternately with everyone and with no one.
     let done = AtomicBool::new(false);
@@ -280,6 +283,7 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
         b.join().unwrap_or_default()
     });
     drain(&clock, &during_put.users);
+    let writer_before_sync = writer_times::scrape(base);
 
     // A's initial sync at full speed.
     println!(
@@ -293,6 +297,7 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
         done.store(true, Ordering::SeqCst);
         (b.join().unwrap_or_default(), sync)
     });
+    let writer_after_sync = writer_times::scrape(base);
     drain(&clock, &during_sync.users);
 
     println!();
@@ -317,4 +322,15 @@ pub fn run_scenario(o: &Opts, db: &str, base: &str, org_id: &str, scim_a: &str, 
     report_webhooks("at rest", &rest, &clock, factor);
     report_webhooks("during A's whole-group PUTs", &during_put, &clock, factor);
     report_webhooks("during A's initial sync", &during_sync, &clock, factor);
+    writer_times::report("at rest", &writer_before_rest, &writer_before_put);
+    writer_times::report(
+        "during A's whole-group PUTs",
+        &writer_before_put,
+        &writer_before_sync,
+    );
+    writer_times::report(
+        "during A's initial sync",
+        &writer_before_sync,
+        &writer_after_sync,
+    );
 }

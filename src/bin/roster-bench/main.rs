@@ -17,6 +17,7 @@ mod realtime;
 mod roles;
 mod scaleout;
 mod thousand;
+mod writer_times;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -147,6 +148,7 @@ fn start(db: &str) -> Server {
     let mut child = Command::new(roster_bin())
         .args(["--database-url", db, "--bind", "127.0.0.1:0", "serve"])
         .env("ROSTER_SECRET_KEY_FILE", key_file())
+        .env("ROSTER_METRICS_TOKEN", writer_times::METRICS_TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

@@ -16,6 +16,7 @@
 //! leaves its user out (a failed statement would spoil the batch on Postgres).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 
@@ -27,10 +28,15 @@ use crate::db::users::{self, NewUser};
 use crate::db::{Batch, Committed, DbConn};
 use crate::events::wake::DeliveryWake;
 
-/// Runs one batch in one transaction and settles every job with its outcome; true when the
-/// batch committed. A batch that queued webhook deliveries wakes the delivery worker before
-/// the jobs hear of their commit, so delivery starts as the replies go out.
-pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered, wake: &DeliveryWake) -> bool {
+/// Runs one batch in one transaction and settles every job with its outcome; when the batch
+/// committed, says how long its commit took. A batch that queued webhook deliveries wakes the
+/// delivery worker before the jobs hear of their commit, so delivery starts as the replies go
+/// out.
+pub(super) fn commit_batch(
+    conn: &mut DbConn,
+    batch: Gathered,
+    wake: &DeliveryWake,
+) -> Option<Duration> {
     let relaxed = batch.jobs.iter().all(|q| !q.durable);
     let mut jobs: Vec<Box<dyn Job>> = batch.jobs.into_iter().map(|q| q.job).collect();
     let mut logs = batch.logs;
@@ -50,7 +56,7 @@ pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered, wake: &DeliveryWa
         log::warn!("database writer: batch run again after a transient conflict (try {tries})");
         outcome = run_batch(conn, &mut jobs, &mut logs, relaxed, Isolation::Savepoints);
     }
-    let committed = outcome.is_ok();
+    let durable_in = outcome.as_ref().ok().map(|c| c.durable_in);
     if outcome.as_ref().is_ok_and(|c| c.deliveries > 0) {
         wake.notify();
     }
@@ -64,7 +70,7 @@ pub(super) fn commit_batch(conn: &mut DbConn, batch: Gathered, wake: &DeliveryWa
     for job in jobs {
         job.settle(outcome.clone().map_err(WriteError::Commit));
     }
-    committed
+    durable_in
 }
 
 /// How many times a batch is run when it keeps meeting transient conflicts.

@@ -42,6 +42,17 @@ use jobs::{Call, Chore, CreateUser, Job, Reply};
 use prometheus::Histogram;
 use queue::{Counters, Item, LogRows, Queued, lock_rows, writer_loop};
 
+/// The histograms the writer thread records each batch in.
+#[derive(Clone)]
+pub struct WriterMetrics {
+    /// Jobs and log rows committed together.
+    pub batch_sizes: Histogram,
+    /// Seconds from a batch's first statement to its commit's end.
+    pub batch_seconds: Histogram,
+    /// Seconds of the commit alone: the database making the batch durable.
+    pub commit_seconds: Histogram,
+}
+
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 128;
 /// How long log rows wait for company when no change is queued…
@@ -120,9 +131,9 @@ impl Writer {
         Self::start_with(pool, wake, Checkpointer::start, None)
     }
 
-    /// `start`, recording the size of each batch in `batch_sizes` (see `metrics`).
-    pub fn start_measured(pool: Pool, wake: DeliveryWake, batch_sizes: Histogram) -> Writer {
-        Self::start_with(pool, wake, Checkpointer::start, Some(batch_sizes))
+    /// `start`, recording each batch's size and times in `measures` (see `metrics`).
+    pub fn start_measured(pool: Pool, wake: DeliveryWake, measures: WriterMetrics) -> Writer {
+        Self::start_with(pool, wake, Checkpointer::start, Some(measures))
     }
 
     /// Jobs and log rows waiting for the writer thread.
@@ -135,7 +146,7 @@ impl Writer {
         pool: Pool,
         wake: DeliveryWake,
         checkpointer: impl FnOnce(&Pool) -> Option<Checkpointer> + Send + 'static,
-        batch_sizes: Option<Histogram>,
+        measures: Option<WriterMetrics>,
     ) -> Writer {
         let (queue, items) = mpsc::channel::<Item>();
         let pending_logs = Arc::new(AtomicUsize::new(0));
@@ -157,7 +168,7 @@ impl Writer {
                     &Counters {
                         pending_logs: &pending,
                         queued_jobs: &queued,
-                        batch_sizes: batch_sizes.as_ref(),
+                        measures: measures.as_ref(),
                     },
                     &wake,
                 )

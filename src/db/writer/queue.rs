@@ -55,7 +55,7 @@ pub(super) struct Counters<'a> {
     pub pending_logs: &'a AtomicUsize,
     /// Jobs sent and not yet taken from the queue.
     pub queued_jobs: &'a AtomicUsize,
-    pub batch_sizes: Option<&'a prometheus::Histogram>,
+    pub measures: Option<&'a super::WriterMetrics>,
 }
 
 /// What the writer takes from the queue for one batch.
@@ -182,8 +182,8 @@ pub(super) fn writer_loop(
             continue;
         }
         let logs = batch.logs.len();
-        if let Some(sizes) = counters.batch_sizes {
-            sizes.observe((batch.jobs.len() + logs) as f64);
+        if let Some(m) = counters.measures {
+            m.batch_sizes.observe((batch.jobs.len() + logs) as f64);
         }
         // Changes, not bookkeeping (token touches, flushes): what the statistics follow.
         let changes = batch.jobs.iter().filter(|q| q.durable).count();
@@ -195,7 +195,13 @@ pub(super) fn writer_loop(
         }
         match conn.as_mut() {
             Some(c) => {
-                if commit_batch(c, batch, wake) {
+                let started = std::time::Instant::now();
+                let durable_in = commit_batch(c, batch, wake);
+                if let (Some(m), Some(commit)) = (counters.measures, durable_in) {
+                    m.batch_seconds.observe(started.elapsed().as_secs_f64());
+                    m.commit_seconds.observe(commit.as_secs_f64());
+                }
+                if durable_in.is_some() {
                     statistics.after(c, changes);
                     if let Some(checkpoints) = checkpoints.as_mut() {
                         checkpoints.after(c, changes);
