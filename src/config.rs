@@ -81,6 +81,20 @@ pub struct RequestLimits {
     /// Memberships one job of the shared writer changes at most: a larger change is applied
     /// in steps (see `scim_endpoint::member_steps`). Not a setting: tests make it small.
     pub member_step: usize,
+    /// The same, while other directories are active too (see `member_step`).
+    pub member_step_beside_others: usize,
+}
+
+impl RequestLimits {
+    /// Memberships per writer job for a request of a directory, given whether other
+    /// directories sent requests lately: fewer when they did, so their writes wait less.
+    pub fn member_step(&self, others_active: bool) -> usize {
+        if others_active {
+            self.member_step.min(self.member_step_beside_others)
+        } else {
+            self.member_step
+        }
+    }
 }
 
 impl Default for RequestLimits {
@@ -95,6 +109,7 @@ impl Default for RequestLimits {
             failed_auth_per_minute: std::num::NonZeroU32::new(60)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             member_step: crate::scim_endpoint::ops::MEMBER_STEP,
+            member_step_beside_others: crate::scim_endpoint::ops::MEMBER_STEP_BESIDE_OTHERS,
         }
     }
 }

@@ -215,6 +215,11 @@ impl FairShare {
         false
     }
 
+    /// Whether more than one directory sent requests lately (one of them usually the caller's).
+    pub fn others_active(&self) -> bool {
+        self.lock().active > 1
+    }
+
     /// Places held now, and requests waiting (for tests and the metrics).
     pub fn load(&self) -> (usize, usize) {
         let state = self.lock();

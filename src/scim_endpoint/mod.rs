@@ -445,7 +445,10 @@ async fn serve(
         if_none_match: header(req, header::IF_NONE_MATCH),
         started,
         tail,
-        member_step: state.config.limits.member_step,
+        member_step: state
+            .config
+            .limits
+            .member_step(state.fair_share.others_active()),
         provider: provider.clone(),
         request_id: crate::request_log::request_id(req),
         resync: Arc::default(),

@@ -245,3 +245,50 @@ async fn a_second_write_to_a_group_waits_for_its_large_change(backend: Backend) 
     assert_eq!(member_ids(&put.json()), ids);
     assert_eq!(scim.get(&path).await.status, 404);
 }
+
+backend_tests!(member_steps_are_smaller_while_another_directory_is_active);
+/// A directory alone changes a step's worth of memberships in one job; while another
+/// directory sends requests too, the same change is applied in smaller steps, each committed
+/// alone (the group's version counts them), so the other directory's writes wait less.
+async fn member_steps_are_smaller_while_another_directory_is_active(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, TestDb::new(backend), |c| {
+        c.limits.member_step = 20;
+        c.limits.member_step_beside_others = 5;
+    })
+    .await;
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "pingidentity");
+    let other = app.directory(&app.org("Quiet", true), "okta");
+    let ids = users(&scim, 15, "u").await;
+    let r = scim
+        .post("/Groups", &json!({"displayName": "Everyone"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let path = format!("/Groups/{}", r.json()["id"].as_str().unwrap());
+
+    // Alone: fifteen memberships in one job, one new version.
+    let put = scim
+        .put(
+            &path,
+            &json!({"displayName": "Everyone", "members": members(&ids)}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.json()["meta"]["version"], "W/\"2\"", "{backend:?}");
+
+    // Beside another directory's request: three steps of five.
+    assert_eq!(other.get("/Users").await.status, 200);
+    let put = scim
+        .put(&path, &json!({"displayName": "Everyone", "members": []}))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.json()["meta"]["version"], "W/\"5\"", "{backend:?}");
+    assert_eq!(
+        member_ids(&scim.get(&path).await.json()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events_of(&app, &scim, EventType::GroupUserRemoved).len(),
+        15
+    );
+}
