@@ -40,6 +40,13 @@ fn members(ids: &[String]) -> Vec<Value> {
     ids.iter().map(|id| json!({"value": id})).collect()
 }
 
+/// The path of a new group named `name`, without members.
+async fn new_group(scim: &Scim, name: &str) -> String {
+    let r = scim.post("/Groups", &json!({"displayName": name})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    format!("/Groups/{}", r.json()["id"].as_str().unwrap())
+}
+
 fn directory_id(scim: &Scim) -> String {
     scim.base.rsplit('/').next().unwrap().to_string()
 }
@@ -69,11 +76,7 @@ async fn a_large_member_change_is_answered_once_whole(backend: Backend) {
     let n = 4 * STEP + 5;
     let ids = users(&scim, n, "u").await;
 
-    let r = scim
-        .post("/Groups", &json!({"displayName": "Everyone"}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let path = format!("/Groups/{}", r.json()["id"].as_str().unwrap());
+    let path = new_group(&scim, "Everyone").await;
     let put = scim
         .put(
             &path,
@@ -260,11 +263,7 @@ async fn member_steps_are_smaller_while_another_directory_is_active(backend: Bac
     let scim = app.directory(&org, "pingidentity");
     let other = app.directory(&app.org("Quiet", true), "okta");
     let ids = users(&scim, 15, "u").await;
-    let r = scim
-        .post("/Groups", &json!({"displayName": "Everyone"}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let path = format!("/Groups/{}", r.json()["id"].as_str().unwrap());
+    let path = new_group(&scim, "Everyone").await;
 
     // Alone: fifteen memberships in one job, one new version.
     let put = scim

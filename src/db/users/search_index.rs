@@ -176,11 +176,7 @@ fn fts_phrase(text: &str) -> String {
 /// only costs time.
 fn selective_part(c: &mut diesel::SqliteConnection, needle: &str) -> QueryResult<String> {
     use diesel::sql_types::{BigInt, Nullable, Text};
-    #[derive(QueryableByName)]
-    struct Indexed {
-        #[diesel(sql_type = Nullable<BigInt>)]
-        users: Option<i64>,
-    }
+    use search_tables::user_search_keys as keys;
     #[derive(QueryableByName)]
     struct Sample {
         #[diesel(sql_type = BigInt)]
@@ -191,9 +187,9 @@ fn selective_part(c: &mut diesel::SqliteConnection, needle: &str) -> QueryResult
         last: Option<i64>,
     }
     // Keys are handed out in order and never reused: the largest is the index's size, nearly.
-    let indexed = diesel::sql_query("SELECT max(key) AS users FROM user_search_keys")
-        .get_result::<Indexed>(c)?
-        .users
+    let indexed: i64 = keys::table
+        .select(diesel::dsl::max(keys::key))
+        .first::<Option<i64>>(c)?
         .unwrap_or(0);
     let chars: Vec<char> = needle.chars().collect();
     if indexed < SELECTIVE_FROM_USERS || chars.len() < 4 {
