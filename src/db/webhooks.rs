@@ -124,20 +124,38 @@ pub struct Due {
     pub payload: String,
 }
 
+/// A lane: the deliveries of one endpoint and one directory, attempted in event order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LaneKey {
+    pub endpoint_id: String,
+    pub directory_id: String,
+}
+
 /// What a worker asks `claim` for.
 pub struct ClaimRequest<'a> {
     /// Deliveries claimed at most.
     pub limit: usize,
-    /// Deliveries of one endpoint claimed at most (its lane attempts them one after another).
-    pub per_endpoint: usize,
+    /// Lanes of one endpoint running at once at most, counting those in `busy`: a receiver
+    /// gets up to this many deliveries at once from this worker, each of another directory.
+    pub lanes_per_endpoint: usize,
     /// Deliveries of one endpoint and directory claimed at most: the oldest pending ones, in
     /// event order.
     pub per_directory: usize,
     /// How long the claimed deliveries are this worker's.
     pub lease: Duration,
-    /// Endpoints this worker is delivering to now: none of theirs is claimed, so that each
-    /// endpoint has at most one delivery in flight per worker.
-    pub skip_endpoints: &'a std::collections::HashSet<String>,
+    /// The lanes this worker is delivering on now: none of their deliveries is claimed, so
+    /// that each directory has at most one delivery in flight per endpoint and worker.
+    pub busy: &'a std::collections::HashSet<LaneKey>,
+}
+
+impl ClaimRequest<'_> {
+    /// Lanes of `endpoint_id` running now.
+    fn busy_lanes(&self, endpoint_id: &str) -> usize {
+        self.busy
+            .iter()
+            .filter(|lane| lane.endpoint_id == endpoint_id)
+            .count()
+    }
 }
 
 /// A pending delivery as `claim` reads it.
@@ -146,8 +164,9 @@ type Pending = (i64, i32, i64, NaiveDateTime, Option<NaiveDateTime>);
 /// Claims due deliveries for `lease`. Per endpoint and directory, a run of the oldest
 /// undelivered events is claimed, from the oldest on and only while each is due and not
 /// claimed by another: attempted in that order (and stopped at the first failure, see
-/// `release`), each receiver gets a directory's events in order. The deliveries of one endpoint
-/// come out together, each directory's in event order.
+/// `release`), each receiver gets a directory's events in order. Each run comes out whole,
+/// in event order; the directories of one endpoint whose oldest waiting event is oldest are
+/// claimed first, for as many lanes as the endpoint has free.
 pub fn claim(
     conn: &mut DbConn,
     keys: &SecretKeys,
@@ -155,28 +174,29 @@ pub fn claim(
 ) -> QueryResult<Vec<Due>> {
     write_tx(conn, |c| {
         let at = now();
-        let heads = pending_heads(c, request.skip_endpoints)?;
+        let heads = pending_heads(c, request)?;
         let mut due: Vec<Due> = Vec::new();
-        let mut of_endpoint = 0;
+        let mut free_lanes = 0;
         let mut endpoint: Option<(Endpoint, Option<String>)> = None;
         for (endpoint_id, directory_id, seq) in heads {
             if endpoint.as_ref().is_none_or(|(e, _)| e.id != endpoint_id) {
-                of_endpoint = 0;
+                free_lanes = request
+                    .lanes_per_endpoint
+                    .saturating_sub(request.busy_lanes(&endpoint_id));
                 endpoint = None;
             }
-            let room = (request.limit.saturating_sub(due.len()))
-                .min(request.per_endpoint.saturating_sub(of_endpoint))
-                .min(request.per_directory);
+            let room = (request.limit.saturating_sub(due.len())).min(request.per_directory);
             if room == 0 {
-                if due.len() >= request.limit {
-                    break;
-                }
+                break;
+            }
+            if free_lanes == 0 {
                 continue;
             }
             let run = claim_run(c, &endpoint_id, &directory_id, seq, room, at)?;
             if run.is_empty() {
                 continue;
             }
+            free_lanes -= 1;
             let ids: Vec<i64> = run.iter().map(|r| r.0).collect();
             // Whole microseconds, as stored: `record_attempts` compares it.
             let leased_until = (at + request.lease).trunc_subsecs(6);
@@ -218,15 +238,15 @@ pub fn claim(
                     event_id,
                     payload,
                 });
-                of_endpoint += 1;
             }
         }
         Ok(due)
     })
 }
 
-/// Heads of line: the oldest pending delivery of each endpoint (but `skip`) and directory, as
-/// (endpoint, directory, event seq), each endpoint's ordered oldest first.
+/// Heads of line: the oldest pending delivery of each endpoint and directory without a lane
+/// running (`request.busy`), as (endpoint, directory, event seq), each endpoint's ordered
+/// oldest first. Endpoints with no lane free are skipped.
 ///
 /// One look per head in the pending deliveries' own index, skipping from one directory to the
 /// next: a claim costs the number of directories waiting, not the number of deliveries waiting
@@ -234,14 +254,15 @@ pub fn claim(
 /// the worker spend the server's time re-sorting it).
 fn pending_heads(
     c: &mut DbConn,
-    skip: &std::collections::HashSet<String>,
+    request: &ClaimRequest,
 ) -> QueryResult<Vec<(String, String, i64)>> {
     let endpoints: Vec<String> = webhook_endpoints::table
         .select(webhook_endpoints::id)
         .order(webhook_endpoints::id)
         .load(c)?;
     let mut heads = Vec::new();
-    for endpoint_id in endpoints.into_iter().filter(|e| !skip.contains(e)) {
+    let has_free_lane = |e: &String| request.busy_lanes(e) < request.lanes_per_endpoint;
+    for endpoint_id in endpoints.into_iter().filter(has_free_lane) {
         let mut of_endpoint: Vec<(String, String, i64)> = Vec::new();
         let mut after = String::new();
         loop {
@@ -266,7 +287,13 @@ fn pending_heads(
                 break;
             };
             after.clone_from(&directory_id);
-            of_endpoint.push((endpoint_id.clone(), directory_id, seq));
+            let lane = LaneKey {
+                endpoint_id: endpoint_id.clone(),
+                directory_id,
+            };
+            if !request.busy.contains(&lane) {
+                of_endpoint.push((lane.endpoint_id, lane.directory_id, seq));
+            }
         }
         of_endpoint.sort_by_key(|h| h.2);
         heads.extend(of_endpoint);

@@ -1,16 +1,19 @@
-//! Lanes: each endpoint the worker is delivering to gets a thread of its own for its claimed
-//! deliveries, so a slow or hanging receiver holds up only its own deliveries. The worker
-//! claims nothing of an endpoint whose lane is running (see `db::webhooks::ClaimRequest`): one
-//! delivery in flight per endpoint, the endpoint's deliveries attempted in claim order.
+//! Lanes: each endpoint and directory the worker is delivering to gets a thread of its own for
+//! its claimed deliveries, so a slow or hanging receiver holds up only its own deliveries, and
+//! one directory's backlog on an endpoint (a large initial sync) never holds up another
+//! directory's deliveries to it. The worker claims nothing of a lane that is running (see
+//! `db::webhooks::ClaimRequest`): one delivery in flight per endpoint and directory, the
+//! directory's deliveries attempted in event order.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::wake::DeliveryWake;
+use crate::db::webhooks::LaneKey;
 
-/// The endpoints being delivered to now.
+/// The lanes running now.
 pub(super) struct Lanes {
-    busy: Arc<Mutex<HashSet<String>>>,
+    busy: Arc<Mutex<HashSet<LaneKey>>>,
     /// Woken when a lane ends: its endpoint may have more due.
     wake: DeliveryWake,
 }
@@ -23,17 +26,17 @@ impl Lanes {
         }
     }
 
-    /// The endpoints with a lane running.
-    pub fn busy(&self) -> HashSet<String> {
+    /// The lanes running.
+    pub fn busy(&self) -> HashSet<LaneKey> {
         lock(&self.busy).clone()
     }
 
-    /// Runs `run` on a thread of its own for `endpoint_id`. The endpoint stays busy until `run`
-    /// returns or panics; then the worker is woken.
-    pub fn run(&self, endpoint_id: String, run: impl FnOnce() + Send + 'static) {
-        lock(&self.busy).insert(endpoint_id.clone());
+    /// Runs `run` on a thread of its own for `key`. The lane stays busy until `run` returns
+    /// or panics; then the worker is woken.
+    pub fn run(&self, key: LaneKey, run: impl FnOnce() + Send + 'static) {
+        lock(&self.busy).insert(key.clone());
         let lane = Lane {
-            endpoint_id,
+            key,
             busy: self.busy.clone(),
             wake: self.wake.clone(),
         };
@@ -44,8 +47,8 @@ impl Lanes {
                 run();
             });
         if let Err(e) = spawned {
-            // The closure and its lane are dropped: the endpoint is free again, and its
-            // claimed deliveries are attempted once their lease ends.
+            // The closure and its lane are dropped: the lane is free again, and its claimed
+            // deliveries are attempted once their lease ends.
             log::error!("webhook worker: no thread for a delivery lane: {e}");
         }
     }
@@ -53,19 +56,19 @@ impl Lanes {
 
 /// A running lane; dropped when it ends, even by a panic.
 struct Lane {
-    endpoint_id: String,
-    busy: Arc<Mutex<HashSet<String>>>,
+    key: LaneKey,
+    busy: Arc<Mutex<HashSet<LaneKey>>>,
     wake: DeliveryWake,
 }
 
 impl Drop for Lane {
     fn drop(&mut self) {
-        lock(&self.busy).remove(&self.endpoint_id);
+        lock(&self.busy).remove(&self.key);
         self.wake.notify();
     }
 }
 
-fn lock(busy: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+fn lock(busy: &Mutex<HashSet<LaneKey>>) -> std::sync::MutexGuard<'_, HashSet<LaneKey>> {
     busy.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -74,19 +77,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_endpoint_is_busy_until_its_lane_ends_even_by_a_panic() {
+    fn a_lane_is_busy_until_it_ends_even_by_a_panic() {
         let wake = DeliveryWake::default();
         let lanes = Lanes::new(wake.clone());
         let (release, released) = std::sync::mpsc::channel::<()>();
-        lanes.run("ep".into(), move || {
+        let key = LaneKey {
+            endpoint_id: "ep".into(),
+            directory_id: "dir".into(),
+        };
+        lanes.run(key.clone(), move || {
             let _ = released.recv();
             panic!("a lane that dies");
         });
-        assert!(lanes.busy().contains("ep"));
+        assert!(lanes.busy().contains(&key));
         release.send(()).unwrap();
         // The lane's end wakes the worker; a bounded number of waits, in case it never does.
         for _ in 0..50 {
-            if !lanes.busy().contains("ep") {
+            if !lanes.busy().contains(&key) {
                 break;
             }
             wake.wait(std::time::Duration::from_millis(100));

@@ -1,8 +1,8 @@
 //! The delivery worker: one per instance (instances share the work through leases). Its
 //! dispatcher claims due deliveries when a commit wakes it (`wake`; on Postgres also other
 //! instances' commits, `listen`) or at the latest every `Delivery::poll_interval`, and hands
-//! each endpoint's deliveries to that endpoint's lane (`lanes`), which attempts them in order
-//! and records the outcomes.
+//! each endpoint's deliveries of each directory to a lane of their own (`lanes`), which
+//! attempts them in order and records the outcomes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,21 +13,23 @@ use super::wake::DeliveryWake;
 use super::{Deliver, attempt, listen, next_retry};
 use crate::at_rest::SecretKeys;
 use crate::config::Delivery;
-use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, Outcome};
+use crate::db::webhooks::{self, Attempted, ClaimRequest, Due, LaneKey, Outcome};
 use crate::db::{self, Pool};
 use crate::metrics::DeliveryOutcome;
 
 /// Deliveries claimed in one round at most.
 const CLAIM_LIMIT: usize = 256;
-/// Deliveries of one endpoint claimed in one round at most (its lane's run).
-const PER_ENDPOINT: usize = 128;
-/// Deliveries of one endpoint and directory claimed in one round at most. A round costs two
-/// write transactions (the claim, then the outcomes), each waiting for the writer's batch
-/// during a large sync: at 8 a round, a tenant creating 400 users a second beside another's
-/// initial sync fell seconds behind on the endpoint both deliver to.
+/// Deliveries of one endpoint and directory claimed in one round at most (a lane's run). A
+/// run costs two write transactions (the claim, then the outcomes), each waiting for the
+/// writer's batch during a large sync: at 8 a run, a tenant creating 400 users a second
+/// beside another's initial sync fell seconds behind on the endpoint both deliver to.
 const PER_DIRECTORY: usize = 32;
-/// Lanes running at once at most (endpoints being delivered to).
-const MAX_LANES: usize = 32;
+/// Lanes of one endpoint running at once at most (deliveries in flight to one receiver): a
+/// quiet directory's change goes out beside a large sync's run to the same receiver, not
+/// after it, and a receiver that hangs holds this many lanes at most.
+const LANES_PER_ENDPOINT: usize = 4;
+/// Lanes running at once at most.
+const MAX_LANES: usize = 64;
 /// Attempts a lane's run has time for, each taking the whole timeout: the lease covers them
 /// (and `LEASE_MARGIN`); the lane gives back what it has no time left for.
 const ATTEMPTS_PER_LEASE: u32 = 4;
@@ -208,8 +210,8 @@ fn work(context: &Arc<Context>, stop: &AtomicBool) {
     }
 }
 
-/// Claims due deliveries of the endpoints without a running lane and starts a lane for each
-/// endpoint claimed. Returns how many deliveries were claimed.
+/// Claims due deliveries of the endpoints and directories without a running lane and starts a
+/// lane for each run claimed. Returns how many deliveries were claimed.
 fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
     let busy = lanes.busy();
     if busy.len() >= MAX_LANES {
@@ -225,56 +227,46 @@ fn dispatch(context: &Arc<Context>, lanes: &Lanes) -> Result<usize, String> {
         &context.keys,
         &ClaimRequest {
             limit: CLAIM_LIMIT,
-            per_endpoint: PER_ENDPOINT,
+            lanes_per_endpoint: LANES_PER_ENDPOINT,
             per_directory: PER_DIRECTORY,
             lease,
-            skip_endpoints: &busy,
+            busy: &busy,
         },
     )
     .map_err(|e| e.to_string())?;
     drop(conn);
     let claimed = due.len();
-    // `claim` gives each endpoint's deliveries together, in order.
+    // `claim` gives each lane's run together, in event order.
     let mut rest = due.into_iter().peekable();
     while let Some(first) = rest.next() {
-        let endpoint_id = first.endpoint.id.clone();
+        let key = LaneKey {
+            endpoint_id: first.endpoint.id.clone(),
+            directory_id: first.directory_id.clone(),
+        };
         let mut run = vec![first];
-        while let Some(next) = rest.next_if(|d| d.endpoint.id == endpoint_id) {
+        while let Some(next) =
+            rest.next_if(|d| d.endpoint.id == key.endpoint_id && d.directory_id == key.directory_id)
+        {
             run.push(next);
         }
-        quiet_directories_first(&mut run, |due| &due.directory_id);
         let context = context.clone();
-        lanes.run(endpoint_id, move || {
-            deliver_run(&context, &run, attempts_until)
-        });
+        lanes.run(key, move || deliver_run(&context, &run, attempts_until));
     }
     Ok(claimed)
 }
 
-/// Orders a lane's run so that the directories with the fewest deliveries in it go first,
-/// each directory's still in event order (a stable sort): a quiet tenant's few changes are
-/// delivered before a large sync's share of the run, not after it.
-fn quiet_directories_first<T>(run: &mut [T], directory: impl Fn(&T) -> &str) {
-    let mut in_run = std::collections::HashMap::<String, usize>::new();
-    for due in run.iter() {
-        *in_run.entry(directory(due).to_string()).or_default() += 1;
-    }
-    let key = |due: &T| (in_run[directory(due)], directory(due).to_string());
-    run.sort_by_cached_key(key);
-}
-
-/// A lane's work: attempts one endpoint's deliveries in order, then records the outcomes. A
-/// delivery whose attempt panics is recorded as a failed attempt (and retried on schedule),
-/// so one bad delivery never stops the others. After a failure, the rest of that directory's
+/// A lane's work: attempts one endpoint's deliveries of one directory in order, then records
+/// the outcomes. A delivery whose attempt panics is recorded as a failed attempt (and retried
+/// on schedule), so one bad delivery never stops the others. After a failure, the rest of the
 /// run is given back unattempted (they must not overtake it), and so is whatever an attempt
 /// could no longer finish before `attempts_until` (their lease would run out).
 fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
-    let mut failed_directories = std::collections::HashSet::new();
+    let mut failed = false;
     let mut attempted = Vec::new();
     let mut released = Vec::new();
     for due in run {
         let no_time_left = Instant::now() + context.cfg.timeout > attempts_until;
-        if no_time_left || failed_directories.contains(&due.directory_id) {
+        if no_time_left || failed {
             released.push(due);
             continue;
         }
@@ -283,7 +275,7 @@ fn deliver_run(context: &Context, run: &[Due], attempts_until: Instant) {
             context.health.record_outcome(DeliveryOutcome::Delivered);
             None
         } else {
-            failed_directories.insert(due.directory_id.clone());
+            failed = true;
             log::warn!(
                 "webhook delivery {} to endpoint {} failed (attempt {}): {}",
                 due.delivery_id,
@@ -343,35 +335,4 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quiet_directories_first;
-
-    #[test]
-    fn a_quiet_directorys_deliveries_go_before_a_busy_ones_each_in_event_order() {
-        let mut run = vec![
-            ("busy", 1),
-            ("busy", 2),
-            ("quiet", 7),
-            ("busy", 3),
-            ("other", 4),
-            ("quiet", 8),
-            ("busy", 5),
-        ];
-        quiet_directories_first(&mut run, |d| d.0);
-        assert_eq!(
-            run,
-            vec![
-                ("other", 4),
-                ("quiet", 7),
-                ("quiet", 8),
-                ("busy", 1),
-                ("busy", 2),
-                ("busy", 3),
-                ("busy", 5),
-            ]
-        );
-    }
 }

@@ -1,13 +1,20 @@
 //! Delivery in real time: a commit wakes the delivery worker (this instance's directly, other
 //! instances' on Postgres by a notification), so a webhook never waits for the worker's poll;
 //! and a hanging receiver holds up only its own endpoint's deliveries. The workers here poll
-//! once a minute, so anything that arrives within the bounds below was woken.
+//! once a minute, so anything that arrives within the bounds below was woken. One directory's
+//! deliveries to a receiver go out beside another's, so a receiver holding one directory's
+//! delivery does not hold up another directory's.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{Backend, Scim, TestApp, TestDb, backend_tests, postgres_enabled};
+use roster::db;
+use roster::db::webhooks::{ClaimRequest, LaneKey};
+
+use crate::helpers::{
+    Backend, Scim, TestApp, TestDb, backend_tests, postgres_enabled, test_secret_keys,
+};
 use crate::receiver;
 
 /// Far longer than any bound below: a delivery found by the poll never arrives in time.
@@ -94,6 +101,100 @@ async fn a_hanging_receiver_does_not_hold_up_another_endpoints_deliveries(backen
         0,
         "the hanging receiver is still holding its first delivery"
     );
+}
+
+backend_tests!(a_receiver_holding_one_directorys_delivery_still_gets_another_directorys);
+async fn a_receiver_holding_one_directorys_delivery_still_gets_another_directorys(
+    backend: Backend,
+) {
+    // The vendor's one receiver takes every tenant's events, and hangs on A's first.
+    let app = TestApp::spawn(backend)
+        .await
+        .with_worker_polling(POLL_INTERVAL, Duration::from_secs(30));
+    let mut rx = receiver::start_hanging_on("slow@x.com", Duration::from_secs(120));
+    app.webhook(&rx.url, None, "user.created");
+    let a = app.directory(&app.org("Acme", true), "okta");
+    let b = app.directory(&app.org("Beta", true), "pingidentity");
+    create_user(&a, "slow@x.com").await;
+    let held = rx.next(ARRIVES_WITHIN_SECS).await;
+    assert_eq!(held.json["data"]["user"]["user_name"], "slow@x.com");
+    // A's next event waits behind its first; B's go out meanwhile, in order.
+    create_user(&a, "after@x.com").await;
+    for i in 0..3 {
+        create_user(&b, &format!("b{i}@x.com")).await;
+        let got = rx.next(ARRIVES_WITHIN_SECS).await;
+        assert_eq!(got.json["data"]["user"]["user_name"], format!("b{i}@x.com"));
+    }
+    assert!(
+        rx.rx.try_recv().is_err(),
+        "A's second event never overtakes its first, still held"
+    );
+}
+
+backend_tests!(an_endpoint_takes_a_few_directories_at_once_the_longest_waiting_first);
+async fn an_endpoint_takes_a_few_directories_at_once_the_longest_waiting_first(backend: Backend) {
+    // No worker: the claims are made here, as the worker makes them.
+    let app = TestApp::spawn(backend).await;
+    let hook = app.webhook("http://127.0.0.1:9/hooks", None, "user.created");
+    let mut directories = Vec::new();
+    for i in 0..6 {
+        let scim = app.directory(&app.org(&format!("Org {i}"), true), "okta");
+        create_user(&scim, &format!("first{i}@x.com")).await;
+        directories.push(scim);
+    }
+    for (i, scim) in directories.iter().enumerate() {
+        create_user(scim, &format!("second{i}@x.com")).await;
+    }
+    let claim = |busy: &std::collections::HashSet<LaneKey>| {
+        db::webhooks::claim(
+            &mut app.conn(),
+            &test_secret_keys(),
+            &ClaimRequest {
+                limit: 256,
+                lanes_per_endpoint: 4,
+                per_directory: 32,
+                lease: chrono::Duration::seconds(60),
+                busy,
+            },
+        )
+        .unwrap()
+    };
+    let users = |due: &[db::webhooks::Due]| -> Vec<String> {
+        due.iter()
+            .map(|d| {
+                let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+                payload["data"]["user"]["user_name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let first = claim(&Default::default());
+    assert!(first.iter().all(|d| d.endpoint.id == hook.id));
+    // Four directories, those with the oldest waiting events; each run whole, in order.
+    assert_eq!(
+        users(&first),
+        [0, 0, 1, 1, 2, 2, 3, 3]
+            .iter()
+            .enumerate()
+            .map(|(n, i)| format!("{}{i}@x.com", if n % 2 == 0 { "first" } else { "second" }))
+            .collect::<Vec<_>>()
+    );
+    // Three of those lanes still running (the first one's deliveries still leased to it):
+    // one lane is free, and it goes to the fifth directory.
+    let lane = |d: &db::webhooks::Due| LaneKey {
+        endpoint_id: hook.id.clone(),
+        directory_id: d.directory_id.clone(),
+    };
+    let three_busy: std::collections::HashSet<LaneKey> = first[2..].iter().map(lane).collect();
+    assert_eq!(
+        users(&claim(&three_busy)),
+        ["first4@x.com", "second4@x.com"]
+    );
+    // The lanes full, nothing more is claimed.
+    let all_busy: std::collections::HashSet<LaneKey> = first.iter().map(lane).collect();
+    assert!(claim(&all_busy).is_empty());
 }
 
 #[actix_web::test]

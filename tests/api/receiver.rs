@@ -1,5 +1,6 @@
 //! A webhook receiver on loopback for the delivery tests: it records what arrives and answers
-//! as told (fail the first N requests, or hang before answering).
+//! as told (fail the first N requests, or hang before answering: every request, or only those
+//! whose body holds a given text).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Received {
 struct Shared {
     fail_first: usize,
     hang: Option<Duration>,
+    /// Hang only on bodies that hold this text.
+    hang_only_on: Option<String>,
     seen: Arc<AtomicUsize>,
     completed: Arc<AtomicUsize>,
     tx: tokio::sync::mpsc::UnboundedSender<Received>,
@@ -60,7 +63,11 @@ async fn receive(req: HttpRequest, body: web::Bytes, s: web::Data<Shared>) -> Ht
     };
     let n = s.seen.fetch_add(1, Ordering::SeqCst);
     let _ = s.tx.send(r.clone());
-    if let Some(d) = s.hang {
+    let hangs = s
+        .hang_only_on
+        .as_deref()
+        .is_none_or(|text| r.body.contains(text));
+    if let Some(d) = s.hang.filter(|_| hangs) {
         actix_web::rt::time::sleep(d).await;
     }
     s.completed.fetch_add(1, Ordering::SeqCst);
@@ -72,6 +79,21 @@ async fn receive(req: HttpRequest, body: web::Bytes, s: web::Data<Shared>) -> Ht
 
 /// Starts a receiver on `listener` (or a new loopback port).
 pub fn start(listener: Option<TcpListener>, fail_first: usize, hang: Option<Duration>) -> Receiver {
+    start_with(listener, fail_first, hang, None)
+}
+
+/// Starts a receiver that hangs for `hang` before answering a request whose body holds `text`,
+/// and answers the others at once.
+pub fn start_hanging_on(text: &str, hang: Duration) -> Receiver {
+    start_with(None, 0, Some(hang), Some(text.to_string()))
+}
+
+fn start_with(
+    listener: Option<TcpListener>,
+    fail_first: usize,
+    hang: Option<Duration>,
+    hang_only_on: Option<String>,
+) -> Receiver {
     let listener = listener.unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -79,6 +101,7 @@ pub fn start(listener: Option<TcpListener>, fail_first: usize, hang: Option<Dura
     let shared = Shared {
         fail_first,
         hang,
+        hang_only_on,
         seen: Arc::new(AtomicUsize::new(0)),
         completed: completed.clone(),
         tx,
