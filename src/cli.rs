@@ -677,6 +677,7 @@ fn serve(g: &Global) -> Result<(), CliError> {
     let state = web::Data::new(AppState::new(pool.clone(), cfg));
     let _worker = crate::events::start(
         pool,
+        state.writer.clone(),
         &state.config.database_url,
         state.config.delivery.clone(),
         state.config.secret_keys.clone(),

@@ -17,8 +17,8 @@ use crate::scim_endpoint::group_turns::GroupTurns;
 pub struct AppState {
     pub pool: Pool,
     pub config: Config,
-    /// Group commit of the SCIM endpoint's writes.
-    pub writer: db::writer::Writer,
+    /// Group commit of the SCIM endpoint's writes (and on SQLite the webhook worker's).
+    pub writer: Arc<db::writer::Writer>,
     /// Bookmarks for paging each directory's users (see `db::user_pages`).
     pub user_pages: Arc<db::user_pages::Bookmarks>,
     /// Which tokens' use this process recorded lately (see `db::directories::TouchGate`).
@@ -47,12 +47,12 @@ impl AppState {
         let metrics = Metrics::new()
             .inspect_err(|e| log::error!("metrics are not available: {e}"))
             .ok();
-        let writer = match &metrics {
+        let writer = Arc::new(match &metrics {
             Some(m) => {
                 db::writer::Writer::start_measured(pool.clone(), delivery_wake.clone(), m.writer())
             }
             None => db::writer::Writer::start(pool.clone(), delivery_wake.clone()),
-        };
+        });
         let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);
         let auth_throttle = AuthThrottle::new(config.limits.failed_auth_per_minute);
         AppState {

@@ -19,6 +19,7 @@ use crate::scim::redact;
 pub mod endpoint;
 mod lanes;
 mod listen;
+mod outcomes;
 pub mod wake;
 mod worker;
 

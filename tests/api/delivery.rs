@@ -875,3 +875,44 @@ async fn a_panicking_delivery_attempt_is_retried_and_delivery_goes_on(backend: B
         "{backend:?}: /readyz does not report the recovered failure: {ready}"
     );
 }
+
+backend_tests!(a_delivery_in_flight_when_the_worker_stops_is_recorded_as_delivered);
+/// A lane hands its outcomes to the dispatcher, which records them with its next claim. Once
+/// the worker has stopped, a lane still attempting records its own: the delivery is not left
+/// leased, to be sent again after a restart.
+async fn a_delivery_in_flight_when_the_worker_stops_is_recorded_as_delivered(backend: Backend) {
+    use std::sync::{Arc, Mutex, mpsc};
+    let (started, attempt_started) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new((started, released)));
+    let deliver: roster::events::Deliver = Arc::new(move |agent, due| {
+        {
+            let gate = gate.lock().unwrap();
+            let _ = gate.0.send(());
+            let _ = gate.1.recv();
+        }
+        roster::events::attempt(agent, due)
+    });
+    let mut app = TestApp::spawn(backend)
+        .await
+        .with_worker_delivering(&[0.05], deliver);
+    let mut rx = receiver::start(None, 0, None);
+    let endpoint = app.webhook(&rx.url, None, "user.created");
+    let org = app.org("Acme", true);
+    let scim = app.directory(&org, "okta");
+    scim.post("/Users", &json!({"userName": "inflight@x.com"}))
+        .await;
+    attempt_started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the delivery was attempted");
+    app.stop_worker();
+    release.send(()).unwrap();
+    assert_eq!(
+        rx.next(10).await.json["data"]["user"]["user_name"],
+        "inflight@x.com"
+    );
+    eventually("the delivery is recorded as delivered", || {
+        delivery_status(&app, &endpoint.id) == vec![("delivered".to_string(), 1)]
+    })
+    .await;
+}

@@ -287,6 +287,7 @@ impl TestApp {
     ) -> TestApp {
         self._worker = Some(roster::events::start_with(
             self.pool.clone(),
+            self.state.writer.clone(),
             &self.state.config.database_url,
             cfg,
             self.state.config.secret_keys.clone(),
@@ -295,6 +296,11 @@ impl TestApp {
             deliver,
         ));
         self
+    }
+
+    /// Stops this instance's webhook worker (as a shutdown does); lanes running finish.
+    pub fn stop_worker(&mut self) {
+        self._worker = None;
     }
 
     /// A webhook endpoint created directly in storage, with its signing secret.

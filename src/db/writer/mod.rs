@@ -277,6 +277,29 @@ impl Writer {
         self.submit(f, Commit::Relaxed).await
     }
 
+    /// Like `run`, for a caller on a thread of its own outside the async runtime (the webhook
+    /// worker's dispatcher): blocks until the batch committed.
+    pub fn run_blocking<T, E, F>(&self, f: F) -> Result<Result<T, E>, WriteError>
+    where
+        F: FnMut(&mut Batch<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Item::Job(Queued {
+            job: Box::new(Call {
+                f,
+                result: None,
+                reply,
+            }),
+            durable: true,
+            alone: false,
+        }))?;
+        answer
+            .blocking_recv()
+            .map_err(|_| WriteError::Unavailable("the write was abandoned".into()))?
+    }
+
     /// Creates `user` in the next batch. With `insert_first` (a user that joins no groups) the
     /// batch inserts it together with its other new users (see `users::insert`), and `store`
     /// runs only if it went in; otherwise `store` inserts it (see `jobs::CreateUser`).
