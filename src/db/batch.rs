@@ -303,3 +303,16 @@ where
 {
     Batch::run(conn, |batch| f(batch.conn()))
 }
+
+/// `write_tx` for bookkeeping whose loss in a crash loses no change and is made good again
+/// (see `Batch::relax`): on Postgres it commits without waiting for the WAL flush.
+pub fn relaxed_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    Batch::run(conn, |batch| {
+        batch.relax();
+        f(batch.conn())
+    })
+}

@@ -10,7 +10,7 @@ pub mod attributes;
 pub mod batch;
 pub mod brake;
 pub mod brands;
-pub use batch::{Batch, Committed, write_tx};
+pub use batch::{Batch, Committed, relaxed_tx, write_tx};
 pub mod directories;
 pub mod events;
 pub mod gauges;
