@@ -2,7 +2,8 @@
 //! dispatcher claims due deliveries when a commit wakes it (`wake`; on Postgres also other
 //! instances' commits, `listen`) or at the latest every `Delivery::poll_interval`, and hands
 //! each endpoint's deliveries of each directory to a lane of their own (`lanes`), which
-//! attempts them in order and records the outcomes.
+//! attempts them in order; the outcomes are recorded with the dispatcher's next claim
+//! (`outcomes`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,9 +23,9 @@ use crate::metrics::DeliveryOutcome;
 /// Deliveries claimed in one round at most.
 const CLAIM_LIMIT: usize = 256;
 /// Deliveries of one endpoint and directory claimed in one round at most (a lane's run). A
-/// run costs two write transactions (the claim, then the outcomes), each waiting for the
-/// writer's batch during a large sync: at 8 a run, a tenant creating 400 users a second
-/// beside another's initial sync fell seconds behind on the endpoint both deliver to.
+/// run's claim and the recording of its outcomes each wait for the writer's batch during a
+/// large sync: at 8 a run, a tenant creating 400 users a second beside another's initial sync
+/// fell seconds behind on the endpoint both deliver to.
 const PER_DIRECTORY: usize = 32;
 /// Lanes of one endpoint running at once at most (deliveries in flight to one receiver): a
 /// quiet directory's change goes out beside a large sync's run to the same receiver, not

@@ -284,10 +284,14 @@ async fn a_failure_holds_back_the_rest_of_its_directorys_queued_events(backend: 
     drop(app);
 }
 
-backend_tests!(a_replay_while_the_delivery_is_in_flight_delivers_it_again);
-async fn a_replay_while_the_delivery_is_in_flight_delivers_it_again(backend: Backend) {
-    // The first attempt says it is in flight, then waits for the test's go-ahead.
-    let (in_flight, mut attempt_started) = tokio::sync::mpsc::unbounded_channel::<()>();
+/// A way to attempt deliveries whose first attempt says it is in flight, then waits for the
+/// test's go-ahead (20 s at most); the others go at once.
+fn gated_first_attempt() -> (
+    roster::events::Deliver,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (in_flight, attempt_started) = tokio::sync::mpsc::unbounded_channel::<()>();
     let (go_ahead, gate) = std::sync::mpsc::channel::<()>();
     let gate = std::sync::Mutex::new(gate);
     let first = std::sync::atomic::AtomicBool::new(true);
@@ -298,6 +302,12 @@ async fn a_replay_while_the_delivery_is_in_flight_delivers_it_again(backend: Bac
         }
         roster::events::attempt(agent, due)
     });
+    (deliver, attempt_started, go_ahead)
+}
+
+backend_tests!(a_replay_while_the_delivery_is_in_flight_delivers_it_again);
+async fn a_replay_while_the_delivery_is_in_flight_delivers_it_again(backend: Backend) {
+    let (deliver, mut attempt_started, go_ahead) = gated_first_attempt();
     let app = TestApp::spawn(backend)
         .await
         .with_worker_delivering(&[0.05], deliver);
@@ -881,18 +891,7 @@ backend_tests!(a_delivery_in_flight_when_the_worker_stops_is_recorded_as_deliver
 /// the worker has stopped, a lane still attempting records its own: the delivery is not left
 /// leased, to be sent again after a restart.
 async fn a_delivery_in_flight_when_the_worker_stops_is_recorded_as_delivered(backend: Backend) {
-    use std::sync::{Arc, Mutex, mpsc};
-    let (started, attempt_started) = mpsc::channel::<()>();
-    let (release, released) = mpsc::channel::<()>();
-    let gate = Arc::new(Mutex::new((started, released)));
-    let deliver: roster::events::Deliver = Arc::new(move |agent, due| {
-        {
-            let gate = gate.lock().unwrap();
-            let _ = gate.0.send(());
-            let _ = gate.1.recv();
-        }
-        roster::events::attempt(agent, due)
-    });
+    let (deliver, mut attempt_started, go_ahead) = gated_first_attempt();
     let mut app = TestApp::spawn(backend)
         .await
         .with_worker_delivering(&[0.05], deliver);
@@ -902,11 +901,11 @@ async fn a_delivery_in_flight_when_the_worker_stops_is_recorded_as_delivered(bac
     let scim = app.directory(&org, "okta");
     scim.post("/Users", &json!({"userName": "inflight@x.com"}))
         .await;
-    attempt_started
-        .recv_timeout(Duration::from_secs(10))
+    tokio::time::timeout(Duration::from_secs(20), attempt_started.recv())
+        .await
         .expect("the delivery was attempted");
     app.stop_worker();
-    release.send(()).unwrap();
+    go_ahead.send(()).unwrap();
     assert_eq!(
         rx.next(10).await.json["data"]["user"]["user_name"],
         "inflight@x.com"

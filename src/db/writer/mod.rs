@@ -68,9 +68,9 @@ const IDLE: Duration = Duration::from_secs(1);
 /// WAL frames after which a commit on any SQLite connection copies the WAL into the database
 /// itself (SQLite's automatic checkpoint): twice the writer's own mark, a safety net should
 /// the checkpoint thread be missing. At SQLite's default of 1 000, which a busy writer's WAL
-/// is always past, every commit beside the writer (a webhook lane recording its deliveries,
-/// the dispatcher's claim) ran a checkpoint of its own: an fsync of several ms each, while
-/// the checkpoint thread was doing the same work.
+/// is always past, every commit beside the writer (a portal or console change; the webhook
+/// worker's claims and records, before they went through the writer) ran a checkpoint of its
+/// own: an fsync of several ms each, while the checkpoint thread was doing the same work.
 pub(crate) const SQLITE_AUTOCHECKPOINT_FRAMES: u32 = 2 * connection::WriterConn::WAL_FRAMES;
 
 /// Why a queued job has no result.

@@ -328,9 +328,9 @@ fn the_writer_starts_the_wal_over_once_the_thread_reports_wal_frames() {
 }
 
 /// Checkpoints are the checkpoint thread's and the writer's. A commit on another pooled
-/// connection (a webhook lane recording its deliveries) while the WAL is long must not copy
-/// the WAL into the database itself, as SQLite's default (at 1 000 frames) would: an fsync
-/// of several ms each time, in the lane's way.
+/// connection (a portal or console change) while the WAL is long must not copy the WAL into
+/// the database itself, as SQLite's default (at 1 000 frames) would: an fsync of several ms
+/// each time, in that change's way.
 #[test]
 fn pooled_commits_leave_a_long_wal_to_the_checkpoint_thread() {
     let (dir, pool) = sqlite_database();
