@@ -54,6 +54,46 @@ pub struct NewRequest {
 }
 
 impl NewRequest {
+    /// Every column as `column = value`, `NULL`s bound: one statement text whatever is
+    /// missing, which the connection keeps prepared and finds without rebuilding its SQL (with
+    /// the derived `Insertable`, a missing value left its column out: a statement per shape,
+    /// its SQL built anew for every row to look it up).
+    #[allow(clippy::type_complexity)]
+    fn every_column(
+        &self,
+    ) -> (
+        diesel::dsl::Eq<scim_requests::directory_id, &String>,
+        diesel::dsl::Eq<scim_requests::at, &NaiveDateTime>,
+        diesel::dsl::Eq<scim_requests::method, &String>,
+        diesel::dsl::Eq<scim_requests::path, &String>,
+        diesel::dsl::Eq<scim_requests::status, &i32>,
+        diesel::dsl::Eq<scim_requests::duration_us, &i64>,
+        diesel::dsl::Eq<scim_requests::request_body, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::response_excerpt, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::error_kind, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::resource_type, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::resource_id, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::change_summary, &Option<String>>,
+        diesel::dsl::Eq<scim_requests::request_id, &Option<String>>,
+    ) {
+        use scim_requests::*;
+        (
+            directory_id.eq(&self.directory_id),
+            at.eq(&self.at),
+            method.eq(&self.method),
+            path.eq(&self.path),
+            status.eq(&self.status),
+            duration_us.eq(&self.duration_us),
+            request_body.eq(&self.request_body),
+            response_excerpt.eq(&self.response_excerpt),
+            error_kind.eq(&self.error_kind),
+            resource_type.eq(&self.resource_type),
+            resource_id.eq(&self.resource_id),
+            change_summary.eq(&self.change_summary),
+            request_id.eq(&self.request_id),
+        )
+    }
+
     /// A refused request is logged as it came, and its path or body may hold U+0000, which
     /// PostgreSQL text cannot store (the whole batch of rows would be lost): it is kept as
     /// U+FFFD instead, on both backends.
@@ -124,7 +164,7 @@ pub fn insert_many(conn: &mut DbConn, mut rows: Vec<NewRequest>) -> QueryResult<
             rows.retain(|r| live.contains(&r.directory_id));
             for row in &rows {
                 diesel::insert_into(scim_requests::table)
-                    .values(row)
+                    .values(row.every_column())
                     .execute(c)?;
             }
             let last = diesel::select(last_insert_rowid()).get_result::<i64>(c)?;
@@ -575,4 +615,41 @@ pub fn refused_for_credentials_since(
         .first(conn)
         .optional()?;
     Ok((count, newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::debug_query;
+    use diesel::sqlite::Sqlite;
+
+    use super::{NewRequest, scim_requests};
+
+    /// A read's row and a refused write's row (other columns missing) insert with one
+    /// statement text: the SQLite connection finds it prepared without building its SQL.
+    #[test]
+    fn every_row_inserts_with_one_statement() {
+        let read = NewRequest {
+            method: "GET".into(),
+            response_excerpt: Some("{}".into()),
+            resource_type: Some("User".into()),
+            ..NewRequest::default()
+        };
+        let refused = NewRequest {
+            method: "POST".into(),
+            request_body: Some("{".into()),
+            error_kind: Some("invalidSyntax".into()),
+            ..NewRequest::default()
+        };
+        let sql = |row: &NewRequest| {
+            let insert = diesel::insert_into(scim_requests::table).values(row.every_column());
+            debug_query::<Sqlite, _>(&insert)
+                .to_string()
+                .split(" -- binds")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(sql(&read), sql(&refused));
+        assert!(sql(&read).contains("`request_id`"), "{}", sql(&read));
+    }
 }

@@ -55,10 +55,15 @@ pub struct WriterMetrics {
 
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 128;
-/// How long log rows wait for company when no change is queued…
-const LOG_DELAY: Duration = Duration::from_millis(20);
-/// …unless there are this many already (one insert statement's worth).
-const LOG_COMPANY: usize = 200;
+/// How long log rows wait for company when no change is queued… The rows queued here are
+/// reads' (and refused requests'): no response waits for them, and a crash may lose the last
+/// quarter second of them. Each commit costs the writer a WAL write and every reader its page
+/// cache (SQLite drops a connection's cache when another commits), so reads' rows go in
+/// few, large commits. A change's own row is in its job, committed before its response.
+const LOG_DELAY: Duration = Duration::from_millis(250);
+/// …unless there are this many already: about 10 ms of the writer's time, which a change
+/// arriving meanwhile waits at most.
+const LOG_COMPANY: usize = 1000;
 /// Log rows queued and not yet committed at most: beyond this, `log` waits. Reads can come
 /// faster than their rows can be written; the queue must not grow without bound.
 const MAX_PENDING_LOGS: usize = 8000;

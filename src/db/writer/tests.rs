@@ -401,8 +401,12 @@ async fn the_writer_starts_the_wal_over_after_a_batch_once_wal_frames_are_report
 async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
     let (_dir, pool, directory) = database_with_directory();
     let logged = |n: usize| {
-        let rows =
-            crate::db::requests::recent(&mut pool.get().unwrap(), &directory.id, 1000).unwrap();
+        let rows = crate::db::requests::recent(
+            &mut pool.get().unwrap(),
+            &directory.id,
+            2 * LOG_COMPANY as i64,
+        )
+        .unwrap();
         assert_eq!(rows.len(), n);
     };
     let row = || NewRequest {
@@ -420,6 +424,36 @@ async fn waiting_log_rows_are_committed_by_flush_and_at_close() {
     }
     drop(writer);
     logged(LOG_COMPANY + 8);
+}
+
+/// A read's log row needs no flush and no change to carry it: the writer commits it on its
+/// own once it has waited `LOG_DELAY`, which keeps what a crash can lose of reads' rows
+/// under a second.
+#[actix_rt::test]
+async fn a_lone_log_row_is_committed_without_a_flush() {
+    const { assert!(LOG_DELAY.as_millis() <= 500) };
+    let (_dir, pool, directory) = database_with_directory();
+    let writer = Writer::start(pool.clone(), DeliveryWake::default());
+    writer
+        .log(NewRequest {
+            directory_id: directory.id.clone(),
+            ..row()
+        })
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows =
+            crate::db::requests::recent(&mut pool.get().unwrap(), &directory.id, 10).unwrap();
+        if rows.len() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row was never committed"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(writer);
 }
 
 /// A schema of its own on the test Postgres server (`TEST_DATABASE_URL`), with a pool and
