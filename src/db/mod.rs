@@ -442,7 +442,7 @@ mod tests {
     /// every connection takes one mutex per allocation with memory statistics on, and one
     /// page-cache mutex for all connections with memory management on; and, as a diesel
     /// connection is never used by two threads at once, no mutex per connection call
-    /// (multi-thread mode). Together a tenth of a SCIM read's CPU time on two cores.
+    /// (multi-thread mode). Together 7 % of a SCIM read's CPU time on two cores.
     #[test]
     fn sqlite_connections_share_no_locks() {
         let mut c = diesel::SqliteConnection::establish(":memory:").unwrap();
