@@ -56,8 +56,8 @@ pub struct WriterMetrics {
 /// Jobs committed together at most.
 const MAX_BATCH: usize = 128;
 /// How long log rows wait for company when no change is queued… The rows queued here are
-/// reads' (and refused requests'): no response waits for them, and a crash may lose the last
-/// quarter second of them. Each commit costs the writer a WAL write and every reader its page
+/// reads' (and refused requests'): no response waits for them, and a crash loses those still
+/// waiting (normally under a quarter second's worth). Each commit costs the writer a WAL write and every reader its page
 /// cache (SQLite drops a connection's cache when another commits), so reads' rows go in
 /// few, large commits. A change's own row is in its job, committed before its response.
 const LOG_DELAY: Duration = Duration::from_millis(250);
