@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::scim_endpoint::body::BodyBudget;
 use crate::scim_endpoint::fair_share::FairShare;
 use crate::scim_endpoint::group_turns::GroupTurns;
+use crate::scim_endpoint::read_slots::ReadSlots;
 
 /// State shared by every handler.
 pub struct AppState {
@@ -36,6 +37,9 @@ pub struct AppState {
     /// The places SCIM requests are served in, shared fairly between directories (see
     /// `scim_endpoint::fair_share`).
     pub fair_share: Arc<FairShare>,
+    /// The slots SCIM reads hold while they query the database (see
+    /// `scim_endpoint::read_slots`).
+    pub read_slots: Arc<ReadSlots>,
     /// What `/metrics` serves (`None` if they could not be set up: logged at start).
     pub metrics: Option<Metrics>,
 }
@@ -55,6 +59,9 @@ impl AppState {
         });
         let body_budget = BodyBudget::new(config.limits.in_flight_body_bytes);
         let auth_throttle = AuthThrottle::new(config.limits.failed_auth_per_minute);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The pool was opened from this URL: it names a backend.
+        let backend = db::Backend::from_url(&config.database_url).unwrap_or(db::Backend::Sqlite);
         AppState {
             pool,
             config,
@@ -64,9 +71,8 @@ impl AppState {
             worker_health: Default::default(),
             delivery_wake,
             group_turns: Default::default(),
-            fair_share: Arc::new(FairShare::for_cores(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            )),
+            fair_share: Arc::new(FairShare::for_cores(cores)),
+            read_slots: Arc::new(ReadSlots::new(backend, cores)),
             body_budget,
             auth_throttle,
             metrics,

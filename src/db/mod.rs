@@ -28,6 +28,8 @@ pub mod scim_filter;
 pub mod sealing;
 pub mod sessions;
 pub mod settings;
+mod snapshot;
+pub use snapshot::read_snapshot;
 mod timestamp;
 pub use timestamp::DbTimestamp;
 pub mod users;

@@ -30,6 +30,7 @@ pub mod body;
 pub mod fair_share;
 pub mod group_turns;
 mod member_steps;
+pub mod read_slots;
 mod resync;
 
 /// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
@@ -795,23 +796,34 @@ async fn read(
 ) -> Result<Rendered, ScimError> {
     let (inc, tgt) = (incoming.clone(), target.clone());
     let bookmarks = state.user_pages.clone();
-    let work = move |mut conn: crate::db::PooledConn| {
-        let auth = match authenticated {
-            Some(auth) => auth,
-            None => authenticate(
-                &mut conn,
-                &inc.directory_id,
-                inc.token.as_deref().map_err(|detail| *detail),
-            )?,
-        };
-        let _ = inc.provider.set(auth.provider);
-        note_resync(&mut conn, &inc.directory_id, &inc.resync)?;
-        let rendered = dispatch_read(&mut conn, &inc, &tgt, Some(&bookmarks))?;
-        let rendered = not_modified(rendered, inc.if_none_match.as_deref());
-        Ok::<_, ScimError>((rendered, auth.touch))
-    };
     let one_resource = matches!(*target, Target::Resource(..)) && incoming.method == Method::GET;
+    let work = move |mut conn: crate::db::PooledConn| {
+        let reads = |conn: &mut crate::db::DbConn| {
+            let auth = match authenticated {
+                Some(auth) => auth,
+                None => authenticate(
+                    conn,
+                    &inc.directory_id,
+                    inc.token.as_deref().map_err(|detail| *detail),
+                )?,
+            };
+            let _ = inc.provider.set(auth.provider);
+            note_resync(conn, &inc.directory_id, &inc.resync)?;
+            let rendered = dispatch_read(conn, &inc, &tgt, Some(&bookmarks))?;
+            let rendered = not_modified(rendered, inc.if_none_match.as_deref());
+            Ok::<_, ScimError>((rendered, auth.touch))
+        };
+        // One resource's reads in one transaction; a list may scan a whole directory in
+        // chunks, and a transaction that long would keep SQLite's WAL from being reset.
+        if one_resource {
+            crate::db::read_snapshot(&mut conn, reads)
+        } else {
+            reads(&mut conn)
+        }
+    };
     let pool = state.pool.clone();
+    // Postgres reads wait for one of a few slots (see `read_slots`).
+    let slot = state.read_slots.enter().await;
     let (rendered, touch) = match pool.try_get() {
         Some(conn) if one_resource && matches!(*conn, DbConn::Sqlite(_)) => work(conn)?,
         Some(conn) => web::block(move || work(conn))
@@ -821,6 +833,7 @@ async fn read(
             .await
             .map_err(|_| ScimError::internal())??,
     };
+    drop(slot);
     if let Some(touch) = touch
         && state.touches.claim(&touch.token_id)
     {
