@@ -233,17 +233,8 @@ impl FairShare {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::future::Future;
+    use crate::scim_endpoint::poll_once;
     use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
-
-    /// Polls `f` once: its output if it is ready.
-    fn poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
-        match Pin::new(f).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => Some(v),
-            Poll::Pending => None,
-        }
-    }
 
     fn entered(share: &Arc<FairShare>, directory: &str) -> Place {
         let mut f = Box::pin(share.clone().enter_owned(directory.to_string()));

@@ -33,6 +33,16 @@ mod member_steps;
 pub mod read_slots;
 mod resync;
 
+/// Polls `f` once: its output if it is ready (for tests of what waits its turn).
+#[cfg(test)]
+fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::Pin::new(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
 /// Every path under `/scim/v2/`, split by hand: a pattern with `{directory}` is matched by a
 /// regular expression, which cost a seventh of a read's time in the server's own threads.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -42,19 +42,9 @@ impl ReadSlots {
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
-
     use super::ReadSlots;
     use crate::db::Backend;
-
-    /// Polls `f` once: its output if it is ready.
-    fn poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
-        match Pin::new(f).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => Some(v),
-            Poll::Pending => None,
-        }
-    }
+    use crate::scim_endpoint::poll_once;
 
     #[test]
     fn reads_past_the_slots_wait_for_one_to_be_given_back() {
