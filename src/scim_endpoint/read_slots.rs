@@ -35,7 +35,8 @@ impl ReadSlots {
     }
 
     /// Slots free now (`None`: unbounded).
-    pub fn free(&self) -> Option<usize> {
+    #[cfg(test)]
+    fn free(&self) -> Option<usize> {
         self.0.as_ref().map(Semaphore::available_permits)
     }
 }
